@@ -1,0 +1,37 @@
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { ConfiguredRetryStrategy } from "@smithy/util-retry";
+import { clock } from "./clock.js";
+import { tracer } from "./powertools.js";
+
+/**
+ * Every AWS client the functions use, created once per container from one configuration.
+ * Throttling and 5xx answers are retried by the SDK with capped exponential backoff and full jitter;
+ * what still fails after MAX_ATTEMPTS reaches the caller, which leaves the work for the next poll or
+ * the next delivery. The delay is computed in AWS time so the sandbox's compressed clock stays faithful.
+ */
+const MAX_ATTEMPTS = Number(process.env.AWS_MAX_ATTEMPTS ?? "5") || 5;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_CAP_MS = 10_000;
+
+export function backoffDelay(attempt: number, baseMs = BACKOFF_BASE_MS, capMs = BACKOFF_CAP_MS): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
+}
+
+function clientConfig() {
+  return {
+    region: process.env.AWS_REGION ?? "us-east-1",
+    retryStrategy: new ConfiguredRetryStrategy(MAX_ATTEMPTS, (attempt: number) =>
+      clock.toReal(backoffDelay(attempt)),
+    ),
+  };
+}
+
+export const ssm = tracer.captureAWSv3Client(new SSMClient(clientConfig()));
+export const autoScaling = tracer.captureAWSv3Client(new AutoScalingClient(clientConfig()));
+export const codeDeploy = tracer.captureAWSv3Client(new CodeDeployClient(clientConfig()));
+export const dynamodb = tracer.captureAWSv3Client(new DynamoDBClient(clientConfig()));
+export const sqs = tracer.captureAWSv3Client(new SQSClient(clientConfig()));

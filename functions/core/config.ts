@@ -1,0 +1,110 @@
+import { z } from "zod";
+
+/**
+ * Configuration comes from environment variables, read once when a function's module loads. A bad
+ * value fails the cold start with one error that names every bad variable, rather than the first
+ * event that happens to need it.
+ */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const csv = z
+  .string()
+  .default("")
+  .transform((value) =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no", ""])
+    .default(fallback ? "true" : "false")
+    .transform((value) => (value === "" ? fallback : ["true", "1", "yes"].includes(value)));
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .default(String(fallback))
+    .transform((value) => (value.trim() === "" ? fallback : Number(value)))
+    .pipe(z.number().int().min(min).max(max));
+
+export const AGENT_PACKAGES = ["AWSCodeDeployAgent", "AWSCodeDeployAgentV2"] as const;
+export type AgentPackage = (typeof AGENT_PACKAGES)[number];
+
+/** Settings shared by every path that installs or verifies the agent. */
+const agentSchema = z.object({
+  AGENT_PACKAGE: z.enum(AGENT_PACKAGES).default("AWSCodeDeployAgent"),
+  // Empty or "latest" installs the latest published version; anything else pins it.
+  AGENT_VERSION: z
+    .string()
+    .default("")
+    .transform((value) => (value.trim() === "latest" ? "" : value.trim()))
+    .pipe(z.string().regex(/^(\d+(\.\d+){0,3})?$/, "a version such as 1.8.1, or empty for the latest")),
+  VERIFY_AGENT: bool(true),
+  INSTALL_ATTEMPTS: int(2, 1, 10),
+  POLL_INTERVAL_MS: int(5_000, 1, 600_000),
+  DRY_RUN: bool(false),
+  // DynamoDB table holding short leases, so two concurrent invocations never work on one instance
+  // (two concurrent installs of one package fail on the instance). Empty disables leasing.
+  LEASE_TABLE: z.string().default(""),
+  // Seconds kept in reserve before the Lambda deadline to report, heartbeat and release leases.
+  TIME_RESERVE_SECONDS: int(20, 1, 300),
+});
+
+const launchSchema = agentSchema.extend({
+  TARGET_GROUPS: csv,
+  LIFECYCLE_HOOK_NAME: z.string().default(""),
+  FAILURE_RESULT: z.enum(["ABANDON", "CONTINUE"]).default("ABANDON"),
+  // Longest wait for SSM registration before the instance gets the failure result.
+  REGISTRATION_TIMEOUT_SECONDS: int(600, 30, 7_200),
+});
+
+const failureSchema = agentSchema.extend({
+  TARGET_DEPLOYMENT_GROUPS: csv.pipe(
+    z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, "application/deployment-group pairs")),
+  ),
+  MAX_REDEPLOYS: int(1, 0, 10),
+  REDEPLOY_WHEN: z.enum(["agent-signature", "agent-changed", "never"]).default("agent-changed"),
+  REGISTRATION_TIMEOUT_SECONDS: int(60, 0, 7_200),
+});
+
+const sweepSchema = z.object({
+  TARGET_GROUPS: csv,
+  LIFECYCLE_HOOK_NAME: z.string().min(1, "the name of the launch lifecycle hook the service owns"),
+  LAUNCH_QUEUE_URL: z.string().url(),
+  STALE_AFTER_SECONDS: int(300, 30, 172_800),
+  DRY_RUN: bool(false),
+});
+
+export type LaunchConfig = z.infer<typeof launchSchema>;
+export type FailureConfig = z.infer<typeof failureSchema>;
+export type SweepConfig = z.infer<typeof sweepSchema>;
+export type AgentConfig = z.infer<typeof agentSchema>;
+
+function load<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.infer<T> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+  throw new ConfigError(`Invalid ${what} configuration: ${problems.join("; ")}`);
+}
+
+export const loadLaunchConfig = (env: NodeJS.ProcessEnv = process.env): LaunchConfig =>
+  load(launchSchema, env, "launch");
+export const loadFailureConfig = (env: NodeJS.ProcessEnv = process.env): FailureConfig =>
+  load(failureSchema, env, "deployment-failure");
+export const loadSweepConfig = (env: NodeJS.ProcessEnv = process.env): SweepConfig =>
+  load(sweepSchema, env, "sweep");
+
+/** Defaults for tests and the sandbox: every value as if no variable were set. */
+export const defaultLaunchConfig = (overrides: Partial<LaunchConfig> = {}): LaunchConfig => ({
+  ...loadLaunchConfig({}),
+  ...overrides,
+});
+export const defaultFailureConfig = (overrides: Partial<FailureConfig> = {}): FailureConfig => ({
+  ...loadFailureConfig({}),
+  ...overrides,
+});

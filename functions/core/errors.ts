@@ -1,0 +1,46 @@
+/** Named errors; each keeps the AWS error it wraps as `cause`. */
+export class AwsCallError extends Error {
+  override name = "AwsCallError";
+}
+
+export class EventValidationError extends Error {
+  override name = "EventValidationError";
+  constructor(
+    message: string,
+    readonly fields: string[],
+  ) {
+    super(message);
+  }
+}
+
+/** The name AWS gave an error thrown by an SDK v3 client, or "" for anything else. */
+export function awsErrorName(error: unknown): string {
+  if (error && typeof error === "object" && "name" in error && typeof error.name === "string") {
+    return error.name;
+  }
+  return "";
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const THROTTLING = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "ProvisionedThroughputExceededException",
+]);
+
+/** Throttling and server-side faults that a later attempt can get past. */
+export function isTransient(error: unknown): boolean {
+  const name = awsErrorName(error);
+  if (THROTTLING.has(name) || name === "InternalServerError" || name === "InternalFailure") return true;
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata
+    ?.httpStatusCode;
+  return typeof status === "number" && status >= 500;
+}

@@ -1,0 +1,52 @@
+/**
+ * EventBridge event patterns of the service, in one place: the stacks deploy them and the sandbox
+ * routes its events through the very same patterns.
+ */
+export interface EventPattern {
+  source: string[];
+  "detail-type": string[];
+  detail?: Record<string, unknown>;
+}
+
+export const LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action";
+export const DEPLOYMENT_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification";
+
+/** Launch lifecycle actions of our hook on the groups in scope (every group when `groups` is empty). */
+export function launchEventPattern(groups: readonly string[], hookName: string): EventPattern {
+  const detail: Record<string, unknown> = { LifecycleHookName: [hookName] };
+  if (groups.length > 0) detail.AutoScalingGroupName = [...groups];
+  return { source: ["aws.autoscaling"], "detail-type": [LAUNCH_DETAIL_TYPE], detail };
+}
+
+/**
+ * Failed CodeDeploy deployments of the applications in scope. `deploymentGroups` holds
+ * `application/group` pairs; the pattern narrows by application and group name, and the handler
+ * checks the exact pair (EventBridge matches each field on its own).
+ */
+export function deploymentFailureEventPattern(deploymentGroups: readonly string[]): EventPattern {
+  const detail: Record<string, unknown> = { state: ["FAILURE"] };
+  if (deploymentGroups.length > 0) {
+    detail.application = [...new Set(deploymentGroups.map((pair) => pair.split("/")[0]))];
+    detail.deploymentGroup = [...new Set(deploymentGroups.map((pair) => pair.split("/")[1]))];
+  }
+  return { source: ["aws.codedeploy"], "detail-type": [DEPLOYMENT_DETAIL_TYPE], detail };
+}
+
+/**
+ * Matches an event against a pattern with EventBridge semantics for the subset used here: every
+ * field named in the pattern must be present, and a leaf array matches when the event's value (or
+ * one of its values) equals one of the listed values.
+ */
+export function matchesPattern(pattern: object, event: unknown): boolean {
+  if (event === null || typeof event !== "object") return false;
+  for (const [key, expected] of Object.entries(pattern)) {
+    const actual = (event as Record<string, unknown>)[key];
+    if (Array.isArray(expected)) {
+      const values = Array.isArray(actual) ? actual : [actual];
+      if (!values.some((value) => expected.includes(value))) return false;
+    } else if (expected && typeof expected === "object") {
+      if (!matchesPattern(expected, actual)) return false;
+    }
+  }
+  return true;
+}
