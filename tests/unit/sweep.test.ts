@@ -1,0 +1,329 @@
+import {
+  type Activity,
+  AutoScalingClient,
+  type AutoScalingGroup,
+  DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
+  DescribeScalingActivitiesCommand,
+  DescribeWarmPoolCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { EnqueueError, type SweepSettings, sweepStaleLaunches } from "../../functions/core/sweep.js";
+
+const autoScaling = mockClient(AutoScalingClient);
+const sqs = mockClient(SQSClient);
+
+const HOOK = "agentfix-launch";
+const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/launch";
+const SETTINGS: SweepSettings = {
+  groups: ["web"],
+  hookName: HOOK,
+  queueUrl: QUEUE_URL,
+  staleAfterSeconds: 300,
+  dryRun: false,
+};
+
+function group(name: string, instances: [string, string][], extra: Partial<AutoScalingGroup> = {}) {
+  return {
+    AutoScalingGroupName: name,
+    Instances: instances.map(([InstanceId, LifecycleState]) => ({ InstanceId, LifecycleState })),
+    ...extra,
+  } as AutoScalingGroup;
+}
+
+function launched(instanceId: string, secondsAgo: number, warmPool = false): Activity {
+  return {
+    ActivityId: `act-${instanceId}`,
+    AutoScalingGroupName: "web",
+    Cause: "test",
+    Description: `Launching a new EC2 instance${warmPool ? " into warm pool" : ""}: ${instanceId}`,
+    StartTime: new Date(Date.now() - secondsAgo * 1000),
+    StatusCode: "MidLifecycleAction",
+  };
+}
+
+function ourHook(groupName = "web") {
+  return {
+    LifecycleHooks: [
+      {
+        LifecycleHookName: HOOK,
+        AutoScalingGroupName: groupName,
+        LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+      },
+    ],
+  };
+}
+
+function sentBodies() {
+  return sqs
+    .commandCalls(SendMessageBatchCommand)
+    .flatMap((call) => call.args[0].input.Entries ?? [])
+    .map((entry) => JSON.parse(entry.MessageBody ?? "{}"));
+}
+
+beforeEach(() => {
+  autoScaling.reset();
+  sqs.reset();
+  sqs.on(SendMessageBatchCommand).callsFake((input) => ({
+    Successful: input.Entries.map((entry: { Id: string }) => ({
+      Id: entry.Id,
+      MessageId: `m-${entry.Id}`,
+      MD5OfMessageBody: "x",
+    })),
+    Failed: [],
+  }));
+  autoScaling.on(DescribeLifecycleHooksCommand).resolves(ourHook());
+});
+
+describe("sweepStaleLaunches", () => {
+  it("enqueues a replay payload for an instance waiting on our hook longer than the stale threshold", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0aaa", "Pending:Wait"]])] });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0aaa", 600)] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.groups).toEqual(["web"]);
+    expect(report.examined).toBe(1);
+    expect(report.stale).toHaveLength(1);
+    expect(report.stale[0]).toMatchObject({ instanceId: "i-0aaa", group: "web" });
+    expect(report.stale[0]?.waitingSeconds).toBeGreaterThanOrEqual(599);
+    expect(report.enqueued).toBe(1);
+    expect(report.dryRun).toBe(false);
+    const call = sqs.commandCalls(SendMessageBatchCommand)[0];
+    expect(call?.args[0].input.QueueUrl).toBe(QUEUE_URL);
+    expect(sentBodies()).toEqual([
+      { instanceIds: ["i-0aaa"], autoScalingGroupName: "web", lifecycleHookName: HOOK, source: "sweep" },
+    ]);
+  });
+
+  it("leaves an instance that has waited less than the stale threshold to the event-driven path", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0new", "Pending:Wait"]])] });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0new", 60)] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.examined).toBe(1);
+    expect(report.stale).toEqual([]);
+    expect(report.enqueued).toBe(0);
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it("skips a group whose waiting instances are held by another hook, not ours", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0aaa", "Pending:Wait"]])] });
+    autoScaling.on(DescribeLifecycleHooksCommand).resolves({
+      LifecycleHooks: [
+        {
+          LifecycleHookName: "CodeDeploy-managed-automatic-launch-deployment-hook-web",
+          LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        },
+      ],
+    });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0aaa", 3600)] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.groups).toEqual([]);
+    expect(report.examined).toBe(0);
+    expect(report.stale).toEqual([]);
+    expect(autoScaling.commandCalls(DescribeLifecycleHooksCommand)[0]?.args[0].input).toEqual({
+      AutoScalingGroupName: "web",
+      LifecycleHookNames: [HOOK],
+    });
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it("ignores instances that are not held in a launch wait", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group("web", [
+          ["i-0svc", "InService"],
+          ["i-0pro", "Pending:Proceed"],
+          ["i-0ter", "Terminating:Wait"],
+        ]),
+      ],
+    });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0svc", 3600)] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.examined).toBe(0);
+    expect(autoScaling.commandCalls(DescribeLifecycleHooksCommand)).toHaveLength(0);
+    expect(autoScaling.commandCalls(DescribeScalingActivitiesCommand)).toHaveLength(0);
+  });
+
+  it("finds warm-pool instances in Warmed:Pending:Wait through DescribeWarmPool", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [group("web", [], { WarmPoolConfiguration: { PoolState: "Stopped" } })],
+    });
+    autoScaling.on(DescribeWarmPoolCommand).resolves({
+      Instances: [
+        {
+          InstanceId: "i-0warm",
+          LifecycleState: "Warmed:Pending:Wait",
+          AvailabilityZone: "us-east-1a",
+          HealthStatus: "Healthy",
+          ProtectedFromScaleIn: false,
+        },
+      ],
+    });
+    autoScaling
+      .on(DescribeScalingActivitiesCommand)
+      .resolves({ Activities: [launched("i-0warm", 900, true)] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.stale.map((instance) => instance.instanceId)).toEqual(["i-0warm"]);
+    expect(report.stale[0]?.waitingSeconds).toBeGreaterThanOrEqual(899);
+    expect(autoScaling.commandCalls(DescribeWarmPoolCommand)[0]?.args[0].input.AutoScalingGroupName).toBe(
+      "web",
+    );
+  });
+
+  it("does not call DescribeWarmPool for a group without a warm pool", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0aaa", "Pending:Wait"]])] });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0aaa", 600)] });
+
+    await sweepStaleLaunches(SETTINGS);
+
+    expect(autoScaling.commandCalls(DescribeWarmPoolCommand)).toHaveLength(0);
+  });
+
+  it("pages through scaling activities until it finds the launch of every waiting instance", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group("web", [
+          ["i-0aaa", "Pending:Wait"],
+          ["i-0bbb", "Pending:Wait"],
+        ]),
+      ],
+    });
+    autoScaling
+      .on(DescribeScalingActivitiesCommand)
+      .resolvesOnce({ Activities: [launched("i-0aaa", 400)], NextToken: "page-2" })
+      .resolvesOnce({ Activities: [launched("i-0zzz", 500)], NextToken: "page-3" })
+      .resolvesOnce({ Activities: [launched("i-0bbb", 700)], NextToken: "page-4" });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    const calls = autoScaling.commandCalls(DescribeScalingActivitiesCommand);
+    expect(calls.map((call) => call.args[0].input.NextToken)).toEqual([undefined, "page-2", "page-3"]);
+    expect(calls[0]?.args[0].input).toMatchObject({ AutoScalingGroupName: "web", MaxRecords: 100 });
+    expect(report.stale.map((instance) => instance.instanceId).sort()).toEqual(["i-0aaa", "i-0bbb"]);
+  });
+
+  it("treats a waiting instance whose launch activity is no longer listed as stale", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0old", "Pending:Wait"]])] });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    expect(report.stale).toEqual([{ instanceId: "i-0old", group: "web", waitingSeconds: null }]);
+    expect(report.enqueued).toBe(1);
+  });
+
+  it("describes only the groups in scope, and every group when none is configured", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
+
+    await sweepStaleLaunches({ ...SETTINGS, groups: ["web", "api"] });
+    await sweepStaleLaunches({ ...SETTINGS, groups: [] });
+
+    const inputs = autoScaling
+      .commandCalls(DescribeAutoScalingGroupsCommand)
+      .map((call) => call.args[0].input);
+    expect(inputs[0]?.AutoScalingGroupNames).toEqual(["web", "api"]);
+    expect(inputs[1]?.AutoScalingGroupNames).toBeUndefined();
+  });
+
+  it("pages through the groups of the account", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolvesOnce({ AutoScalingGroups: [group("web", [])], NextToken: "more" })
+      .resolvesOnce({ AutoScalingGroups: [group("api", [["i-0api", "Pending:Wait"]])] });
+    autoScaling.on(DescribeLifecycleHooksCommand).resolves(ourHook("api"));
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0api", 1000)] });
+
+    const report = await sweepStaleLaunches({ ...SETTINGS, groups: [] });
+
+    expect(autoScaling.commandCalls(DescribeAutoScalingGroupsCommand)).toHaveLength(2);
+    expect(report.groups).toEqual(["api"]);
+    expect(sentBodies()[0]).toMatchObject({ instanceIds: ["i-0api"], autoScalingGroupName: "api" });
+  });
+
+  it("sends at most ten messages per SendMessageBatch call", async () => {
+    const ids = Array.from({ length: 23 }, (_, index) => `i-0${index.toString(16).padStart(4, "0")}`);
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group(
+          "web",
+          ids.map((id) => [id, "Pending:Wait"] as [string, string]),
+        ),
+      ],
+    });
+    autoScaling
+      .on(DescribeScalingActivitiesCommand)
+      .resolves({ Activities: ids.map((id) => launched(id, 1200)) });
+
+    const report = await sweepStaleLaunches(SETTINGS);
+
+    const calls = sqs.commandCalls(SendMessageBatchCommand);
+    expect(calls.map((call) => call.args[0].input.Entries?.length)).toEqual([10, 10, 3]);
+    expect(report.enqueued).toBe(23);
+    expect(
+      sentBodies()
+        .map((body) => body.instanceIds[0])
+        .sort(),
+    ).toEqual([...ids].sort());
+  });
+
+  it("raises an EnqueueError naming every entry SQS did not accept", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group("web", [
+          ["i-0aaa", "Pending:Wait"],
+          ["i-0bbb", "Pending:Wait"],
+        ]),
+      ],
+    });
+    autoScaling
+      .on(DescribeScalingActivitiesCommand)
+      .resolves({ Activities: [launched("i-0aaa", 600), launched("i-0bbb", 600)] });
+    sqs.on(SendMessageBatchCommand).callsFake((input) => ({
+      Successful: [{ Id: input.Entries[0].Id, MessageId: "m-1", MD5OfMessageBody: "x" }],
+      Failed: [{ Id: input.Entries[1].Id, SenderFault: false, Code: "InternalError", Message: "try again" }],
+    }));
+
+    const failure = await sweepStaleLaunches(SETTINGS).catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(EnqueueError);
+    expect((failure as EnqueueError).failed).toEqual([
+      { instanceId: "i-0bbb", code: "InternalError", message: "try again" },
+    ]);
+    expect((failure as EnqueueError).message).toContain("i-0bbb (InternalError: try again)");
+  });
+
+  it("reports stale instances without enqueuing them in dry-run mode", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0aaa", "Pending:Wait"]])] });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0aaa", 600)] });
+
+    const report = await sweepStaleLaunches({ ...SETTINGS, dryRun: true });
+
+    expect(report.dryRun).toBe(true);
+    expect(report.stale).toHaveLength(1);
+    expect(report.enqueued).toBe(0);
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+});
