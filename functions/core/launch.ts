@@ -1,0 +1,307 @@
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { type AgentResult, agentSettings, type EnsureMode, ensureAgents } from "./agent.js";
+import { clock } from "./clock.js";
+import type { LaunchConfig } from "./config.js";
+import type { Lease } from "./lease.js";
+import {
+  completeAction,
+  describeLifecycleStates,
+  findLaunchHooks,
+  LAUNCHING,
+  type LifecycleAction,
+  recordHeartbeat,
+  WAITING_STATES,
+} from "./lifecycle.js";
+import { logger, metrics } from "./powertools.js";
+
+/**
+ * The launch path: every instance a launch hook holds in Pending:Wait gets the CodeDeploy agent from
+ * Systems Manager, verified, before the hook is completed. Each call looks at the world (lifecycle
+ * state, SSM registration, installs already sent) and takes the next step, so duplicates, retries and
+ * replays resume the work instead of repeating it.
+ */
+export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
+
+/** One instance to reconcile, from an event, a replay or the sweep. */
+export interface LaunchRequest {
+  instanceId: string;
+  group: string;
+  /** Absent on replay: resolved from the group's hooks. */
+  hook?: string;
+  token?: string;
+  transition?: string;
+  origin?: string;
+  destination?: string;
+  /** AWS-time ms when the lifecycle action started, when known (the event's time). */
+  startedAt?: number;
+  source: "event" | "replay" | "sweep";
+}
+
+export interface LaunchOutcome {
+  instanceId: string;
+  autoScalingGroupName: string;
+  lifecycleHookName?: string;
+  outcome: LaunchOutcomeKind;
+  reason: string;
+  agentVersion?: string;
+  elapsedSeconds: number;
+  installCommandIds?: string[];
+  verifyCommandIds?: string[];
+}
+
+export interface LaunchContext {
+  /** AWS-time ms by which the work must stop (the Lambda deadline minus a reserve). */
+  deadline: number;
+  /** Correlates logs, SSM command comments and leases (the Lambda request id). */
+  correlationId: string;
+  lease: Lease;
+}
+
+export async function reconcileLaunches(
+  requests: readonly LaunchRequest[],
+  config: LaunchConfig,
+  context: LaunchContext,
+): Promise<LaunchOutcome[]> {
+  const startedAt = clock.now();
+  const outcomes = new Map<string, LaunchOutcome>();
+  const decide = (
+    request: LaunchRequest,
+    outcome: LaunchOutcomeKind,
+    reason: string,
+    extra: Partial<LaunchOutcome> = {},
+  ) => {
+    const since = request.startedAt ?? startedAt;
+    outcomes.set(request.instanceId, {
+      instanceId: request.instanceId,
+      autoScalingGroupName: request.group,
+      lifecycleHookName: request.hook,
+      outcome,
+      reason,
+      elapsedSeconds: Math.max(0, Math.round((clock.now() - since) / 100) / 10),
+      ...extra,
+    });
+  };
+
+  // 1. Scope. A duplicate of an instance in the same batch is handled once; the newest event wins.
+  const work = new Map<string, LaunchRequest>();
+  for (const request of requests) {
+    const skip = outOfScope(request, config);
+    if (skip) {
+      decide(request, "SKIPPED", skip);
+      continue;
+    }
+    const known = work.get(request.instanceId);
+    if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0)) work.set(request.instanceId, request);
+  }
+
+  // Replays may leave the hook out: it is the group's one hook of ours.
+  const heartbeatMs = new Map<string, number>();
+  for (const request of work.values()) {
+    const hooks = await findLaunchHooks(request.group, config.LIFECYCLE_HOOK_NAME || request.hook || "");
+    const hook = request.hook ? hooks.find((candidate) => candidate.name === request.hook) : hooks[0];
+    if (!request.hook && hooks.length > 1) {
+      decide(
+        request,
+        "SKIPPED",
+        `group ${request.group} has ${hooks.length} launch hooks of ours (${hooks.map((h) => h.name).join(", ")}); name one with lifecycleHookName`,
+      );
+      work.delete(request.instanceId);
+    } else if (!hook && !request.hook) {
+      decide(request, "SKIPPED", `group ${request.group} has no launch lifecycle hook of ours`);
+      work.delete(request.instanceId);
+    } else {
+      request.hook = request.hook ?? hook?.name;
+      // Unknown hooks (not described yet, or cached before they were created) get the documented default.
+      heartbeatMs.set(request.instanceId, (hook?.heartbeatTimeoutSeconds ?? 3600) * 1000);
+    }
+  }
+
+  // 2. Lifecycle state: an instance no longer waiting needs nothing, and no SSM call.
+  const states = work.size > 0 ? await describeLifecycleStates([...work.keys()]) : new Map();
+  for (const request of [...work.values()]) {
+    const state = states.get(request.instanceId);
+    if (!state || !WAITING_STATES.has(state.lifecycleState)) {
+      decide(
+        request,
+        "ALREADY_COMPLETED",
+        state
+          ? `instance is ${state.lifecycleState}; its launch wait is over`
+          : "instance is no longer in the group (terminated or detached)",
+      );
+      work.delete(request.instanceId);
+    }
+  }
+
+  // Two invocations must never work on one instance at once (duplicated events, sweep, replays).
+  for (const request of [...work.values()]) {
+    if (
+      !(await context.lease.acquire(`agent#${request.instanceId}`, context.correlationId, context.deadline))
+    ) {
+      decide(
+        request,
+        "PENDING",
+        "another invocation is working on this instance; retried on the next delivery",
+      );
+      work.delete(request.instanceId);
+    }
+  }
+
+  // 3-9. Install and verify, heartbeating long waits, then complete.
+  const lastBeat = new Map<string, number>();
+  const actionOf = (request: LaunchRequest): LifecycleAction => ({
+    group: request.group,
+    hook: request.hook ?? "",
+    instanceId: request.instanceId,
+    token: request.source === "event" ? request.token : undefined,
+  });
+  const ended = new Set<string>();
+  const onTick = async (now: number, pending: string[]) => {
+    const stop: string[] = [];
+    for (const instanceId of pending) {
+      const request = work.get(instanceId);
+      if (!request) continue;
+      // Without a known start (replay, sweep) the wait may already be old: beat at once.
+      const last = lastBeat.get(instanceId) ?? request.startedAt ?? 0;
+      if (now - last < (heartbeatMs.get(instanceId) ?? 0) / 2) continue;
+      if (config.DRY_RUN) continue;
+      if (await recordHeartbeat(actionOf(request))) {
+        lastBeat.set(instanceId, now);
+        metrics.addMetric("LifecycleHeartbeats", MetricUnit.Count, 1);
+      } else {
+        ended.add(instanceId);
+        stop.push(instanceId);
+      }
+    }
+    return stop;
+  };
+
+  const byMode = new Map<EnsureMode, LaunchRequest[]>();
+  for (const request of work.values()) {
+    // Leaving the warm pool: the agent was installed on the way in; verify it, install only if needed.
+    const mode: EnsureMode = request.origin === "WarmPool" ? "verify-first" : "install";
+    byMode.set(mode, [...(byMode.get(mode) ?? []), request]);
+  }
+  const settings = agentSettings(config);
+  const results = (
+    await Promise.all(
+      [...byMode].map(([mode, group]) => {
+        const earliest = Math.min(...group.map((request) => request.startedAt ?? startedAt));
+        return ensureAgents(
+          {
+            instanceIds: group.map((request) => request.instanceId),
+            mode,
+            // Installs sent since the launch began are this launch's own (a minute of slack for clock skew).
+            since: group.every((request) => request.startedAt !== undefined) ? earliest - 60_000 : undefined,
+            registrationDeadline: earliest + config.REGISTRATION_TIMEOUT_SECONDS * 1000,
+            deadline: context.deadline,
+            correlationId: context.correlationId,
+            onTick,
+          },
+          settings,
+        );
+      }),
+    )
+  ).flat();
+
+  for (const result of results) {
+    const request = work.get(result.instanceId);
+    if (!request) continue;
+    await settle(request, result);
+  }
+
+  async function settle(request: LaunchRequest, result: AgentResult): Promise<void> {
+    const ids = {
+      installCommandIds: result.installCommandIds,
+      verifyCommandIds: result.verifyCommandIds,
+      agentVersion: result.agentVersion,
+    };
+    const action = actionOf(request);
+    if (result.status === "STOPPED" || ended.has(request.instanceId)) {
+      decide(
+        request,
+        "ALREADY_COMPLETED",
+        "the lifecycle action ended while the agent was being set up",
+        ids,
+      );
+      return;
+    }
+    if (result.status === "DRY_RUN") {
+      decide(request, "SKIPPED", `${result.reason}, then complete the lifecycle action`, ids);
+      return;
+    }
+    if (result.status === "PENDING") {
+      // Keep the instance waiting until the next delivery resumes the work.
+      if (!config.DRY_RUN && !(await recordHeartbeat(action))) {
+        decide(
+          request,
+          "ALREADY_COMPLETED",
+          "the lifecycle action ended while the agent was being set up",
+          ids,
+        );
+        return;
+      }
+      decide(request, "PENDING", result.reason, ids);
+      return;
+    }
+    const ok = result.status === "VERIFIED" || result.status === "INSTALLED";
+    const lifecycleResult = ok ? "CONTINUE" : config.FAILURE_RESULT;
+    const completion = await completeAction(action, lifecycleResult);
+    if (completion === "ALREADY_COMPLETED") {
+      decide(request, "ALREADY_COMPLETED", `${result.reason}; the lifecycle action had already ended`, ids);
+      return;
+    }
+    const reason = ok ? result.reason : `${result.reason}; completed ${lifecycleResult} (FAILURE_RESULT)`;
+    decide(request, lifecycleResult, reason, ids);
+  }
+
+  const report = requests
+    .map((request) => outcomes.get(request.instanceId))
+    .filter((outcome) => outcome !== undefined);
+  const unique = [...new Map(report.map((outcome) => [outcome.instanceId, outcome])).values()];
+  for (const outcome of unique) recordOutcome(outcome);
+  return unique;
+}
+
+function outOfScope(request: LaunchRequest, config: LaunchConfig): string | undefined {
+  if (request.transition && request.transition !== LAUNCHING) {
+    return `transition ${request.transition} is not a launch`;
+  }
+  if (config.TARGET_GROUPS.length > 0 && !config.TARGET_GROUPS.includes(request.group)) {
+    return `group ${request.group} is not in scope (TARGET_GROUPS)`;
+  }
+  if (request.hook && config.LIFECYCLE_HOOK_NAME && request.hook !== config.LIFECYCLE_HOOK_NAME) {
+    return `hook ${request.hook} is not this service's hook (${config.LIFECYCLE_HOOK_NAME})`;
+  }
+  if (
+    request.destination &&
+    request.destination !== "AutoScalingGroup" &&
+    request.destination !== "WarmPool"
+  ) {
+    return `destination ${request.destination} is not a launch into the group or its warm pool`;
+  }
+  return undefined;
+}
+
+const OUTCOME_METRIC: Record<LaunchOutcomeKind, string> = {
+  CONTINUE: "LaunchContinued",
+  ABANDON: "LaunchAbandoned",
+  ALREADY_COMPLETED: "LaunchAlreadyCompleted",
+  SKIPPED: "LaunchSkipped",
+  PENDING: "LaunchPending",
+};
+
+function recordOutcome(outcome: LaunchOutcome): void {
+  metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
+  if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON") {
+    metrics.addMetric("TimeToComplete", MetricUnit.Seconds, outcome.elapsedSeconds);
+  }
+  const log = outcome.outcome === "ABANDON" ? logger.warn.bind(logger) : logger.info.bind(logger);
+  log(`launch ${outcome.outcome}: ${outcome.reason}`, {
+    instanceId: outcome.instanceId,
+    autoScalingGroupName: outcome.autoScalingGroupName,
+    lifecycleHookName: outcome.lifecycleHookName,
+    outcome: outcome.outcome,
+    agentVersion: outcome.agentVersion,
+    elapsedSeconds: outcome.elapsedSeconds,
+  });
+}

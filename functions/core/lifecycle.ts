@@ -1,0 +1,151 @@
+import {
+  CompleteLifecycleActionCommand,
+  DescribeAutoScalingInstancesCommand,
+  DescribeLifecycleHooksCommand,
+  RecordLifecycleActionHeartbeatCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { chunks } from "./agent.js";
+import { autoScaling } from "./clients.js";
+import { clock } from "./clock.js";
+import { awsErrorName, errorMessage } from "./errors.js";
+
+/** Lifecycle states in which a launch hook holds the instance. */
+export const WAITING_STATES = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
+/** DescribeAutoScalingInstances takes at most 50 instance ids. */
+const MAX_INSTANCE_IDS = 50;
+const HOOK_CACHE_MS = 5 * 60_000;
+export const LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING";
+/** CodeDeploy installs its own launch hook on the group; it is never ours. */
+const CODEDEPLOY_HOOK_PREFIX = "CodeDeploy-managed-automatic-launch-deployment-hook";
+
+export interface InstanceState {
+  lifecycleState: string;
+  group: string;
+}
+
+/** Lifecycle state of each instance; instances Auto Scaling no longer knows are absent. */
+export async function describeLifecycleStates(
+  instanceIds: readonly string[],
+): Promise<Map<string, InstanceState>> {
+  const states = new Map<string, InstanceState>();
+  for (const chunk of chunks([...new Set(instanceIds)], MAX_INSTANCE_IDS)) {
+    let nextToken: string | undefined;
+    do {
+      const page = await autoScaling.send(
+        new DescribeAutoScalingInstancesCommand({
+          InstanceIds: chunk,
+          MaxRecords: MAX_INSTANCE_IDS,
+          NextToken: nextToken,
+        }),
+      );
+      for (const instance of page.AutoScalingInstances ?? []) {
+        if (instance.InstanceId) {
+          states.set(instance.InstanceId, {
+            lifecycleState: instance.LifecycleState ?? "",
+            group: instance.AutoScalingGroupName ?? "",
+          });
+        }
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+  }
+  return states;
+}
+
+export interface LaunchHook {
+  name: string;
+  heartbeatTimeoutSeconds: number;
+  defaultResult: string;
+}
+
+const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
+
+/**
+ * The launch hooks of a group that this service may complete: the configured hook name, or, when no
+ * name is configured, every launch hook that is not CodeDeploy's own. Cached for a few minutes per
+ * container: hooks change rarely and the heartbeat timeout is all that is read from them.
+ */
+export async function findLaunchHooks(group: string, configuredName: string): Promise<LaunchHook[]> {
+  const cached = hookCache.get(group);
+  let hooks = cached && clock.now() - cached.at < HOOK_CACHE_MS ? cached.hooks : undefined;
+  if (!hooks) {
+    const response = await autoScaling.send(
+      new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }),
+    );
+    hooks = (response.LifecycleHooks ?? [])
+      .filter((hook) => hook.LifecycleTransition === LAUNCHING && hook.LifecycleHookName)
+      .map((hook) => ({
+        name: hook.LifecycleHookName ?? "",
+        // 3600 s is the documented default heartbeat timeout.
+        heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? 3600,
+        defaultResult: hook.DefaultResult ?? "ABANDON",
+      }));
+    hookCache.set(group, { at: clock.now(), hooks });
+  }
+  return hooks.filter((hook) =>
+    configuredName ? hook.name === configuredName : !hook.name.startsWith(CODEDEPLOY_HOOK_PREFIX),
+  );
+}
+
+export function clearHookCache(): void {
+  hookCache.clear();
+}
+
+export interface LifecycleAction {
+  group: string;
+  hook: string;
+  instanceId: string;
+  /** The token of the event; absent on replay, where the instance id identifies the action. */
+  token?: string;
+}
+
+/**
+ * Completing an action that is already completed, timed out or whose instance is gone answers
+ * `ValidationError: No active Lifecycle Action found with token|instance ID ...`, with no distinct
+ * code; it means the work is already over, not that it failed
+ * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/completing-lifecycle-hooks.html).
+ */
+export function isNoActiveAction(error: unknown): boolean {
+  return (
+    awsErrorName(error) === "ValidationError" && /No active Lifecycle Action found/i.test(errorMessage(error))
+  );
+}
+
+export type CompletionResult = "COMPLETED" | "ALREADY_COMPLETED";
+
+export async function completeAction(
+  action: LifecycleAction,
+  result: "CONTINUE" | "ABANDON",
+): Promise<CompletionResult> {
+  try {
+    await autoScaling.send(
+      new CompleteLifecycleActionCommand({
+        AutoScalingGroupName: action.group,
+        LifecycleHookName: action.hook,
+        LifecycleActionResult: result,
+        ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
+      }),
+    );
+    return "COMPLETED";
+  } catch (error) {
+    if (isNoActiveAction(error)) return "ALREADY_COMPLETED";
+    throw error;
+  }
+}
+
+/** Restarts the hook's heartbeat window; false when the action is no longer active. */
+export async function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
+  try {
+    await autoScaling.send(
+      new RecordLifecycleActionHeartbeatCommand({
+        AutoScalingGroupName: action.group,
+        LifecycleHookName: action.hook,
+        ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isNoActiveAction(error)) return false;
+    throw error;
+  }
+}

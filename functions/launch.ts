@@ -1,0 +1,159 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
+import middy from "@middy/core";
+import type { Context } from "aws-lambda";
+import { clock } from "./core/clock.js";
+import { loadLaunchConfig } from "./core/config.js";
+import { errorMessage } from "./core/errors.js";
+import { type LaunchOutcome, type LaunchRequest, reconcileLaunches } from "./core/launch.js";
+import { dynamoLease } from "./core/lease.js";
+import { logger, metrics, tracer } from "./core/powertools.js";
+import {
+  LaunchLifecycleEventSchema,
+  LaunchReplaySchema,
+  LifecycleNotificationSchema,
+  TestNotificationSchema,
+} from "./schemas/launch-event.js";
+import { isObject, parseOrThrow } from "./schemas/parse.js";
+import { SqsBatchSchema } from "./schemas/sqs.js";
+
+/**
+ * Launch path entry point. Accepts an SQS batch of launch lifecycle events (what the stack wires),
+ * one raw EventBridge event (pasted into the Lambda console), or a replay payload
+ * `{"instanceIds": [...], "autoScalingGroupName": "...", "lifecycleHookName"?: "..."}`.
+ */
+const config = loadLaunchConfig();
+const lease = dynamoLease(config.LEASE_TABLE);
+
+export interface LaunchReport {
+  instances: LaunchOutcome[];
+  /** Records that carried nothing to do (test notifications). */
+  skippedRecords?: { messageId: string; reason: string }[];
+  /** Records that failed validation or processing; they go back to the queue and on to its DLQ. */
+  failedRecords?: { messageId: string; error: string }[];
+  /** SQS partial batch response: these messages are redelivered. */
+  batchItemFailures?: { itemIdentifier: string }[];
+}
+
+export async function handleLaunch(event: unknown, context: Context): Promise<LaunchReport> {
+  const deadline = clock.now() + context.getRemainingTimeInMillis() - config.TIME_RESERVE_SECONDS * 1000;
+  const run = (requests: LaunchRequest[]) =>
+    reconcileLaunches(requests, config, { deadline, correlationId: context.awsRequestId, lease });
+
+  if (isObject(event) && "Records" in event) {
+    return handleBatch(event, run);
+  }
+  const requests = toRequests(event, "event");
+  if (requests === "test-notification") return { instances: [] };
+  return { instances: await run(requests) };
+}
+
+async function handleBatch(
+  event: unknown,
+  run: (requests: LaunchRequest[]) => Promise<LaunchOutcome[]>,
+): Promise<LaunchReport> {
+  const batch = parseOrThrow(SqsBatchSchema, event, "SQS batch");
+  const failed: { messageId: string; error: string }[] = [];
+  const skipped: { messageId: string; reason: string }[] = [];
+  const byRecord = new Map<string, LaunchRequest[]>();
+  for (const record of batch.Records) {
+    try {
+      const requests = toRequests(parseBody(record.body), "event");
+      if (requests === "test-notification")
+        skipped.push({ messageId: record.messageId, reason: "autoscaling:TEST_NOTIFICATION" });
+      else byRecord.set(record.messageId, requests);
+    } catch (error) {
+      // A malformed record fails alone: it returns to the queue and reaches the DLQ after
+      // maxReceiveCount deliveries, without holding back the rest of the batch.
+      logger.error("rejected launch record", { messageId: record.messageId, error: errorMessage(error) });
+      failed.push({ messageId: record.messageId, error: errorMessage(error) });
+    }
+  }
+  const instances = await run([...byRecord.values()].flat());
+  const unfinished = new Set(
+    instances.filter((item) => item.outcome === "PENDING").map((item) => item.instanceId),
+  );
+  const retry = [...byRecord].filter(([, requests]) =>
+    requests.some((request) => unfinished.has(request.instanceId)),
+  );
+  const batchItemFailures = [
+    ...failed.map((item) => item.messageId),
+    ...retry.map(([messageId]) => messageId),
+  ].map((itemIdentifier) => ({ itemIdentifier }));
+  return {
+    instances,
+    ...(skipped.length > 0 ? { skippedRecords: skipped } : {}),
+    ...(failed.length > 0 ? { failedRecords: failed } : {}),
+    batchItemFailures,
+  };
+}
+
+function parseBody(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch (error) {
+    throw new SyntaxError(`message body is not JSON: ${errorMessage(error)}`);
+  }
+}
+
+/** Tells the accepted shapes apart and turns each into instance requests. */
+function toRequests(input: unknown, source: "event"): LaunchRequest[] | "test-notification" {
+  if (!isObject(input)) {
+    throw parseOrThrow(LaunchReplaySchema, input, "launch input (expected an object)");
+  }
+  if ("detail-type" in input || "detail" in input) {
+    const event = parseOrThrow(
+      LaunchLifecycleEventSchema,
+      input,
+      "EC2 Instance-launch Lifecycle Action event",
+    );
+    const time = Date.parse(event.time);
+    return [
+      {
+        instanceId: event.detail.EC2InstanceId,
+        group: event.detail.AutoScalingGroupName,
+        hook: event.detail.LifecycleHookName,
+        token: event.detail.LifecycleActionToken,
+        transition: event.detail.LifecycleTransition,
+        origin: event.detail.Origin,
+        destination: event.detail.Destination,
+        startedAt: Number.isNaN(time) ? undefined : time,
+        source,
+      },
+    ];
+  }
+  if ("Event" in input) {
+    parseOrThrow(TestNotificationSchema, input, "Auto Scaling test notification");
+    return "test-notification";
+  }
+  if ("LifecycleTransition" in input || "EC2InstanceId" in input) {
+    const notification = parseOrThrow(LifecycleNotificationSchema, input, "lifecycle notification");
+    const time = Date.parse(notification.Time ?? "");
+    return [
+      {
+        instanceId: notification.EC2InstanceId,
+        group: notification.AutoScalingGroupName,
+        hook: notification.LifecycleHookName,
+        token: notification.LifecycleActionToken,
+        transition: notification.LifecycleTransition,
+        origin: notification.Origin,
+        destination: notification.Destination,
+        startedAt: Number.isNaN(time) ? undefined : time,
+        source,
+      },
+    ];
+  }
+  const replay = parseOrThrow(LaunchReplaySchema, input, "launch replay payload");
+  return replay.instanceIds.map((instanceId) => ({
+    instanceId,
+    group: replay.autoScalingGroupName,
+    hook: replay.lifecycleHookName,
+    source: replay.source === "sweep" ? "sweep" : "replay",
+  }));
+}
+
+export const handler = middy(handleLaunch)
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(captureLambdaHandler(tracer))
+  .use(logMetrics(metrics));

@@ -1,0 +1,14 @@
+import { z } from "zod";
+
+/** The part of an SQS event-source batch the functions read. */
+export const SqsBatchSchema = z.object({
+  Records: z
+    .array(
+      z.object({
+        messageId: z.string().min(1),
+        body: z.string(),
+        eventSource: z.literal("aws:sqs").optional(),
+      }),
+    )
+    .min(1),
+});
