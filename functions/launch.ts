@@ -9,12 +9,7 @@ import { errorMessage } from "./core/errors.js";
 import { type LaunchOutcome, type LaunchRequest, reconcileLaunches } from "./core/launch.js";
 import { dynamoLease } from "./core/lease.js";
 import { logger, metrics, tracer } from "./core/powertools.js";
-import {
-  LaunchLifecycleEventSchema,
-  LaunchReplaySchema,
-  LifecycleNotificationSchema,
-  TestNotificationSchema,
-} from "./schemas/launch-event.js";
+import { parseLaunchInput } from "./schemas/launch-input.js";
 import { isObject, parseOrThrow } from "./schemas/parse.js";
 import { SqsBatchSchema } from "./schemas/sqs.js";
 
@@ -44,7 +39,7 @@ export async function handleLaunch(event: unknown, context: Context): Promise<La
   if (isObject(event) && "Records" in event) {
     return handleBatch(event, run);
   }
-  const requests = toRequests(event, "event");
+  const requests = parseLaunchInput(event);
   if (requests === "test-notification") return { instances: [] };
   return { instances: await run(requests) };
 }
@@ -59,7 +54,7 @@ async function handleBatch(
   const byRecord = new Map<string, LaunchRequest[]>();
   for (const record of batch.Records) {
     try {
-      const requests = toRequests(parseBody(record.body), "event");
+      const requests = parseLaunchInput(parseBody(record.body));
       if (requests === "test-notification")
         skipped.push({ messageId: record.messageId, reason: "autoscaling:TEST_NOTIFICATION" });
       else byRecord.set(record.messageId, requests);
@@ -95,62 +90,6 @@ function parseBody(body: string): unknown {
   } catch (error) {
     throw new SyntaxError(`message body is not JSON: ${errorMessage(error)}`);
   }
-}
-
-/** Tells the accepted shapes apart and turns each into instance requests. */
-function toRequests(input: unknown, source: "event"): LaunchRequest[] | "test-notification" {
-  if (!isObject(input)) {
-    throw parseOrThrow(LaunchReplaySchema, input, "launch input (expected an object)");
-  }
-  if ("detail-type" in input || "detail" in input) {
-    const event = parseOrThrow(
-      LaunchLifecycleEventSchema,
-      input,
-      "EC2 Instance-launch Lifecycle Action event",
-    );
-    const time = Date.parse(event.time);
-    return [
-      {
-        instanceId: event.detail.EC2InstanceId,
-        group: event.detail.AutoScalingGroupName,
-        hook: event.detail.LifecycleHookName,
-        token: event.detail.LifecycleActionToken,
-        transition: event.detail.LifecycleTransition,
-        origin: event.detail.Origin,
-        destination: event.detail.Destination,
-        startedAt: Number.isNaN(time) ? undefined : time,
-        source,
-      },
-    ];
-  }
-  if ("Event" in input) {
-    parseOrThrow(TestNotificationSchema, input, "Auto Scaling test notification");
-    return "test-notification";
-  }
-  if ("LifecycleTransition" in input || "EC2InstanceId" in input) {
-    const notification = parseOrThrow(LifecycleNotificationSchema, input, "lifecycle notification");
-    const time = Date.parse(notification.Time ?? "");
-    return [
-      {
-        instanceId: notification.EC2InstanceId,
-        group: notification.AutoScalingGroupName,
-        hook: notification.LifecycleHookName,
-        token: notification.LifecycleActionToken,
-        transition: notification.LifecycleTransition,
-        origin: notification.Origin,
-        destination: notification.Destination,
-        startedAt: Number.isNaN(time) ? undefined : time,
-        source,
-      },
-    ];
-  }
-  const replay = parseOrThrow(LaunchReplaySchema, input, "launch replay payload");
-  return replay.instanceIds.map((instanceId) => ({
-    instanceId,
-    group: replay.autoScalingGroupName,
-    hook: replay.lifecycleHookName,
-    source: replay.source === "sweep" ? "sweep" : "replay",
-  }));
 }
 
 export const handler = middy(handleLaunch)
