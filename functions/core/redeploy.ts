@@ -1,0 +1,194 @@
+import {
+  CreateDeploymentCommand,
+  type CreateDeploymentInput,
+  type DeploymentInfo,
+  GetDeploymentCommand,
+  ListDeploymentsCommand,
+} from "@aws-sdk/client-codedeploy";
+import { codeDeploy } from "./clients.js";
+import { callCodeDeploy } from "./deployment-calls.js";
+import { AwsCallError, awsErrorName, errorMessage } from "./errors.js";
+
+/**
+ * Redeployments this service creates carry a marker in their description naming the original
+ * failed deployment and the attempt number, so chains of redeployments can be counted and a
+ * duplicate event can find the redeployment already made, with no state of our own.
+ */
+const MARKER_PATTERN = /\s*\[agentfix redeploy of (d-[A-Za-z0-9]+) attempt (\d+)\]\s*/;
+
+/** "Maximum number of characters in a deployment description: 100"
+ * (https://docs.aws.amazon.com/codedeploy/latest/userguide/limits.html); longer is DescriptionTooLongException. */
+export const MAX_DESCRIPTION_CHARS = 100;
+
+/** Deployments created after the failure that are read to find a redeployment, at most. */
+export const MAX_REDEPLOY_CANDIDATES = 25;
+
+export interface RedeployMarker {
+  originalDeploymentId: string;
+  attempt: number;
+}
+
+export function formatMarker(marker: RedeployMarker): string {
+  return `[agentfix redeploy of ${marker.originalDeploymentId} attempt ${marker.attempt}]`;
+}
+
+export function parseMarker(description: string | undefined): RedeployMarker | undefined {
+  const match = description?.match(MARKER_PATTERN);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { originalDeploymentId: match[1], attempt: Number(match[2]) };
+}
+
+/**
+ * The redeployment's description: the original's own text (without an earlier marker) when it fits
+ * next to the marker, shortened when it does not; the marker itself is always whole.
+ */
+export function composeDescription(originalDescription: string | undefined, marker: RedeployMarker): string {
+  const tag = formatMarker(marker);
+  const text = (originalDescription ?? "").replace(MARKER_PATTERN, " ").replace(/\s+/g, " ").trim();
+  if (!text) return tag;
+  const room = MAX_DESCRIPTION_CHARS - tag.length - 1;
+  if (text.length <= room) return `${text} ${tag}`;
+  if (room < 2) return tag;
+  return `${text.slice(0, room - 1)}… ${tag}`;
+}
+
+/** Where this failure stands in its chain: the original failed deployment and this one's attempt. */
+export function chainOf(deployment: DeploymentInfo, deploymentId: string): RedeployMarker {
+  return parseMarker(deployment.description) ?? { originalDeploymentId: deploymentId, attempt: 0 };
+}
+
+/** Creators whose later deployments do not replace the failed revision (launches, terminations, catch-up). */
+const FOLLOW_ON_CREATORS = new Set(["autoscaling", "autoscalingTermination", "CodeDeployAutoUpdate"]);
+
+export type LaterDeployment =
+  | { kind: "redeployment"; deploymentId: string; attempt: number }
+  | { kind: "rollback"; deploymentId: string }
+  | { kind: "superseded"; deploymentId: string; creator: string }
+  | { kind: "too-many"; count: number };
+
+/**
+ * Looks at the deployments of the group created since the failed one: an existing redeployment of
+ * this failure (a duplicate event or a retried invocation must not create a second), a rollback, or a
+ * newer deployment that replaced the failed revision (redeploying the old revision would undo it).
+ * Launch deployments of new instances and auto-update follow-ons do not count.
+ */
+export async function findLaterDeployment(
+  failed: DeploymentInfo,
+  failedId: string,
+  chain: RedeployMarker,
+): Promise<LaterDeployment | undefined> {
+  const applicationName = failed.applicationName ?? "";
+  const deploymentGroupName = failed.deploymentGroupName ?? "";
+  const candidates: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await callCodeDeploy("ListDeployments", `${applicationName}/${deploymentGroupName}`, () =>
+      codeDeploy.send(
+        new ListDeploymentsCommand({
+          applicationName,
+          deploymentGroupName,
+          ...(failed.createTime ? { createTimeRange: { start: failed.createTime } } : {}),
+          nextToken,
+        }),
+      ),
+    );
+    candidates.push(...(page.deployments ?? []).filter((id) => id !== failedId));
+    nextToken = page.nextToken;
+  } while (nextToken);
+
+  let superseding: LaterDeployment | undefined;
+  for (const candidateId of candidates.slice(0, MAX_REDEPLOY_CANDIDATES)) {
+    const info = await getDeployment(candidateId);
+    const marker = parseMarker(info.description);
+    if (marker?.originalDeploymentId === chain.originalDeploymentId) {
+      return { kind: "redeployment", deploymentId: candidateId, attempt: marker.attempt };
+    }
+    const creator = info.creator ?? "";
+    if (creator === "codeDeployRollback" || creator === "CloudFormationRollback") {
+      superseding ??= { kind: "rollback", deploymentId: candidateId };
+    } else if (!FOLLOW_ON_CREATORS.has(creator)) {
+      superseding ??= { kind: "superseded", deploymentId: candidateId, creator: creator || "unknown" };
+    }
+  }
+  if (superseding) return superseding;
+  // Unread candidates might hide a redeployment: never risk a second one.
+  if (candidates.length > MAX_REDEPLOY_CANDIDATES) return { kind: "too-many", count: candidates.length };
+  return undefined;
+}
+
+export async function getDeployment(deploymentId: string): Promise<DeploymentInfo> {
+  const answer = await callCodeDeploy("GetDeployment", deploymentId, () =>
+    codeDeploy.send(new GetDeploymentCommand({ deploymentId })),
+  );
+  if (!answer.deploymentInfo) {
+    throw new AwsCallError(`GetDeployment for ${deploymentId} returned no deploymentInfo`);
+  }
+  return answer.deploymentInfo;
+}
+
+/** Why a failed deployment cannot be created again as it was, or undefined when it can. */
+export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
+  if (failed.deploymentMode === "RESTART") return undefined;
+  const revision = failed.revision;
+  if (!revision?.revisionType) return "the failed deployment has no revision to deploy again";
+  // "The content property of the appSpecContent object in the returned revision is always null."
+  // (https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AppSpecContent.html)
+  if (revision.revisionType === "AppSpecContent") return "its AppSpecContent revision cannot be read back";
+  return undefined;
+}
+
+/**
+ * The CreateDeployment request that repeats the failed deployment: same application, group,
+ * revision and configuration, the original's file-exists behaviour, ApplicationStop tolerance,
+ * rollback, outdated-only and alarm settings, plus the marker.
+ */
+export function redeploymentInput(failed: DeploymentInfo, marker: RedeployMarker): CreateDeploymentInput {
+  const restart = failed.deploymentMode === "RESTART";
+  return {
+    applicationName: failed.applicationName,
+    deploymentGroupName: failed.deploymentGroupName,
+    // A RESTART deployment re-runs the group's last successful revision and rejects a revision.
+    ...(restart ? { deploymentMode: failed.deploymentMode } : { revision: failed.revision }),
+    deploymentConfigName: failed.deploymentConfigName,
+    description: composeDescription(failed.description, marker),
+    ...(failed.fileExistsBehavior !== undefined ? { fileExistsBehavior: failed.fileExistsBehavior } : {}),
+    ...(failed.ignoreApplicationStopFailures !== undefined
+      ? { ignoreApplicationStopFailures: failed.ignoreApplicationStopFailures }
+      : {}),
+    ...(failed.autoRollbackConfiguration !== undefined
+      ? { autoRollbackConfiguration: failed.autoRollbackConfiguration }
+      : {}),
+    ...(failed.updateOutdatedInstancesOnly !== undefined && !restart
+      ? { updateOutdatedInstancesOnly: failed.updateOutdatedInstancesOnly }
+      : {}),
+    ...(failed.overrideAlarmConfiguration !== undefined
+      ? { overrideAlarmConfiguration: failed.overrideAlarmConfiguration }
+      : {}),
+  };
+}
+
+/**
+ * Another deployment is running in the group ("Maximum number of concurrent deployments to a
+ * deployment group: 1", limits.html). Thrown so the asynchronous invocation is retried later.
+ */
+export class RedeployDeferredError extends Error {
+  override name = "RedeployDeferredError";
+}
+
+export async function createRedeployment(input: CreateDeploymentInput): Promise<string> {
+  const group = `${input.applicationName}/${input.deploymentGroupName}`;
+  let deploymentId: string | undefined;
+  try {
+    ({ deploymentId } = await codeDeploy.send(new CreateDeploymentCommand(input)));
+  } catch (error) {
+    if (awsErrorName(error) === "DeploymentLimitExceededException") {
+      throw new RedeployDeferredError(
+        `Another deployment is running in ${group}; the redeployment will be retried: ${errorMessage(error)}`,
+        { cause: error },
+      );
+    }
+    throw new AwsCallError(`CreateDeployment for ${group} failed: ${errorMessage(error)}`, { cause: error });
+  }
+  if (!deploymentId) throw new AwsCallError(`CreateDeployment for ${group} returned no deploymentId`);
+  return deploymentId;
+}
