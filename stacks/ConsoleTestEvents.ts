@@ -1,0 +1,106 @@
+import { join } from "node:path";
+import { CfnSchema } from "aws-cdk-lib/aws-eventschemas";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import type { IFunction } from "aws-cdk-lib/aws-lambda";
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from "aws-cdk-lib/custom-resources";
+import { NagSuppressions } from "cdk-nag";
+import { type StackContext, use } from "sst/constructs";
+import { FailurePath } from "./FailurePath.js";
+import { Foundation } from "./Foundation.js";
+import { LaunchPath } from "./LaunchPath.js";
+import { Sweep } from "./Sweep.js";
+import {
+  readTestEvents,
+  TEST_EVENT_REGISTRY,
+  TEST_EVENT_SCHEMA_TYPE,
+  testEventSchemaContent,
+  testEventSchemaName,
+} from "./test-events.js";
+
+/** Directory of the sample events, relative to the project root (where sst runs). */
+export const EVENTS_DIRECTORY = "events";
+
+/**
+ * Registers each function's sample events (`events/<function>.<name>.json`) as Lambda shareable
+ * test events, so the console's Test tab offers them to every operator of the account.
+ */
+export function ConsoleTestEvents({ app, stack }: StackContext) {
+  const { config } = use(Foundation);
+  const { launchFunction } = use(LaunchPath);
+  const { failureFunction } = use(FailurePath);
+  const { sweepFunction } = use(Sweep);
+  if (!config.testEvents.enabled) return { schemas: [] };
+
+  let registry: AwsCustomResource | undefined;
+  if (config.testEvents.ensureRegistry) {
+    // The registry is shared by every function of the account and Region and usually already
+    // exists (the console creates it on first use): create it only when missing, never delete it.
+    registry = new AwsCustomResource(stack, "TestEventRegistry", {
+      onCreate: {
+        service: "Schemas",
+        action: "CreateRegistry",
+        parameters: {
+          RegistryName: TEST_EVENT_REGISTRY,
+          Description: "Lambda shareable test events",
+        },
+        physicalResourceId: PhysicalResourceId.of(TEST_EVENT_REGISTRY),
+        ignoreErrorCodesMatching: "ConflictException",
+      },
+      policy: AwsCustomResourcePolicy.fromStatements([
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ["schemas:CreateRegistry"],
+          resources: [
+            `arn:${stack.partition}:schemas:${stack.region}:${stack.account}:registry/${TEST_EVENT_REGISTRY}`,
+          ],
+        }),
+      ]),
+      installLatestAwsSdk: false,
+    });
+    const provider = stack.node.tryFindChild(
+      `AWS${AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, "")}`,
+    );
+    if (provider) {
+      NagSuppressions.addResourceSuppressions(
+        provider,
+        [
+          {
+            id: "AwsSolutions-IAM4",
+            reason:
+              "CDK's AwsCustomResource provider writes its own logs with AWSLambdaBasicExecutionRole; it runs only while the stack deploys.",
+            appliesTo: [
+              "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            ],
+          },
+          {
+            id: "AwsSolutions-L1",
+            reason:
+              "CDK chooses the runtime of its AwsCustomResource provider; it runs only while the stack deploys.",
+          },
+        ],
+        true,
+      );
+    }
+  }
+
+  const functions: [string, IFunction, string][] = [
+    ["Launch", launchFunction, "launch"],
+    ["DeploymentFailure", failureFunction, "deployment-failure"],
+    ["Sweep", sweepFunction, "sweep"],
+  ];
+  const schemas: CfnSchema[] = [];
+  for (const [id, fn, prefix] of functions) {
+    const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), prefix);
+    if (events.length === 0) continue;
+    const schema = new CfnSchema(stack, `${id}TestEvents`, {
+      registryName: TEST_EVENT_REGISTRY,
+      schemaName: testEventSchemaName(fn.functionName),
+      type: TEST_EVENT_SCHEMA_TYPE,
+      description: `Sample events of the ${id} function (${app.stage})`,
+      content: testEventSchemaContent(events),
+    });
+    if (registry) schema.node.addDependency(registry);
+    schemas.push(schema);
+  }
+  return { schemas };
+}

@@ -1,0 +1,72 @@
+import { RemovalPolicy } from "aws-cdk-lib";
+import { AttributeType, BillingMode, Table } from "aws-cdk-lib/aws-dynamodb";
+import { Effect, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { type ITopic, Topic } from "aws-cdk-lib/aws-sns";
+import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import { NagSuppressions } from "cdk-nag";
+import type { StackContext } from "sst/constructs";
+import { type StageConfig, useStageConfig } from "./config.js";
+
+export interface FoundationOutputs {
+  config: StageConfig;
+  leaseTable: Table;
+  /** Where alarms notify; undefined when the stage configures neither an email nor a topic. */
+  alarmTopic?: ITopic;
+}
+
+/** What every path shares: the stage configuration, the lease table and the alarm topic. */
+export function Foundation({ app, stack }: StackContext): FoundationOutputs {
+  const config = useStageConfig(app.stage);
+
+  // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/lease.ts);
+  // DynamoDB's TTL sweeps the lapsed rows.
+  const leaseTable = new Table(stack, "LeaseTable", {
+    partitionKey: { name: "pk", type: AttributeType.STRING },
+    billingMode: BillingMode.PAY_PER_REQUEST,
+    timeToLiveAttribute: "ttl",
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: config.leaseTable.pointInTimeRecovery },
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  if (!config.leaseTable.pointInTimeRecovery) {
+    NagSuppressions.addResourceSuppressions(leaseTable, [
+      {
+        id: "AwsSolutions-DDB3",
+        reason:
+          "The table holds only leases that lapse within minutes; there is nothing to restore. Enable leaseTable.pointInTimeRecovery to turn it on.",
+      },
+    ]);
+  }
+
+  let alarmTopic: ITopic | undefined;
+  if (config.alarms.topicArn) {
+    alarmTopic = Topic.fromTopicArn(stack, "AlarmTopic", config.alarms.topicArn);
+  } else if (config.alarms.email) {
+    const topic = new Topic(stack, "AlarmTopic", {
+      displayName: `agentfix ${app.stage} alarms`,
+      enforceSSL: true,
+    });
+    topic.addSubscription(new EmailSubscription(config.alarms.email));
+    // Only CloudWatch alarms of this account publish here.
+    topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: "CloudWatchAlarmsPublish",
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["sns:Publish"],
+        resources: [topic.topicArn],
+        conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(topic, [
+      {
+        id: "AwsSolutions-SNS2",
+        reason:
+          "Alarm notifications carry no secrets, and CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key; a customer managed key would only add cost. Set alarms.topicArn to use an existing encrypted topic.",
+      },
+    ]);
+    alarmTopic = topic;
+  }
+
+  stack.addOutputs({ LeaseTableName: leaseTable.tableName });
+  return { config, leaseTable, alarmTopic };
+}

@@ -1,0 +1,215 @@
+import { Duration } from "aws-cdk-lib";
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from "aws-cdk-lib/aws-cloudwatch";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import type { IFunction } from "aws-cdk-lib/aws-lambda";
+import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import { type StackContext, use } from "sst/constructs";
+import { METRICS_NAMESPACE, SERVICE_NAME } from "./config.js";
+import { FailurePath } from "./FailurePath.js";
+import { Foundation } from "./Foundation.js";
+import { LaunchPath } from "./LaunchPath.js";
+import { Sweep } from "./Sweep.js";
+
+/**
+ * Metrics the functions emit (Powertools EMF, namespace Agentfix, default dimension `service`):
+ * functions/core/launch.ts, functions/core/agent.ts, functions/core/deployment-failure.ts and
+ * functions/sweep.ts name them.
+ */
+export const METRIC = {
+  launchContinued: "LaunchContinued",
+  launchAbandoned: "LaunchAbandoned",
+  launchAlreadyCompleted: "LaunchAlreadyCompleted",
+  launchSkipped: "LaunchSkipped",
+  launchPending: "LaunchPending",
+  timeToComplete: "TimeToComplete",
+  heartbeats: "LifecycleHeartbeats",
+  installsSent: "AgentInstallsSent",
+  installsSucceeded: "AgentInstallsSucceeded",
+  installsFailed: "AgentInstallsFailed",
+  verified: "AgentVerified",
+  verificationsFailed: "AgentVerificationsFailed",
+  agentUpgraded: "AgentUpgraded",
+  redeployCreated: "RedeployCreated",
+  redeploySkipped: "RedeploySkipped",
+  redeployGaveUp: "RedeployGaveUp",
+  redeployDryRun: "RedeployDryRun",
+  sweepStale: "SweepStale",
+  sweepEnqueued: "SweepEnqueued",
+} as const;
+
+const PERIOD = Duration.minutes(5);
+
+function serviceMetric(name: string, statistic = "Sum", label?: string): Metric {
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: name,
+    dimensionsMap: { service: SERVICE_NAME },
+    statistic,
+    period: PERIOD,
+    label: label ?? name,
+  });
+}
+
+/** Alarms on every dead-letter queue, every function's errors and the give-up metrics; a dashboard. */
+export function Monitoring({ app, stack }: StackContext) {
+  const { alarmTopic } = use(Foundation);
+  const launch = use(LaunchPath);
+  const failure = use(FailurePath);
+  const sweep = use(Sweep);
+
+  const alarms: Alarm[] = [];
+  const alarmWhenPositive = (id: string, metric: IMetric, description: string) => {
+    const alarm = new Alarm(stack, id, {
+      alarmDescription: description,
+      metric,
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    if (alarmTopic) {
+      alarm.addAlarmAction(new SnsAction(alarmTopic));
+      alarm.addOkAction(new SnsAction(alarmTopic));
+    }
+    alarms.push(alarm);
+    return alarm;
+  };
+
+  const deadLetterQueues: [string, IQueue, string][] = [
+    [
+      "LaunchDeadLetterQueueAlarm",
+      launch.deadLetterQueue,
+      "Launch events the launch function could not process",
+    ],
+    [
+      "FailureDeadLetterQueueAlarm",
+      failure.deadLetterQueue,
+      "Deployment failures the failure function could not process",
+    ],
+  ];
+  for (const [id, queue, what] of deadLetterQueues) {
+    alarmWhenPositive(
+      id,
+      queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),
+      `${what} are waiting in ${queue.queueName}: inspect them and redrive`,
+    );
+  }
+
+  const functions: [string, IFunction][] = [
+    ["Launch", launch.launchFunction],
+    ["DeploymentFailure", failure.failureFunction],
+    ["Sweep", sweep.sweepFunction],
+  ];
+  for (const [name, fn] of functions) {
+    alarmWhenPositive(
+      `${name}ErrorsAlarm`,
+      fn.metricErrors({ period: PERIOD, statistic: "Sum" }),
+      `The ${name} function failed (see its log group)`,
+    );
+  }
+
+  alarmWhenPositive(
+    "LaunchAbandonedAlarm",
+    serviceMetric(METRIC.launchAbandoned),
+    "An instance got the failure result on launch: its agent could not be installed or verified",
+  );
+  alarmWhenPositive(
+    "RedeployGaveUpAlarm",
+    serviceMetric(METRIC.redeployGaveUp),
+    "A failed deployment was not redeployed: the agent was not to blame or the attempt cap was reached",
+  );
+
+  const dashboard = new Dashboard(stack, "Dashboard", {
+    dashboardName: app.logicalPrefixedName("dashboard"),
+    defaultInterval: Duration.days(1),
+  });
+  const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
+    new GraphWidget({ title, left, right, width: 12, height: 6 });
+  dashboard.addWidgets(
+    new TextWidget({
+      markdown: `# agentfix ${app.stage}\nAgent installs on launch, agent repairs after failed deployments, and the queues between them.`,
+      width: 24,
+      height: 2,
+    }),
+  );
+  dashboard.addWidgets(
+    graph("Agent installs", [
+      serviceMetric(METRIC.installsSent),
+      serviceMetric(METRIC.installsSucceeded),
+      serviceMetric(METRIC.installsFailed),
+      serviceMetric(METRIC.verified),
+      serviceMetric(METRIC.verificationsFailed),
+    ]),
+    graph("Launch: time to complete (seconds)", [
+      serviceMetric(METRIC.timeToComplete, "Average", "average"),
+      serviceMetric(METRIC.timeToComplete, "p90", "p90"),
+      serviceMetric(METRIC.timeToComplete, "Maximum", "maximum"),
+    ]),
+  );
+  dashboard.addWidgets(
+    graph("Launch outcomes", [
+      serviceMetric(METRIC.launchContinued),
+      serviceMetric(METRIC.launchAbandoned),
+      serviceMetric(METRIC.launchAlreadyCompleted),
+      serviceMetric(METRIC.launchSkipped),
+      serviceMetric(METRIC.launchPending),
+      serviceMetric(METRIC.heartbeats),
+    ]),
+    graph("Redeploys", [
+      serviceMetric(METRIC.redeployCreated),
+      serviceMetric(METRIC.redeploySkipped),
+      serviceMetric(METRIC.redeployGaveUp),
+      serviceMetric(METRIC.redeployDryRun),
+      serviceMetric(METRIC.agentUpgraded),
+    ]),
+  );
+  dashboard.addWidgets(
+    graph(
+      "Launch queue",
+      [
+        launch.queue.metricApproximateAgeOfOldestMessage({
+          period: Duration.minutes(1),
+          statistic: "Maximum",
+        }),
+      ],
+      [
+        launch.queue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: "Maximum",
+        }),
+        launch.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: "Maximum",
+          label: "dead letters",
+        }),
+      ],
+    ),
+    graph("Sweep", [serviceMetric(METRIC.sweepStale), serviceMetric(METRIC.sweepEnqueued)]),
+  );
+  dashboard.addWidgets(
+    graph(
+      "Function errors",
+      functions.map(([name, fn]) => fn.metricErrors({ period: PERIOD, statistic: "Sum", label: name })),
+    ),
+    graph(
+      "Function duration (p90, ms)",
+      functions.map(([name, fn]) => fn.metricDuration({ period: PERIOD, statistic: "p90", label: name })),
+    ),
+  );
+
+  const region = stack.region;
+  stack.addOutputs({
+    DashboardUrl: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${dashboard.dashboardName}`,
+  });
+  return { alarms, dashboard };
+}

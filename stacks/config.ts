@@ -1,0 +1,396 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { AGENT_PACKAGES } from "../functions/core/config.js";
+
+/**
+ * Deployment configuration, per stage, in one typed place. It is validated when the stacks are
+ * synthesized: a bad value stops `sst deploy` / `npm run synth` with one error that names every bad
+ * field, before anything reaches CloudFormation.
+ *
+ * Sources, later ones winning (objects merge field by field, arrays are replaced):
+ * 1. the defaults below (production and UAT stages pin the agent version);
+ * 2. `agentfix.config.json` in the project root (or the file named by AGENTFIX_CONFIG_FILE):
+ *    `{"default": {...}, "<stage>": {...}}`;
+ * 3. the AGENTFIX_CONFIG environment variable: a JSON object for the stage being deployed.
+ * Every field is documented in docs/configuration.md.
+ */
+
+export const SERVICE_NAME = "agentfix";
+export const METRICS_NAMESPACE = "Agentfix";
+/** Stages that run production workloads: they must pin the agent version. */
+export const PINNED_STAGES: readonly string[] = ["prod", "production", "uat"];
+/** The agent version production and UAT get unless their configuration says otherwise. */
+export const DEFAULT_PINNED_AGENT_VERSION = "1.8.1";
+export const DEFAULT_HOOK_NAME = "agentfix-install-codedeploy-agent";
+export const CONFIG_FILE_NAME = "agentfix.config.json";
+
+/** Retention periods CloudWatch Logs accepts, in days. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+export class StageConfigError extends Error {
+  override name = "StageConfigError";
+  constructor(
+    message: string,
+    readonly fields: string[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+// Group names end up comma-joined in TARGET_GROUPS, so a comma cannot be part of one.
+const groupName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^,\s][^,]*$/, "an Auto Scaling group name (no commas, no leading blank)");
+const deploymentGroupPair = z
+  .string()
+  .regex(/^[^/\s,]+\/[^/\s,]+$/, "an application/deployment-group pair such as billing/billing-prod");
+const agentVersion = z
+  .string()
+  .trim()
+  .transform((value) => (value === "latest" ? "" : value))
+  .pipe(z.string().regex(/^(\d+(\.\d+){0,3})?$/, "a version such as 1.8.1, or empty for the latest"));
+const result = z.enum(["ABANDON", "CONTINUE"]);
+// `rate(5 minutes)` or a six-field `cron(...)`: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html
+const scheduleExpression = z
+  .string()
+  .regex(
+    /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
+    "rate(<n> minutes|hours|days) or cron(<6 fields>)",
+  );
+// State Manager takes cron(...) or rate(...): https://docs.aws.amazon.com/systems-manager/latest/userguide/reference-cron-and-rate-expressions.html
+const associationSchedule = z
+  .string()
+  .regex(
+    /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){4,5}\))$/,
+    "cron(<fields>) or rate(<n> minutes|hours|days)",
+  );
+/**
+ * A percentage of the association's targets. Percentages (not absolute counts) keep the share of
+ * every group that reinstalls at once bounded however large the fleet grows.
+ */
+const percentage = (max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,3}%$/, "a percentage such as 10%")
+    .refine((value) => {
+      const number = Number(value.slice(0, -1));
+      return number >= 1 && number <= max;
+    }, `between 1% and ${max}%`);
+
+const agentSchema = z.strictObject({
+  /** Distributor package: AWSCodeDeployAgent (1.x) or AWSCodeDeployAgentV2 (2.x). */
+  package: z.enum(AGENT_PACKAGES).default("AWSCodeDeployAgent"),
+  /** Pinned version, or "" (or "latest") for the latest published version. Default: per stage. */
+  version: agentVersion.optional(),
+  verify: z.boolean().default(true),
+  installAttempts: int(1, 10).default(2),
+  pollIntervalMs: int(1_000, 600_000).default(5_000),
+});
+
+const hookSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9\-_/]{1,255}$/, "1-255 letters, digits, '-', '_' or '/'")
+    .default(DEFAULT_HOOK_NAME),
+  /** "stack": this stack creates the hook on each group; "group": the group's own IaC does. */
+  managedBy: z.enum(["stack", "group"]).optional(),
+  heartbeatTimeoutSeconds: int(30, 7_200).default(900),
+  defaultResult: result.default("ABANDON"),
+});
+
+const launchSchema = z.strictObject({
+  failureResult: result.default("ABANDON"),
+  registrationTimeoutSeconds: int(30, 7_200).default(600),
+  timeoutSeconds: int(30, 900).default(120),
+  memoryMb: int(128, 10_240).default(512),
+  /** Visibility timeout of the launch queue. Default: six times the function timeout. */
+  visibilityTimeoutSeconds: int(30, 43_200).optional(),
+  batchSize: int(1, 50).default(50),
+  maxBatchingWindowSeconds: int(0, 300).default(5),
+  maxConcurrency: int(2, 1_000).default(5),
+  maxReceiveCount: int(1, 1_000).default(10),
+});
+
+const failureSchema = z.strictObject({
+  maxRedeploys: int(0, 10).default(1),
+  redeployWhen: z.enum(["agent-signature", "agent-changed", "never"]).default("agent-changed"),
+  registrationTimeoutSeconds: int(0, 7_200).default(60),
+  timeoutSeconds: int(60, 900).default(900),
+  memoryMb: int(128, 10_240).default(512),
+  /** Lambda asynchronous retries after a function error (0-2). */
+  retryAttempts: int(0, 2).default(2),
+  /** How long Lambda and EventBridge keep retrying an event (60 s - 6 h). */
+  maxEventAgeSeconds: int(60, 21_600).default(3_600),
+});
+
+const sweepSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  schedule: scheduleExpression.default("rate(5 minutes)"),
+  staleAfterSeconds: int(30, 172_800).default(300),
+  timeoutSeconds: int(10, 900).default(60),
+  memoryMb: int(128, 10_240).default(256),
+});
+
+const associationTargetSchema = z.discriminatedUnion("key", [
+  z.strictObject({ key: z.literal("tag:Name"), values: z.array(z.string().min(1)).min(1).max(50) }),
+  z.strictObject({
+    key: z.literal("tag:aws:autoscaling:groupName"),
+    values: z.array(groupName).min(1).max(50),
+  }),
+  z.strictObject({
+    key: z.literal("InstanceIds"),
+    values: z
+      .array(z.string().regex(/^(i|mi)-[0-9a-f]{8,17}$/, "an instance id"))
+      .min(1)
+      .max(50),
+  }),
+]);
+
+const associationSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  schedule: associationSchedule.default("cron(0 3 ? * * *)"),
+  /**
+   * Run only at the scheduled times, not as soon as the association is created or an instance
+   * starts matching it: a new instance gets its agent from the launch hook, and a second install
+   * racing that one fails on the instance.
+   */
+  applyOnlyAtCronInterval: z.boolean().default(true),
+  /** Default: the groups in scope, or every instance of an Auto Scaling group when none is listed. */
+  target: associationTargetSchema.optional(),
+  complianceSeverity: z.enum(["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNSPECIFIED"]).default("HIGH"),
+  maxConcurrency: percentage(50).default("10%"),
+  maxErrors: percentage(100).default("10%"),
+});
+
+const stageConfigSchema = z.strictObject({
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "an AWS Region such as eu-west-1")
+    .optional(),
+  /** Auto Scaling groups in scope; empty means every group of the account and Region. */
+  groups: z.array(groupName).default([]),
+  /** CodeDeploy application/deployment-group pairs in scope; empty means all. */
+  deploymentGroups: z.array(deploymentGroupPair).default([]),
+  dryRun: z.boolean().default(false),
+  logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
+  logRetentionDays: z
+    .number()
+    .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
+      message: `one of ${LOG_RETENTION_DAYS.join(", ")}`,
+    })
+    .default(30),
+  timeReserveSeconds: int(1, 300).default(20),
+  agent: agentSchema.prefault({}),
+  hook: hookSchema.prefault({}),
+  launch: launchSchema.prefault({}),
+  failure: failureSchema.prefault({}),
+  sweep: sweepSchema.prefault({}),
+  association: associationSchema.prefault({}),
+  leaseTable: z.strictObject({ pointInTimeRecovery: z.boolean().default(false) }).prefault({}),
+  alarms: z
+    .strictObject({
+      email: z.email().optional(),
+      topicArn: z
+        .string()
+        .regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/, "an SNS topic ARN")
+        .optional(),
+    })
+    .prefault({}),
+  testEvents: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /**
+       * The Lambda console creates `lambda-testevent-schemas` the first time anyone saves a
+       * shareable test event; the stack creates it when it is missing and leaves it in place.
+       */
+      ensureRegistry: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+type ParsedStageConfig = z.infer<typeof stageConfigSchema>;
+export type StageConfigInput = z.input<typeof stageConfigSchema>;
+
+/** The validated configuration of one stage, with every default and derived value filled in. */
+export interface StageConfig extends Omit<ParsedStageConfig, "agent" | "hook" | "launch" | "association"> {
+  stage: string;
+  agent: ParsedStageConfig["agent"] & { version: string };
+  hook: ParsedStageConfig["hook"] & { managedBy: "stack" | "group" };
+  launch: ParsedStageConfig["launch"] & { visibilityTimeoutSeconds: number };
+  association: Omit<ParsedStageConfig["association"], "target"> & {
+    target: {
+      key: "tag:Name" | "tag:aws:autoscaling:groupName" | "InstanceIds" | "tag-key";
+      values: string[];
+    };
+  };
+}
+
+export function isPinnedStage(stage: string): boolean {
+  return PINNED_STAGES.includes(stage.toLowerCase());
+}
+
+/** Validates one stage's configuration and fills in the defaults that depend on the stage or other fields. */
+export function parseStageConfig(stage: string, input: unknown, source = "configuration"): StageConfig {
+  const parsed = stageConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    throw configError(
+      stage,
+      source,
+      parsed.error.issues.map((issue) => ({
+        path: issue.path.join(".") || "(root)",
+        message: issue.message,
+      })),
+    );
+  }
+  const config = parsed.data;
+  const pinned = isPinnedStage(stage);
+  const version = config.agent.version ?? (pinned ? DEFAULT_PINNED_AGENT_VERSION : "");
+  // The stack can only put a hook on groups it knows by name.
+  const managedBy = config.hook.managedBy ?? (config.groups.length > 0 ? "stack" : "group");
+  const visibilityTimeoutSeconds = config.launch.visibilityTimeoutSeconds ?? 6 * config.launch.timeoutSeconds;
+  const target = config.association.target ?? defaultAssociationTarget(config.groups);
+
+  const problems: { path: string; message: string }[] = [];
+  if (pinned && version === "") {
+    problems.push({
+      path: "agent.version",
+      message: `stage "${stage}" runs production workloads and must pin the agent version (for example "${DEFAULT_PINNED_AGENT_VERSION}")`,
+    });
+  }
+  if (managedBy === "stack" && config.groups.length === 0) {
+    problems.push({
+      path: "hook.managedBy",
+      message: 'the stack can create the hook only on groups listed in "groups"; list them or set "group"',
+    });
+  }
+  if (visibilityTimeoutSeconds <= config.launch.timeoutSeconds) {
+    problems.push({
+      path: "launch.visibilityTimeoutSeconds",
+      message: `must exceed launch.timeoutSeconds (${config.launch.timeoutSeconds}), or SQS redelivers a batch while it is still being worked on`,
+    });
+  }
+  // A pending instance is heartbeated before the invocation ends and comes back after the visibility
+  // timeout: it must come back before that heartbeat runs out, or the hook's default result applies.
+  if (
+    visibilityTimeoutSeconds + config.launch.maxBatchingWindowSeconds >=
+    config.hook.heartbeatTimeoutSeconds
+  ) {
+    problems.push({
+      path: "launch.visibilityTimeoutSeconds",
+      message: `${visibilityTimeoutSeconds} s plus the ${config.launch.maxBatchingWindowSeconds} s batching window must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}); lower launch.timeoutSeconds or raise the heartbeat timeout`,
+    });
+  }
+  if (config.launch.registrationTimeoutSeconds >= config.hook.heartbeatTimeoutSeconds * 100) {
+    problems.push({
+      path: "launch.registrationTimeoutSeconds",
+      message: "must stay below the hook's global timeout (100 x the heartbeat timeout)",
+    });
+  }
+  if (config.sweep.staleAfterSeconds >= config.hook.heartbeatTimeoutSeconds) {
+    problems.push({
+      path: "sweep.staleAfterSeconds",
+      message: `must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}), or a stranded instance times out before the sweep picks it up`,
+    });
+  }
+  if (problems.length > 0) throw configError(stage, source, problems);
+
+  return {
+    ...config,
+    stage,
+    agent: { ...config.agent, version },
+    hook: { ...config.hook, managedBy },
+    launch: { ...config.launch, visibilityTimeoutSeconds },
+    association: { ...config.association, target },
+  };
+}
+
+function defaultAssociationTarget(groups: readonly string[]): StageConfig["association"]["target"] {
+  // Every instance launched by Auto Scaling carries the aws:autoscaling:groupName tag.
+  if (groups.length > 0) return { key: "tag:aws:autoscaling:groupName", values: [...groups] };
+  return { key: "tag-key", values: ["aws:autoscaling:groupName"] };
+}
+
+function configError(stage: string, source: string, problems: { path: string; message: string }[]) {
+  const lines = problems.map((problem) => `  - ${problem.path}: ${problem.message}`);
+  return new StageConfigError(
+    `Invalid agentfix configuration for stage "${stage}" (${source}):\n${lines.join("\n")}`,
+    problems.map((problem) => problem.path),
+  );
+}
+
+export interface ConfigSources {
+  /** Project root holding agentfix.config.json. */
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Reads the configuration file and environment override for `stage` and validates the merge. */
+export function loadStageConfig(stage: string, sources: ConfigSources = {}): StageConfig {
+  const env = sources.env ?? process.env;
+  const layers: { source: string; value: Record<string, unknown> }[] = [];
+  const file = resolve(sources.cwd ?? process.cwd(), env.AGENTFIX_CONFIG_FILE || CONFIG_FILE_NAME);
+  if (existsSync(file)) {
+    const content = readJson(readFileSync(file, "utf8"), file);
+    for (const key of ["default", stage]) {
+      const layer = content[key];
+      if (layer === undefined) continue;
+      if (!isPlainObject(layer))
+        throw configError(stage, file, [{ path: key, message: "must be an object" }]);
+      layers.push({ source: `${file} "${key}"`, value: layer });
+    }
+  }
+  if (env.AGENTFIX_CONFIG)
+    layers.push({ source: "AGENTFIX_CONFIG", value: readJson(env.AGENTFIX_CONFIG, "AGENTFIX_CONFIG") });
+  const merged = layers.reduce<Record<string, unknown>>((acc, layer) => deepMerge(acc, layer.value), {});
+  const source = layers.length > 0 ? layers.map((layer) => layer.source).join(" + ") : "defaults";
+  return parseStageConfig(stage, merged, source);
+}
+
+function readJson(text: string, source: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new StageConfigError(`Cannot read ${source}: not valid JSON`, [source], { cause: error });
+  }
+  if (!isPlainObject(value))
+    throw new StageConfigError(`Cannot read ${source}: expected a JSON object`, [source]);
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function deepMerge(
+  base: Record<string, unknown>,
+  override: Record<string, unknown>,
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = merged[key];
+    merged[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+  }
+  return merged;
+}
+
+const cache = new Map<string, StageConfig>();
+
+/** The configuration of the stage being synthesized, loaded once per stage and environment. */
+export function useStageConfig(stage: string): StageConfig {
+  const key = `${stage}\u0000${process.env.AGENTFIX_CONFIG_FILE ?? ""}\u0000${process.env.AGENTFIX_CONFIG ?? ""}`;
+  let config = cache.get(key);
+  if (!config) {
+    config = loadStageConfig(stage);
+    cache.set(key, config);
+  }
+  return config;
+}

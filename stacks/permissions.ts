@@ -1,0 +1,215 @@
+import { Stack } from "aws-cdk-lib";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import type { Construct } from "constructs";
+
+/**
+ * IAM statements of the service's functions, one builder per concern, so each function's role
+ * lists exactly the calls its code makes, on the resources of the groups in scope.
+ *
+ * Actions without resource-level permissions must use "*" (Service Authorization Reference:
+ * "If there is no value for this column, you must specify all resources ("*")"):
+ * - SSM DescribeInstanceInformation, ListCommandInvocations, GetCommandInvocation:
+ *   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+ * - Auto Scaling Describe* calls:
+ *   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+ * Only read calls are ever granted on "*".
+ */
+
+/** Documents the agent engine sends: the Distributor install and the two verification scripts. */
+export const SSM_DOCUMENTS = [
+  "AWS-ConfigureAWSPackage",
+  "AWS-RunShellScript",
+  "AWS-RunPowerShellScript",
+] as const;
+/** Tag Auto Scaling puts on every instance it launches. */
+export const GROUP_TAG = "aws:autoscaling:groupName";
+/**
+ * Run Command authorizes SendCommand against the instance's tags with the `ssm:resourceTag/<key>`
+ * condition key ("Restricting Run Command access based on tags"):
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-setting-up.html
+ */
+export const SEND_COMMAND_TAG_CONDITION = `ssm:resourceTag/${GROUP_TAG}`;
+
+interface Scope {
+  /** Auto Scaling groups in scope; empty means every group of the account and Region. */
+  groups: readonly string[];
+}
+
+function env(scope: Construct) {
+  const stack = Stack.of(scope);
+  return { partition: stack.partition, region: stack.region, account: stack.account };
+}
+
+export function documentArns(scope: Construct): string[] {
+  const { partition, region } = env(scope);
+  // AWS-owned documents have no account in their ARN.
+  return SSM_DOCUMENTS.map((name) => `arn:${partition}:ssm:${region}::document/${name}`);
+}
+
+export function groupArns(scope: Construct, groups: readonly string[]): string[] {
+  const { partition, region, account } = env(scope);
+  // The group's ARN embeds a generated id; the name part is what a policy can pin.
+  const prefix = `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/`;
+  return groups.length > 0 ? groups.map((name) => `${prefix}${name}`) : [`${prefix}*`];
+}
+
+/**
+ * SendCommand of our three documents, on the instances of the groups in scope. With no group
+ * listed ("all groups") the instances are only scoped to the account and Region.
+ */
+export function sendCommandStatements(scope: Construct, { groups }: Scope): PolicyStatement[] {
+  const { partition, region, account } = env(scope);
+  return [
+    new PolicyStatement({
+      sid: "SendAgentDocuments",
+      effect: Effect.ALLOW,
+      actions: ["ssm:SendCommand"],
+      resources: documentArns(scope),
+    }),
+    new PolicyStatement({
+      sid: "SendCommandToInstancesInScope",
+      effect: Effect.ALLOW,
+      actions: ["ssm:SendCommand"],
+      resources: [`arn:${partition}:ec2:${region}:${account}:instance/*`],
+      ...(groups.length > 0
+        ? { conditions: { StringEquals: { [SEND_COMMAND_TAG_CONDITION]: [...groups] } } }
+        : {}),
+    }),
+  ];
+}
+
+/** Reads of the agent engine: registration, command progress and output. No resource-level permissions. */
+export function ssmReadStatement(): PolicyStatement {
+  return new PolicyStatement({
+    sid: "ReadCommandsAndRegistration",
+    effect: Effect.ALLOW,
+    actions: ["ssm:DescribeInstanceInformation", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation"],
+    resources: ["*"],
+  });
+}
+
+export function autoScalingReadStatement(actions: string[]): PolicyStatement {
+  return new PolicyStatement({
+    sid: "ReadAutoScaling",
+    effect: Effect.ALLOW,
+    actions: actions.map((action) => `autoscaling:${action}`),
+    resources: ["*"],
+  });
+}
+
+export function lifecycleActionStatement(scope: Construct, { groups }: Scope): PolicyStatement {
+  return new PolicyStatement({
+    sid: "CompleteLifecycleActionsInScope",
+    effect: Effect.ALLOW,
+    actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+    resources: groupArns(scope, groups),
+  });
+}
+
+export function deploymentGroupArns(scope: Construct, pairs: readonly string[]): string[] {
+  const { partition, region, account } = env(scope);
+  const prefix = `arn:${partition}:codedeploy:${region}:${account}:deploymentgroup:`;
+  return pairs.length > 0 ? pairs.map((pair) => `${prefix}${pair}`) : [`${prefix}*/*`];
+}
+
+export function applicationArns(scope: Construct, pairs: readonly string[]): string[] {
+  const { partition, region, account } = env(scope);
+  const prefix = `arn:${partition}:codedeploy:${region}:${account}:application:`;
+  const applications = [...new Set(pairs.map((pair) => pair.split("/")[0]))];
+  return applications.length > 0 ? applications.map((name) => `${prefix}${name}`) : [`${prefix}*`];
+}
+
+/**
+ * The CodeDeploy calls of the failure path, on the deployment groups in scope (every group of the
+ * account and Region when none is listed). CodeDeploy authorizes deployment-level calls against the
+ * deployment group ARN: https://docs.aws.amazon.com/codedeploy/latest/userguide/auth-and-access-control-permissions-reference.html
+ */
+export function codeDeployStatements(scope: Construct, pairs: readonly string[]): PolicyStatement[] {
+  const { partition, region, account } = env(scope);
+  return [
+    new PolicyStatement({
+      sid: "ReadDeploymentsInScope",
+      effect: Effect.ALLOW,
+      actions: [
+        "codedeploy:GetDeployment",
+        "codedeploy:ListDeployments",
+        "codedeploy:ListDeploymentTargets",
+        "codedeploy:BatchGetDeploymentTargets",
+        "codedeploy:ListDeploymentInstances",
+        "codedeploy:BatchGetDeploymentInstances",
+      ],
+      resources: deploymentGroupArns(scope, pairs),
+    }),
+    new PolicyStatement({
+      sid: "RedeployInScope",
+      effect: Effect.ALLOW,
+      actions: ["codedeploy:CreateDeployment"],
+      resources: deploymentGroupArns(scope, pairs),
+    }),
+    // CreateDeployment reads the deployment configuration and the revision it is given.
+    new PolicyStatement({
+      sid: "ReadDeploymentConfigs",
+      effect: Effect.ALLOW,
+      actions: ["codedeploy:GetDeploymentConfig"],
+      resources: [`arn:${partition}:codedeploy:${region}:${account}:deploymentconfig:*`],
+    }),
+    new PolicyStatement({
+      sid: "ReadRevisionsInScope",
+      effect: Effect.ALLOW,
+      actions: ["codedeploy:GetApplicationRevision"],
+      resources: applicationArns(scope, pairs),
+    }),
+  ];
+}
+
+/** The lease calls of functions/core/lease.ts (acquire, inspect, release), on the lease table only. */
+export function leaseStatement(tableArn: string): PolicyStatement {
+  return new PolicyStatement({
+    sid: "UseLeaseTable",
+    effect: Effect.ALLOW,
+    actions: ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+    resources: [tableArn],
+  });
+}
+
+/**
+ * Why a function's policy holds a wildcard resource, for the cdk-nag AwsSolutions-IAM5 findings.
+ * Each is matched against the finding as cdk-nag prints it (`Resource::<arn>`).
+ */
+export const WILDCARD_EVIDENCE = {
+  readOnly: {
+    appliesTo: "Resource::*",
+    reason:
+      "Only calls without resource-level permissions use '*': SSM DescribeInstanceInformation, ListCommandInvocations, GetCommandInvocation and Auto Scaling Describe* (read-only; Service Authorization Reference), and X-Ray PutTraceSegments/PutTelemetryRecords added by active tracing (X-Ray has no resource-level permissions).",
+  },
+  instances: {
+    appliesTo: { regex: "/^Resource::arn:<AWS::Partition>:ec2:[a-z0-9-]+:<AWS::AccountId>:instance\\/\\*$/" },
+    reason:
+      "Instances are launched at any time, so SendCommand names no instance ids; the ssm:resourceTag/aws:autoscaling:groupName condition limits it to the groups in scope (to every instance of the account and Region only when no group is configured), and a separate statement limits it to the three agent documents.",
+  },
+  allGroups: {
+    appliesTo: {
+      regex:
+        "/^Resource::arn:<AWS::Partition>:autoscaling:[a-z0-9-]+:<AWS::AccountId>:autoScalingGroup:\\*:autoScalingGroupName\\/.*$/",
+    },
+    reason:
+      "A group ARN embeds a generated id, so lifecycle calls are pinned by group name with '*' for the id; with no group configured the service covers every group of the account and Region by design.",
+  },
+  allDeploymentGroups: {
+    appliesTo: {
+      regex:
+        "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):.*\\*.*$/",
+    },
+    reason:
+      "No deployment group is configured for this stage, so the failure path covers every deployment group of the account and Region by design; list deploymentGroups to narrow it.",
+  },
+  deploymentConfigs: {
+    appliesTo: {
+      regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:deploymentconfig:\\*$/",
+    },
+    reason:
+      "A redeployment reuses whatever deployment configuration the failed deployment named, built-in or custom; GetDeploymentConfig is read-only.",
+  },
+} as const;
+
+export type WildcardEvidence = keyof typeof WILDCARD_EVIDENCE;
