@@ -140,7 +140,10 @@ export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
 /**
  * The CreateDeployment request that repeats the failed deployment: same application, group,
  * revision and configuration, the original's file-exists behaviour, ApplicationStop tolerance,
- * rollback, outdated-only and alarm settings, plus the marker.
+ * rollback and outdated-only settings, plus the marker. An alarm override is not carried over:
+ * passing `overrideAlarmConfiguration` needs the UpdateDeploymentGroup permission
+ * (https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_CreateDeployment.html), which this
+ * service does not hold, so the group's own alarm configuration applies to the redeployment.
  */
 export function redeploymentInput(failed: DeploymentInfo, marker: RedeployMarker): CreateDeploymentInput {
   const restart = failed.deploymentMode === "RESTART";
@@ -160,9 +163,6 @@ export function redeploymentInput(failed: DeploymentInfo, marker: RedeployMarker
       : {}),
     ...(failed.updateOutdatedInstancesOnly !== undefined && !restart
       ? { updateOutdatedInstancesOnly: failed.updateOutdatedInstancesOnly }
-      : {}),
-    ...(failed.overrideAlarmConfiguration !== undefined
-      ? { overrideAlarmConfiguration: failed.overrideAlarmConfiguration }
       : {}),
   };
 }

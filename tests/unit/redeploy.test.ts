@@ -78,7 +78,7 @@ describe("redeployment request", () => {
     overrideAlarmConfiguration: { enabled: false, ignorePollAlarmFailure: false, alarms: [] },
   };
 
-  it("repeats the failed deployment's revision and settings with the marker", () => {
+  it("repeats the failed deployment's revision and settings with the marker, leaving alarms to the group", () => {
     expect(redeploymentInput(failed, { originalDeploymentId: "d-ABCDEF123", attempt: 1 })).toEqual({
       applicationName: "web-app",
       deploymentGroupName: "web-dg",
@@ -89,7 +89,6 @@ describe("redeployment request", () => {
       ignoreApplicationStopFailures: false,
       autoRollbackConfiguration: { enabled: true, events: ["DEPLOYMENT_FAILURE"] },
       updateOutdatedInstancesOnly: true,
-      overrideAlarmConfiguration: { enabled: false, ignorePollAlarmFailure: false, alarms: [] },
     });
   });
 
