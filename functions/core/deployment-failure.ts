@@ -108,7 +108,17 @@ export async function handleDeploymentFailure(
 ): Promise<FailureReport> {
   const startedAt = clock.now();
   logger.appendKeys({ deploymentId: job.deploymentId });
-  const outcome = await new FailureRun(job, deps).run();
+  let outcome: Outcome;
+  try {
+    outcome = await new FailureRun(job, deps).run();
+  } catch (error) {
+    // Not a decision: the invocation fails so Lambda retries it and, in the end, the failure destination keeps it.
+    logger.error("Deployment failure not handled; the invocation is retried", {
+      errorName: error instanceof Error ? error.name : typeof error,
+      error: errorMessage(error),
+    });
+    throw error;
+  }
   const report: FailureReport = {
     ...outcome,
     elapsedSeconds: Math.round((clock.now() - startedAt) / 100) / 10,
@@ -230,9 +240,6 @@ class FailureRun {
       await this.readFailedTargets();
       const instances = this.failedTargets.map((target) => target.instanceId);
       const which = instances.length > 0 ? `instance ${instances.join(", ")}` : "its new instance";
-      logger.info("Launch deployment failed; Auto Scaling replaces the instance", {
-        instanceIds: instances,
-      });
       return (
         `${id} is a launch deployment (creator autoscaling) for ${which}: CodeDeploy abandons that instance ` +
         "and Auto Scaling replaces it; the replacement gets a current agent from the launch path."

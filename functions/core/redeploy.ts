@@ -21,7 +21,7 @@ const MARKER_PATTERN = /\s*\[agentfix redeploy of (d-[A-Za-z0-9]+) attempt (\d+)
 export const MAX_DESCRIPTION_CHARS = 100;
 
 /** Deployments created after the failure that are read to find a redeployment, at most. */
-export const MAX_REDEPLOY_CANDIDATES = 25;
+export const MAX_REDEPLOY_CANDIDATES = 50;
 
 export interface RedeployMarker {
   originalDeploymentId: string;

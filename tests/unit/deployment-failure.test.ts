@@ -637,6 +637,29 @@ describe("deployment failure: what it leaves alone", () => {
     expect(fakeCodeDeploy.created).toHaveLength(0);
   });
 
+  it("skips rather than risk a second redeployment when too many deployments followed to read them all", async () => {
+    fakeSsm.add("i-0aaa");
+    addFailure("d-BUSYGRP01", [agentTarget("i-0aaa")]);
+    for (let index = 0; index < 51; index += 1) {
+      fakeCodeDeploy.add({
+        info: {
+          ...failedDeployment(`d-LAUNCH${String(index).padStart(3, "0")}`),
+          status: "Succeeded",
+          creator: "autoscaling",
+          createTime: new Date(),
+        },
+        targets: [],
+      });
+    }
+
+    const report = await run("d-BUSYGRP01");
+
+    expect(report.decision).toBe("SKIPPED");
+    expect(report.reason).toContain("51 deployments were created in the group after d-BUSYGRP01");
+    expect(codeDeploy.commandCalls(GetDeploymentCommand)).toHaveLength(1 + 50);
+    expect(fakeCodeDeploy.created).toHaveLength(0);
+  });
+
   it("does not count launch deployments created since the failure as replacing it", async () => {
     fakeSsm.add("i-0aaa");
     addFailure("d-FAIL00001", [agentTarget("i-0aaa")]);
