@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Configuration comes from environment variables, read once when a function's module loads. A bad

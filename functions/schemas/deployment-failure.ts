@@ -1,6 +1,6 @@
-import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
-import { z } from "zod";
+import * as z from "zod";
 import { EventValidationError } from "../core/errors.js";
+import { EventBridgeSchema } from "./eventbridge.js";
 
 /**
  * What the deployment-failure function accepts: the raw EventBridge `CodeDeploy Deployment

@@ -1,5 +1,5 @@
-import { EventBridgeSchema } from "@aws-lambda-powertools/parser/schemas/eventbridge";
-import { z } from "zod";
+import * as z from "zod";
+import { EventBridgeSchema } from "./eventbridge.js";
 
 /**
  * Inputs of the launch function. Shapes follow the Auto Scaling event reference

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** The part of an SQS event-source batch the functions read. */
 export const SqsBatchSchema = z.object({

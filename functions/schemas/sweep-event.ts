@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * What the sweep accepts: the EventBridge Scheduler / scheduled-rule event (its fields are not
