@@ -1,0 +1,85 @@
+import type { AgentPackage } from "../../functions/core/config.js";
+import type { Distribution } from "./random.js";
+import { Signal } from "./scheduler.js";
+
+export type Platform = "Linux" | "Windows";
+
+/** The CodeDeploy agent on an instance as the instance itself sees it. */
+export interface AgentState {
+  package: AgentPackage | null;
+  version: string | null;
+  running: boolean;
+}
+
+/** What an AMI brings: the platform and the CodeDeploy agent baked into it, if any. */
+export interface ImageProfile {
+  imageId: string;
+  /** Share of instances launched as Windows (0 = all Linux). */
+  windowsShare?: number;
+  bakedAgent?: { package?: AgentPackage; version: string; running: boolean } | null;
+  /** AWS seconds from launch until the SSM Agent registers and reports Online. */
+  registrationDelaySeconds?: Distribution;
+  /** Probability that the SSM Agent never registers (missing instance profile, no route to SSM). */
+  neverRegistersProbability?: number;
+}
+
+/** Per-instance fault overrides; undefined falls back to the world's probabilities. */
+export interface InstanceFaults {
+  installFailureProbability?: number;
+  installSucceedsWithoutAgentProbability?: number;
+}
+
+export type Milestone =
+  | "launched"
+  | "pendingWait"
+  | "ssmOnline"
+  | "installSent"
+  | "installed"
+  | "verified"
+  | "inService"
+  | "abandoned"
+  | "terminated";
+
+export interface Instance {
+  id: string;
+  groupName: string | null;
+  platform: Platform;
+  imageId: string;
+  instanceType: string;
+  availabilityZone: string;
+  launchedAt: number;
+  /** Auto Scaling lifecycle state (`Pending`, `Pending:Wait`, `InService`, `Terminating`, ...). */
+  lifecycleState: string;
+  terminated: boolean;
+  ssm: { registersAt: number | null; registeredAt: number | null; agentVersion: string };
+  agent: AgentState;
+  faults: InstanceFaults;
+  milestones: Partial<Record<Milestone, number>>;
+  abandonReason?: string;
+  /** Woken on every change of lifecycle state, registration or agent state. */
+  changed: Signal;
+}
+
+export const SSM_AGENT_VERSION = "3.3.1957.0";
+
+export function createInstance(fields: {
+  id: string;
+  groupName: string | null;
+  platform: Platform;
+  imageId: string;
+  availabilityZone: string;
+  launchedAt: number;
+  agent: AgentState;
+  lifecycleState: string;
+  faults?: InstanceFaults;
+}): Instance {
+  return {
+    ...fields,
+    instanceType: fields.platform === "Windows" ? "m5.large" : "t3.medium",
+    terminated: false,
+    ssm: { registersAt: null, registeredAt: null, agentVersion: SSM_AGENT_VERSION },
+    faults: fields.faults ?? {},
+    milestones: { launched: fields.launchedAt },
+    changed: new Signal(),
+  };
+}
