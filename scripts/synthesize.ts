@@ -43,9 +43,19 @@ export interface SynthesizeOptions {
   stage: string;
   /** Run the cdk-nag AwsSolutions checks (default true). */
   nag?: boolean;
+  /**
+   * Build the functions with esbuild, as a deploy does (default true). Without it SST leaves each
+   * function's code as an inline placeholder: the template is otherwise the same, and much
+   * quicker to produce, which is what tests of a second or third stage need.
+   */
+  bundle?: boolean;
 }
 
-export async function synthesizeStage({ stage, nag = true }: SynthesizeOptions): Promise<SynthesizedStage> {
+export async function synthesizeStage({
+  stage,
+  nag = true,
+  bundle = true,
+}: SynthesizeOptions): Promise<SynthesizedStage> {
   // SST's test mode: skips the STS and bootstrap lookups that need an AWS account.
   process.env.NODE_ENV = "test";
   process.env.SST_TELEMETRY_DISABLED ??= "1";
@@ -55,7 +65,15 @@ export async function synthesizeStage({ stage, nag = true }: SynthesizeOptions):
   const outdir = mkdtempSync(join(tmpdir(), `agentfix-cdk-${stage}-`));
   try {
     const app = new App(
-      { mode: "deploy", stage, name: SERVICE_NAME, region, account: Aws.ACCOUNT_ID },
+      {
+        mode: "deploy",
+        stage,
+        name: SERVICE_NAME,
+        region,
+        account: Aws.ACCOUNT_ID,
+        // SST builds only the functions of active stacks.
+        ...(bundle ? {} : { isActiveStack: () => false }),
+      },
       { outdir },
     );
     if (nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

@@ -55,7 +55,7 @@ function serviceMetric(name: string, statistic = "Sum", label?: string): Metric 
     dimensionsMap: { service: SERVICE_NAME },
     statistic,
     period: PERIOD,
-    label: label ?? name,
+    ...(label ? { label } : {}),
   });
 }
 
@@ -129,8 +129,9 @@ export function Monitoring({ app, stack }: StackContext) {
     "A failed deployment was not redeployed: the agent was not to blame or the attempt cap was reached",
   );
 
+  const dashboardName = app.logicalPrefixedName("dashboard");
   const dashboard = new Dashboard(stack, "Dashboard", {
-    dashboardName: app.logicalPrefixedName("dashboard"),
+    dashboardName,
     defaultInterval: Duration.days(1),
   });
   const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
@@ -209,7 +210,7 @@ export function Monitoring({ app, stack }: StackContext) {
 
   const region = stack.region;
   stack.addOutputs({
-    DashboardUrl: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${dashboard.dashboardName}`,
+    DashboardUrl: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${dashboardName}`,
   });
   return { alarms, dashboard };
 }

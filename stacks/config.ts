@@ -77,13 +77,11 @@ const associationSchedule = z
  * every group that reinstalls at once bounded however large the fleet grows.
  */
 const percentage = (max: number) =>
-  z
-    .string()
-    .regex(/^\d{1,3}%$/, "a percentage such as 10%")
-    .refine((value) => {
-      const number = Number(value.slice(0, -1));
-      return number >= 1 && number <= max;
-    }, `between 1% and ${max}%`);
+  z.string().refine((value) => {
+    if (!/^\d{1,3}%$/.test(value)) return false;
+    const number = Number(value.slice(0, -1));
+    return number >= 1 && number <= max;
+  }, `a percentage between 1% and ${max}%, such as 10%`);
 
 const agentSchema = z.strictObject({
   /** Distributor package: AWSCodeDeployAgent (1.x) or AWSCodeDeployAgentV2 (2.x). */
@@ -286,6 +284,14 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
     problems.push({
       path: "launch.visibilityTimeoutSeconds",
       message: `${visibilityTimeoutSeconds} s plus the ${config.launch.maxBatchingWindowSeconds} s batching window must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}); lower launch.timeoutSeconds or raise the heartbeat timeout`,
+    });
+  }
+  // Lambda reads more than 10 messages per batch from a standard queue only with a batching window:
+  // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+  if (config.launch.batchSize > 10 && config.launch.maxBatchingWindowSeconds < 1) {
+    problems.push({
+      path: "launch.maxBatchingWindowSeconds",
+      message: "must be at least 1 when launch.batchSize is above 10",
     });
   }
   if (config.launch.registrationTimeoutSeconds >= config.hook.heartbeatTimeoutSeconds * 100) {

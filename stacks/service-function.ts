@@ -60,6 +60,9 @@ export function createServiceFunction(
     memorySize: props.memoryMb,
     timeout: props.timeoutSeconds,
     tracing: "active",
+    // The bundle is not minified, so stack traces already point at readable code; separate
+    // sourcemaps would only feed SST's console, which this service does not use.
+    nodejs: { sourcemap: false },
     logGroup,
     role,
     environment: {

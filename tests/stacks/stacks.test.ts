@@ -1,0 +1,778 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
+import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
+import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
+import {
+  allowing,
+  flatten,
+  type Resource,
+  resource,
+  resources,
+  roleStatements,
+  type Statement,
+} from "./template-helpers.js";
+
+/**
+ * The service's stacks as CloudFormation sees them, for three stages of tests/stacks/fixtures:
+ * - prod: groups and deployment groups listed, version pinned, alarms mailed; functions bundled
+ *   as for a deploy;
+ * - dev: one group, latest agent, association by tag:Name, dry run;
+ * - qa: nothing configured, so every group and deployment group of the account is in scope.
+ * Each stage is synthesized once; dev and qa skip the (slow) function bundling.
+ */
+const FIXTURE = join(import.meta.dirname, "fixtures", "agentfix.config.json");
+const PROD_GROUPS = ["web-prod", "api-prod"];
+const PROD_PAIRS = ["billing/billing-prod", "billing/billing-prod-canary", "catalog/catalog-prod"];
+const HOOK = "agentfix-install-codedeploy-agent";
+const REGION = "us-east-1";
+
+const synthesized: Record<string, SynthesizedStage> = {};
+
+beforeAll(async () => {
+  process.env.AGENTFIX_CONFIG_FILE = FIXTURE;
+  delete process.env.AGENTFIX_CONFIG;
+  synthesized.prod = await synthesizeStage({ stage: "prod" });
+  synthesized.dev = await synthesizeStage({ stage: "dev", bundle: false });
+  synthesized.qa = await synthesizeStage({ stage: "qa", bundle: false });
+}, 300_000);
+
+function template(stage: string, stack: string): Record<string, unknown> {
+  const found = synthesized[stage]?.stacks.find((candidate) => candidate.name === stack);
+  if (!found) throw new Error(`no ${stack} stack for ${stage}`);
+  return found.template;
+}
+
+function fn(stage: string, stack: string, id: string): Resource {
+  return resource(template(stage, stack), "AWS::Lambda::Function", id);
+}
+
+function statementsOf(stage: string, stack: string, id: string): Statement[] {
+  const roleId = (fn(stage, stack, id).Properties.Role as { "Fn::GetAtt": string[] })[
+    "Fn::GetAtt"
+  ][0] as string;
+  return roleStatements(template(stage, stack), roleId);
+}
+
+function environmentOf(stage: string, stack: string, id: string): Record<string, string> {
+  const t = template(stage, stack);
+  const variables = (fn(stage, stack, id).Properties.Environment as { Variables: unknown }).Variables;
+  return flatten(variables, t) as Record<string, string>;
+}
+
+const FUNCTIONS: [stack: string, id: string, handler: string][] = [
+  ["LaunchPath", "LaunchFunction", "functions/launch.handler"],
+  ["FailurePath", "DeploymentFailureFunction", "functions/deployment-failure.handler"],
+  ["Sweep", "SweepFunction", "functions/sweep.handler"],
+];
+
+describe("1. configuration per stage", () => {
+  it("pins the agent version in production and installs the latest on other stages", () => {
+    for (const [stack, id] of FUNCTIONS.slice(0, 2)) {
+      expect(environmentOf("prod", stack, id).AGENT_VERSION).toBe("1.8.1");
+      expect(environmentOf("dev", stack, id).AGENT_VERSION).toBe("");
+      expect(environmentOf("qa", stack, id).AGENT_VERSION).toBe("");
+    }
+  });
+
+  it("gives each function configuration its own loader accepts, with the stage's values", () => {
+    const launch = loadLaunchConfig(environmentOf("prod", "LaunchPath", "LaunchFunction"));
+    expect(launch).toMatchObject({
+      AGENT_PACKAGE: "AWSCodeDeployAgent",
+      AGENT_VERSION: "1.8.1",
+      TARGET_GROUPS: PROD_GROUPS,
+      LIFECYCLE_HOOK_NAME: HOOK,
+      FAILURE_RESULT: "ABANDON",
+      INSTALL_ATTEMPTS: 2,
+      VERIFY_AGENT: true,
+      DRY_RUN: false,
+    });
+    expect(launch.LEASE_TABLE).toMatch(/^<Import:prod-agentfix-Foundation:.*LeaseTable/);
+
+    const failure = loadFailureConfig(environmentOf("prod", "FailurePath", "DeploymentFailureFunction"));
+    expect(failure).toMatchObject({
+      TARGET_DEPLOYMENT_GROUPS: PROD_PAIRS,
+      MAX_REDEPLOYS: 1,
+      REDEPLOY_WHEN: "agent-changed",
+      AGENT_VERSION: "1.8.1",
+    });
+
+    const sweep = loadSweepConfig({
+      ...environmentOf("prod", "Sweep", "SweepFunction"),
+      LAUNCH_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/launch",
+    });
+    expect(sweep).toMatchObject({
+      TARGET_GROUPS: PROD_GROUPS,
+      LIFECYCLE_HOOK_NAME: HOOK,
+      STALE_AFTER_SECONDS: 300,
+    });
+    expect(environmentOf("prod", "Sweep", "SweepFunction").LAUNCH_QUEUE_URL).toMatch(
+      /^<Import:prod-agentfix-LaunchPath:.*LaunchQueue/,
+    );
+
+    expect(loadLaunchConfig(environmentOf("dev", "LaunchPath", "LaunchFunction"))).toMatchObject({
+      TARGET_GROUPS: ["web-dev"],
+      DRY_RUN: true,
+    });
+    expect(loadLaunchConfig(environmentOf("qa", "LaunchPath", "LaunchFunction")).TARGET_GROUPS).toEqual([]);
+  });
+
+  it("stops the synth with one error naming every bad field", async () => {
+    process.env.AGENTFIX_CONFIG = JSON.stringify({
+      hook: { heartbeatTimeoutSeconds: 5 },
+      association: { maxConcurrency: "100%" },
+    });
+    try {
+      await expect(synthesizeStage({ stage: "staging", bundle: false, nag: false })).rejects.toThrow(
+        /Invalid agentfix configuration for stage "staging"[\s\S]*hook\.heartbeatTimeoutSeconds[\s\S]*association\.maxConcurrency/,
+      );
+    } finally {
+      delete process.env.AGENTFIX_CONFIG;
+    }
+  });
+});
+
+describe("2. launch path", () => {
+  it("routes our hook's launch events for the groups in scope to the launch queue", () => {
+    const t = template("prod", "LaunchPath");
+    const rule = resource(t, "AWS::Events::Rule", "LaunchLifecycleRule");
+    expect(rule.Properties.EventPattern).toEqual(launchEventPattern(PROD_GROUPS, HOOK));
+    expect(rule.Properties.EventPattern).toMatchObject({
+      source: ["aws.autoscaling"],
+      "detail-type": ["EC2 Instance-launch Lifecycle Action"],
+      detail: { AutoScalingGroupName: PROD_GROUPS, LifecycleHookName: [HOOK] },
+    });
+    const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
+    const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
+    const [target] = flatten(rule.Properties.Targets, t) as Record<string, unknown>[];
+    expect(target).toMatchObject({
+      Arn: `<GetAtt:${queue.id}.Arn>`,
+      DeadLetterConfig: { Arn: `<GetAtt:${dlq.id}.Arn>` },
+      RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 },
+    });
+
+    const qaRule = resource(template("qa", "LaunchPath"), "AWS::Events::Rule", "LaunchLifecycleRule");
+    expect(qaRule.Properties.EventPattern).toEqual(launchEventPattern([], HOOK));
+  });
+
+  it("lets only this rule send to the queue, over TLS", () => {
+    const t = template("prod", "LaunchPath");
+    const rule = resource(t, "AWS::Events::Rule", "LaunchLifecycleRule");
+    const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
+    const policy = resources(t, "AWS::SQS::QueuePolicy").find((candidate) =>
+      (candidate.Properties.Queues as { Ref: string }[]).some((ref) => ref.Ref === queue.id),
+    );
+    const statements = (
+      flatten(policy?.Properties.PolicyDocument, t) as { Statement: Record<string, unknown>[] }
+    ).Statement;
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: "Allow",
+        Principal: { Service: "events.amazonaws.com" },
+        Action: expect.arrayContaining(["sqs:SendMessage"]),
+        Condition: { ArnEquals: { "aws:SourceArn": `<GetAtt:${rule.id}.Arn>` } },
+      }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+    );
+  });
+
+  it("keeps the queue encrypted, hides a batch longer than the function runs, and dead-letters repeated failures", () => {
+    const t = template("prod", "LaunchPath");
+    const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
+    const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
+    const timeout = fn("prod", "LaunchPath", "LaunchFunction").Properties.Timeout as number;
+    expect(timeout).toBe(120);
+    expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
+    expect(queue.Properties.VisibilityTimeout).toBe(6 * timeout);
+    expect(queue.Properties.VisibilityTimeout as number).toBeLessThan(1200);
+    expect(flatten(queue.Properties.RedrivePolicy, t)).toEqual({
+      deadLetterTargetArn: `<GetAtt:${dlq.id}.Arn>`,
+      maxReceiveCount: 10,
+    });
+  });
+
+  it("feeds the launch function in batches of up to 50 with partial batch responses and capped concurrency", () => {
+    const t = template("prod", "LaunchPath");
+    const mapping = resources(t, "AWS::Lambda::EventSourceMapping")[0];
+    const launch = fn("prod", "LaunchPath", "LaunchFunction");
+    const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
+    expect(flatten(mapping?.Properties, t)).toMatchObject({
+      EventSourceArn: `<GetAtt:${queue.id}.Arn>`,
+      FunctionName: `<Ref:${launch.id}>`,
+      BatchSize: 50,
+      MaximumBatchingWindowInSeconds: 5,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+  });
+});
+
+describe("3. lifecycle hooks", () => {
+  it("creates our launch hook on each group in scope, without a notification target, after the rule", () => {
+    const t = template("prod", "LaunchPath");
+    const hooks = resources(t, "AWS::AutoScaling::LifecycleHook");
+    expect(hooks.map((hook) => hook.Properties.AutoScalingGroupName)).toEqual(PROD_GROUPS);
+    const rule = resource(t, "AWS::Events::Rule", "LaunchLifecycleRule");
+    for (const hook of hooks) {
+      expect(hook.Properties).toEqual({
+        AutoScalingGroupName: expect.any(String),
+        LifecycleHookName: HOOK,
+        LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout: 1200,
+        DefaultResult: "ABANDON",
+      });
+      expect(hook.DependsOn).toContain(rule.id);
+    }
+    expect(resources(template("dev", "LaunchPath"), "AWS::AutoScaling::LifecycleHook")).toHaveLength(1);
+  });
+
+  it("leaves the hook to the groups' own code when no group is listed", () => {
+    expect(resources(template("qa", "LaunchPath"), "AWS::AutoScaling::LifecycleHook")).toEqual([]);
+  });
+});
+
+describe("4. failure path", () => {
+  it("invokes the failure function for failed deployments of the deployment groups in scope", () => {
+    const t = template("prod", "FailurePath");
+    const rule = resource(t, "AWS::Events::Rule", "DeploymentFailureRule");
+    expect(rule.Properties.EventPattern).toEqual(deploymentFailureEventPattern(PROD_PAIRS));
+    expect(rule.Properties.EventPattern).toMatchObject({
+      source: ["aws.codedeploy"],
+      "detail-type": ["CodeDeploy Deployment State-change Notification"],
+      detail: { state: ["FAILURE"], application: ["billing", "catalog"] },
+    });
+    const failure = fn("prod", "FailurePath", "DeploymentFailureFunction");
+    const dlq = resource(t, "AWS::SQS::Queue", "FailureDeadLetterQueue");
+    const [target] = flatten(rule.Properties.Targets, t) as Record<string, unknown>[];
+    expect(target).toMatchObject({
+      Arn: `<GetAtt:${failure.id}.Arn>`,
+      DeadLetterConfig: { Arn: `<GetAtt:${dlq.id}.Arn>` },
+      RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 3600 },
+    });
+    expect(
+      resource(template("qa", "FailurePath"), "AWS::Events::Rule", "DeploymentFailureRule").Properties
+        .EventPattern,
+    ).toEqual(deploymentFailureEventPattern([]));
+  });
+
+  it("retries the asynchronous invocation on an explicit policy and sends what still fails to the dead-letter queue", () => {
+    const t = template("prod", "FailurePath");
+    const failure = fn("prod", "FailurePath", "DeploymentFailureFunction");
+    const dlq = resource(t, "AWS::SQS::Queue", "FailureDeadLetterQueue");
+    const config = resources(t, "AWS::Lambda::EventInvokeConfig")[0];
+    expect(flatten(config?.Properties, t)).toMatchObject({
+      FunctionName: `<Ref:${failure.id}>`,
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: `<GetAtt:${dlq.id}.Arn>` } },
+    });
+    expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
+  });
+});
+
+describe("5. sweep", () => {
+  it("runs the sweep every five minutes against the launch queue", () => {
+    const t = template("prod", "Sweep");
+    const rule = resource(t, "AWS::Events::Rule", "SweepSchedule");
+    const sweep = fn("prod", "Sweep", "SweepFunction");
+    expect(rule.Properties.ScheduleExpression).toBe("rate(5 minutes)");
+    expect(rule.Properties.State).toBe("ENABLED");
+    expect((flatten(rule.Properties.Targets, t) as { Arn: string }[])[0]?.Arn).toBe(
+      `<GetAtt:${sweep.id}.Arn>`,
+    );
+    expect(environmentOf("prod", "Sweep", "SweepFunction")).toMatchObject({
+      TARGET_GROUPS: PROD_GROUPS.join(","),
+      LIFECYCLE_HOOK_NAME: HOOK,
+      STALE_AFTER_SECONDS: "300",
+      DRY_RUN: "false",
+    });
+  });
+});
+
+describe("6. State Manager association", () => {
+  it("installs the pinned agent version on the groups in scope in production", () => {
+    const association = resource(
+      template("prod", "AgentAssociation"),
+      "AWS::SSM::Association",
+      "InstallCodeDeployAgent",
+    );
+    expect(association.Properties).toEqual({
+      AssociationName: "agentfix-prod-install-codedeployagent",
+      Name: "AWS-ConfigureAWSPackage",
+      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: ["1.8.1"] },
+      Targets: [{ Key: "tag:aws:autoscaling:groupName", Values: PROD_GROUPS }],
+      ScheduleExpression: "cron(0 2 ? * SUN *)",
+      ApplyOnlyAtCronInterval: true,
+      ComplianceSeverity: "CRITICAL",
+      MaxConcurrency: "20%",
+      MaxErrors: "5%",
+    });
+  });
+
+  it("omits the version on other stages, so Distributor installs the latest", () => {
+    const dev = resource(
+      template("dev", "AgentAssociation"),
+      "AWS::SSM::Association",
+      "InstallCodeDeployAgent",
+    );
+    expect(dev.Properties).toMatchObject({
+      AssociationName: "agentfix-dev-install-codedeployagent",
+      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"] },
+      Targets: [{ Key: "tag:Name", Values: ["web-dev", "api-dev"] }],
+      ScheduleExpression: "cron(0 3 ? * * *)",
+      ComplianceSeverity: "HIGH",
+    });
+    expect(dev.Properties.Parameters).not.toHaveProperty("version");
+    const qa = resource(
+      template("qa", "AgentAssociation"),
+      "AWS::SSM::Association",
+      "InstallCodeDeployAgent",
+    );
+    expect(qa.Properties.Targets).toEqual([{ Key: "tag-key", Values: ["aws:autoscaling:groupName"] }]);
+  });
+
+  it("never lets a run take a whole group offline", () => {
+    for (const stage of ["prod", "dev", "qa"]) {
+      const { MaxConcurrency, MaxErrors } = resource(
+        template(stage, "AgentAssociation"),
+        "AWS::SSM::Association",
+        "InstallCodeDeployAgent",
+      ).Properties as { MaxConcurrency: string; MaxErrors: string };
+      expect(MaxConcurrency).toMatch(/^\d{1,2}%$/);
+      expect(Number.parseInt(MaxConcurrency, 10)).toBeLessThanOrEqual(50);
+      expect(MaxErrors).toMatch(/^\d{1,3}%$/);
+    }
+  });
+});
+
+describe("7. functions", () => {
+  it("run Node.js 22 on arm64 with explicit memory and timeout, X-Ray and Powertools settings", () => {
+    for (const stage of ["prod", "dev", "qa"]) {
+      for (const [stack, id] of FUNCTIONS) {
+        const { Properties } = fn(stage, stack, id);
+        expect(Properties).toMatchObject({
+          Runtime: "nodejs22.x",
+          Architectures: ["arm64"],
+          TracingConfig: { Mode: "Active" },
+        });
+        expect(Properties.MemorySize).toEqual(expect.any(Number));
+        expect(Properties.Timeout).toEqual(expect.any(Number));
+        expect(environmentOf(stage, stack, id)).toMatchObject({
+          POWERTOOLS_SERVICE_NAME: "agentfix",
+          POWERTOOLS_METRICS_NAMESPACE: "Agentfix",
+          POWERTOOLS_LOG_LEVEL: stage === "dev" ? "DEBUG" : "INFO",
+        });
+      }
+    }
+    expect(fn("prod", "FailurePath", "DeploymentFailureFunction").Properties).toMatchObject({
+      Timeout: 900,
+      MemorySize: 512,
+    });
+    expect(fn("prod", "Sweep", "SweepFunction").Properties).toMatchObject({ Timeout: 60, MemorySize: 256 });
+  });
+
+  it("bundles each handler for deployment", () => {
+    for (const [stack, id, handler] of FUNCTIONS) {
+      const { Properties } = fn("prod", stack, id);
+      expect(Properties.Handler).toBe(handler);
+      expect(flatten(Properties.Code)).toMatchObject({
+        S3Bucket: `cdk-hnb659fds-assets-123456789012-${REGION}`,
+        S3Key: expect.stringMatching(/\.zip$/),
+      });
+    }
+  });
+
+  it("log to their own log group with the stage's retention", () => {
+    for (const [stack, id] of FUNCTIONS) {
+      const t = template("prod", stack);
+      const logGroupId = (fn("prod", stack, id).Properties.LoggingConfig as { LogGroup: { Ref: string } })
+        .LogGroup.Ref;
+      expect(resource(t, "AWS::Logs::LogGroup", logGroupId).Properties.RetentionInDays).toBe(30);
+      expect(allowing(statementsOf("prod", stack, id), "logs:PutLogEvents")).toEqual([
+        expect.objectContaining({ Resource: [`<GetAtt:${logGroupId}.Arn>`] }),
+      ]);
+    }
+  });
+});
+
+describe("8. least privilege", () => {
+  /** Calls IAM cannot scope to a resource; all read-only except X-Ray's, which active tracing needs. */
+  const UNSCOPABLE = new Set([
+    "ssm:DescribeInstanceInformation",
+    "ssm:ListCommandInvocations",
+    "ssm:GetCommandInvocation",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeLifecycleHooks",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeWarmPool",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+  ]);
+
+  it("grants no wildcard action, and '*' only to calls without resource-level permissions", () => {
+    for (const stage of ["prod", "dev", "qa"]) {
+      for (const [stack, id] of FUNCTIONS) {
+        for (const statement of statementsOf(stage, stack, id)) {
+          for (const action of statement.Action) expect(action).not.toMatch(/(^\*$|:\*$|\*)/);
+          if (statement.Resource.includes("*")) {
+            expect(statement.Action.filter((action) => !UNSCOPABLE.has(action))).toEqual([]);
+          }
+        }
+      }
+    }
+  });
+
+  it("lets the launch function send only the agent documents, to instances of the groups in scope", () => {
+    const sends = allowing(statementsOf("prod", "LaunchPath", "LaunchFunction"), "ssm:SendCommand");
+    expect(sends).toEqual([
+      expect.objectContaining({
+        Resource: [
+          `arn:aws:ssm:${REGION}::document/AWS-ConfigureAWSPackage`,
+          `arn:aws:ssm:${REGION}::document/AWS-RunShellScript`,
+          `arn:aws:ssm:${REGION}::document/AWS-RunPowerShellScript`,
+        ],
+      }),
+      expect.objectContaining({
+        Resource: [`arn:aws:ec2:${REGION}:123456789012:instance/*`],
+        Condition: { StringEquals: { "ssm:resourceTag/aws:autoscaling:groupName": PROD_GROUPS } },
+      }),
+    ]);
+    for (const statement of sends) expect(statement.Action).toEqual(["ssm:SendCommand"]);
+    // "All groups": instances are scoped to the account and Region only.
+    const qaSends = allowing(statementsOf("qa", "LaunchPath", "LaunchFunction"), "ssm:SendCommand");
+    expect(qaSends[1]).toMatchObject({ Resource: [`arn:aws:ec2:${REGION}:123456789012:instance/*`] });
+    expect(qaSends[1]?.Condition).toBeUndefined();
+  });
+
+  it("lets the launch function complete and heartbeat lifecycle actions only on the groups in scope", () => {
+    const prefix = `arn:aws:autoscaling:${REGION}:123456789012:autoScalingGroup:*:autoScalingGroupName/`;
+    for (const action of [
+      "autoscaling:CompleteLifecycleAction",
+      "autoscaling:RecordLifecycleActionHeartbeat",
+    ]) {
+      expect(allowing(statementsOf("prod", "LaunchPath", "LaunchFunction"), action)).toEqual([
+        expect.objectContaining({ Resource: PROD_GROUPS.map((group) => `${prefix}${group}`) }),
+      ]);
+      expect(allowing(statementsOf("qa", "LaunchPath", "LaunchFunction"), action)).toEqual([
+        expect.objectContaining({ Resource: [`${prefix}*`] }),
+      ]);
+    }
+  });
+
+  it("lets the failure function make only the CodeDeploy calls it uses, on the deployment groups in scope", () => {
+    const statements = statementsOf("prod", "FailurePath", "DeploymentFailureFunction");
+    const codeDeploy = statements.filter((statement) =>
+      statement.Action.some((a) => a.startsWith("codedeploy:")),
+    );
+    expect(codeDeploy.flatMap((statement) => statement.Action).sort()).toEqual(
+      [
+        "codedeploy:BatchGetDeploymentInstances",
+        "codedeploy:BatchGetDeploymentTargets",
+        "codedeploy:CreateDeployment",
+        "codedeploy:GetApplicationRevision",
+        "codedeploy:GetDeployment",
+        "codedeploy:GetDeploymentConfig",
+        "codedeploy:ListDeploymentInstances",
+        "codedeploy:ListDeploymentTargets",
+        "codedeploy:ListDeployments",
+      ].sort(),
+    );
+    const groupArns = PROD_PAIRS.map(
+      (pair) => `arn:aws:codedeploy:${REGION}:123456789012:deploymentgroup:${pair}`,
+    );
+    expect(allowing(statements, "codedeploy:CreateDeployment")).toEqual([
+      expect.objectContaining({ Resource: groupArns }),
+    ]);
+    expect(allowing(statements, "codedeploy:GetDeployment")).toEqual([
+      expect.objectContaining({ Resource: groupArns }),
+    ]);
+    expect(allowing(statements, "codedeploy:GetDeploymentConfig")).toEqual([
+      expect.objectContaining({ Resource: [`arn:aws:codedeploy:${REGION}:123456789012:deploymentconfig:*`] }),
+    ]);
+    expect(allowing(statements, "codedeploy:GetApplicationRevision")).toEqual([
+      expect.objectContaining({
+        Resource: ["billing", "catalog"].map(
+          (app) => `arn:aws:codedeploy:${REGION}:123456789012:application:${app}`,
+        ),
+      }),
+    ]);
+    expect(allowing(statements, "autoscaling:CompleteLifecycleAction")).toEqual([]);
+    expect(
+      allowing(statementsOf("qa", "FailurePath", "DeploymentFailureFunction"), "codedeploy:CreateDeployment"),
+    ).toEqual([
+      expect.objectContaining({
+        Resource: [`arn:aws:codedeploy:${REGION}:123456789012:deploymentgroup:*/*`],
+      }),
+    ]);
+  });
+
+  it("lets the launch and failure functions use only the lease table", () => {
+    for (const [stack, id] of FUNCTIONS.slice(0, 2)) {
+      const leases = statementsOf("prod", stack, id).filter((statement) =>
+        statement.Action.some((action) => action.startsWith("dynamodb:")),
+      );
+      expect(leases).toEqual([
+        expect.objectContaining({
+          Action: ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+          Resource: [expect.stringMatching(/^<Import:prod-agentfix-Foundation:.*LeaseTable.*Arn/)],
+        }),
+      ]);
+    }
+    const table = resource(template("prod", "Foundation"), "AWS::DynamoDB::Table", "LeaseTable");
+    expect(table.Properties).toMatchObject({
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      BillingMode: "PAY_PER_REQUEST",
+      TimeToLiveSpecification: { AttributeName: "ttl", Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+
+  it("lets the sweep read Auto Scaling and send only to the launch queue", () => {
+    const statements = statementsOf("prod", "Sweep", "SweepFunction");
+    expect(allowing(statements, "sqs:SendMessage")).toEqual([
+      expect.objectContaining({
+        Resource: [expect.stringMatching(/^<Import:prod-agentfix-LaunchPath:.*LaunchQueue.*Arn/)],
+      }),
+    ]);
+    const actions = statements.flatMap((statement) => statement.Action);
+    expect(actions).not.toContain("ssm:SendCommand");
+    expect(actions).not.toContain("autoscaling:CompleteLifecycleAction");
+  });
+
+  it("gives each function a role of its own, without managed policies", () => {
+    for (const [stack, id] of FUNCTIONS) {
+      const t = template("prod", stack);
+      const roleId = (fn("prod", stack, id).Properties.Role as { "Fn::GetAtt": string[] })[
+        "Fn::GetAtt"
+      ][0] as string;
+      expect(resource(t, "AWS::IAM::Role", roleId).Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+});
+
+describe("9. observability", () => {
+  function alarms(stage: string) {
+    const t = template(stage, "Monitoring");
+    return resources(t, "AWS::CloudWatch::Alarm").map(
+      (alarm) => flatten(alarm.Properties, t) as Record<string, unknown>,
+    );
+  }
+
+  it("alarms as soon as a message reaches either dead-letter queue", () => {
+    const depth = alarms("prod").filter((alarm) => alarm.MetricName === "ApproximateNumberOfMessagesVisible");
+    expect(depth.map((alarm) => (alarm.Dimensions as { Value: string }[])[0]?.Value).sort()).toEqual(
+      [
+        expect.stringMatching(/^<Import:prod-agentfix-FailurePath:.*FailureDeadLetterQueue.*QueueName/),
+        expect.stringMatching(/^<Import:prod-agentfix-LaunchPath:.*LaunchDeadLetterQueue.*QueueName/),
+      ].sort(),
+    );
+    for (const alarm of depth) {
+      expect(alarm).toMatchObject({
+        Namespace: "AWS/SQS",
+        Threshold: 0,
+        ComparisonOperator: "GreaterThanThreshold",
+      });
+    }
+  });
+
+  it("alarms on the errors of every function and on abandoned launches and given-up redeploys", () => {
+    const all = alarms("prod");
+    const errors = all.filter((alarm) => alarm.MetricName === "Errors");
+    expect(errors.map((alarm) => (alarm.Dimensions as { Value: string }[])[0]?.Value).sort()).toEqual(
+      [
+        expect.stringMatching(/DeploymentFailureFunction/),
+        expect.stringMatching(/LaunchFunction/),
+        expect.stringMatching(/SweepFunction/),
+      ].sort(),
+    );
+    for (const name of ["LaunchAbandoned", "RedeployGaveUp"]) {
+      expect(all).toContainEqual(
+        expect.objectContaining({
+          Namespace: "Agentfix",
+          MetricName: name,
+          Dimensions: [{ Name: "service", Value: "agentfix" }],
+          Statistic: "Sum",
+          Threshold: 0,
+          ComparisonOperator: "GreaterThanThreshold",
+          TreatMissingData: "notBreaching",
+        }),
+      );
+    }
+  });
+
+  it("notifies the configured address through an SNS topic, and no one when none is configured", () => {
+    const foundation = template("prod", "Foundation");
+    const topic = resource(foundation, "AWS::SNS::Topic", "AlarmTopic");
+    expect(resource(foundation, "AWS::SNS::Subscription", "AlarmTopic").Properties).toMatchObject({
+      Protocol: "email",
+      Endpoint: "ops@example.com",
+    });
+    for (const alarm of alarms("prod")) {
+      expect(alarm.AlarmActions).toEqual([
+        expect.stringMatching(new RegExp(`^<Import:.*${topic.id.slice(0, 10)}`)),
+      ]);
+    }
+    expect(resources(template("qa", "Foundation"), "AWS::SNS::Topic")).toEqual([]);
+    for (const alarm of alarms("qa")) expect(alarm.AlarmActions).toBeUndefined();
+  });
+
+  it("draws a dashboard of installs, time to complete, outcomes, redeploys and queue age", () => {
+    const t = template("prod", "Monitoring");
+    const dashboard = resource(t, "AWS::CloudWatch::Dashboard", "Dashboard");
+    expect(dashboard.Properties.DashboardName).toBe("prod-agentfix-dashboard");
+    const body = String(flatten(dashboard.Properties.DashboardBody, t));
+    for (const metric of [
+      "AgentInstallsSent",
+      "AgentInstallsSucceeded",
+      "AgentInstallsFailed",
+      "TimeToComplete",
+      "LaunchContinued",
+      "LaunchAbandoned",
+      "RedeployCreated",
+      "RedeployGaveUp",
+      "ApproximateAgeOfOldestMessage",
+    ]) {
+      expect(body).toContain(`"${metric}"`);
+    }
+  });
+});
+
+describe("10. console test events", () => {
+  const EVENT_FILES = readdirSync(join(import.meta.dirname, "..", "..", "events"));
+
+  it("registers every sample event of each function as a shareable test event", () => {
+    const t = template("prod", "ConsoleTestEvents");
+    const schemas = resources(t, "AWS::EventSchemas::Schema");
+    const registry = resources(t, "Custom::AWS")[0];
+    for (const [stack, id, handler] of FUNCTIONS) {
+      const prefix = handler.slice("functions/".length, -".handler".length);
+      const files = EVENT_FILES.filter((file) => file.startsWith(`${prefix}.`) && file.endsWith(".json"));
+      const schema = schemas.find((candidate) =>
+        String(flatten(candidate.Properties.SchemaName, t)).includes(id),
+      );
+      if (files.length === 0) {
+        expect(schema).toBeUndefined();
+        continue;
+      }
+      expect(schema?.Properties).toMatchObject({
+        RegistryName: "lambda-testevent-schemas",
+        Type: "OpenApi3",
+      });
+      expect(flatten(schema?.Properties.SchemaName, t)).toMatch(
+        new RegExp(`^_<Import:prod-agentfix-${stack}:.*${id}.*>-schema$`),
+      );
+      expect(schema?.DependsOn).toContain(registry?.id);
+      const content = JSON.parse(String(schema?.Properties.Content));
+      expect(content).toMatchObject({ openapi: "3.0.0", paths: {} });
+      const examples = content.components.examples as Record<string, { value: unknown }>;
+      expect(Object.keys(examples).sort()).toEqual(
+        files.map((file) => file.slice(prefix.length + 1, -".json".length)).sort(),
+      );
+      for (const file of files) {
+        const name = file.slice(prefix.length + 1, -".json".length);
+        const value = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "events", file), "utf8"));
+        expect(examples[name]?.value).toEqual(value);
+      }
+    }
+    expect(
+      schemas.some((schema) => String(flatten(schema.Properties.SchemaName, t)).includes("SweepFunction")),
+    ).toBe(true);
+  });
+
+  it("creates the test-event registry only when missing and never deletes it", () => {
+    const t = template("prod", "ConsoleTestEvents");
+    const registry = resources(t, "Custom::AWS")[0];
+    const create = JSON.parse(String(registry?.Properties.Create));
+    expect(create).toMatchObject({
+      service: "Schemas",
+      action: "CreateRegistry",
+      parameters: { RegistryName: "lambda-testevent-schemas" },
+      ignoreErrorCodesMatching: "ConflictException",
+    });
+    expect(registry?.Properties.Delete).toBeUndefined();
+  });
+});
+
+describe("11. outputs", () => {
+  it("publishes the function names, queue URLs and the dashboard URL", () => {
+    const outputs = (stack: string) =>
+      flatten(
+        (template("prod", stack).Outputs ?? {}) as Record<string, unknown>,
+        template("prod", stack),
+      ) as Record<string, { Value: string }>;
+    expect(outputs("LaunchPath").LaunchFunctionName?.Value).toMatch(/^<Ref:LaunchFunction/);
+    expect(outputs("LaunchPath").LaunchQueueUrl?.Value).toMatch(
+      /^https:\/\/sqs\.us-east-1\.amazonaws\.com\/.*LaunchQueue/,
+    );
+    expect(outputs("LaunchPath").LaunchDeadLetterQueueUrl?.Value).toMatch(/LaunchDeadLetterQueue/);
+    expect(outputs("FailurePath").DeploymentFailureFunctionName?.Value).toMatch(
+      /^<Ref:DeploymentFailureFunction/,
+    );
+    expect(outputs("FailurePath").FailureDeadLetterQueueUrl?.Value).toMatch(/FailureDeadLetterQueue/);
+    expect(outputs("Sweep").SweepFunctionName?.Value).toMatch(/^<Ref:SweepFunction/);
+    expect(outputs("Monitoring").DashboardUrl?.Value).toBe(
+      `https://${REGION}.console.aws.amazon.com/cloudwatch/home?region=${REGION}#dashboards:name=prod-agentfix-dashboard`,
+    );
+  });
+});
+
+describe("checks", () => {
+  it("leaves no unsuppressed cdk-nag AwsSolutions finding, and every suppression carries a reason", () => {
+    for (const stage of ["prod", "dev", "qa"]) {
+      expect(
+        synthesized[stage]?.nag.map((finding) => `${finding.level} ${finding.path}: ${finding.message}`),
+      ).toEqual([]);
+      for (const stack of synthesized[stage]?.stacks ?? []) {
+        for (const [, entry] of Object.entries(
+          (stack.template.Resources ?? {}) as Record<string, Resource>,
+        )) {
+          const suppressions =
+            (entry.Metadata?.cdk_nag as { rules_to_suppress?: { id: string; reason: string }[] } | undefined)
+              ?.rules_to_suppress ?? [];
+          for (const suppression of suppressions) expect(suppression.reason.length).toBeGreaterThan(40);
+        }
+      }
+    }
+  });
+
+  it("passes cfn-lint on every synthesized template", () => {
+    const directory = mkdtempSync(join(tmpdir(), "agentfix-templates-"));
+    const files: string[] = [];
+    for (const [stage, result] of Object.entries(synthesized)) {
+      mkdirSync(join(directory, stage));
+      for (const stack of result.stacks) {
+        const file = join(directory, stage, `${stack.name}.template.json`);
+        writeFileSync(file, JSON.stringify(stack.template));
+        files.push(file);
+      }
+    }
+    let output: string;
+    try {
+      // W3005 (a DependsOn that a reference already implies) is emitted by CDK itself.
+      output = execFileSync(
+        "cfn-lint",
+        ["--format", "parseable", "--ignore-checks", "W3005", "--", ...files],
+        {
+          encoding: "utf8",
+        },
+      );
+    } catch (error) {
+      const failure = error as NodeJS.ErrnoException & { stdout?: string; status?: number };
+      if (failure.code === "ENOENT") {
+        throw new Error("cfn-lint is not on PATH: install it (pip install cfn-lint) to check the templates", {
+          cause: error,
+        });
+      }
+      output = failure.stdout ?? String(error);
+    }
+    expect(output.trim()).toBe("");
+  });
+});
