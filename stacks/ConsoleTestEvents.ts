@@ -9,6 +9,7 @@ import { FailurePath } from "./FailurePath.js";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
 import { Sweep } from "./Sweep.js";
+import { serviceFunctionName } from "./service-function.js";
 import {
   readTestEvents,
   TEST_EVENT_REGISTRY,
@@ -83,22 +84,24 @@ export function ConsoleTestEvents({ app, stack }: StackContext) {
     }
   }
 
-  const functions: [string, IFunction, string][] = [
+  const functions: [string, IFunction, "launch" | "deployment-failure" | "sweep"][] = [
     ["Launch", launchFunction, "launch"],
     ["DeploymentFailure", failureFunction, "deployment-failure"],
     ["Sweep", sweepFunction, "sweep"],
   ];
   const schemas: CfnSchema[] = [];
-  for (const [id, fn, prefix] of functions) {
-    const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), prefix);
+  for (const [id, fn, role] of functions) {
+    const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), role);
     if (events.length === 0) continue;
     const schema = new CfnSchema(stack, `${id}TestEvents`, {
       registryName: TEST_EVENT_REGISTRY,
-      schemaName: testEventSchemaName(fn.functionName),
+      // The function's fixed name rather than a reference: the schema needs no cross-stack export.
+      schemaName: testEventSchemaName(serviceFunctionName(app.stage, role)),
       type: TEST_EVENT_SCHEMA_TYPE,
-      description: `Sample events of the ${id} function (${app.stage})`,
+      description: `Sample events of ${serviceFunctionName(app.stage, role)}`,
       content: testEventSchemaContent(events),
     });
+    schema.node.addDependency(fn);
     if (registry) schema.node.addDependency(registry);
     schemas.push(schema);
   }

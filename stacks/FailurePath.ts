@@ -13,7 +13,7 @@ import {
   sendCommandStatements,
   ssmReadStatement,
 } from "./permissions.js";
-import { createServiceFunction } from "./service-function.js";
+import { createServiceFunction, serviceFunctionName } from "./service-function.js";
 
 /**
  * Failure path: a failed CodeDeploy deployment of a group in scope invokes
@@ -23,7 +23,7 @@ import { createServiceFunction } from "./service-function.js";
  * Lambda when the function keeps failing
  * (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
  */
-export function FailurePath({ stack }: StackContext) {
+export function FailurePath({ app, stack }: StackContext) {
   const { config, leaseTable } = use(Foundation);
   const { failure, agent } = config;
 
@@ -40,6 +40,7 @@ export function FailurePath({ stack }: StackContext) {
   ]);
 
   const failureFunction = createServiceFunction(stack, "DeploymentFailureFunction", {
+    functionName: serviceFunctionName(app.stage, "deployment-failure"),
     handler: "functions/deployment-failure.handler",
     description: "Upgrades the CodeDeploy agent and redeploys when an outdated agent broke a deployment",
     timeoutSeconds: failure.timeoutSeconds,

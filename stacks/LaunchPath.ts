@@ -15,7 +15,7 @@ import {
   sendCommandStatements,
   ssmReadStatement,
 } from "./permissions.js";
-import { createServiceFunction } from "./service-function.js";
+import { createServiceFunction, serviceFunctionName } from "./service-function.js";
 
 /** How long a failed launch message is kept for inspection and redrive (the SQS maximum). */
 const DLQ_RETENTION = Duration.days(14);
@@ -26,7 +26,7 @@ const DLQ_RETENTION = Duration.days(14);
  * across invocations) to functions/launch.ts, which installs and verifies the agent and completes
  * the lifecycle action.
  */
-export function LaunchPath({ stack }: StackContext) {
+export function LaunchPath({ app, stack }: StackContext) {
   const { config, leaseTable } = use(Foundation);
   const { launch, hook, agent } = config;
 
@@ -49,6 +49,7 @@ export function LaunchPath({ stack }: StackContext) {
   });
 
   const launchFunction = createServiceFunction(stack, "LaunchFunction", {
+    functionName: serviceFunctionName(app.stage, "launch"),
     handler: "functions/launch.handler",
     description: "Installs and verifies the CodeDeploy agent on instances held by the launch hook",
     timeoutSeconds: launch.timeoutSeconds,

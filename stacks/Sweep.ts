@@ -6,18 +6,19 @@ import { type StackContext, use } from "sst/constructs";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
 import { autoScalingReadStatement } from "./permissions.js";
-import { createServiceFunction } from "./service-function.js";
+import { createServiceFunction, serviceFunctionName } from "./service-function.js";
 
 /**
  * Sweep: on a schedule, functions/sweep.ts puts instances stuck in Pending:Wait on our hook back on
  * the launch queue (lifecycle events are best effort and can be lost).
  */
-export function Sweep({ stack }: StackContext) {
+export function Sweep({ app, stack }: StackContext) {
   const { config } = use(Foundation);
   const { queue } = use(LaunchPath);
   const { sweep } = config;
 
   const sweepFunction = createServiceFunction(stack, "SweepFunction", {
+    functionName: serviceFunctionName(app.stage, "sweep"),
     handler: "functions/sweep.handler",
     description: "Re-enqueues instances stuck in Pending:Wait on the launch hook",
     timeoutSeconds: sweep.timeoutSeconds,

@@ -257,6 +257,10 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
   const target = config.association.target ?? defaultAssociationTarget(config.groups);
 
   const problems: { path: string; message: string }[] = [];
+  // Function names are agentfix-<stage>-deployment-failure at the longest, and Lambda allows 64 characters.
+  if (!/^[A-Za-z0-9-]{1,36}$/.test(stage)) {
+    problems.push({ path: "(stage)", message: "a stage name is 1-36 letters, digits or '-'" });
+  }
   if (pinned && version === "") {
     problems.push({
       path: "agent.version",

@@ -9,7 +9,16 @@ import { WILDCARD_EVIDENCE, type WildcardEvidence } from "./permissions.js";
 
 export const RUNTIME = "nodejs22.x";
 
+/**
+ * Functions have predictable names, `agentfix-<stage>-<role>`, so operators and tools
+ * (`npm run replay`, the console's test events, CloudWatch Logs under /aws/lambda/<name>) find them.
+ */
+export function serviceFunctionName(stage: string, role: "launch" | "deployment-failure" | "sweep"): string {
+  return `${SERVICE_NAME}-${stage}-${role}`;
+}
+
 export interface ServiceFunctionProps {
+  functionName: string;
   handler: string;
   description: string;
   timeoutSeconds: number;
@@ -33,6 +42,7 @@ export function createServiceFunction(
   props: ServiceFunctionProps,
 ): SstFunction {
   const logGroup = new LogGroup(scope, `${id}Logs`, {
+    logGroupName: `/aws/lambda/${props.functionName}`,
     retention: props.config.logRetentionDays as RetentionDays,
     removalPolicy: RemovalPolicy.DESTROY,
   });
@@ -53,6 +63,7 @@ export function createServiceFunction(
     },
   });
   const fn = new SstFunction(scope, id, {
+    functionName: props.functionName,
     handler: props.handler,
     description: props.description,
     runtime: RUNTIME,
