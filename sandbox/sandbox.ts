@@ -2,7 +2,7 @@ import { clock, setClockScale } from "../functions/core/clock.js";
 import type { StageConfigInput } from "../stacks/config.js";
 import { type DeliveryFaults, EventBus } from "./events/bus.js";
 import { configureAwsEnvironment } from "./runtime/environment.js";
-import { LambdaRuntime } from "./runtime/lambda.js";
+import { LambdaRuntime, type RuntimeFaults } from "./runtime/lambda.js";
 import { SandboxServer } from "./server/server.js";
 import type { ApiCounters, TrafficOptions } from "./server/traffic.js";
 import { type DeployOptions, deployService, type ServiceDeployment } from "./service.js";
@@ -24,6 +24,8 @@ export interface SandboxOptions {
   traffic?: TrafficOptions;
   /** Drops, duplicates and delays of EventBridge deliveries. */
   events?: DeliveryFaults;
+  /** Invocations cut off mid-way (timeouts, crashed containers). */
+  lambda?: RuntimeFaults;
   /** Port for the process's server, when it is first started (0 = a free port). */
   port?: number;
   /** Keep Powertools logs of the handlers silent (default true). */
@@ -68,7 +70,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   server.attach(world, options.traffic);
   configureAwsEnvironment(server.endpoint, world.region, options.quiet ?? true);
   const bus = new EventBus(world, options.events);
-  const runtime = new LambdaRuntime(world);
+  const runtime = new LambdaRuntime(world, options.lambda);
   let closed = false;
   return {
     world,

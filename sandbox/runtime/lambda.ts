@@ -106,6 +106,10 @@ export class LambdaFunction {
   readonly failureDestination: FailureRecord[] = [];
   readonly invocations: InvocationResult[] = [];
   readonly concurrency: Semaphore;
+  /** Invocations running now. */
+  inFlight = 0;
+  /** Asynchronous events accepted and not yet finished (waiting, running or between retries). */
+  pendingEvents = 0;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -117,12 +121,23 @@ export class LambdaFunction {
   }
 }
 
+export interface RuntimeFaults {
+  /**
+   * Probability that an invocation is cut off at a random moment of its time budget, as a timeout
+   * (or a crashed container) would: it ends as timed out and its later AWS calls never complete.
+   */
+  cutOffProbability?: number;
+}
+
 export class LambdaRuntime {
   readonly functions = new Map<string, LambdaFunction>();
   private readonly stoppers: (() => void)[] = [];
   private stopped = false;
 
-  constructor(private readonly world: World) {}
+  constructor(
+    private readonly world: World,
+    private readonly faults: RuntimeFaults = {},
+  ) {}
 
   /** Imports the handler module afresh with the function's environment (a cold start). */
   async deploy(spec: FunctionSpec): Promise<LambdaFunction> {
@@ -146,9 +161,11 @@ export class LambdaRuntime {
   async invoke(fn: LambdaFunction, event: unknown): Promise<InvocationResult> {
     const waited = await fn.concurrency.acquire();
     if (waited) fn.stats.throttled++;
+    fn.inFlight++;
     try {
       return await this.run(fn, event);
     } finally {
+      fn.inFlight--;
       fn.concurrency.release();
     }
   }
@@ -160,9 +177,14 @@ export class LambdaRuntime {
     const deadline = startedAt + fn.spec.timeoutSeconds * 1000;
     const scope = { functionName: fn.spec.name, requestId, frozen: false };
     const context = this.context(fn, requestId, deadline);
+    const faults = this.world.rng.fork(`cut-off:${requestId}`);
+    const cutOff = faults.chance(this.faults.cutOffProbability ?? 0);
+    const budgetMs = cutOff
+      ? faults.draw({ min: 1, max: fn.spec.timeoutSeconds }) * 1000
+      : fn.spec.timeoutSeconds * 1000;
     const outcome = await new Promise<Omit<InvocationResult, "requestId" | "startedAt" | "endedAt">>(
       (settle) => {
-        const timer = this.world.scheduler.after(fn.spec.timeoutSeconds * 1000, () => {
+        const timer = this.world.scheduler.after(budgetMs, () => {
           scope.frozen = true;
           settle({
             ok: false,
@@ -232,15 +254,20 @@ export class LambdaRuntime {
    */
   invokeAsync(fn: LambdaFunction, event: unknown, options: { maximumRetryAttempts?: number } = {}): void {
     const maxRetries = options.maximumRetryAttempts ?? 2;
+    fn.pendingEvents++;
     const attempt = async (count: number): Promise<void> => {
       if (this.stopped) return;
       const result = await this.invoke(fn, event);
-      if (result.ok) return;
+      if (result.ok) {
+        fn.pendingEvents--;
+        return;
+      }
       if (count <= maxRetries) {
         fn.stats.asyncRetries++;
         this.world.scheduler.after(count * 60_000, () => attempt(count + 1));
         return;
       }
+      fn.pendingEvents--;
       fn.stats.failedEvents++;
       fn.failureDestination.push({
         version: "1.0",

@@ -19,7 +19,7 @@ export interface LifecycleHook {
   roleArn?: string;
 }
 
-export type CompletedBy = "api" | "codedeploy" | "timeout" | "scale-in";
+export type CompletedBy = "api" | "codedeploy" | "timeout" | "terminated";
 
 export interface LifecycleAction {
   token: string;
@@ -542,7 +542,7 @@ export class AutoScalingModel {
     for (const action of this.actions) {
       if (action.instanceId === instance.id && !action.completed) {
         action.timer?.cancel();
-        action.completed = { result: "ABANDON", at: this.world.now(), by: "scale-in" };
+        action.completed = { result: "ABANDON", at: this.world.now(), by: "terminated" };
       }
     }
     if (group && why !== "abandon") {

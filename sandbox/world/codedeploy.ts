@@ -622,6 +622,9 @@ export class CodeDeployModel {
   ): Promise<{ status: "Succeeded" | "Failed"; diagnostics: Diagnostics }> {
     event.status = "InProgress";
     event.startTime = this.world.now();
+    if (instance.faults.agentCrashesOnLifecycleEvent) {
+      this.world.scheduler.after(1000, () => this.world.ssm.crashAgent(instance));
+    }
     const agentVersion = instance.agent.version ?? "0";
     const interruption = await new Promise<"done" | "restart" | "shutdown">((resolve) => {
       const timer = this.world.scheduler.after(durationMs, () => {

@@ -9,6 +9,11 @@ export interface AgentState {
   package: AgentPackage | null;
   version: string | null;
   running: boolean;
+  /**
+   * Distributor only knows the installs it made itself: an agent baked into the AMI is reinstalled
+   * even at the requested version (amazon-ssm-agent configurepackage.go, checkAlreadyInstalled).
+   */
+  installedByDistributor?: boolean;
 }
 
 /** What an AMI brings: the platform and the CodeDeploy agent baked into it, if any. */
@@ -27,6 +32,10 @@ export interface ImageProfile {
 export interface InstanceFaults {
   installFailureProbability?: number;
   installSucceedsWithoutAgentProbability?: number;
+  /** The agent dies this many AWS seconds after each start (a crash loop, e.g. a missing Ruby). */
+  agentCrashAfterSeconds?: number;
+  /** The agent runs (and verifies) but dies as soon as it starts a lifecycle event. */
+  agentCrashesOnLifecycleEvent?: boolean;
 }
 
 export type Milestone =

@@ -462,11 +462,12 @@ export class SsmModel {
       return;
     }
     if (
+      instance.agent.installedByDistributor &&
       instance.agent.package === packageName &&
       instance.agent.version === version &&
       instance.agent.running
     ) {
-      // Distributor leaves a package alone when the requested version is already installed.
+      // Distributor leaves a package it installed alone when the requested version is already there.
       invocation.timers.push(
         this.world.scheduler.after(rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000, () => {
           if (invocation.status !== "InProgress") return;
@@ -521,10 +522,18 @@ export class SsmModel {
           });
           return;
         }
-        instance.agent = { package: packageName as AgentPackage, version, running: outcome === "ok" };
+        instance.agent = {
+          package: packageName as AgentPackage,
+          version,
+          running: outcome === "ok",
+          installedByDistributor: true,
+        };
         instance.milestones.installed = this.world.now();
         instance.changed.notify();
-        if (outcome === "ok") this.world.codeDeploy.agentStarted(instance);
+        if (outcome === "ok") {
+          this.world.codeDeploy.agentStarted(instance);
+          this.scheduleCrash(instance);
+        }
         this.finish(
           invocation,
           "Success",
@@ -543,6 +552,31 @@ export class SsmModel {
         });
       }),
     );
+  }
+
+  /** An agent with a crash fault stops on its own a while after it started. */
+  private scheduleCrash(instance: Instance): void {
+    const after = instance.faults.agentCrashAfterSeconds;
+    if (after === undefined) return;
+    const started = instance.agent;
+    this.world.scheduler.after(after * 1000, () => {
+      if (instance.agent === started) this.crashAgent(instance);
+    });
+  }
+
+  /** The CodeDeploy agent process dies (nothing restarts it). */
+  crashAgent(instance: Instance): void {
+    if (!instance.agent.running) return;
+    instance.agent = { ...instance.agent, running: false };
+    instance.changed.notify();
+    this.world.codeDeploy.agentStopped(instance, "shutdown");
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "agent.crashed",
+      instanceId: instance.id,
+      groupName: instance.groupName ?? undefined,
+      message: `${instance.id} CodeDeploy agent ${instance.agent.version} stopped on its own`,
+    });
   }
 
   private runScript(invocation: Invocation, instance: Instance, rng: Random): void {

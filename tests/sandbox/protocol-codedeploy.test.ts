@@ -12,7 +12,7 @@ import {
 } from "@aws-sdk/client-codedeploy";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sandbox } from "../../sandbox/sandbox.js";
-import { expectAwsError, pass, REVISION, sdkClients, testSandbox } from "./helpers.js";
+import { expectAwsError, REVISION, sdkClients, testSandbox } from "./helpers.js";
 
 describe("CodeDeploy over the wire", () => {
   let sandbox: Sandbox;
@@ -64,7 +64,10 @@ describe("CodeDeploy over the wire", () => {
       400,
       `The Deployment Group 'api-dg' already has an active Deployment '${deploymentId}'`,
     );
-    await pass(60);
+    await sandbox.waitFor(() => sandbox.world.codeDeploy.deployment(deploymentId).status === "Failed", {
+      timeoutSeconds: 600,
+      pollSeconds: 1,
+    });
     const { deploymentInfo } = await codeDeploy.send(new GetDeploymentCommand({ deploymentId }));
     expect(deploymentInfo).toMatchObject({
       status: "Failed",

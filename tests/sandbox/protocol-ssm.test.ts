@@ -26,7 +26,12 @@ describe("SSM over the wire", () => {
   let ids: string[];
 
   beforeAll(async () => {
-    sandbox = await testSandbox({ seed: "ssm", world: { ssm: { visibilitySeconds: 10 } } });
+    // Slower clock and wide windows: the assertions on "not yet" and "still running" must hold on a busy machine.
+    sandbox = await testSandbox({
+      seed: "ssm",
+      clockScale: 0.01,
+      world: { ssm: { visibilitySeconds: 10, installSeconds: 100 } },
+    });
     ssm = sdkClients(sandbox.endpoint).ssm;
     const { world } = sandbox;
     world.autoScaling.createGroup({
@@ -161,7 +166,13 @@ describe("SSM over the wire", () => {
       "InProgress",
     ]);
     expect(running.CommandInvocations?.[0]?.StatusDetails).toBe("In Progress");
-    await pass(20);
+    await sandbox.waitFor(
+      () =>
+        sandbox.world.ssm.commands
+          .get(commandId)!
+          .invocations.every((invocation) => invocation.status === "Success"),
+      { timeoutSeconds: 300, pollSeconds: 1 },
+    );
     const done = await ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, Details: true }));
     expect(done.CommandInvocations).toHaveLength(3);
     for (const invocation of done.CommandInvocations!) {
@@ -267,7 +278,10 @@ describe("SSM over the wire", () => {
       'Package "AWSCodeDeployAgent" is already in the process of action "Install"',
     );
     expect(sandbox.world.counters.duplicateInstalls).toBe(before + 1);
-    await pass(25);
+    await sandbox.waitFor(
+      () => sandbox.world.ssm.commands.get(first.Command!.CommandId!)!.invocations[0]!.status === "Success",
+      { timeoutSeconds: 300, pollSeconds: 1 },
+    );
     const succeeded = await ssm.send(
       new GetCommandInvocationCommand({ CommandId: first.Command!.CommandId!, InstanceId: ids[5]! }),
     );

@@ -1,0 +1,145 @@
+import type { Sandbox } from "../sandbox.js";
+import type { Instance } from "../world/instances.js";
+import { compareVersions } from "../world/random.js";
+
+/** Which part of the world the figures are about: the groups (and hook) the service manages. */
+export interface Scope {
+  groups: string[];
+  hookName: string;
+  /** application/deployment-group pairs whose deployments count. */
+  deploymentGroups: string[];
+  /** Only instances launched at or after this AWS time (long-lived instances are not counted). */
+  since: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+export interface Figures {
+  /** Instances launched in scope during the run (replacements included). */
+  instances: number;
+  inService: number;
+  /** In service with the agent running at (or above) the version that carries the fix, confirmed by the verification script. */
+  verified: number;
+  abandoned: number;
+  /** Lifecycle actions in scope that ran out of heartbeat (any hook). */
+  lifecycleTimeouts: number;
+  /** Instances that ended neither in service with a verified agent nor abandoned with a reason. */
+  lost: number;
+  lostInstances: { instanceId: string; why: string }[];
+  /** Lifecycle actions of the service's hook still waiting at the end. */
+  waitingActions: number;
+  duplicateInstalls: number;
+  launchDeploymentsFailed: number;
+  launchDeploymentsSucceeded: number;
+  redeploys: number;
+  redeploysSucceeded: number;
+  apiCalls: Record<string, number>;
+  throttled: number;
+  /** AWS seconds from Pending:Wait to the service's CompleteLifecycleAction. */
+  hookToCompleteSeconds: Percentiles;
+}
+
+export const REDEPLOY_MARKER = "[agentfix redeploy of ";
+
+export function percentiles(values: number[]): Percentiles {
+  if (values.length === 0) return { p50: 0, p95: 0, max: 0 };
+  const sorted = [...values].sort((a, b) => a - b);
+  // Nearest rank.
+  const rank = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+  const round = (value: number) => Math.round(value * 10) / 10;
+  return { p50: round(rank(0.5)), p95: round(rank(0.95)), max: round(sorted.at(-1)!) };
+}
+
+export function scopeInstances(sandbox: Sandbox, scope: Pick<Scope, "groups" | "since">): Instance[] {
+  return [...sandbox.world.instances.values()].filter(
+    (instance) =>
+      instance.groupName !== null &&
+      scope.groups.includes(instance.groupName) &&
+      instance.launchedAt >= scope.since,
+  );
+}
+
+export function hasVerifiedAgent(sandbox: Sandbox, instance: Instance): boolean {
+  const agent = instance.agent;
+  return (
+    instance.milestones.verified !== undefined &&
+    agent.running &&
+    agent.version !== null &&
+    compareVersions(agent.version, sandbox.world.codeDeploy.fixedInAgentVersion) >= 0
+  );
+}
+
+export function measure(sandbox: Sandbox, scope: Scope): Figures {
+  const { world } = sandbox;
+  const instances = scopeInstances(sandbox, scope);
+  const inScope = new Set(instances.map((instance) => instance.id));
+  const actions = world.autoScaling.actions.filter((action) => inScope.has(action.instanceId));
+  const ours = actions.filter((action) => action.hookName === scope.hookName);
+  const lost: { instanceId: string; why: string }[] = [];
+  let inService = 0;
+  let verified = 0;
+  let abandoned = 0;
+  for (const instance of instances) {
+    const timedOut = ours.some(
+      (action) => action.instanceId === instance.id && action.completed?.by === "timeout",
+    );
+    if (instance.milestones.abandoned !== undefined) abandoned++;
+    if (instance.lifecycleState === "InService") {
+      inService++;
+      if (hasVerifiedAgent(sandbox, instance)) verified++;
+      else
+        lost.push({
+          instanceId: instance.id,
+          why: `in service without a verified agent (${instance.agent.version ?? "none"}, ${instance.agent.running ? "running" : "not running"})`,
+        });
+    } else if (!instance.terminated && instance.lifecycleState.startsWith("Pending")) {
+      lost.push({ instanceId: instance.id, why: `left in ${instance.lifecycleState}` });
+    } else if (timedOut) {
+      lost.push({
+        instanceId: instance.id,
+        why: "abandoned by a heartbeat timeout of the service's hook, with no decision",
+      });
+    }
+  }
+  const deployments = [...world.codeDeploy.deployments.values()].filter(
+    (deployment) =>
+      deployment.createTime >= scope.since &&
+      scope.deploymentGroups.includes(`${deployment.applicationName}/${deployment.deploymentGroupName}`),
+  );
+  const launches = deployments.filter((deployment) => deployment.creator === "autoscaling");
+  const redeploys = deployments.filter((deployment) => deployment.description?.includes(REDEPLOY_MARKER));
+  return {
+    instances: instances.length,
+    inService,
+    verified,
+    abandoned,
+    lifecycleTimeouts: actions.filter((action) => action.completed?.by === "timeout").length,
+    lost: lost.length,
+    lostInstances: lost,
+    waitingActions: ours.filter((action) => !action.completed).length,
+    duplicateInstalls: countDuplicates(sandbox, inScope),
+    launchDeploymentsFailed: launches.filter((deployment) => deployment.status === "Failed").length,
+    launchDeploymentsSucceeded: launches.filter((deployment) => deployment.status === "Succeeded").length,
+    redeploys: redeploys.length,
+    redeploysSucceeded: redeploys.filter((deployment) => deployment.status === "Succeeded").length,
+    apiCalls: { ...sandbox.counters.calls },
+    throttled: sandbox.counters.totalThrottled(),
+    hookToCompleteSeconds: percentiles(
+      ours
+        .filter((action) => action.completed?.by === "api")
+        .map((action) => (action.completed!.at - action.startedAt) / 1000),
+    ),
+  };
+}
+
+/** Installs sent to an instance in scope while another install was in flight there. */
+function countDuplicates(sandbox: Sandbox, inScope: Set<string>): number {
+  return sandbox.world.trace.entries.filter(
+    (entry) => entry.kind === "install.duplicate" && entry.instanceId && inScope.has(entry.instanceId),
+  ).length;
+}

@@ -1,0 +1,82 @@
+import { performance } from "node:perf_hooks";
+import { createSandbox, type Sandbox } from "../sandbox.js";
+import type { Figures } from "./measure.js";
+import { measure } from "./measure.js";
+import { formatProgress } from "./progress.js";
+import type { Check, Scenario, ScenarioOptions, Summary } from "./types.js";
+
+export class UnknownScenarioError extends Error {
+  override name = "UnknownScenarioError";
+}
+
+export interface ScenarioResult {
+  summary: Summary;
+  figures: Figures;
+  sandbox: Sandbox;
+  /** AWS time the story started (progress and report times are relative to it). */
+  startedAt: number;
+}
+
+/** Runs one scenario on a fresh sandbox and measures it. */
+export async function runScenario(
+  scenario: Scenario,
+  options: ScenarioOptions = {},
+): Promise<ScenarioResult> {
+  const instances = options.instances ?? scenario.defaultInstances;
+  const realStart = performance.now();
+  const sandbox = await createSandbox(scenario.sandboxOptions(options, instances));
+  const { world } = sandbox;
+  let startedAt = world.now();
+  let started = false;
+  const unsubscribe = world.trace.subscribe((entry) => {
+    if (!started) return;
+    const line = formatProgress(entry, startedAt);
+    if (line !== undefined) options.onProgress?.(line);
+  });
+  const play = await scenario.play({
+    sandbox,
+    instances,
+    options,
+    note: (message) => {
+      if (!started) {
+        started = true;
+        startedAt = world.now();
+      }
+      world.trace.record({ at: world.now(), kind: "scenario", message });
+    },
+    deploy: (config, deployOptions) => sandbox.deployService(config, deployOptions),
+  });
+  const figures = measure(sandbox, play.scope);
+  const checks: Check[] = [
+    ...play.checks(figures),
+    {
+      name: "no instance lost, no duplicate install, no lifecycle action left waiting",
+      ok: figures.lost === 0 && figures.duplicateInstalls === 0 && figures.waitingActions === 0,
+      detail: `lost ${figures.lost}, duplicate installs ${figures.duplicateInstalls}, waiting actions ${figures.waitingActions}`,
+    },
+    {
+      name: "the sandbox itself ran without internal errors",
+      ok: world.errors.length === 0,
+      detail: world.errors.length === 0 ? "none" : world.errors.map(String).slice(0, 3).join("; "),
+    },
+  ];
+  unsubscribe();
+  const { lostInstances, ...rest } = figures;
+  const summary: Summary = {
+    scenario: scenario.name,
+    ok: checks.every((check) => check.ok),
+    seed: options.seed ?? 1,
+    ...rest,
+    instances,
+    launched: figures.instances,
+    awsSeconds: Math.round((world.now() - startedAt) / 1000),
+    realSeconds: Math.round((performance.now() - realStart) / 100) / 10,
+    checks,
+    lostInstances,
+    throttledByOperation: { ...sandbox.counters.throttled },
+    faultsByOperation: { ...sandbox.counters.faults },
+    ...(play.extra?.() ?? {}),
+  };
+  if (!options.keepOpen) await sandbox.close();
+  return { summary, figures, sandbox, startedAt };
+}

@@ -1,0 +1,69 @@
+import type { Sandbox, SandboxOptions } from "../sandbox.js";
+import type { ServiceDeployment } from "../service.js";
+import type { Figures, Scope } from "./measure.js";
+
+export interface ScenarioOptions {
+  /** Instances per scaled group (each scenario has its default). */
+  instances?: number;
+  seed?: number | string;
+  /** Real milliseconds per AWS millisecond. */
+  clockScale?: number;
+  /** CodeDeploy's wait for an absent agent: 300 (limits page) or 3600 (Auto Scaling troubleshooting page). */
+  agentWaitSeconds?: number;
+  /** Each progress line, as it happens. */
+  onProgress?: (line: string) => void;
+  /** Leave the sandbox running after the story ends (for --serve); the caller closes it. */
+  keepOpen?: boolean;
+  port?: number;
+  /** Powertools log output of the handlers (default silent). */
+  verbose?: boolean;
+}
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ScenarioContext {
+  sandbox: Sandbox;
+  instances: number;
+  options: ScenarioOptions;
+  /** A line in the progress output (and the trace). */
+  note(message: string): void;
+  deploy(
+    config: Parameters<Sandbox["deployService"]>[0],
+    options?: Parameters<Sandbox["deployService"]>[1],
+  ): Promise<ServiceDeployment>;
+}
+
+export interface ScenarioPlay {
+  scope: Scope;
+  service: ServiceDeployment;
+  checks: (figures: Figures) => Check[];
+  /** Figures of other parts of the world worth reporting (e.g. the group run without the service). */
+  extra?: () => Record<string, unknown>;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  defaultInstances: number;
+  sandboxOptions(options: ScenarioOptions, instances: number): SandboxOptions;
+  play(context: ScenarioContext): Promise<ScenarioPlay>;
+}
+
+export type Summary = Omit<Figures, "lostInstances"> & {
+  scenario: string;
+  ok: boolean;
+  seed: number | string;
+  /** Instances launched in scope, replacements included (`instances` is the size asked for). */
+  launched: number;
+  awsSeconds: number;
+  realSeconds: number;
+  checks: Check[];
+  lostInstances: Figures["lostInstances"];
+  throttledByOperation: Record<string, number>;
+  faultsByOperation: Record<string, number>;
+  [key: string]: unknown;
+};
