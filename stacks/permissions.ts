@@ -140,13 +140,17 @@ export function codeDeployStatements(scope: Construct, pairs: readonly string[])
       ],
       resources: deploymentGroupArns(scope, pairs),
     }),
+    // CreateDeployment is authorized against the deployment group and the deployment configuration
+    // it names; a redeployment reuses the failed deployment's configuration, whichever it was.
     new PolicyStatement({
       sid: "RedeployInScope",
       effect: Effect.ALLOW,
       actions: ["codedeploy:CreateDeployment"],
-      resources: deploymentGroupArns(scope, pairs),
+      resources: [
+        ...deploymentGroupArns(scope, pairs),
+        `arn:${partition}:codedeploy:${region}:${account}:deploymentconfig:*`,
+      ],
     }),
-    // CreateDeployment reads the deployment configuration and the revision it is given.
     new PolicyStatement({
       sid: "ReadDeploymentConfigs",
       effect: Effect.ALLOW,
@@ -208,7 +212,7 @@ export const WILDCARD_EVIDENCE = {
       regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:deploymentconfig:\\*$/",
     },
     reason:
-      "A redeployment reuses whatever deployment configuration the failed deployment named, built-in or custom; GetDeploymentConfig is read-only.",
+      "A redeployment reuses whatever deployment configuration the failed deployment named, built-in or custom: CreateDeployment is authorized against it and GetDeploymentConfig reads it; the deployment groups themselves stay pinned.",
   },
 } as const;
 

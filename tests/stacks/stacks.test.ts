@@ -487,8 +487,9 @@ describe("8. least privilege", () => {
     const groupArns = PROD_PAIRS.map(
       (pair) => `arn:aws:codedeploy:${REGION}:123456789012:deploymentgroup:${pair}`,
     );
+    const configs = `arn:aws:codedeploy:${REGION}:123456789012:deploymentconfig:*`;
     expect(allowing(statements, "codedeploy:CreateDeployment")).toEqual([
-      expect.objectContaining({ Resource: groupArns }),
+      expect.objectContaining({ Resource: [...groupArns, configs] }),
     ]);
     expect(allowing(statements, "codedeploy:GetDeployment")).toEqual([
       expect.objectContaining({ Resource: groupArns }),
@@ -508,7 +509,10 @@ describe("8. least privilege", () => {
       allowing(statementsOf("qa", "FailurePath", "DeploymentFailureFunction"), "codedeploy:CreateDeployment"),
     ).toEqual([
       expect.objectContaining({
-        Resource: [`arn:aws:codedeploy:${REGION}:123456789012:deploymentgroup:*/*`],
+        Resource: [
+          `arn:aws:codedeploy:${REGION}:123456789012:deploymentgroup:*/*`,
+          `arn:aws:codedeploy:${REGION}:123456789012:deploymentconfig:*`,
+        ],
       }),
     ]);
   });
