@@ -10,7 +10,13 @@ import {
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { EnqueueError, type SweepSettings, sweepStaleLaunches } from "../../functions/core/sweep.js";
+import {
+  EnqueueError,
+  replayPayload,
+  type SweepSettings,
+  sweepStaleLaunches,
+} from "../../functions/core/sweep.js";
+import { LaunchReplaySchema } from "../../functions/schemas/launch-event.js";
 
 const autoScaling = mockClient(AutoScalingClient);
 const sqs = mockClient(SQSClient);
@@ -325,5 +331,18 @@ describe("sweepStaleLaunches", () => {
     expect(report.stale).toHaveLength(1);
     expect(report.enqueued).toBe(0);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it("writes replay payloads the launch function accepts", () => {
+    const payload = replayPayload(
+      { instanceId: "i-0123456789abcdef0", group: "web", waitingSeconds: 600 },
+      HOOK,
+    );
+    expect(LaunchReplaySchema.parse(payload)).toEqual({
+      instanceIds: ["i-0123456789abcdef0"],
+      autoScalingGroupName: "web",
+      lifecycleHookName: HOOK,
+      source: "sweep",
+    });
   });
 });
