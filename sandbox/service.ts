@@ -32,6 +32,11 @@ export interface DeployOptions {
   concurrency?: { launch?: number; failure?: number; sweep?: number };
   /** Extra environment for all functions (e.g. AWS_MAX_ATTEMPTS). */
   env?: Record<string, string>;
+  /**
+   * Wire the functions to their triggers (rules, queue, schedule); default true. Off, the functions
+   * are only invoked by hand (replays).
+   */
+  triggers?: boolean;
 }
 
 export const LEASE_TABLE = "agentfix-sandbox-leases";
@@ -88,15 +93,20 @@ export async function deployService(
       REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
     },
   });
-  const launchSource = addSqsEventSource(runtime, world, launchFunction, launchQueue, {
-    batchSize: launch.batchSize,
-    maximumBatchingWindowSeconds: launch.maxBatchingWindowSeconds,
-    reportBatchItemFailures: true,
-    maximumConcurrency: launch.maxConcurrency,
-  });
-  bus.addRule("LaunchLifecycleRule", launchEventPattern(config.groups, hook.name), (event) => {
-    world.sqs.sendMessage(launchQueue, JSON.stringify(event));
-  });
+  const triggers = options.triggers ?? true;
+  const launchSource = triggers
+    ? addSqsEventSource(runtime, world, launchFunction, launchQueue, {
+        batchSize: launch.batchSize,
+        maximumBatchingWindowSeconds: launch.maxBatchingWindowSeconds,
+        reportBatchItemFailures: true,
+        maximumConcurrency: launch.maxConcurrency,
+      })
+    : { batches: 0, messagesReceived: 0, messagesDeleted: 0, itemFailures: 0, failedBatches: 0 };
+  if (triggers) {
+    bus.addRule("LaunchLifecycleRule", launchEventPattern(config.groups, hook.name), (event) => {
+      world.sqs.sendMessage(launchQueue, JSON.stringify(event));
+    });
+  }
 
   const failureFunction = await runtime.deploy({
     name: "agentfix-sandbox-deployment-failure",
@@ -112,9 +122,11 @@ export async function deployService(
       REGISTRATION_TIMEOUT_SECONDS: String(failure.registrationTimeoutSeconds),
     },
   });
-  bus.addRule("DeploymentFailureRule", deploymentFailureEventPattern(config.deploymentGroups), (event) => {
-    runtime.invokeAsync(failureFunction, event, { maximumRetryAttempts: failure.retryAttempts });
-  });
+  if (triggers) {
+    bus.addRule("DeploymentFailureRule", deploymentFailureEventPattern(config.deploymentGroups), (event) => {
+      runtime.invokeAsync(failureFunction, event, { maximumRetryAttempts: failure.retryAttempts });
+    });
+  }
   runtime.onStop(() => {
     for (const record of failureFunction.failureDestination.splice(0)) {
       world.sqs.sendMessage(failureDeadLetterQueue, JSON.stringify(record));
@@ -122,7 +134,7 @@ export async function deployService(
   });
 
   let sweepFunction: LambdaFunction | undefined;
-  if (options.sweep ?? sweep.enabled) {
+  if (triggers && (options.sweep ?? sweep.enabled)) {
     sweepFunction = await runtime.deploy({
       name: "agentfix-sandbox-sweep",
       module: "functions/sweep.ts",

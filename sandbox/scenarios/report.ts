@@ -17,49 +17,66 @@ interface Segment {
 const COLOURS: Record<string, string> = {
   launching: "#c9ced6",
   registering: "#9cc3e6",
+  "ssm-online": "#d5e6f5",
   installing: "#f0b35a",
   verifying: "#f2dc6b",
   completing: "#b7d99a",
   "in-service": "#3f9b4f",
+  "agent-change": "#b3541e",
   abandoned: "#d64545",
-  terminating: "#8a8f98",
   succeeded: "#3f9b4f",
   failed: "#d64545",
   running: "#5b8ed6",
 };
 
+/**
+ * The launch of an instance as consecutive phases up to its outcome (in service, or abandoned until
+ * terminated); installs after it entered service (the failure path's upgrades) show as markers.
+ */
 function instanceSegments(instance: Instance, start: number, end: number): Segment[] {
   const m = instance.milestones;
   const at = (value: number | undefined) => (value === undefined ? undefined : Math.max(start, value));
-  const launched = at(m.launched) ?? start;
-  const stop = at(m.terminated) ?? end;
-  const points: { at: number | undefined; kind: string; label: string }[] = [
-    { at: launched, kind: "launching", label: "launching" },
-    { at: at(m.pendingWait), kind: "registering", label: "Pending:Wait, SSM Agent registering" },
-    { at: at(m.ssmOnline), kind: "installing", label: "SSM online; agent install" },
+  const outcome = at(m.inService) ?? at(m.abandoned);
+  const phases: { at: number | undefined; kind: string; label: string }[] = [
+    { at: at(m.launched) ?? start, kind: "launching", label: "launching" },
+    { at: at(m.pendingWait), kind: "registering", label: "Pending:Wait; SSM Agent not registered yet" },
+    { at: at(m.ssmOnline), kind: "ssm-online", label: "SSM online" },
+    { at: at(m.installSent), kind: "installing", label: "agent install sent" },
     { at: at(m.installed), kind: "verifying", label: "agent installed; verification" },
     { at: at(m.verified), kind: "completing", label: "agent verified; completing the lifecycle action" },
-    { at: at(m.inService), kind: "in-service", label: "in service" },
-    { at: at(m.abandoned), kind: "abandoned", label: `abandoned: ${instance.abandonReason ?? ""}` },
   ];
-  const known = points
+  const launch = phases
     .filter(
-      (point): point is { at: number; kind: string; label: string } =>
-        point.at !== undefined && point.at <= stop,
+      (phase): phase is { at: number; kind: string; label: string } =>
+        phase.at !== undefined && (outcome === undefined || phase.at < outcome),
     )
     .sort((a, b) => a.at - b.at);
   const segments: Segment[] = [];
-  known.forEach((point, index) => {
-    const next = known[index + 1]?.at ?? stop;
-    if (next > point.at || index === known.length - 1) {
-      segments.push({
-        from: point.at,
-        to: Math.max(next, point.at + 1),
-        kind: point.kind,
-        label: point.label,
-      });
-    }
+  const stop = outcome ?? at(m.terminated) ?? end;
+  launch.forEach((phase, index) => {
+    const next = launch[index + 1]?.at ?? stop;
+    if (next > phase.at) segments.push({ from: phase.at, to: next, kind: phase.kind, label: phase.label });
   });
+  if (m.inService !== undefined && outcome === at(m.inService)) {
+    segments.push({ from: outcome!, to: at(m.terminated) ?? end, kind: "in-service", label: "in service" });
+    for (const change of [m.installed, m.verified]) {
+      if (change !== undefined && change > m.inService && change >= start) {
+        segments.push({
+          from: change,
+          to: change + (end - start) / 300,
+          kind: "agent-change",
+          label: change === m.installed ? "agent reinstalled" : "agent verified",
+        });
+      }
+    }
+  } else if (m.abandoned !== undefined) {
+    segments.push({
+      from: outcome!,
+      to: at(m.terminated) ?? end,
+      kind: "abandoned",
+      label: `abandoned: ${instance.abandonReason ?? ""}`,
+    });
+  }
   return segments;
 }
 
@@ -100,7 +117,8 @@ export function renderReport(result: ScenarioResult): string {
       )
       .join("; ");
     const label = `${deployment.id} ${deployment.creator} ${deployment.status}${failed ? `: ${failed}` : ""}`;
-    return `<tr><td class="name"><b>${deployment.id}</b> ${escapeXml(deployment.deploymentGroupName)}<br><span>${escapeXml(deployment.creator)} · ${escapeXml(deployment.status)}${deployment.description ? ` · ${escapeXml(deployment.description)}` : ""}</span></td><td class="lane">${bar({ from, to, kind, label })}</td></tr>`;
+    const targets = deployment.targets.map((target) => target.instanceId).join(", ");
+    return `<tr><td class="name" title="${escapeXml(deployment.description ?? "")}"><b>${deployment.id}</b> ${escapeXml(deployment.deploymentGroupName)}<br><span>${escapeXml(deployment.creator)} · ${escapeXml(deployment.status)} · ${escapeXml(targets || "no targets")}${deployment.description ? ` · ${escapeXml(deployment.description)}` : ""}</span></td><td class="lane">${bar({ from, to, kind, label })}</td></tr>`;
   });
   const ticks = Array.from({ length: 11 }, (_, index) => {
     const at = startedAt + (span * index) / 10;
@@ -120,8 +138,8 @@ export function renderReport(result: ScenarioResult): string {
 <style>
 body{font:13px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330}
 h1{font-size:18px;margin:0 0 4px}h2{font-size:15px;margin:20px 0 6px}
-table{border-collapse:collapse;width:100%}td{border-bottom:1px solid #eceef2;padding:3px 6px;vertical-align:middle}
-td.name{width:300px;white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px}td.name span{color:#687080;font-family:system-ui,sans-serif}
+table{border-collapse:collapse;width:100%;table-layout:fixed}td{border-bottom:1px solid #eceef2;padding:3px 6px;vertical-align:middle}
+td.name{width:300px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-family:ui-monospace,monospace;font-size:12px}td.name span{color:#687080;font-family:system-ui,sans-serif}
 td.lane{position:relative;height:30px}.seg{position:absolute;top:8px;height:14px;border-radius:2px}
 .axis{position:relative;height:18px;margin-left:312px;border-bottom:1px solid #c9ced6}.tick{position:absolute;font-size:11px;color:#687080;transform:translateX(-50%)}
 .key{margin-right:14px;white-space:nowrap}.key i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-2px}

@@ -99,6 +99,8 @@ export class SandboxServer {
         response.end(String(error));
       });
     });
+    // Idle keep-alive connections of the SDK clients end soon, so a finished run lets the process exit.
+    server.keepAliveTimeout = 1000;
     const host = options.host ?? "127.0.0.1";
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

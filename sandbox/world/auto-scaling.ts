@@ -108,6 +108,7 @@ export class AutoScalingModel {
   readonly activities: ScalingActivity[] = [];
   private readonly launchListeners = new Set<(action: LifecycleAction, instance: Instance) => void>();
   private readonly activityByInstance = new Map<string, ScalingActivity>();
+  private readonly givenTokens = new Map<string, string>();
 
   constructor(
     private readonly world: World,
@@ -269,14 +270,19 @@ export class AutoScalingModel {
     for (let index = 0; index < missing; index++) this.launch(group, before, group.desiredCapacity);
   }
 
-  private launch(group: AutoScalingGroup, capacityBefore: number, capacityAfter: number): Instance {
+  private launch(
+    group: AutoScalingGroup,
+    capacityBefore: number,
+    capacityAfter: number,
+    given: { id?: string; tokens?: Record<string, string> } = {},
+  ): Instance {
     const ordinal = this.world.nextOrdinal(`launch:${group.name}`);
     const rng = this.world.rng.fork(`instance:${group.name}:${ordinal}`);
     const now = this.world.now();
     const platform = rng.chance(group.image.windowsShare ?? 0) ? "Windows" : "Linux";
     const baked = group.image.bakedAgent;
     const instance = createInstance({
-      id: `i-${rng.hex(17)}`,
+      id: given.id ?? `i-${rng.hex(17)}`,
       groupName: group.name,
       platform,
       imageId: group.image.imageId,
@@ -331,7 +337,9 @@ export class AutoScalingModel {
     const started: LifecycleAction[] = [];
     for (const hook of hooks) {
       const action: LifecycleAction = {
-        token: this.world.rng.fork(`token:${instance.id}:${hook.name}`).uuid(),
+        token:
+          this.givenTokens.get(`${instance.id}:${hook.name}`) ??
+          this.world.rng.fork(`token:${instance.id}:${hook.name}`).uuid(),
         hookName: hook.name,
         groupName: group.name,
         instanceId: instance.id,
@@ -588,6 +596,26 @@ export class AutoScalingModel {
         }
         this.reconcile(group);
       }
+    });
+  }
+
+  /**
+   * Launches instances with the given ids (and lifecycle action tokens per hook), raising the desired
+   * capacity to match: a fleet shaped after a real event, for replays.
+   */
+  launchInstances(
+    groupName: string,
+    instances: { id: string; tokens?: Record<string, string> }[],
+  ): Instance[] {
+    const group = this.group(groupName);
+    const before = this.liveInstances(group).length;
+    const after = before + instances.length;
+    group.maxSize = Math.max(group.maxSize, after);
+    group.desiredCapacity = after;
+    return instances.map((given) => {
+      for (const [hook, token] of Object.entries(given.tokens ?? {}))
+        this.givenTokens.set(`${given.id}:${hook}`, token);
+      return this.launch(group, before, after, given);
     });
   }
 

@@ -327,7 +327,8 @@ export class CodeDeployModel {
     );
   }
 
-  createDeployment(input: CreateDeploymentInput, creator = "user"): Deployment {
+  /** CreateDeployment; `id` forces the deployment id (a replay of a real deployment's events). */
+  createDeployment(input: CreateDeploymentInput, creator = "user", id?: string): Deployment {
     const group = this.deploymentGroup(input.applicationName, input.deploymentGroupName);
     const revision = input.revision ?? group.targetRevision;
     if (!revision) throw new AwsServiceError("RevisionRequiredException", "Revision must be specified");
@@ -355,6 +356,7 @@ export class CodeDeployModel {
       );
     }
     const deployment = this.newDeployment(group, {
+      id,
       revision,
       creator,
       description: input.description,
@@ -389,12 +391,11 @@ export class CodeDeployModel {
     group: DeploymentGroup,
     fields: Partial<Deployment> & { revision: RevisionLocation; creator: string },
   ): Deployment {
-    const id = `d-${this.world.rng.fork(`deployment:${this.order.length}`).alphanumeric(9)}`;
+    const id = fields.id ?? `d-${this.world.rng.fork(`deployment:${this.order.length}`).alphanumeric(9)}`;
     const previous = group.lastSuccessfulDeploymentId
       ? this.deployments.get(group.lastSuccessfulDeploymentId)
       : undefined;
     const deployment: Deployment = {
-      id,
       applicationName: group.applicationName,
       deploymentGroupName: group.name,
       deploymentConfigName: fields.deploymentConfigName ?? group.deploymentConfigName,
@@ -406,7 +407,11 @@ export class CodeDeployModel {
       updateOutdatedInstancesOnly: fields.updateOutdatedInstancesOnly ?? false,
       autoRollbackConfiguration: fields.autoRollbackConfiguration ?? group.autoRollbackConfiguration,
       targets: [],
-      ...fields,
+      // Members given as undefined keep the defaults above.
+      ...(Object.fromEntries(
+        Object.entries(fields).filter(([, value]) => value !== undefined),
+      ) as typeof fields),
+      id,
     };
     this.deployments.set(id, deployment);
     this.order.push(id);
