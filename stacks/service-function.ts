@@ -71,9 +71,10 @@ export function createServiceFunction(
     memorySize: props.memoryMb,
     timeout: props.timeoutSeconds,
     tracing: "active",
-    // The bundle is not minified, so stack traces already point at readable code; separate
-    // sourcemaps would only feed SST's console, which this service does not use.
-    nodejs: { sourcemap: false },
+    // Minified (SST keeps function and class names, so stack traces stay readable): a smaller
+    // bundle loads faster on a cold start (`npm run bench` measures both). Separate sourcemaps
+    // would only feed SST's console, which this service does not use.
+    nodejs: { minify: true, sourcemap: false },
     logGroup,
     role,
     environment: {

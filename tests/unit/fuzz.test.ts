@@ -14,9 +14,13 @@ import { EventValidationError } from "../../functions/core/errors.js";
  * names the bad fields, and no AWS call is made. Mutations are drawn from a seeded generator, so a
  * failure reproduces.
  */
-const clients = [SSMClient, AutoScalingClient, CodeDeployClient, DynamoDBClient, SQSClient].map((client) =>
-  mockClient(client),
-);
+const clients = [
+  mockClient(SSMClient),
+  mockClient(AutoScalingClient),
+  mockClient(CodeDeployClient),
+  mockClient(DynamoDBClient),
+  mockClient(SQSClient),
+];
 const awsCalls = () => clients.reduce((total, mock) => total + mock.calls().length, 0);
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
