@@ -131,7 +131,7 @@ describe("hostile input", () => {
       "i-1;rm -rf /",
       "i-0123456789abcdef0 && reboot",
       "$(curl x)",
-      "i-" + "a".repeat(10_000),
+      `i-${"a".repeat(10_000)}`,
       "",
     ]) {
       const event = launchEvent();
