@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { EventValidationError } from "../core/errors.js";
 import { EventBridgeSchema } from "./eventbridge.js";
+import { isObject, parseOrThrow } from "./parse.js";
 
 /**
  * What the deployment-failure function accepts: the raw EventBridge `CodeDeploy Deployment
@@ -46,38 +47,20 @@ const EVENT_KEYS = ["source", "detail-type", "detail"];
  * names every bad field.
  */
 export function parseDeploymentFailureInput(input: unknown): DeploymentFailureInput {
-  const isObject = typeof input === "object" && input !== null && !Array.isArray(input);
-  if (!isObject) {
+  if (!isObject(input)) {
     throw new EventValidationError(
       'Invalid deployment-failure input: expected a CodeDeploy Deployment State-change Notification or {"deploymentId":"d-..."}',
       ["(root)"],
     );
   }
-  const looksLikeEvent = EVENT_KEYS.some((key) => key in input);
-  if (looksLikeEvent) {
-    const result = DeploymentStateChangeEventSchema.safeParse(input);
-    if (!result.success)
-      throw validationError("CodeDeploy Deployment State-change Notification", result.error);
-    return { deploymentId: result.data.detail.deploymentId, source: "event", eventId: result.data.id };
+  if (EVENT_KEYS.some((key) => key in input)) {
+    const event = parseOrThrow(
+      DeploymentStateChangeEventSchema,
+      input,
+      "CodeDeploy Deployment State-change Notification",
+    );
+    return { deploymentId: event.detail.deploymentId, source: "event", eventId: event.id };
   }
-  const result = DeploymentReplaySchema.safeParse(input);
-  if (!result.success) throw validationError('replay payload {"deploymentId":"d-..."}', result.error);
-  return { deploymentId: result.data.deploymentId, source: "replay" };
-}
-
-function validationError(what: string, error: z.ZodError): EventValidationError {
-  const fields: string[] = [];
-  const problems: string[] = [];
-  for (const issue of error.issues) {
-    // An unrecognized key is reported on the object that holds it; name the keys themselves.
-    const paths =
-      issue.code === "unrecognized_keys"
-        ? issue.keys.map((key) => [...issue.path, key].join("."))
-        : [issue.path.join(".") || "(root)"];
-    for (const path of paths) {
-      fields.push(path);
-      problems.push(`${path}: ${issue.message}`);
-    }
-  }
-  return new EventValidationError(`Invalid ${what}: ${problems.join("; ")}`, fields);
+  const replay = parseOrThrow(DeploymentReplaySchema, input, 'replay payload {"deploymentId":"d-..."}');
+  return { deploymentId: replay.deploymentId, source: "replay" };
 }

@@ -8,10 +8,19 @@ import { EventValidationError } from "../core/errors.js";
 export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const fields = result.error.issues.map((issue) => issue.path.join(".") || "(root)");
-  const problems = result.error.issues.map(
-    (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,
-  );
+  const fields: string[] = [];
+  const problems: string[] = [];
+  for (const issue of result.error.issues) {
+    // An unknown key is reported on the object that holds it; name the keys themselves.
+    const paths =
+      issue.code === "unrecognized_keys"
+        ? issue.keys.map((key) => [...issue.path, key].join("."))
+        : [issue.path.join(".") || "(root)"];
+    for (const path of paths) {
+      fields.push(path);
+      problems.push(`${path}: ${issue.message}`);
+    }
+  }
   throw new EventValidationError(`Invalid ${what}: ${problems.join("; ")}`, [...new Set(fields)]);
 }
 
