@@ -64,6 +64,11 @@ export async function main(argv: string[]): Promise<number> {
       `unknown scenario "${values.scenario}"; choose one of ${Object.keys(SCENARIOS).join(", ")}`,
     );
   const out = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
+  if (!values.verbose) {
+    // The handlers' console output (Powertools warnings among it) is for --verbose; this CLI writes
+    // to process.stdout / process.stderr directly.
+    for (const method of ["log", "info", "warn", "debug"] as const) console[method] = () => {};
+  }
   const seed = values.seed === undefined ? 1 : /^\d+$/.test(values.seed) ? Number(values.seed) : values.seed;
   out(`agentfix sandbox: ${scenario.name}: ${scenario.title}`);
   const result = await runScenario(scenario, {
@@ -113,7 +118,8 @@ function serviceGroupsOf(result: Awaited<ReturnType<typeof runScenario>>): strin
 if (import.meta.url === `file://${process.argv[1]}`) {
   main(process.argv.slice(2)).then(
     (code) => {
-      process.exitCode = code;
+      // Work a handler left running (a retry timer, a poll) must not keep a finished run alive.
+      process.exit(code);
     },
     (error: unknown) => {
       process.stderr.write(

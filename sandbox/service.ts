@@ -41,6 +41,12 @@ export interface DeployOptions {
 
 export const LEASE_TABLE = "agentfix-sandbox-leases";
 
+/** RESUME_AFTER_SECONDS as the stack sets it, for stage configurations that carry it. */
+function resumeAfter(launch: StageConfig["launch"]): Record<string, string> {
+  const seconds: unknown = (launch as Record<string, unknown>).resumeAfterSeconds;
+  return typeof seconds === "number" ? { RESUME_AFTER_SECONDS: String(seconds) } : {};
+}
+
 /** Seconds of an EventBridge `rate(...)` expression. */
 export function rateSeconds(expression: string): number {
   const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
@@ -91,6 +97,8 @@ export async function deployService(
       LIFECYCLE_HOOK_NAME: hook.name,
       FAILURE_RESULT: launch.failureResult,
       REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
+      LAUNCH_QUEUE_URL: world.sqs.queueUrl(launchQueue.name),
+      ...resumeAfter(launch),
     },
   });
   const triggers = options.triggers ?? true;

@@ -36,6 +36,8 @@ export interface BusStats {
 export class EventBus {
   readonly rules: Rule[] = [];
   readonly stats: BusStats = { published: 0, matched: 0, delivered: 0, dropped: 0, duplicated: 0 };
+  /** The same counts per rule (published counts every event the bus saw). */
+  readonly ruleStats: Record<string, BusStats> = {};
   private readonly random: Random;
   private readonly unsubscribe: () => void;
 
@@ -56,11 +58,22 @@ export class EventBus {
   private publish(event: EventBridgeEvent): void {
     this.stats.published++;
     for (const rule of this.rules) {
+      const mine = this.ruleStats[rule.name] ?? {
+        published: 0,
+        matched: 0,
+        delivered: 0,
+        dropped: 0,
+        duplicated: 0,
+      };
+      this.ruleStats[rule.name] = mine;
+      mine.published++;
       if (!matchesPattern(rule.pattern, event)) continue;
       this.stats.matched++;
+      mine.matched++;
       const rng = this.random.fork(`${rule.name}:${event.id}`);
       if (rng.chance(this.faults.dropProbability ?? 0)) {
         this.stats.dropped++;
+        mine.dropped++;
         this.world.trace.record({
           at: this.world.now(),
           kind: "event.dropped",
@@ -71,12 +84,16 @@ export class EventBus {
         continue;
       }
       const copies = rng.chance(this.faults.duplicateProbability ?? 0) ? 2 : 1;
-      if (copies === 2) this.stats.duplicated++;
+      if (copies === 2) {
+        this.stats.duplicated++;
+        mine.duplicated++;
+      }
       for (let copy = 0; copy < copies; copy++) {
         const delay =
           rng.draw(this.faults.delaySeconds ?? 0) * 1000 + copy * rng.draw({ min: 0.5, max: 30 }) * 1000;
         this.world.scheduler.after(delay, async () => {
           this.stats.delivered++;
+          mine.delivered++;
           await rule.target(event);
         });
       }

@@ -75,6 +75,7 @@ export async function runScenario(
     lostInstances,
     throttledByOperation: { ...sandbox.counters.throttled },
     faultsByOperation: { ...sandbox.counters.faults },
+    apiErrors: { ...sandbox.counters.errors },
     ...(play.extra?.() ?? {}),
   };
   if (!options.keepOpen) await sandbox.close();

@@ -65,5 +65,7 @@ export type Summary = Omit<Figures, "lostInstances"> & {
   lostInstances: Figures["lostInstances"];
   throttledByOperation: Record<string, number>;
   faultsByOperation: Record<string, number>;
+  /** Error answers by `Service.Operation:ErrorCode` (throttling and injected faults excluded). */
+  apiErrors: Record<string, number>;
   [key: string]: unknown;
 };

@@ -101,6 +101,22 @@ export const sqsOperations: Record<string, Operation> = {
     return {};
   },
 
+  ChangeMessageVisibility(input, { world }) {
+    const seconds = asNumber(input.VisibilityTimeout);
+    if (seconds === undefined || seconds < 0 || seconds > 43_200) {
+      throw new AwsServiceError(
+        "InvalidParameterValue",
+        `Value ${String(input.VisibilityTimeout)} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.`,
+      );
+    }
+    world.sqs.changeVisibility(
+      world.sqs.queueByUrl(asString(input.QueueUrl)),
+      asString(input.ReceiptHandle) ?? "",
+      seconds,
+    );
+    return {};
+  },
+
   GetQueueUrl(input, { world }) {
     const queue = world.sqs.queue(asString(input.QueueName) ?? "");
     return { QueueUrl: world.sqs.queueUrl(queue.name) };
