@@ -280,7 +280,12 @@ export class AutoScalingModel {
     const rng = this.world.rng.fork(`instance:${group.name}:${ordinal}`);
     const now = this.world.now();
     const platform = rng.chance(group.image.windowsShare ?? 0) ? "Windows" : "Linux";
-    const baked = group.image.bakedAgent;
+    // A stream of its own, so that a share leaves every other draw of the instance as it was.
+    const share = group.image.bakedAgentShare;
+    const baked =
+      share === undefined || this.world.rng.fork(`baked-agent:${group.name}:${ordinal}`).chance(share)
+        ? group.image.bakedAgent
+        : null;
     const instance = createInstance({
       id: given.id ?? `i-${rng.hex(17)}`,
       groupName: group.name,

@@ -22,6 +22,12 @@ export interface ImageProfile {
   /** Share of instances launched as Windows (0 = all Linux). */
   windowsShare?: number;
   bakedAgent?: { package?: AgentPackage; version: string; running: boolean } | null;
+  /**
+   * Share of the group's launches that come up with `bakedAgent` (default 1: all of them); the others
+   * come up without an agent. A group whose launch template versions or mixed-instances overrides
+   * point at more than one AMI, only some of them with an agent baked in.
+   */
+  bakedAgentShare?: number;
   /** AWS seconds from launch until the SSM Agent registers and reports Online. */
   registrationDelaySeconds?: Distribution;
   /** Probability that the SSM Agent never registers (missing instance profile, no route to SSM). */
