@@ -13,6 +13,7 @@ export default defineConfig({
       POWERTOOLS_METRICS_DISABLED: "true",
       POWERTOOLS_TRACE_ENABLED: "false",
       SST_TELEMETRY_DISABLED: "1",
+      LAUNCH_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-launch",
     },
   },
 });

@@ -1,8 +1,10 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
+import { sqs } from "./core/clients.js";
 import { clock } from "./core/clock.js";
 import { loadLaunchConfig } from "./core/config.js";
 import { errorMessage } from "./core/errors.js";
@@ -72,6 +74,14 @@ async function handleBatch(
   const retry = [...byRecord].filter(([, requests]) =>
     requests.some((request) => unfinished.has(request.instanceId)),
   );
+  // Out of time here: resume soon. Busy in another invocation: the visibility timeout is the right wait.
+  const busy = new Set(instances.filter((item) => item.busyElsewhere).map((item) => item.instanceId));
+  const resumeSoon = new Set(
+    retry
+      .filter(([, requests]) => !requests.some((request) => busy.has(request.instanceId)))
+      .map(([messageId]) => messageId),
+  );
+  await handBack(batch.Records.filter((record) => resumeSoon.has(record.messageId)));
   const batchItemFailures = [
     ...failed.map((item) => item.messageId),
     ...retry.map(([messageId]) => messageId),
@@ -82,6 +92,33 @@ async function handleBatch(
     ...(failed.length > 0 ? { failedRecords: failed } : {}),
     batchItemFailures,
   };
+}
+
+/**
+ * Unfinished records come back after the queue's visibility timeout, which must outlast a whole
+ * invocation. Shortening it for these records lets the next invocation resume them within seconds
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html).
+ * If that fails the visibility timeout still brings them back: nothing is lost, only time.
+ */
+async function handBack(records: { messageId: string; receiptHandle?: string }[]): Promise<void> {
+  if (!config.LAUNCH_QUEUE_URL) return;
+  for (const record of records) {
+    if (!record.receiptHandle) continue;
+    try {
+      await sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: config.LAUNCH_QUEUE_URL,
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: config.RESUME_AFTER_SECONDS,
+        }),
+      );
+    } catch (error) {
+      logger.warn("could not hand the record back early; it returns after the visibility timeout", {
+        messageId: record.messageId,
+        error: errorMessage(error),
+      });
+    }
+  }
 }
 
 function parseBody(body: string): unknown {

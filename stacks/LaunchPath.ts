@@ -68,6 +68,8 @@ export function LaunchPath({ app, stack }: StackContext) {
       LIFECYCLE_HOOK_NAME: hook.name,
       FAILURE_RESULT: launch.failureResult,
       REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
+      LAUNCH_QUEUE_URL: queue.queueUrl,
+      RESUME_AFTER_SECONDS: String(launch.resumeAfterSeconds),
     },
     statements: [
       ...sendCommandStatements(stack, config),

@@ -107,13 +107,24 @@ const hookSchema = z.strictObject({
 const launchSchema = z.strictObject({
   failureResult: result.default("ABANDON"),
   registrationTimeoutSeconds: int(30, 7_200).default(600),
-  timeoutSeconds: int(30, 900).default(120),
+  // Long enough for a slow SSM registration, an install and a verification in one invocation, so
+  // most instances never wait for a redelivery; work left over resumes after resumeAfterSeconds.
+  timeoutSeconds: int(30, 900).default(300),
   memoryMb: int(128, 10_240).default(512),
-  /** Visibility timeout of the launch queue. Default: six times the function timeout. */
+  /**
+   * Visibility timeout of the launch queue. Default: twice the function timeout. It only decides
+   * when a crashed invocation's messages come back: unfinished instances are handed back after
+   * resumeAfterSeconds, and the event source's maximum concurrency keeps the function from being
+   * throttled (the case behind the usual six-times advice).
+   */
   visibilityTimeoutSeconds: int(30, 43_200).optional(),
+  /** Seconds after which an instance left unfinished by one invocation is picked up by the next. */
+  resumeAfterSeconds: int(0, 900).default(10),
   batchSize: int(1, 50).default(50),
   maxBatchingWindowSeconds: int(0, 300).default(5),
-  maxConcurrency: int(2, 1_000).default(5),
+  // A morning scale-out of 1,000 instances is 20 batches of 50 at once; each must start at once, or
+  // CodeDeploy's own launch deployment gives up waiting for an agent (5 minutes by the limits page).
+  maxConcurrency: int(2, 1_000).default(50),
   maxReceiveCount: int(1, 1_000).default(10),
 });
 
@@ -253,7 +264,7 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
   const version = config.agent.version ?? (pinned ? DEFAULT_PINNED_AGENT_VERSION : "");
   // The stack can only put a hook on groups it knows by name.
   const managedBy = config.hook.managedBy ?? (config.groups.length > 0 ? "stack" : "group");
-  const visibilityTimeoutSeconds = config.launch.visibilityTimeoutSeconds ?? 6 * config.launch.timeoutSeconds;
+  const visibilityTimeoutSeconds = config.launch.visibilityTimeoutSeconds ?? 2 * config.launch.timeoutSeconds;
   const target = config.association.target ?? defaultAssociationTarget(config.groups);
 
   const problems: { path: string; message: string }[] = [];

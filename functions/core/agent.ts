@@ -14,6 +14,7 @@ import {
 } from "./agent-scripts.js";
 import { ssm } from "./clients.js";
 import { clock } from "./clock.js";
+import { mapLimit } from "./concurrency.js";
 import type { AgentConfig, AgentPackage } from "./config.js";
 import { awsErrorName, errorMessage, isTransient } from "./errors.js";
 import { logger, metrics } from "./powertools.js";
@@ -80,6 +81,11 @@ export interface EnsureAgentsRequest {
    * the instances to stop working on (for example because their lifecycle action ended).
    */
   onTick?: (now: number, pending: string[]) => Promise<readonly string[] | undefined>;
+  /**
+   * Called as soon as an instance's result is final (not PENDING), while the others are still being
+   * worked on, so its lifecycle action can be completed at once. Awaited before ensureAgents returns.
+   */
+  onSettled?: (result: AgentResult) => Promise<void>;
 }
 
 export type AgentStatus = "VERIFIED" | "INSTALLED" | "FAILED" | "PENDING" | "DRY_RUN" | "STOPPED";
@@ -159,29 +165,73 @@ function toResult(item: Tracked): AgentResult {
   return result;
 }
 
+/**
+ * Poll and send pacing, in poll intervals. An install of the agent takes tens of seconds, so its
+ * first look waits three intervals; the verification script takes a second or two. Instances that
+ * become ready close together share one command: installs go out at most every two intervals,
+ * verifications every interval. Fewer, fuller commands are fewer polls: this is what keeps a
+ * 50-instance batch near one SSM call per instance (measured by `npm run bench`).
+ */
+const INSTALL_FIRST_POLL_INTERVALS = 4;
+const VERIFY_FIRST_POLL_INTERVALS = 0.6;
+const INSTALL_SEND_GAP_INTERVALS = 3;
+const VERIFY_SEND_GAP_INTERVALS = 2;
+/** Commands looked at side by side in one round. */
+const COMMAND_POLLS_IN_FLIGHT = 5;
+/** While nothing changes, waits grow 1.5 times up to this many poll intervals. */
+const MAX_BACKOFF_INTERVALS = 2;
+
+interface PollSchedule {
+  dueAt: number;
+  interval: number;
+}
+
 class Engine {
-  private interval: number;
   private readonly installComment: string;
   private readonly verifyComment: string;
+  private registrationPoll: PollSchedule = { dueAt: 0, interval: 0 };
+  /** When each command in flight is next looked at (per command, never per instance). */
+  private readonly commandPolls = new Map<string, PollSchedule>();
+  /** Completions handed to the caller while the others are still being worked on. */
+  private readonly settling: Promise<void>[] = [];
+  private settleError: unknown;
+  private readonly lastSent = { install: Number.NEGATIVE_INFINITY, verify: Number.NEGATIVE_INFINITY };
+  /** Installs sent before this run (earlier deliveries, duplicates) are looked for once, before the first send. */
+  private adopted = false;
 
   constructor(
     private readonly request: EnsureAgentsRequest,
     private readonly settings: AgentSettings,
     private readonly tracked: Map<string, Tracked>,
   ) {
-    this.interval = settings.pollIntervalMs;
     this.installComment = `agentfix install ${request.correlationId}`.slice(0, 100);
     this.verifyComment = `agentfix verify ${request.correlationId}`.slice(0, 100);
+    this.registrationPoll.interval = settings.pollIntervalMs;
   }
 
+  /**
+   * Each round does what is due: a registration poll for every instance still registering, the
+   * sends that are ready, and a look at each command whose poll is due. Waits grow while nothing
+   * changes and return to the base interval as soon as something does, so a quiet batch costs few
+   * calls and a busy one is followed closely.
+   */
   async run(): Promise<void> {
-    while (this.active().length > 0) {
-      const before = this.fingerprint();
-      await this.step(this.registering(), () => this.pollRegistration());
-      await this.step(this.inPhase("install"), () => this.sendInstalls());
-      await this.step(this.inPhase("installing"), () => this.pollCommands("installing"));
-      await this.step(this.inPhase("probe", "verify"), () => this.sendVerifications());
-      await this.step(this.inPhase("probing", "verifying"), () => this.pollCommands("verifying"));
+    const base = this.settings.pollIntervalMs;
+    while (this.active().length > 0 && clock.now() < this.request.deadline) {
+      if (this.registering().length > 0 && clock.now() >= this.registrationPoll.dueAt) {
+        const before = this.registering().length;
+        await this.step(this.registering(), () => this.pollRegistration());
+        this.registrationPoll = this.reschedule(
+          this.registrationPoll,
+          this.registering().length < before,
+          base,
+        );
+      }
+      if (this.sendDue("install")) await this.step(this.inPhase("install"), () => this.sendInstalls());
+      await this.step(this.dueCommands("installing"), () => this.pollCommands("installing"));
+      if (this.sendDue("verify"))
+        await this.step(this.inPhase("probe", "verify"), () => this.sendVerifications());
+      await this.step(this.dueCommands("probing", "verifying"), () => this.pollCommands("verifying"));
       const pending = this.active().map((item) => item.instanceId);
       if (pending.length === 0) break;
       const stop = this.request.onTick ? await this.request.onTick(clock.now(), pending) : undefined;
@@ -190,18 +240,54 @@ class Engine {
         if (item && item.phase !== "done")
           this.finish(item, "STOPPED", "the lifecycle action ended while the agent was being set up");
       }
-      // Back off while nothing moves, return to the base interval as soon as something does.
-      this.interval =
-        this.fingerprint() === before
-          ? Math.min(this.interval * 1.5, this.settings.pollIntervalMs * 4)
-          : this.settings.pollIntervalMs;
-      const wait = this.interval * (0.8 + Math.random() * 0.4);
-      if (clock.now() + wait >= this.request.deadline) break;
-      await clock.sleep(wait);
+      const wake = this.nextWake();
+      if (wake >= this.request.deadline) break;
+      await clock.sleep(Math.max(wake - clock.now(), base / 10));
     }
     for (const item of this.active()) {
       item.reason = `still ${describePhase(item.phase)} when the time budget ran out; resumes on the next delivery`;
     }
+    await Promise.all(this.settling);
+    if (this.settleError) throw this.settleError;
+  }
+
+  private reschedule(poll: PollSchedule, progressed: boolean, base: number): PollSchedule {
+    const interval = progressed ? base : Math.min(poll.interval * 1.5, base * MAX_BACKOFF_INTERVALS);
+    return { interval, dueAt: clock.now() + interval * (0.9 + Math.random() * 0.2) };
+  }
+
+  /** The earliest moment something is due: a registration poll, a command poll, or a send. */
+  private nextWake(): number {
+    const base = this.settings.pollIntervalMs;
+    const times: number[] = [];
+    if (this.registering().length > 0) times.push(this.registrationPoll.dueAt);
+    for (const item of this.active()) {
+      const poll = item.commandId ? this.commandPolls.get(item.commandId) : undefined;
+      if (poll) times.push(poll.dueAt);
+      if (item.phase === "install") times.push(this.lastSent.install + INSTALL_SEND_GAP_INTERVALS * base);
+      if (item.phase === "probe" || item.phase === "verify")
+        times.push(this.lastSent.verify + VERIFY_SEND_GAP_INTERVALS * base);
+    }
+    return times.length > 0 ? Math.min(...times) : clock.now() + base;
+  }
+
+  /** Whether a send of this kind may go out now (see the pacing above). */
+  private sendDue(kind: "install" | "verify"): boolean {
+    const gap = kind === "install" ? INSTALL_SEND_GAP_INTERVALS : VERIFY_SEND_GAP_INTERVALS;
+    return clock.now() - this.lastSent[kind] >= gap * this.settings.pollIntervalMs;
+  }
+
+  private dueCommands(...phases: Phase[]): Tracked[] {
+    const now = clock.now();
+    return this.inPhase(...phases).filter(
+      (item) => (this.commandPolls.get(item.commandId ?? "")?.dueAt ?? 0) <= now,
+    );
+  }
+
+  private trackCommand(commandId: string, kind: "install" | "verify"): void {
+    const base = this.settings.pollIntervalMs;
+    const first = base * (kind === "install" ? INSTALL_FIRST_POLL_INTERVALS : VERIFY_FIRST_POLL_INTERVALS);
+    this.commandPolls.set(commandId, { dueAt: clock.now() + first, interval: base });
   }
 
   /** Runs one phase; a throttled or failing SSM call leaves its instances for the next round. */
@@ -239,6 +325,16 @@ class Engine {
     item.status = status;
     item.reason = reason;
     item.commandId = undefined;
+    const settle = this.request.onSettled;
+    if (settle) {
+      // Completed at once, while the rest of the batch is still being worked on; awaited (and its
+      // error rethrown) before run() returns.
+      this.settling.push(
+        settle(toResult(item)).catch((error: unknown) => {
+          this.settleError ??= error;
+        }),
+      );
+    }
   }
 
   // --- registration -------------------------------------------------------------------------
@@ -300,7 +396,10 @@ class Engine {
     // Never send a second install while one is in flight on an instance: a State Manager association
     // or an earlier delivery may have started one. Concurrent installs of one package fail on the
     // instance (amazon-ssm-agent configurepackage_lock.go).
-    await this.adoptExistingInstalls(ready);
+    if (!this.adopted) {
+      await this.adoptExistingInstalls(ready);
+      this.adopted = true;
+    }
     const toSend = this.inPhase("install");
     if (toSend.length === 0) return;
     if (this.settings.dryRun) {
@@ -334,6 +433,8 @@ class Engine {
       );
       const commandId = response.Command?.CommandId ?? "";
       const now = clock.now();
+      this.trackCommand(commandId, "install");
+      this.lastSent.install = clock.now();
       for (const item of chunk) {
         item.phase = "installing";
         item.commandId = commandId;
@@ -410,6 +511,7 @@ class Engine {
       if (IN_FLIGHT.has(status)) {
         item.phase = "installing";
         item.commandId = invocation.CommandId;
+        if (!this.commandPolls.has(invocation.CommandId)) this.trackCommand(invocation.CommandId, "install");
         item.sentAt = time(invocation.RequestedDateTime) || now;
         item.attempts += 1;
         item.installCommandIds.push(invocation.CommandId);
@@ -472,6 +574,8 @@ class Engine {
       );
       const commandId = response.Command?.CommandId ?? "";
       const now = clock.now();
+      this.trackCommand(commandId, "verify");
+      this.lastSent.verify = clock.now();
       for (const item of chunk) {
         item.phase = item.phase === "probe" ? "probing" : "verifying";
         item.commandId = commandId;
@@ -489,18 +593,17 @@ class Engine {
   /** One ListCommandInvocations per command (all its instances at once), never one call per instance. */
   private async pollCommands(kind: "installing" | "verifying"): Promise<void> {
     const phases: Phase[] = kind === "installing" ? ["installing"] : ["probing", "verifying"];
-    const now = clock.now();
-    // A command sent this very round cannot have finished: leave it for the next round.
-    const items = this.inPhase(...phases).filter(
-      (item) => now - (item.sentAt ?? 0) >= this.settings.pollIntervalMs / 2,
-    );
     const byCommand = new Map<string, Tracked[]>();
-    for (const item of items) {
+    for (const item of this.dueCommands(...phases)) {
       const id = item.commandId ?? "";
       byCommand.set(id, [...(byCommand.get(id) ?? []), item]);
     }
-    for (const [commandId, group] of byCommand) {
+    // One look per due command, side by side: a command covers up to 50 instances.
+    await mapLimit([...byCommand], COMMAND_POLLS_IN_FLIGHT, async ([commandId, group]) => {
+      if (clock.now() >= this.request.deadline) return;
       const invocations = await this.listInvocations(commandId, kind === "verifying");
+      const now = clock.now();
+      let progressed = false;
       for (const item of group) {
         const invocation = invocations.get(item.instanceId);
         if (!invocation) {
@@ -514,15 +617,19 @@ class Engine {
               `command ${commandId} never showed an invocation for this instance`,
               true,
             );
+            progressed = true;
           }
           continue;
         }
-        const status = invocation.Status ?? "Pending";
-        if (IN_FLIGHT.has(status)) continue;
+        if (IN_FLIGHT.has(invocation.Status ?? "Pending")) continue;
+        progressed = true;
         if (kind === "installing") this.onInstallDone(item, invocation);
         else this.onVerifyDone(item, invocation);
       }
-    }
+      const poll = this.commandPolls.get(commandId);
+      if (poll)
+        this.commandPolls.set(commandId, this.reschedule(poll, progressed, this.settings.pollIntervalMs));
+    });
   }
 
   private async listInvocations(

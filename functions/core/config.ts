@@ -61,6 +61,10 @@ const launchSchema = agentSchema.extend({
   FAILURE_RESULT: z.enum(["ABANDON", "CONTINUE"]).default("ABANDON"),
   // Longest wait for SSM registration before the instance gets the failure result.
   REGISTRATION_TIMEOUT_SECONDS: int(600, 30, 7_200),
+  // The queue the function reads; unfinished records are handed back to it after RESUME_AFTER_SECONDS
+  // instead of waiting out the visibility timeout. Empty: leave redelivery to the visibility timeout.
+  LAUNCH_QUEUE_URL: z.string().default(""),
+  RESUME_AFTER_SECONDS: int(10, 0, 900),
 });
 
 const failureSchema = agentSchema.extend({

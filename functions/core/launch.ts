@@ -1,6 +1,7 @@
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AgentResult, agentSettings, type EnsureMode, ensureAgents } from "./agent.js";
 import { clock } from "./clock.js";
+import { mapLimit } from "./concurrency.js";
 import type { LaunchConfig } from "./config.js";
 import type { Lease } from "./lease.js";
 import {
@@ -20,6 +21,9 @@ import { logger, metrics } from "./powertools.js";
  * state, SSM registration, installs already sent) and takes the next step, so duplicates, retries and
  * replays resume the work instead of repeating it.
  */
+/** Per-instance calls (leases, heartbeats, completions) run side by side, at most this many at once. */
+const AWS_CALLS_IN_FLIGHT = 10;
+
 export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
 
 /** One instance to reconcile, from an event, a replay or the sweep. */
@@ -47,6 +51,8 @@ export interface LaunchOutcome {
   elapsedSeconds: number;
   installCommandIds?: string[];
   verifyCommandIds?: string[];
+  /** PENDING only: another invocation holds the instance, so a quick retry would only find it busy. */
+  busyElsewhere?: boolean;
 }
 
 export interface LaunchContext {
@@ -133,14 +139,19 @@ export async function reconcileLaunches(
   }
 
   // Two invocations must never work on one instance at once (duplicated events, sweep, replays).
-  for (const request of [...work.values()]) {
-    if (
-      !(await context.lease.acquire(`agent#${request.instanceId}`, context.correlationId, context.deadline))
-    ) {
+  const candidates = [...work.values()];
+  const leased = await mapLimit(candidates, AWS_CALLS_IN_FLIGHT, (request) =>
+    context.lease.acquire(`agent#${request.instanceId}`, context.correlationId, context.deadline),
+  );
+  for (const [index, request] of candidates.entries()) {
+    if (!leased[index]) {
       decide(
         request,
         "PENDING",
         "another invocation is working on this instance; retried on the next delivery",
+        {
+          busyElsewhere: true,
+        },
       );
       work.delete(request.instanceId);
     }
@@ -156,20 +167,24 @@ export async function reconcileLaunches(
   });
   const ended = new Set<string>();
   const onTick = async (now: number, pending: string[]) => {
+    if (config.DRY_RUN) return [];
+    // Without a known start (replay, sweep) the wait may already be old: beat at once.
+    const due = pending
+      .map((instanceId) => work.get(instanceId))
+      .filter((request) => request !== undefined)
+      .filter((request) => {
+        const last = lastBeat.get(request.instanceId) ?? request.startedAt ?? 0;
+        return now - last >= (heartbeatMs.get(request.instanceId) ?? 0) / 2;
+      });
+    const alive = await mapLimit(due, AWS_CALLS_IN_FLIGHT, (request) => recordHeartbeat(actionOf(request)));
     const stop: string[] = [];
-    for (const instanceId of pending) {
-      const request = work.get(instanceId);
-      if (!request) continue;
-      // Without a known start (replay, sweep) the wait may already be old: beat at once.
-      const last = lastBeat.get(instanceId) ?? request.startedAt ?? 0;
-      if (now - last < (heartbeatMs.get(instanceId) ?? 0) / 2) continue;
-      if (config.DRY_RUN) continue;
-      if (await recordHeartbeat(actionOf(request))) {
-        lastBeat.set(instanceId, now);
+    for (const [index, request] of due.entries()) {
+      if (alive[index]) {
+        lastBeat.set(request.instanceId, now);
         metrics.addMetric("LifecycleHeartbeats", MetricUnit.Count, 1);
       } else {
-        ended.add(instanceId);
-        stop.push(instanceId);
+        ended.add(request.instanceId);
+        stop.push(request.instanceId);
       }
     }
     return stop;
@@ -196,6 +211,11 @@ export async function reconcileLaunches(
             deadline: context.deadline,
             correlationId: context.correlationId,
             onTick,
+            // Each instance is completed as soon as its agent is verified, not when the batch is.
+            onSettled: async (result) => {
+              const request = work.get(result.instanceId);
+              if (request) await settle(request, result);
+            },
           },
           settings,
         );
@@ -203,11 +223,18 @@ export async function reconcileLaunches(
     )
   ).flat();
 
-  for (const result of results) {
-    const request = work.get(result.instanceId);
-    if (!request) continue;
-    await settle(request, result);
-  }
+  await mapLimit(
+    results.filter((result) => result.status === "PENDING"),
+    AWS_CALLS_IN_FLIGHT,
+    async (result) => {
+      const request = work.get(result.instanceId);
+      if (request) await settle(request, result);
+    },
+  );
+  // Hand the instances back at once, so the next delivery need not wait for the lease to lapse.
+  await mapLimit([...work.values()], AWS_CALLS_IN_FLIGHT, (request) =>
+    context.lease.release(`agent#${request.instanceId}`, context.correlationId),
+  );
 
   async function settle(request: LaunchRequest, result: AgentResult): Promise<void> {
     const ids = {

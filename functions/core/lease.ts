@@ -1,4 +1,4 @@
-import { ConditionalCheckFailedException, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { dynamodb } from "./clients.js";
 import { clock } from "./clock.js";
 
@@ -11,10 +11,12 @@ import { clock } from "./clock.js";
  */
 export interface Lease {
   acquire(key: string, holder: string, untilMs: number): Promise<boolean>;
+  /** Ends the lease early, if `holder` still holds it. */
+  release(key: string, holder: string): Promise<void>;
 }
 
 /** Leasing switched off (no table configured): every acquire succeeds. */
-export const NO_LEASE: Lease = { acquire: async () => true };
+export const NO_LEASE: Lease = { acquire: async () => true, release: async () => undefined };
 
 export function dynamoLease(tableName: string): Lease {
   if (!tableName) return NO_LEASE;
@@ -40,6 +42,21 @@ export function dynamoLease(tableName: string): Lease {
       } catch (error) {
         if (error instanceof ConditionalCheckFailedException) return false;
         throw error;
+      }
+    },
+    async release(key, holder) {
+      try {
+        await dynamodb.send(
+          new DeleteItemCommand({
+            TableName: tableName,
+            Key: { pk: { S: key } },
+            ConditionExpression: "holder = :holder",
+            ExpressionAttributeValues: { ":holder": { S: holder } },
+          }),
+        );
+      } catch (error) {
+        // Someone else holds it now (ours had lapsed): theirs to release.
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
       }
     },
   };

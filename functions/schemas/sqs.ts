@@ -7,6 +7,7 @@ export const SqsBatchSchema = z.object({
       z.object({
         messageId: z.string().min(1),
         body: z.string(),
+        receiptHandle: z.string().optional(),
         eventSource: z.literal("aws:sqs").optional(),
       }),
     )

@@ -62,11 +62,12 @@ describe("stage configuration", () => {
     });
     expect(config.launch).toMatchObject({
       failureResult: "ABANDON",
-      timeoutSeconds: 120,
-      visibilityTimeoutSeconds: 720,
+      timeoutSeconds: 300,
+      visibilityTimeoutSeconds: 600,
+      resumeAfterSeconds: 10,
       batchSize: 50,
       maxBatchingWindowSeconds: 5,
-      maxConcurrency: 5,
+      maxConcurrency: 50,
       maxReceiveCount: 10,
     });
     expect(config.failure).toMatchObject({
@@ -157,7 +158,7 @@ describe("stage configuration", () => {
   });
 
   it("keeps the launch queue's redelivery inside the hook's heartbeat window", () => {
-    const tooSlow = errorOf(() => parseStageConfig("dev", { launch: { timeoutSeconds: 300 } }));
+    const tooSlow = errorOf(() => parseStageConfig("dev", { launch: { timeoutSeconds: 450 } }));
     expect(tooSlow.fields).toEqual(["launch.visibilityTimeoutSeconds"]);
     expect(tooSlow.message).toContain("must stay below hook.heartbeatTimeoutSeconds (900)");
 
@@ -171,7 +172,7 @@ describe("stage configuration", () => {
       launch: { timeoutSeconds: 300 },
       hook: { heartbeatTimeoutSeconds: 3600 },
     });
-    expect(fits.launch.visibilityTimeoutSeconds).toBe(1800);
+    expect(fits.launch.visibilityTimeoutSeconds).toBe(600);
   });
 
   it("requires a batching window for batches above ten messages and a sweep faster than the heartbeat", () => {

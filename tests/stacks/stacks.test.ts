@@ -186,10 +186,10 @@ describe("2. launch path", () => {
     const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
     const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
     const timeout = fn("prod", "LaunchPath", "LaunchFunction").Properties.Timeout as number;
-    expect(timeout).toBe(120);
+    expect(timeout).toBe(300);
     expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
-    expect(queue.Properties.VisibilityTimeout).toBe(6 * timeout);
+    expect(queue.Properties.VisibilityTimeout).toBe(2 * timeout);
     expect(queue.Properties.VisibilityTimeout as number).toBeLessThan(1200);
     expect(flatten(queue.Properties.RedrivePolicy, t)).toEqual({
       deadLetterTargetArn: `<GetAtt:${dlq.id}.Arn>`,
@@ -208,7 +208,7 @@ describe("2. launch path", () => {
       BatchSize: 50,
       MaximumBatchingWindowInSeconds: 5,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
-      ScalingConfig: { MaximumConcurrency: 5 },
+      ScalingConfig: { MaximumConcurrency: 50 },
     });
   });
 });

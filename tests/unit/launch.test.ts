@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
+import { ConditionalCheckFailedException, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { clock, setClockScale } from "../../functions/core/clock.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../functions/core/config.js";
 import { type LaunchRequest, reconcileLaunches } from "../../functions/core/launch.js";
@@ -9,6 +11,11 @@ import { NO_LEASE } from "../../functions/core/lease.js";
 import { clearHookCache } from "../../functions/core/lifecycle.js";
 import { handleLaunch } from "../../functions/launch.js";
 import { FakeAws, type FakeInstance } from "./support/fake-aws.js";
+
+// The handler reads its configuration when its module loads: give it a lease table to talk to.
+vi.hoisted(() => {
+  process.env.LEASE_TABLE = "agentfix-test-leases";
+});
 
 const fixture = (name: string) => JSON.parse(readFileSync(`tests/events/${name}`, "utf8"));
 
@@ -229,7 +236,7 @@ describe("launch path", () => {
   });
 
   it("heartbeats a long wait once half the heartbeat timeout has passed", async () => {
-    fleet([{ id: "i-00000000000000019", installPolls: 30 }]);
+    fleet([{ id: "i-00000000000000019", installPolls: 80 }]);
     const [outcome] = await run([request("i-00000000000000019")], {}, 1_500_000);
     expect(outcome?.outcome).toBe("CONTINUE");
     expect(aws.heartbeats.length).toBeGreaterThanOrEqual(1);
@@ -332,13 +339,14 @@ describe("launch handler", () => {
     for (const call of aws.sendCommands()) expect(JSON.stringify(call.args[0].input)).not.toContain("rm -rf");
   });
 
-  it("returns unfinished instances as batch item failures so the queue redelivers them", async () => {
+  it("returns unfinished instances as batch item failures, handed back to the queue to resume soon", async () => {
     fleet([{ id: "i-1234567890abcdef4", installPolls: 1_000 }]);
     const report = await handleLaunch(
       {
         Records: [
           {
             messageId: "m-slow",
+            receiptHandle: "receipt-slow",
             body: JSON.stringify(launchEvent("i-1234567890abcdef4")),
             eventSource: "aws:sqs",
           },
@@ -348,6 +356,39 @@ describe("launch handler", () => {
     );
     expect(report.instances[0]?.outcome).toBe("PENDING");
     expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-slow" }]);
+    expect(aws.sqs.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
+      {
+        QueueUrl: "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-launch",
+        ReceiptHandle: "receipt-slow",
+        VisibilityTimeout: 10,
+      },
+    ]);
+  });
+
+  it("leaves an instance another invocation holds to the visibility timeout", async () => {
+    fleet([{ id: "i-1234567890abcdef7" }]);
+    aws.dynamodb
+      .on(PutItemCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} }),
+      );
+    const report = await handleLaunch(
+      {
+        Records: [
+          {
+            messageId: "m-busy",
+            receiptHandle: "receipt-busy",
+            body: JSON.stringify(launchEvent("i-1234567890abcdef7")),
+            eventSource: "aws:sqs",
+          },
+        ],
+      },
+      context(),
+    );
+    expect(report.instances[0]).toMatchObject({ outcome: "PENDING", busyElsewhere: true });
+    expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-busy" }]);
+    expect(aws.sqs.commandCalls(ChangeMessageVisibilityCommand)).toHaveLength(0);
+    expect(aws.sendCommands()).toHaveLength(0);
   });
 
   it("skips non-launch transitions", async () => {

@@ -6,6 +6,7 @@ import {
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
   type CommandInvocation,
   DescribeInstanceInformationCommand,
@@ -53,6 +54,7 @@ export class FakeAws {
   readonly ssm = mockClient(SSMClient);
   readonly autoScaling = mockClient(AutoScalingClient);
   readonly dynamodb = mockClient(DynamoDBClient);
+  readonly sqs = mockClient(SQSClient);
   readonly instances = new Map<string, Required<FakeInstance> & { polls: number; installCount: number }>();
   readonly invocations: Invocation[] = [];
   readonly completions: { instanceId?: string; token?: string; result?: string }[] = [];
@@ -93,6 +95,7 @@ export class FakeAws {
     this.ssm.restore();
     this.autoScaling.restore();
     this.dynamodb.restore();
+    this.sqs.restore();
   }
 
   sendCommands(document?: string) {
@@ -204,6 +207,7 @@ export class FakeAws {
       return {};
     });
     this.dynamodb.on(PutItemCommand).resolves({});
+    this.sqs.on(ChangeMessageVisibilityCommand).resolves({});
   }
 
   /** Installs advance one step per look by command id, as if time passed between polls. */
