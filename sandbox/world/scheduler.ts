@@ -9,8 +9,15 @@ export interface TimerHandle {
   cancel(): void;
 }
 
+interface PendingTimer {
+  /** AWS time (epoch ms) the timer is due. */
+  dueAt: number;
+  timer?: ReturnType<typeof setTimeout>;
+  fire: () => void;
+}
+
 export class Scheduler {
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly timers = new Set<PendingTimer>();
   private stopped = false;
 
   constructor(private readonly onError: (error: unknown) => void) {}
@@ -26,21 +33,42 @@ export class Scheduler {
   /** Runs `task` once `awsMs` AWS milliseconds from now. */
   after(awsMs: number, task: () => void | Promise<void>): TimerHandle {
     if (this.stopped) return { cancel() {} };
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
+    const pending: PendingTimer = {
+      dueAt: clock.now() + Math.max(0, awsMs),
+      fire: () => {
+        this.timers.delete(pending);
         if (this.stopped) return;
         this.run(task);
       },
-      Math.max(0, clock.toReal(awsMs)),
-    );
-    this.timers.add(timer);
+    };
+    pending.timer = setTimeout(pending.fire, Math.max(0, clock.toReal(awsMs)));
+    this.timers.add(pending);
     return {
       cancel: () => {
-        clearTimeout(timer);
-        this.timers.delete(timer);
+        clearTimeout(pending.timer);
+        this.timers.delete(pending);
       },
     };
+  }
+
+  /** AWS time the earliest pending timer is due, or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    let earliest: number | undefined;
+    for (const pending of this.timers) {
+      if (earliest === undefined || pending.dueAt < earliest) earliest = pending.dueAt;
+    }
+    return earliest;
+  }
+
+  /**
+   * Sets every pending timer again from its due time on the clock as it is now: after the clock's
+   * scale changed, or after it was moved forward over a stretch in which nothing was due.
+   */
+  rearm(): void {
+    for (const pending of this.timers) {
+      clearTimeout(pending.timer);
+      pending.timer = setTimeout(pending.fire, Math.max(0, clock.toReal(pending.dueAt - clock.now())));
+    }
   }
 
   /** Runs `task` every `awsMs` AWS milliseconds, the first time after one period. */
@@ -81,7 +109,7 @@ export class Scheduler {
 
   stop(): void {
     this.stopped = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const pending of this.timers) clearTimeout(pending.timer);
     this.timers.clear();
   }
 }
