@@ -36,8 +36,8 @@ function number(value: string | undefined, name: string): number | undefined {
   return parsed;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+function parseCli(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       scenario: { type: "string", default: "morning" },
@@ -54,6 +54,16 @@ export async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseCli>;
+  try {
+    parsed = parseCli(argv);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
