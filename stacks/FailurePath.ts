@@ -5,6 +5,7 @@ import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { type StackContext, use } from "sst/constructs";
+import { failureEnvironment } from "./environment.js";
 import { Foundation } from "./Foundation.js";
 import { deploymentFailureEventPattern } from "./patterns.js";
 import {
@@ -25,7 +26,7 @@ import { createServiceFunction, serviceFunctionName } from "./service-function.j
  */
 export function FailurePath({ app, stack }: StackContext) {
   const { config, leaseTable } = use(Foundation);
-  const { failure, agent } = config;
+  const { failure } = config;
 
   const deadLetterQueue = new Queue(stack, "FailureDeadLetterQueue", {
     encryption: QueueEncryption.SQS_MANAGED,
@@ -46,20 +47,7 @@ export function FailurePath({ app, stack }: StackContext) {
     timeoutSeconds: failure.timeoutSeconds,
     memoryMb: failure.memoryMb,
     config,
-    environment: {
-      AGENT_PACKAGE: agent.package,
-      AGENT_VERSION: agent.version,
-      VERIFY_AGENT: String(agent.verify),
-      INSTALL_ATTEMPTS: String(agent.installAttempts),
-      POLL_INTERVAL_MS: String(agent.pollIntervalMs),
-      DRY_RUN: String(config.dryRun),
-      LEASE_TABLE: leaseTable.tableName,
-      TIME_RESERVE_SECONDS: String(config.timeReserveSeconds),
-      TARGET_DEPLOYMENT_GROUPS: config.deploymentGroups.join(","),
-      MAX_REDEPLOYS: String(failure.maxRedeploys),
-      REDEPLOY_WHEN: failure.redeployWhen,
-      REGISTRATION_TIMEOUT_SECONDS: String(failure.registrationTimeoutSeconds),
-    },
+    environment: failureEnvironment(config, { leaseTable: leaseTable.tableName }),
     statements: [
       // The failed targets of a deployment group in scope are instances of the groups in scope
       // (every instance of the account and Region when no group is listed).

@@ -6,6 +6,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { type StackContext, use } from "sst/constructs";
+import { launchEnvironment } from "./environment.js";
 import { Foundation } from "./Foundation.js";
 import { launchEventPattern } from "./patterns.js";
 import {
@@ -28,7 +29,7 @@ const DLQ_RETENTION = Duration.days(14);
  */
 export function LaunchPath({ app, stack }: StackContext) {
   const { config, leaseTable } = use(Foundation);
-  const { launch, hook, agent } = config;
+  const { launch, hook } = config;
 
   const deadLetterQueue = new Queue(stack, "LaunchDeadLetterQueue", {
     encryption: QueueEncryption.SQS_MANAGED,
@@ -55,22 +56,10 @@ export function LaunchPath({ app, stack }: StackContext) {
     timeoutSeconds: launch.timeoutSeconds,
     memoryMb: launch.memoryMb,
     config,
-    environment: {
-      AGENT_PACKAGE: agent.package,
-      AGENT_VERSION: agent.version,
-      VERIFY_AGENT: String(agent.verify),
-      INSTALL_ATTEMPTS: String(agent.installAttempts),
-      POLL_INTERVAL_MS: String(agent.pollIntervalMs),
-      DRY_RUN: String(config.dryRun),
-      LEASE_TABLE: leaseTable.tableName,
-      TIME_RESERVE_SECONDS: String(config.timeReserveSeconds),
-      TARGET_GROUPS: config.groups.join(","),
-      LIFECYCLE_HOOK_NAME: hook.name,
-      FAILURE_RESULT: launch.failureResult,
-      REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
-      LAUNCH_QUEUE_URL: queue.queueUrl,
-      RESUME_AFTER_SECONDS: String(launch.resumeAfterSeconds),
-    },
+    environment: launchEnvironment(config, {
+      leaseTable: leaseTable.tableName,
+      launchQueueUrl: queue.queueUrl,
+    }),
     statements: [
       ...sendCommandStatements(stack, config),
       ssmReadStatement(),

@@ -3,6 +3,7 @@ import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { type StackContext, use } from "sst/constructs";
+import { sweepEnvironment } from "./environment.js";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
 import { autoScalingReadStatement } from "./permissions.js";
@@ -24,13 +25,7 @@ export function Sweep({ app, stack }: StackContext) {
     timeoutSeconds: sweep.timeoutSeconds,
     memoryMb: sweep.memoryMb,
     config,
-    environment: {
-      TARGET_GROUPS: config.groups.join(","),
-      LIFECYCLE_HOOK_NAME: config.hook.name,
-      LAUNCH_QUEUE_URL: queue.queueUrl,
-      STALE_AFTER_SECONDS: String(sweep.staleAfterSeconds),
-      DRY_RUN: String(config.dryRun),
-    },
+    environment: sweepEnvironment(config, { launchQueueUrl: queue.queueUrl }),
     statements: [
       autoScalingReadStatement([
         "DescribeAutoScalingGroups",

@@ -1,0 +1,58 @@
+import type { StageConfig } from "./config.js";
+
+/**
+ * The environment each function reads (functions/core/config.ts), from the stage configuration: one
+ * source for the stacks and for the sandbox, which deploys the functions the way the stacks do.
+ */
+type Environment = Record<string, string>;
+
+function agentEnvironment(config: StageConfig, leaseTable: string): Environment {
+  const { agent } = config;
+  return {
+    AGENT_PACKAGE: agent.package,
+    AGENT_VERSION: agent.version,
+    VERIFY_AGENT: String(agent.verify),
+    INSTALL_ATTEMPTS: String(agent.installAttempts),
+    POLL_INTERVAL_MS: String(agent.pollIntervalMs),
+    DRY_RUN: String(config.dryRun),
+    LEASE_TABLE: leaseTable,
+    TIME_RESERVE_SECONDS: String(config.timeReserveSeconds),
+  };
+}
+
+export function launchEnvironment(
+  config: StageConfig,
+  resources: { leaseTable: string; launchQueueUrl: string },
+): Environment {
+  const { launch, hook } = config;
+  return {
+    ...agentEnvironment(config, resources.leaseTable),
+    TARGET_GROUPS: config.groups.join(","),
+    LIFECYCLE_HOOK_NAME: hook.name,
+    FAILURE_RESULT: launch.failureResult,
+    REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
+    LAUNCH_QUEUE_URL: resources.launchQueueUrl,
+    RESUME_AFTER_SECONDS: String(launch.resumeAfterSeconds),
+  };
+}
+
+export function failureEnvironment(config: StageConfig, resources: { leaseTable: string }): Environment {
+  const { failure } = config;
+  return {
+    ...agentEnvironment(config, resources.leaseTable),
+    TARGET_DEPLOYMENT_GROUPS: config.deploymentGroups.join(","),
+    MAX_REDEPLOYS: String(failure.maxRedeploys),
+    REDEPLOY_WHEN: failure.redeployWhen,
+    REGISTRATION_TIMEOUT_SECONDS: String(failure.registrationTimeoutSeconds),
+  };
+}
+
+export function sweepEnvironment(config: StageConfig, resources: { launchQueueUrl: string }): Environment {
+  return {
+    TARGET_GROUPS: config.groups.join(","),
+    LIFECYCLE_HOOK_NAME: config.hook.name,
+    LAUNCH_QUEUE_URL: resources.launchQueueUrl,
+    STALE_AFTER_SECONDS: String(config.sweep.staleAfterSeconds),
+    DRY_RUN: String(config.dryRun),
+  };
+}
