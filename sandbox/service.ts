@@ -1,4 +1,5 @@
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
+import { failureEnvironment, launchEnvironment, sweepEnvironment } from "../stacks/environment.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../stacks/patterns.js";
 import type { EventBus } from "./events/bus.js";
 import type { LambdaFunction, LambdaRuntime } from "./runtime/lambda.js";
@@ -41,12 +42,6 @@ export interface DeployOptions {
 
 export const LEASE_TABLE = "agentfix-sandbox-leases";
 
-/** RESUME_AFTER_SECONDS as the stack sets it, for stage configurations that carry it. */
-function resumeAfter(launch: StageConfig["launch"]): Record<string, string> {
-  const seconds: unknown = (launch as Record<string, unknown>).resumeAfterSeconds;
-  return typeof seconds === "number" ? { RESUME_AFTER_SECONDS: String(seconds) } : {};
-}
-
 /** Seconds of an EventBridge `rate(...)` expression. */
 export function rateSeconds(expression: string): number {
   const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
@@ -63,7 +58,7 @@ export async function deployService(
   options: DeployOptions = {},
 ): Promise<ServiceDeployment> {
   const config = parseStageConfig(options.stage ?? "sandbox", input, "sandbox configuration");
-  const { agent, hook, launch, failure, sweep } = config;
+  const { hook, launch, failure, sweep } = config;
   world.dynamodb.createTable({ name: LEASE_TABLE, hashKey: "pk" });
   const launchDeadLetterQueue = world.sqs.createQueue({ name: "agentfix-launch-dlq" });
   const launchQueue = world.sqs.createQueue({
@@ -73,17 +68,6 @@ export async function deployService(
     deadLetterQueueName: launchDeadLetterQueue.name,
   });
   const failureDeadLetterQueue = world.sqs.createQueue({ name: "agentfix-failure-dlq" });
-  const common = {
-    ...options.env,
-    AGENT_PACKAGE: agent.package,
-    AGENT_VERSION: agent.version,
-    VERIFY_AGENT: String(agent.verify),
-    INSTALL_ATTEMPTS: String(agent.installAttempts),
-    POLL_INTERVAL_MS: String(agent.pollIntervalMs),
-    DRY_RUN: String(config.dryRun),
-    LEASE_TABLE,
-    TIME_RESERVE_SECONDS: String(config.timeReserveSeconds),
-  };
 
   const launchFunction = await runtime.deploy({
     name: "agentfix-sandbox-launch",
@@ -92,13 +76,11 @@ export async function deployService(
     memoryMb: launch.memoryMb,
     reservedConcurrency: options.concurrency?.launch ?? launch.maxConcurrency,
     env: {
-      ...common,
-      TARGET_GROUPS: config.groups.join(","),
-      LIFECYCLE_HOOK_NAME: hook.name,
-      FAILURE_RESULT: launch.failureResult,
-      REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
-      LAUNCH_QUEUE_URL: world.sqs.queueUrl(launchQueue.name),
-      ...resumeAfter(launch),
+      ...options.env,
+      ...launchEnvironment(config, {
+        leaseTable: LEASE_TABLE,
+        launchQueueUrl: world.sqs.queueUrl(launchQueue.name),
+      }),
     },
   });
   const triggers = options.triggers ?? true;
@@ -122,13 +104,7 @@ export async function deployService(
     timeoutSeconds: failure.timeoutSeconds,
     memoryMb: failure.memoryMb,
     reservedConcurrency: options.concurrency?.failure ?? 10,
-    env: {
-      ...common,
-      TARGET_DEPLOYMENT_GROUPS: config.deploymentGroups.join(","),
-      MAX_REDEPLOYS: String(failure.maxRedeploys),
-      REDEPLOY_WHEN: failure.redeployWhen,
-      REGISTRATION_TIMEOUT_SECONDS: String(failure.registrationTimeoutSeconds),
-    },
+    env: { ...options.env, ...failureEnvironment(config, { leaseTable: LEASE_TABLE }) },
   });
   if (triggers) {
     bus.addRule("DeploymentFailureRule", deploymentFailureEventPattern(config.deploymentGroups), (event) => {
@@ -151,11 +127,7 @@ export async function deployService(
       reservedConcurrency: options.concurrency?.sweep ?? 1,
       env: {
         ...options.env,
-        TARGET_GROUPS: config.groups.join(","),
-        LIFECYCLE_HOOK_NAME: hook.name,
-        LAUNCH_QUEUE_URL: world.sqs.queueUrl(launchQueue.name),
-        STALE_AFTER_SECONDS: String(sweep.staleAfterSeconds),
-        DRY_RUN: String(config.dryRun),
+        ...sweepEnvironment(config, { launchQueueUrl: world.sqs.queueUrl(launchQueue.name) }),
       },
     });
     runtime.schedule(sweepFunction, rateSeconds(sweep.schedule), "SweepSchedule");
