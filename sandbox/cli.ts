@@ -98,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(values.report, renderReport(result));
     out(`timeline written to ${values.report}`);
   }
-  if (values.json) process.stdout.write(`${JSON.stringify(result.summary)}\n`);
+  if (values.json) await writeOut(`${JSON.stringify(result.summary)}\n`);
   if (values.serve) {
     const { sandbox } = result;
     out(`serving the sandbox at ${sandbox.endpoint} (Ctrl-C to stop)`);
@@ -118,6 +118,10 @@ export async function main(argv: string[]): Promise<number> {
   return result.summary.ok ? 0 : 1;
 }
 
+function writeOut(text: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+}
+
 function serviceGroupsOf(result: Awaited<ReturnType<typeof runScenario>>): string[] {
   const launch = [...result.sandbox.runtime.functions.values()].find((fn) =>
     fn.spec.name.endsWith("-launch"),
@@ -127,8 +131,10 @@ function serviceGroupsOf(result: Awaited<ReturnType<typeof runScenario>>): strin
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   main(process.argv.slice(2)).then(
-    (code) => {
-      // Work a handler left running (a retry timer, a poll) must not keep a finished run alive.
+    async (code) => {
+      // Work a handler left running (a retry timer, a poll) must not keep a finished run alive; exit
+      // once stdout has taken everything (a pipe takes large writes in several turns).
+      await writeOut("");
       process.exit(code);
     },
     (error: unknown) => {

@@ -86,9 +86,14 @@ export function addSqsEventSource(
     1,
     Math.min(options.maximumConcurrency ?? fn.concurrency.limit, fn.concurrency.limit),
   );
-  const visible = () => {
+  /** Visible messages, counted up to `enough` (the pollers only ask "any?" and "a full batch?"). */
+  const visible = (enough = 1) => {
     const now = world.now();
-    return queue.messages.filter((message) => message.visibleAt <= now).length;
+    let count = 0;
+    for (const message of queue.messages) {
+      if (message.visibleAt <= now && ++count >= enough) break;
+    }
+    return count;
   };
 
   const process = async (messages: QueueMessage[]) => {
@@ -127,8 +132,8 @@ export function addSqsEventSource(
       const ready = await queue.arrivals.waitFor(world.scheduler, () => visible() > 0, 20_000);
       if (runtime.isStopped) return;
       if (!ready) continue;
-      if (windowMs > 0 && visible() < batchSize) {
-        await queue.arrivals.waitFor(world.scheduler, () => visible() >= batchSize, windowMs);
+      if (windowMs > 0 && visible(batchSize) < batchSize) {
+        await queue.arrivals.waitFor(world.scheduler, () => visible(batchSize) >= batchSize, windowMs);
       }
       const messages = world.sqs.receive(queue, batchSize);
       if (messages.length === 0) continue;

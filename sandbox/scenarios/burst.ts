@@ -2,7 +2,7 @@ import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { addGroupWithDeployments } from "./fleet.js";
 import { percentiles, scopeInstances } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
-import type { Scenario } from "./types.js";
+import { defaultClockScale, type Scenario } from "./types.js";
 
 /**
  * A large group scales from 0 at once while SSM and Auto Scaling throttle (ASSUMED_RATE_LIMITS):
@@ -12,9 +12,9 @@ export const burst: Scenario = {
   name: "burst",
   title: "A group scales from 0 to N at once under SSM and Auto Scaling throttling",
   defaultInstances: 100,
-  sandboxOptions: (options) => ({
+  sandboxOptions: (options, instances) => ({
     seed: options.seed ?? 1,
-    clockScale: options.clockScale,
+    clockScale: options.clockScale ?? defaultClockScale(instances),
     port: options.port,
     quiet: !options.verbose,
     traffic: { rateLimits: ASSUMED_RATE_LIMITS },
@@ -46,21 +46,25 @@ export const burst: Scenario = {
         const calls = sandbox.counters;
         // The ideal for an instance: its own registration, install and verification, back to back.
         const overheads = launched.flatMap((instance) => {
-          const action = world.autoScaling.actions.find(
-            (candidate) => candidate.instanceId === instance.id && candidate.hookName === hookName,
-          );
-          const install = world.ssm.invocations.find(
-            (invocation) =>
-              invocation.instanceId === instance.id &&
-              invocation.kind === "install" &&
-              invocation.status === "Success",
-          );
-          const verify = world.ssm.invocations.find(
-            (invocation) =>
-              invocation.instanceId === instance.id &&
-              invocation.kind === "verify" &&
-              invocation.status === "Success",
-          );
+          const action = world.autoScaling
+            .actionsOf(instance.id)
+            .find((candidate) => candidate.instanceId === instance.id && candidate.hookName === hookName);
+          const install = world.ssm
+            .invocationsOf(instance.id)
+            .find(
+              (invocation) =>
+                invocation.instanceId === instance.id &&
+                invocation.kind === "install" &&
+                invocation.status === "Success",
+            );
+          const verify = world.ssm
+            .invocationsOf(instance.id)
+            .find(
+              (invocation) =>
+                invocation.instanceId === instance.id &&
+                invocation.kind === "verify" &&
+                invocation.status === "Success",
+            );
           const completed = action?.completed;
           if (
             !action ||
@@ -92,6 +96,11 @@ export const burst: Scenario = {
           name: "every instance is in service with a verified agent",
           ok: figures.inService === instances && figures.verified === instances,
           detail: `${figures.inService}/${instances} in service, ${figures.verified} verified, ${figures.abandoned} abandoned`,
+        },
+        {
+          name: "no launch deployment fails (CodeDeploy's own hook waits for the agent at most its agent wait)",
+          ok: figures.launchDeploymentsFailed === 0 && figures.abandoned === 0,
+          detail: `${figures.launchDeploymentsFailed} launch deployments failed, ${figures.abandoned} instances abandoned and replaced`,
         },
         {
           name: "no lifecycle heartbeat timeout under throttling",

@@ -2,7 +2,7 @@ import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { APPLICATION, addGroupWithDeployments, RELEASE_2 } from "./fleet.js";
 import { REDEPLOY_MARKER, scopeInstances } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
-import type { Scenario } from "./types.js";
+import { defaultClockScale, type Scenario } from "./types.js";
 
 /** The fault model of the chaos run, stated in its output. */
 export const CHAOS_FAULTS = {
@@ -34,9 +34,9 @@ export const chaos: Scenario = {
   name: "chaos",
   title: "Faults everywhere: nothing may be lost, installed twice or left waiting",
   defaultInstances: 20,
-  sandboxOptions: (options) => ({
+  sandboxOptions: (options, instances) => ({
     seed: options.seed ?? 1,
-    clockScale: options.clockScale,
+    clockScale: options.clockScale ?? defaultClockScale(instances),
     port: options.port,
     quiet: !options.verbose,
     traffic: { rateLimits: ASSUMED_RATE_LIMITS, errorRates: CHAOS_FAULTS.serverErrors },

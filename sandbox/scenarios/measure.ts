@@ -78,16 +78,16 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
   const { world } = sandbox;
   const instances = scopeInstances(sandbox, scope);
   const inScope = new Set(instances.map((instance) => instance.id));
-  const actions = world.autoScaling.actions.filter((action) => inScope.has(action.instanceId));
+  const actions = instances.flatMap((instance) => world.autoScaling.actionsOf(instance.id));
   const ours = actions.filter((action) => action.hookName === scope.hookName);
   const lost: { instanceId: string; why: string }[] = [];
   let inService = 0;
   let verified = 0;
   let abandoned = 0;
   for (const instance of instances) {
-    const timedOut = ours.some(
-      (action) => action.instanceId === instance.id && action.completed?.by === "timeout",
-    );
+    const timedOut = world.autoScaling
+      .actionsOf(instance.id)
+      .some((action) => action.hookName === scope.hookName && action.completed?.by === "timeout");
     if (instance.milestones.abandoned !== undefined) abandoned++;
     if (instance.lifecycleState === "InService") {
       inService++;

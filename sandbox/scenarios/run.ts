@@ -1,4 +1,5 @@
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { getClockScale } from "../../functions/core/clock.js";
 import { createSandbox, type Sandbox } from "../sandbox.js";
 import type { Figures } from "./measure.js";
 import { measure } from "./measure.js";
@@ -25,6 +26,10 @@ export async function runScenario(
   const instances = options.instances ?? scenario.defaultInstances;
   const realStart = performance.now();
   const sandbox = await createSandbox(scenario.sandboxOptions(options, instances));
+  // How late the event loop runs timers: in AWS seconds, how far the world can drift from its schedule.
+  const LAG_RESOLUTION_MS = 10;
+  const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  lag.enable();
   const { world } = sandbox;
   let startedAt = world.now();
   let started = false;
@@ -41,6 +46,8 @@ export async function runScenario(
       if (!started) {
         started = true;
         startedAt = world.now();
+        // The set-up (importing the handlers) blocks the loop before anything is scheduled.
+        lag.reset();
       }
       world.trace.record({ at: world.now(), kind: "scenario", message });
     },
@@ -61,6 +68,21 @@ export async function runScenario(
     },
   ];
   unsubscribe();
+  lag.disable();
+  const scale = getClockScale();
+  // The histogram records the whole timer interval; what exceeds the resolution is the delay.
+  const lagSeconds = (nanoseconds: number) =>
+    Math.round(Math.max(0, nanoseconds / 1e6 - LAG_RESOLUTION_MS) / scale / 100) / 10;
+  const timing = {
+    clockScale: scale,
+    eventLoopDelayAwsSeconds: {
+      p50: lagSeconds(lag.percentile(50)),
+      p99: lagSeconds(lag.percentile(99)),
+      max: lagSeconds(lag.max),
+    },
+    // Beyond a few AWS seconds of delay at p99 the machine, not the service, shapes the latencies.
+    faithful: lagSeconds(lag.percentile(99)) <= 5,
+  };
   const { lostInstances, ...rest } = figures;
   const summary: Summary = {
     scenario: scenario.name,
@@ -76,6 +98,7 @@ export async function runScenario(
     throttledByOperation: { ...sandbox.counters.throttled },
     faultsByOperation: { ...sandbox.counters.faults },
     apiErrors: { ...sandbox.counters.errors },
+    timing,
     ...(play.extra?.() ?? {}),
   };
   if (!options.keepOpen) await sandbox.close();

@@ -14,17 +14,19 @@ export async function waitUntilQuiet(
 ): Promise<boolean> {
   const { world } = sandbox;
   const busy = () => {
-    const deploying = [...world.codeDeploy.deployments.values()].some(
-      (deployment) =>
-        scope.deploymentGroups.includes(`${deployment.applicationName}/${deployment.deploymentGroupName}`) &&
-        !["Succeeded", "Failed", "Stopped"].includes(deployment.status),
-    );
-    const launching = [...world.instances.values()].some(
-      (instance) =>
-        instance.groupName !== null &&
-        scope.groups.includes(instance.groupName) &&
-        !instance.terminated &&
-        (instance.lifecycleState.startsWith("Pending") || instance.lifecycleState.startsWith("Terminating")),
+    const deploying = world.codeDeploy
+      .active()
+      .some((deployment) =>
+        scope.deploymentGroups.includes(`${deployment.applicationName}/${deployment.deploymentGroupName}`),
+      );
+    const launching = scope.groups.some((name) =>
+      [...world.autoScaling.group(name).instances].some((id) => {
+        const instance = world.instance(id);
+        return (
+          !instance.terminated &&
+          (instance.lifecycleState.startsWith("Pending") || instance.lifecycleState.startsWith("Terminating"))
+        );
+      }),
     );
     const functions = [service.launch, service.failure];
     const working =

@@ -262,7 +262,12 @@ export const ssmOperations: Record<string, Operation> = {
     const instanceId = asString(input.InstanceId);
     const filter = commandFilter(asRecords(input.Filters), false);
     const now = world.now();
-    const rows = world.ssm.invocations
+    const source = commandId
+      ? (world.ssm.commands.get(commandId)?.invocations ?? [])
+      : instanceId
+        ? world.ssm.invocationsOf(instanceId)
+        : world.ssm.invocations;
+    const rows = source
       .filter((invocation) => invocation.source === "api" && invocation.visibleAt <= now)
       .filter((invocation) => !commandId || invocation.commandId === commandId)
       .filter((invocation) => !instanceId || invocation.instanceId === instanceId)
@@ -292,13 +297,14 @@ export const ssmOperations: Record<string, Operation> = {
     const instanceId = asString(input.InstanceId);
     if (!commandId) throw constraintViolation("commandId", "null", "Member must not be null");
     if (!instanceId) throw constraintViolation("instanceId", "null", "Member must not be null");
-    const invocation = world.ssm.invocations.find(
-      (candidate) =>
-        candidate.source === "api" &&
-        candidate.commandId === commandId &&
-        candidate.instanceId === instanceId &&
-        candidate.visibleAt <= world.now(),
-    );
+    const invocation = world.ssm
+      .invocationsOf(instanceId)
+      .find(
+        (candidate) =>
+          candidate.source === "api" &&
+          candidate.commandId === commandId &&
+          candidate.visibleAt <= world.now(),
+      );
     if (!invocation) throw new AwsServiceError("InvocationDoesNotExist", "");
     const pluginName = asString(input.PluginName);
     if (pluginName && pluginName !== invocation.pluginName) {

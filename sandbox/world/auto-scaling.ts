@@ -108,12 +108,21 @@ export class AutoScalingModel {
   readonly activities: ScalingActivity[] = [];
   private readonly launchListeners = new Set<(action: LifecycleAction, instance: Instance) => void>();
   private readonly activityByInstance = new Map<string, ScalingActivity>();
+  /** Every activity of an instance (launch, termination), for updates without scanning them all. */
+  private readonly activitiesOfInstance = new Map<string, ScalingActivity[]>();
+  private readonly actionsByInstance = new Map<string, LifecycleAction[]>();
+  private readonly actionsByToken = new Map<string, LifecycleAction>();
   private readonly givenTokens = new Map<string, string>();
 
   constructor(
     private readonly world: World,
     private readonly options: AutoScalingOptions = {},
   ) {}
+
+  /** The lifecycle actions of one instance (one per launch hook). */
+  actionsOf(instanceId: string): LifecycleAction[] {
+    return this.actionsByInstance.get(instanceId) ?? [];
+  }
 
   /** Called for every launch lifecycle action as it starts (CodeDeploy's hook, the event bus). */
   onLaunchAction(listener: (action: LifecycleAction, instance: Instance) => void): void {
@@ -354,6 +363,10 @@ export class AutoScalingModel {
         heartbeats: 0,
       };
       this.actions.push(action);
+      this.actionsByToken.set(action.token, action);
+      const ofInstance = this.actionsByInstance.get(instance.id) ?? [];
+      ofInstance.push(action);
+      this.actionsByInstance.set(instance.id, ofInstance);
       this.armTimeout(action);
       started.push(action);
     }
@@ -400,12 +413,15 @@ export class AutoScalingModel {
         `No Lifecycle Hook found with name ${input.hookName} for group ${input.groupName}`,
       );
     }
-    const action = this.actions.find(
+    const candidates = input.token
+      ? [this.actionsByToken.get(input.token)]
+      : (this.actionsByInstance.get(input.instanceId ?? "") ?? []);
+    const action = candidates.find(
       (candidate) =>
+        candidate !== undefined &&
         !candidate.completed &&
         candidate.groupName === input.groupName &&
-        candidate.hookName === input.hookName &&
-        (input.token ? candidate.token === input.token : candidate.instanceId === input.instanceId),
+        candidate.hookName === input.hookName,
     );
     if (action && input.token && input.instanceId && action.instanceId !== input.instanceId) {
       throw new AwsServiceError(
@@ -489,7 +505,7 @@ export class AutoScalingModel {
       );
       return;
     }
-    const pending = this.actions.some((other) => other.instanceId === instance.id && !other.completed);
+    const pending = this.actionsOf(instance.id).some((other) => !other.completed);
     if (!pending) this.proceed(group, instance);
   }
 
@@ -552,8 +568,8 @@ export class AutoScalingModel {
   terminate(instance: Instance, why: "scale-in" | "abandon" | "fault"): void {
     if (instance.terminated || instance.lifecycleState.startsWith("Terminating")) return;
     const group = instance.groupName ? this.groups.get(instance.groupName) : undefined;
-    for (const action of this.actions) {
-      if (action.instanceId === instance.id && !action.completed) {
+    for (const action of this.actionsOf(instance.id)) {
+      if (!action.completed) {
         action.timer?.cancel();
         action.completed = { result: "ABANDON", at: this.world.now(), by: "terminated" };
       }
@@ -592,8 +608,8 @@ export class AutoScalingModel {
       });
       if (group) {
         group.instances.delete(instance.id);
-        for (const activity of this.activities) {
-          if (activity.instanceId === instance.id && activity.StatusCode === "InProgress") {
+        for (const activity of this.activitiesOfInstance.get(instance.id) ?? []) {
+          if (activity.StatusCode === "InProgress") {
             activity.StatusCode = "Successful";
             activity.Progress = 100;
             activity.EndTime = this.world.now();
@@ -651,6 +667,11 @@ export class AutoScalingModel {
       ...fields,
     };
     this.activities.push(activity);
+    if (activity.instanceId) {
+      const ofInstance = this.activitiesOfInstance.get(activity.instanceId) ?? [];
+      ofInstance.push(activity);
+      this.activitiesOfInstance.set(activity.instanceId, ofInstance);
+    }
     return activity;
   }
 }

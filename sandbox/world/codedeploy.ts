@@ -182,6 +182,7 @@ export class CodeDeployModel {
   /** Deployment ids in creation order (ListDeployments answers newest first). */
   readonly order: string[] = [];
   private readonly brokenRevisions = new Set<string>();
+  private readonly unfinished = new Set<string>();
   private readonly running = new Map<string, RunningEvent>();
   private readonly instanceRevisions = new Map<string, string>();
 
@@ -273,6 +274,7 @@ export class CodeDeployModel {
         description: "Deployed before the sandbox started",
       });
       deployment.status = "Succeeded";
+      this.unfinished.delete(deployment.id);
       deployment.createTime = past;
       deployment.startTime = past;
       deployment.completeTime = past + 120_000;
@@ -318,8 +320,13 @@ export class CodeDeployModel {
     return deployment;
   }
 
+  /** Deployments not finished yet (Created, Queued, InProgress...), for cheap "anything running?" checks. */
+  active(): Deployment[] {
+    return [...this.unfinished].map((id) => this.deployments.get(id)!);
+  }
+
   activeDeployment(group: DeploymentGroup): Deployment | undefined {
-    return [...this.deployments.values()].find(
+    return this.active().find(
       (deployment) =>
         deployment.applicationName === group.applicationName &&
         deployment.deploymentGroupName === group.name &&
@@ -415,6 +422,7 @@ export class CodeDeployModel {
     };
     this.deployments.set(id, deployment);
     this.order.push(id);
+    this.unfinished.add(id);
     this.world.trace.record({
       at: this.world.now(),
       kind: "deployment.created",
@@ -719,6 +727,7 @@ export class CodeDeployModel {
     const group = this.groups.get(this.groupKey(deployment.applicationName, deployment.deploymentGroupName))!;
     deployment.completeTime = this.world.now();
     deployment.status = error ? "Failed" : "Succeeded";
+    this.unfinished.delete(deployment.id);
     deployment.errorInformation = error;
     if (!error) group.lastSuccessfulDeploymentId = deployment.id;
     this.world.trace.record({

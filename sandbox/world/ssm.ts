@@ -114,6 +114,7 @@ function detailsOf(status: InvocationStatus): string {
 export class SsmModel {
   readonly commands = new Map<string, Command>();
   readonly invocations: Invocation[] = [];
+  private readonly invocationsByInstance = new Map<string, Invocation[]>();
   private readonly registrationListeners = new Set<(instance: Instance) => void>();
 
   constructor(
@@ -127,6 +128,11 @@ export class SsmModel {
 
   latestVersion(packageName: string): string | undefined {
     return this.packageVersions[packageName]?.at(-1);
+  }
+
+  /** Every invocation sent to one instance, oldest first. */
+  invocationsOf(instanceId: string): Invocation[] {
+    return this.invocationsByInstance.get(instanceId) ?? [];
   }
 
   onRegistered(listener: (instance: Instance) => void): void {
@@ -367,6 +373,9 @@ export class SsmModel {
       timers: [],
     };
     this.invocations.push(invocation);
+    const ofInstance = this.invocationsByInstance.get(instance.id) ?? [];
+    ofInstance.push(invocation);
+    this.invocationsByInstance.set(instance.id, ofInstance);
     if (kind === "install") this.noteInstallSent(invocation, instance);
     const delivery = rng.draw(this.options.deliverySeconds ?? { min: 0.5, max: 2 }) * 1000;
     invocation.timers.push(
@@ -391,7 +400,7 @@ export class SsmModel {
   }
 
   private noteInstallSent(invocation: Invocation, instance: Instance): void {
-    const inFlight = this.invocations.filter(
+    const inFlight = this.invocationsOf(instance.id).filter(
       (other) =>
         other !== invocation &&
         other.kind === "install" &&
@@ -417,7 +426,7 @@ export class SsmModel {
     const packageName = command.parameters.name?.[0] ?? "";
     const requested = (command.parameters.version?.[0] ?? "").trim();
     // configurepackage holds a lock per package: a second Install of the same package fails at once.
-    const locked = this.invocations.some(
+    const locked = this.invocationsOf(instance.id).some(
       (other) =>
         other !== invocation &&
         other.kind === "install" &&
@@ -660,8 +669,8 @@ export class SsmModel {
       instance.agent = { ...instance.agent, running: false };
       this.world.codeDeploy.agentStopped(instance, "shutdown");
     }
-    for (const invocation of this.invocations) {
-      if (invocation.instanceId !== instance.id || TERMINAL.has(invocation.status)) continue;
+    for (const invocation of this.invocationsOf(instance.id)) {
+      if (TERMINAL.has(invocation.status)) continue;
       if (invocation.status === "Pending") {
         this.finish(
           invocation,

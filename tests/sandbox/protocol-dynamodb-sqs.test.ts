@@ -44,11 +44,11 @@ describe("DynamoDB and SQS over the wire", () => {
 
   it("evaluates the lease condition: free, held by another, renewed by its holder, expired", async () => {
     const now = clock.now();
-    await acquire("a", now + 60_000);
-    const refused = await acquire("b", now + 60_000).catch((error: unknown) => error);
+    await acquire("a", now + 3_600_000);
+    const refused = await acquire("b", now + 3_600_000).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ConditionalCheckFailedException);
     expect((refused as Error).message).toBe("The conditional request failed");
-    await acquire("a", now + 120_000);
+    await acquire("a", now + 7_200_000);
     await acquire("b", now - 1_000).catch(() => undefined);
     const item = await clients.dynamodb.send(
       new GetItemCommand({ TableName: "leases", Key: { pk: { S: "agent#i-1" } } }),
@@ -64,7 +64,7 @@ describe("DynamoDB and SQS over the wire", () => {
         },
       }),
     );
-    await acquire("b", now + 60_000);
+    await acquire("b", now + 3_600_000);
     await clients.dynamodb.send(
       new DeleteItemCommand({ TableName: "leases", Key: { pk: { S: "agent#i-1" } } }),
     );

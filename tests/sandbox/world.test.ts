@@ -56,16 +56,16 @@ describe("the fleet model", () => {
       groupName: "web",
       hookName: "ours",
       transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
-      heartbeatTimeout: 60,
+      heartbeatTimeout: 300,
       defaultResult: "ABANDON",
     });
     autoScaling.setDesiredCapacity("web", 1);
     await sandbox.waitFor(() => autoScaling.actions.length === 1, { timeoutSeconds: 60, pollSeconds: 1 });
     const first = autoScaling.actions[0]!;
-    await pass(40);
+    await pass(200);
     autoScaling.recordHeartbeat({ groupName: "web", hookName: "ours", token: first.token });
-    await pass(40);
-    // 80 s after the start, but only 40 s after the heartbeat: still waiting.
+    await pass(200);
+    // 400 s after the start, past the 300 s heartbeat timeout, but only 200 s after the heartbeat: still waiting.
     expect(first.completed).toBeUndefined();
     await sandbox.waitFor(() => autoScaling.actions.length === 2, { timeoutSeconds: 600, pollSeconds: 5 });
     expect(first.completed).toMatchObject({ result: "ABANDON", by: "timeout" });
@@ -137,9 +137,9 @@ describe("the fleet model", () => {
       deploymentGroupName: "api-dg",
       revision: REVISION,
     });
-    await pass(250);
+    await pass(200);
     expect(deployment.status).toBe("InProgress");
-    await sandbox.waitFor(() => deployment.status === "Failed", { timeoutSeconds: 200, pollSeconds: 5 });
+    await sandbox.waitFor(() => deployment.status === "Failed", { timeoutSeconds: 300, pollSeconds: 5 });
     const first = deployment.targets[0]!.lifecycleEvents[0]!;
     expect(first).toMatchObject({
       lifecycleEventName: "ApplicationStop",
