@@ -18,9 +18,14 @@ const client = new SSMClient({});
 export const handler = async () => client.config.serviceId;
 `;
 
-// SST's banner: ESM bundles of CommonJS dependencies need require().
-const BANNER =
-  "import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);";
+// SST v2's banner for ESM functions (node_modules/sst/runtime/handlers/node.js): ESM bundles of
+// CommonJS dependencies need require() and __dirname.
+const BANNER = [
+  "import { createRequire as topLevelCreateRequire } from 'module';",
+  "const require = topLevelCreateRequire(import.meta.url);",
+  'import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"',
+  'const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))',
+].join("\n");
 
 export interface ColdStartRow {
   function: string;

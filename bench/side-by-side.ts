@@ -1,0 +1,298 @@
+import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
+import { createSandbox } from "../sandbox/sandbox.js";
+import { addGroupWithDeployments } from "../sandbox/scenarios/fleet.js";
+import type { RateLimit } from "../sandbox/server/traffic.js";
+import { compareVersions } from "../sandbox/world/random.js";
+import type { Queue } from "../sandbox/world/sqs.js";
+import { parseStageConfig, type StageConfigInput } from "../stacks/config.js";
+import { launchEventPattern } from "../stacks/patterns.js";
+import { mergeConfig, tally } from "./burst.js";
+import {
+  ofService,
+  perInstance,
+  round,
+  seedMathRandom,
+  startRunClock,
+  tallySsmCalls,
+  waitUntilSettled,
+} from "./harness.js";
+import { skipIdleTime } from "./idle-skip.js";
+
+/**
+ * The same fleet, seed, fault model and throttling, three ways of getting the CodeDeploy agent onto
+ * new instances:
+ * - `associationOnly`: a State Manager association installs the agent when an instance registers
+ *   with SSM; no lifecycle hook holds the instance, so CodeDeploy's launch deployment races the install
+ *   (the original fix);
+ * - `perInstancePolling`: a lifecycle hook and one asynchronous Lambda invocation per launch event that
+ *   polls its own instance (bench/alternatives/per-instance-polling.ts, the AWS samples' pattern);
+ * - `service`: this service as the stacks deploy it.
+ */
+export const ALTERNATIVES = ["associationOnly", "perInstancePolling", "service"] as const;
+export type Alternative = (typeof ALTERNATIVES)[number];
+
+/** Faults of the fleet, the same for every alternative. */
+export interface FaultModel {
+  /** Probability that a Distributor install of the agent fails. */
+  installFails: number;
+  /** Probability that an install reports Success while the agent does not run afterwards. */
+  installSucceedsWithoutAgent: number;
+  /** Share of launches from an AMI with an outdated agent baked in (running at boot). */
+  bakedOutdatedAgentShare: number;
+  /** The outdated agent's version (older than the version that carries the fix). */
+  bakedAgentVersion: string;
+}
+
+export const SIDE_BY_SIDE_FAULTS: FaultModel = {
+  installFails: 0.05,
+  installSucceedsWithoutAgent: 0.02,
+  bakedOutdatedAgentShare: 0.1,
+  bakedAgentVersion: "1.6.0",
+};
+
+export interface AlternativeOptions {
+  instances: number;
+  seed: number | string;
+  clockScale: number;
+  rates: Record<string, RateLimit>;
+  faults: FaultModel;
+  agentWaitSeconds: number;
+  /** Stage configuration of the service (and the hook settings the per-instance pattern copies). */
+  config?: StageConfigInput;
+}
+
+export interface AlternativeResult {
+  alternative: Alternative;
+  agentWaitSeconds: number;
+  instances: number;
+  /** Instances launched, replacements included. */
+  launched: number;
+  inService: number;
+  /** In service with the agent running at (or above) the version that carries the fix. */
+  inServiceWithCurrentAgent: number;
+  /** Instances abandoned (by any hook) and replaced. */
+  replaced: number;
+  launchDeployments: number;
+  launchDeploymentsFailed: number;
+  /** Failed launch deployments as a share of the launch deployments that ended. */
+  launchDeploymentsFailedShare: number;
+  /** Why launch deployments failed: the failing lifecycle event and error code, by count. */
+  launchDeploymentFailures: Record<string, number>;
+  /** SSM requests the server answered (throttled retries included). */
+  ssmCalls: number;
+  ssmCallsPerInstance: number;
+  ssmCallsByOperation: Record<string, number>;
+  /** SSM calls as the callers asked for them (before SDK retries), by purpose. */
+  ssmCallsByPurpose: Record<string, number>;
+  /** Throttled requests, all services. */
+  throttled: number;
+  throttledByOperation: Record<string, number>;
+  /** Lifecycle actions of the installing hook (ours, or the per-instance pattern's) that timed out. */
+  hookTimeouts: number;
+  /** Lifecycle actions of any hook (CodeDeploy's included) that timed out. */
+  lifecycleTimeouts: number;
+  duplicateInstalls: number;
+  /** What the fault model actually drew in this run. */
+  realized: { bakedOutdatedAgent: number; installsFailed: number; installsWithoutAgent: number };
+  settled: boolean;
+  awsSeconds: number;
+  realSeconds: number;
+  clockScale: number;
+  eventLoopDelayP99Seconds: number;
+  /** AWS seconds skipped because nothing could happen in them. */
+  skippedSeconds: number;
+}
+
+export const SIDE_BY_SIDE_GROUP = "fleet";
+export const PER_INSTANCE_FUNCTION = "agentfix-bench-per-instance-polling";
+/** The AWS samples' functions run up to Lambda's limit while they poll. */
+const PER_INSTANCE_TIMEOUT_SECONDS = 900;
+/** Lambda's default account concurrency: one invocation per launch event is not held back. */
+const UNRESERVED_CONCURRENCY = 1000;
+
+export async function runAlternative(
+  alternative: Alternative,
+  options: AlternativeOptions,
+): Promise<AlternativeResult> {
+  const restoreRandom = seedMathRandom(`side-by-side/${options.seed}/${alternative}`);
+  const runClock = startRunClock(options.clockScale);
+  const { faults } = options;
+  const sandbox = await createSandbox({
+    seed: options.seed,
+    clockScale: options.clockScale,
+    traffic: { rateLimits: options.rates },
+    world: {
+      ssm: {
+        installFailureProbability: faults.installFails,
+        installSucceedsWithoutAgentProbability: faults.installSucceedsWithoutAgent,
+      },
+      codeDeploy: { agentWaitSeconds: options.agentWaitSeconds },
+    },
+  });
+  try {
+    const { world, runtime, bus } = sandbox;
+    const pair = addGroupWithDeployments(world, {
+      name: SIDE_BY_SIDE_GROUP,
+      maxSize: options.instances * 2,
+      image: {
+        imageId: "ami-0fleet-mixed",
+        bakedAgent: { version: faults.bakedAgentVersion, running: true },
+        bakedAgentShare: faults.bakedOutdatedAgentShare,
+      },
+    });
+    const stage = mergeConfig({ groups: [SIDE_BY_SIDE_GROUP], deploymentGroups: [pair] }, options.config);
+    const config = parseStageConfig("sandbox", stage, "benchmark configuration");
+    const functions: LambdaFunction[] = [];
+    const queues: Queue[] = [];
+    if (alternative === "associationOnly") {
+      // Applied when an instance registers; its cron schedule does not fall within the run.
+      world.associations.create({
+        id: "association-codedeploy-agent",
+        groupNames: [SIDE_BY_SIDE_GROUP],
+        packageName: config.agent.package,
+        version: config.agent.version,
+        scheduleSeconds: 0,
+      });
+    } else if (alternative === "perInstancePolling") {
+      world.autoScaling.putLifecycleHook({
+        groupName: SIDE_BY_SIDE_GROUP,
+        hookName: config.hook.name,
+        transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        heartbeatTimeout: config.hook.heartbeatTimeoutSeconds,
+        defaultResult: config.hook.defaultResult,
+      });
+      const fn = await runtime.deploy({
+        name: PER_INSTANCE_FUNCTION,
+        module: "bench/alternatives/per-instance-polling.ts",
+        timeoutSeconds: PER_INSTANCE_TIMEOUT_SECONDS,
+        reservedConcurrency: UNRESERVED_CONCURRENCY,
+        env: {
+          POLL_INTERVAL_MS: String(config.agent.pollIntervalMs),
+          AGENT_PACKAGE: config.agent.package,
+        },
+      });
+      bus.addRule(
+        "PerInstanceLaunchRule",
+        launchEventPattern([SIDE_BY_SIDE_GROUP], config.hook.name),
+        (event) => runtime.invokeAsync(fn, event, { maximumRetryAttempts: 2 }),
+      );
+      functions.push(fn);
+    } else {
+      const service = await sandbox.deployService(stage);
+      functions.push(service.launch, service.failure);
+      queues.push(service.launchQueue);
+    }
+
+    const bakedAtLaunch = new Set<string>();
+    const unsubscribe = world.trace.subscribe((entry) => {
+      // Recorded as the instance is created, before anything can change its agent.
+      if (entry.kind !== "instance.launched" || !entry.instanceId) return;
+      if (world.instances.get(entry.instanceId)?.agent.version) bakedAtLaunch.add(entry.instanceId);
+    });
+    const purposes = tallySsmCalls(world);
+    const skip = await skipIdleTime(sandbox);
+    const since = world.now();
+    world.autoScaling.setDesiredCapacity(SIDE_BY_SIDE_GROUP, options.instances);
+    const settled = await waitUntilSettled(
+      sandbox,
+      { groups: [SIDE_BY_SIDE_GROUP], deploymentGroups: [pair], functions, queues },
+      // Long enough for CodeDeploy's waits, the replacements they cause, and the per-instance pattern's
+      // invocations with their two asynchronous retries to end.
+      { quietSeconds: 120, timeoutSeconds: 2 * options.agentWaitSeconds + 3 * 3600 },
+    );
+    const { skippedSeconds } = skip.stop();
+    unsubscribe();
+    const awsSeconds = Math.round((world.now() - since) / 1000);
+
+    const launched = [...world.instances.values()].filter(
+      (instance) => instance.groupName === SIDE_BY_SIDE_GROUP && instance.launchedAt >= since,
+    );
+    const inService = launched.filter((instance) => instance.lifecycleState === "InService");
+    const current = inService.filter(
+      (instance) =>
+        instance.agent.running &&
+        instance.agent.version !== null &&
+        compareVersions(instance.agent.version, world.codeDeploy.fixedInAgentVersion) >= 0,
+    );
+    const launchDeployments = [...world.codeDeploy.deployments.values()].filter(
+      (deployment) =>
+        deployment.creator === "autoscaling" &&
+        deployment.createTime >= since &&
+        `${deployment.applicationName}/${deployment.deploymentGroupName}` === pair,
+    );
+    const failed = launchDeployments.filter((deployment) => deployment.status === "Failed").length;
+    const ended = launchDeployments.filter((deployment) =>
+      ["Succeeded", "Failed", "Stopped"].includes(deployment.status),
+    ).length;
+    const actions = world.autoScaling.actions.filter(
+      (action) => action.groupName === SIDE_BY_SIDE_GROUP && action.startedAt >= since,
+    );
+    const trace = world.trace.entries.filter((entry) => entry.at >= since);
+    const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
+    return {
+      alternative,
+      agentWaitSeconds: options.agentWaitSeconds,
+      instances: options.instances,
+      launched: launched.length,
+      inService: inService.length,
+      inServiceWithCurrentAgent: current.length,
+      replaced: launched.filter((instance) => instance.milestones.abandoned !== undefined).length,
+      launchDeployments: launchDeployments.length,
+      launchDeploymentsFailed: failed,
+      launchDeploymentsFailedShare: round(failed / Math.max(1, ended), 4),
+      launchDeploymentFailures: tally(
+        launchDeployments
+          .filter((deployment) => deployment.status === "Failed")
+          .map((deployment) => failureCause(deployment.targets.flatMap((target) => target.lifecycleEvents))),
+      ),
+      ssmCalls: sandbox.counters.total("SSM"),
+      ssmCallsPerInstance: perInstance(sandbox.counters.total("SSM"), launched.length),
+      ssmCallsByOperation: ofService(sandbox.counters.calls, "SSM"),
+      ssmCallsByPurpose: Object.fromEntries(Object.entries(purposes.total()).sort((a, b) => b[1] - a[1])),
+      throttled: sandbox.counters.totalThrottled(),
+      throttledByOperation: { ...sandbox.counters.throttled },
+      hookTimeouts: actions.filter(
+        (action) => action.hookName === config.hook.name && action.completed?.by === "timeout",
+      ).length,
+      lifecycleTimeouts: actions.filter((action) => action.completed?.by === "timeout").length,
+      duplicateInstalls: trace.filter((entry) => entry.kind === "install.duplicate").length,
+      realized: {
+        bakedOutdatedAgent: bakedAtLaunch.size,
+        installsFailed: trace.filter((entry) => entry.kind === "install.failed").length,
+        installsWithoutAgent: trace.filter(
+          (entry) => entry.kind === "install.succeeded" && entry.data?.agentRunning === false,
+        ).length,
+      },
+      settled,
+      awsSeconds,
+      realSeconds,
+      clockScale: options.clockScale,
+      eventLoopDelayP99Seconds,
+      skippedSeconds,
+    };
+  } finally {
+    await sandbox.close();
+    restoreRandom();
+  }
+}
+
+/** The first failed lifecycle event of a deployment, with its error code and message. */
+function failureCause(
+  events: {
+    lifecycleEventName: string;
+    status: string;
+    diagnostics?: { errorCode: string; message: string };
+  }[],
+): string {
+  const failed = events.find((event) => event.status === "Failed");
+  if (!failed) return "no lifecycle event failed (instance gone)";
+  const message = failed.diagnostics?.message ?? "";
+  const why = message.startsWith("CodeDeploy agent was not able to receive")
+    ? "no agent picked it up"
+    : message.startsWith("Failing in-progress lifecycle event after an agent restart")
+      ? "the agent restarted during it"
+      : message.includes("start_tomcat")
+        ? "the start script failed on an outdated agent"
+        : message.slice(0, 80);
+  return `${failed.lifecycleEventName} ${failed.diagnostics?.errorCode ?? ""}: ${why}`;
+}
