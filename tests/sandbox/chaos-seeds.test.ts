@@ -1,0 +1,93 @@
+import { describe, expect, it } from "vitest";
+import { skipIdleTime } from "../../bench/idle-skip.js";
+import { chaos } from "../../sandbox/scenarios/chaos.js";
+import { REDEPLOY_MARKER, scopeInstances } from "../../sandbox/scenarios/measure.js";
+import { runScenario } from "../../sandbox/scenarios/run.js";
+import type { Scenario } from "../../sandbox/scenarios/types.js";
+
+/**
+ * The chaos scenario (every event twice, 5% dropped, throttling, 5xx answers, invocations cut off
+ * mid-install, instances terminated mid-install or never registering, failed installs, installs that
+ * report Success with no running agent, a deployment group busy when its redeploy is due) on a small
+ * fleet, for 20 seeds: the same invariants must hold for every one. The clock skips the stretches in
+ * which nothing can happen (bench/idle-skip.ts), so twenty long stories fit in well under a minute.
+ */
+const SEEDS = Array.from({ length: 20 }, (_, index) => index + 1);
+const INSTANCES = 6;
+const CLOCK_SCALE = 0.02;
+
+const chaosSkippingIdleTime: Scenario = {
+  ...chaos,
+  async play(context) {
+    const skip = await skipIdleTime(context.sandbox);
+    try {
+      return await chaos.play(context);
+    } finally {
+      skip.stop();
+    }
+  },
+};
+
+interface LaunchOutcome {
+  instanceId: string;
+  outcome: string;
+  reason: string;
+}
+
+describe("the chaos scenario, seed after seed", () => {
+  it.each(SEEDS)(
+    "loses nothing, installs nothing twice and leaves nothing waiting (seed %i)",
+    async (seed) => {
+      const { summary, sandbox, startedAt } = await runScenario(chaosSkippingIdleTime, {
+        instances: INSTANCES,
+        seed,
+        clockScale: CLOCK_SCALE,
+        keepOpen: true,
+      });
+      try {
+        const { world } = sandbox;
+        const launch = sandbox.runtime.functions.get("agentfix-sandbox-launch");
+        const hookName = String(launch?.spec.env?.LIFECYCLE_HOOK_NAME);
+        const outcomes = (launch?.invocations ?? []).flatMap(
+          (invocation) => (invocation.result as { instances?: LaunchOutcome[] } | undefined)?.instances ?? [],
+        );
+
+        // Every instance ends in service with a verified agent, or abandoned with a logged reason.
+        expect(summary.lostInstances).toEqual([]);
+        expect(summary.lost).toBe(0);
+        const fleet = scopeInstances(sandbox, { groups: ["fleet"], since: startedAt });
+        const abandonedByUs = fleet.filter((instance) => instance.abandonReason === `ABANDON by ${hookName}`);
+        for (const instance of abandonedByUs) {
+          const decision = outcomes.find(
+            (outcome) => outcome.instanceId === instance.id && outcome.outcome === "ABANDON",
+          );
+          expect(decision?.reason, `why ${instance.id} was abandoned`).toMatch(/\w+/);
+        }
+        for (const instance of fleet.filter((candidate) => candidate.lifecycleState === "InService")) {
+          expect(instance.milestones.verified, `${instance.id} in service unverified`).toBeDefined();
+        }
+        expect(summary.inService).toBe(INSTANCES);
+
+        expect(summary.duplicateInstalls).toBe(0);
+        expect(summary.waitingActions).toBe(0);
+        const redeploys = [...world.codeDeploy.deployments.values()].filter((deployment) =>
+          deployment.description?.includes(REDEPLOY_MARKER),
+        );
+        const byOriginal = new Map<string, number>();
+        for (const deployment of redeploys) {
+          const original = /redeploy of (d-[A-Z0-9]{9})/.exec(deployment.description ?? "")?.[1] ?? "";
+          byOriginal.set(original, (byOriginal.get(original) ?? 0) + 1);
+        }
+        const cap = Number(
+          sandbox.runtime.functions.get("agentfix-sandbox-deployment-failure")?.spec.env?.MAX_REDEPLOYS,
+        );
+        for (const count of byOriginal.values()) expect(count).toBeLessThanOrEqual(cap);
+        expect(world.errors).toEqual([]);
+        // The faults did happen: every event came twice.
+        expect((summary.events as { duplicated: number }).duplicated).toBeGreaterThan(0);
+      } finally {
+        await sandbox.close();
+      }
+    },
+  );
+});
