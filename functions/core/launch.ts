@@ -1,8 +1,10 @@
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AgentResult, agentSettings, type EnsureMode, ensureAgents } from "./agent.js";
+import { backoffDelay } from "./clients.js";
 import { clock } from "./clock.js";
-import { mapLimit } from "./concurrency.js";
+import { limiter, mapLimit } from "./concurrency.js";
 import type { LaunchConfig } from "./config.js";
+import { isTransient } from "./errors.js";
 import type { Lease } from "./lease.js";
 import {
   completeAction,
@@ -21,8 +23,10 @@ import { logger, metrics } from "./powertools.js";
  * state, SSM registration, installs already sent) and takes the next step, so duplicates, retries and
  * replays resume the work instead of repeating it.
  */
-/** Per-instance calls (leases, heartbeats, completions) run side by side, at most this many at once. */
+/** Per-instance calls (leases, heartbeats) run side by side, at most this many at once. */
 const AWS_CALLS_IN_FLIGHT = 10;
+/** Completions and heartbeats of one invocation in flight at once. */
+const LIFECYCLE_CALLS_IN_FLIGHT = 5;
 
 export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
 
@@ -165,7 +169,8 @@ export async function reconcileLaunches(
     instanceId: request.instanceId,
     token: request.source === "event" ? request.token : undefined,
   });
-  const ended = new Set<string>();
+  const endedActions = new Set<string>();
+  const lifecycleSlots = limiter(LIFECYCLE_CALLS_IN_FLIGHT);
   const onTick = async (now: number, pending: string[]) => {
     if (config.DRY_RUN) return [];
     // Without a known start (replay, sweep) the wait may already be old: beat at once.
@@ -176,14 +181,23 @@ export async function reconcileLaunches(
         const last = lastBeat.get(request.instanceId) ?? request.startedAt ?? 0;
         return now - last >= (heartbeatMs.get(request.instanceId) ?? 0) / 2;
       });
-    const alive = await mapLimit(due, AWS_CALLS_IN_FLIGHT, (request) => recordHeartbeat(actionOf(request)));
+    // A throttled heartbeat is tried again on the next round; half the heartbeat timeout is left.
+    const alive = await mapLimit(due, AWS_CALLS_IN_FLIGHT, (request) =>
+      lifecycleSlots(() =>
+        recordHeartbeat(actionOf(request)).catch((error: unknown) => {
+          if (isTransient(error)) return "throttled" as const;
+          throw error;
+        }),
+      ),
+    );
     const stop: string[] = [];
     for (const [index, request] of due.entries()) {
+      if (alive[index] === "throttled") continue;
       if (alive[index]) {
         lastBeat.set(request.instanceId, now);
         metrics.addMetric("LifecycleHeartbeats", MetricUnit.Count, 1);
       } else {
-        ended.add(request.instanceId);
+        endedActions.add(request.instanceId);
         stop.push(request.instanceId);
       }
     }
@@ -242,14 +256,9 @@ export async function reconcileLaunches(
       verifyCommandIds: result.verifyCommandIds,
       agentVersion: result.agentVersion,
     };
-    const action = actionOf(request);
-    if (result.status === "STOPPED" || ended.has(request.instanceId)) {
-      decide(
-        request,
-        "ALREADY_COMPLETED",
-        "the lifecycle action ended while the agent was being set up",
-        ids,
-      );
+    const ended = "the lifecycle action ended while the agent was being set up";
+    if (result.status === "STOPPED" || endedActions.has(request.instanceId)) {
+      decide(request, "ALREADY_COMPLETED", ended, ids);
       return;
     }
     if (result.status === "DRY_RUN") {
@@ -258,27 +267,52 @@ export async function reconcileLaunches(
     }
     if (result.status === "PENDING") {
       // Keep the instance waiting until the next delivery resumes the work.
-      if (!config.DRY_RUN && !(await recordHeartbeat(action))) {
-        decide(
-          request,
-          "ALREADY_COMPLETED",
-          "the lifecycle action ended while the agent was being set up",
-          ids,
-        );
-        return;
-      }
-      decide(request, "PENDING", result.reason, ids);
+      const beat = config.DRY_RUN ? "alive" : await lifecycleCall(() => recordHeartbeat(actionOf(request)));
+      if (beat === false) decide(request, "ALREADY_COMPLETED", ended, ids);
+      else decide(request, "PENDING", result.reason, ids);
       return;
     }
     const ok = result.status === "VERIFIED" || result.status === "INSTALLED";
     const lifecycleResult = ok ? "CONTINUE" : config.FAILURE_RESULT;
-    const completion = await completeAction(action, lifecycleResult);
-    if (completion === "ALREADY_COMPLETED") {
+    const completion = await lifecycleCall(() => completeAction(actionOf(request), lifecycleResult));
+    if (completion === "throttled") {
+      // The agent is in place; the next delivery finds the install done, verifies and completes.
+      decide(
+        request,
+        "PENDING",
+        `${result.reason}; completing the lifecycle action (${lifecycleResult}) stayed throttled until the time budget ran out, resumes on the next delivery`,
+        ids,
+      );
+    } else if (completion === "ALREADY_COMPLETED") {
       decide(request, "ALREADY_COMPLETED", `${result.reason}; the lifecycle action had already ended`, ids);
-      return;
+    } else {
+      const reason = ok ? result.reason : `${result.reason}; completed ${lifecycleResult} (FAILURE_RESULT)`;
+      decide(request, lifecycleResult, reason, ids);
     }
-    const reason = ok ? result.reason : `${result.reason}; completed ${lifecycleResult} (FAILURE_RESULT)`;
-    decide(request, lifecycleResult, reason, ids);
+  }
+
+  /**
+   * A lifecycle call, a few at a time: a scale-out completes hundreds of actions at once, and Auto
+   * Scaling throttles completions and heartbeats when "too many instances launch too quickly"
+   * (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
+   * Throttling beyond the SDK's own retries is retried here until the time budget runs out, and then
+   * reported as "throttled" rather than failing the whole batch.
+   */
+  async function lifecycleCall<T>(call: () => Promise<T>): Promise<T | "throttled"> {
+    return lifecycleSlots(async () => {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          return await call();
+        } catch (error) {
+          const wait = backoffDelay(attempt, 1_000, 15_000);
+          if (!isTransient(error) || clock.now() + wait >= context.deadline) {
+            if (isTransient(error)) return "throttled";
+            throw error;
+          }
+          await clock.sleep(wait);
+        }
+      }
+    });
   }
 
   const report = requests
