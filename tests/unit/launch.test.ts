@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
 import { ConditionalCheckFailedException, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import { SendCommandCommand } from "@aws-sdk/client-ssm";
@@ -203,6 +204,21 @@ describe("launch path", () => {
     const [outcome] = await run([request("i-00000000000000016")], { VERIFY_AGENT: false });
     expect(aws.ssm.commandCalls(SendCommandCommand).length).toBeGreaterThanOrEqual(6);
     expect(outcome?.reason).not.toMatch(/Throttling/);
+  });
+
+  it("leaves a verified instance pending, not failed, when its completion stays throttled", async () => {
+    fleet([{ id: "i-0000000000000001f" }]);
+    const throttled = Object.assign(new Error("Rate exceeded"), {
+      name: "Throttling",
+      $metadata: { httpStatusCode: 400 },
+    });
+    aws.autoScaling.on(CompleteLifecycleActionCommand).rejects(throttled);
+    const [outcome] = await run([request("i-0000000000000001f")], {}, 120_000);
+    expect(outcome?.outcome).toBe("PENDING");
+    expect(outcome?.reason).toMatch(
+      /agent 1\.8\.1 running; completing the lifecycle action \(CONTINUE\) stayed throttled/,
+    );
+    expect(aws.autoScaling.commandCalls(CompleteLifecycleActionCommand).length).toBeGreaterThan(1);
   });
 
   it("ignores groups out of scope", async () => {
