@@ -99,7 +99,7 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
     const service = await sandbox.deployService(
       mergeConfig({ groups: [BURST_GROUP], deploymentGroups: [pair] }, options.config),
     );
-    const purposes = tallySsmCalls();
+    const purposes = await tallySsmCalls();
     const skip = await skipIdleTime(sandbox);
     const since = world.now();
     world.autoScaling.setDesiredCapacity(BURST_GROUP, options.instances);

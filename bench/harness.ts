@@ -1,5 +1,4 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import * as clients from "../functions/core/clients.js";
 import { clock } from "../functions/core/clock.js";
 import { invocationScope } from "../sandbox/runtime/instrument.js";
 import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
@@ -142,12 +141,14 @@ let installed = false;
  * Tallies the SSM calls made from now on into a fresh CallPurposes (one per run). With the world, a
  * call about one instance that is already terminating or terminated is told apart.
  */
-export function tallySsmCalls(world?: World): CallPurposes {
+export async function tallySsmCalls(world?: World): Promise<CallPurposes> {
   const purposes = new CallPurposes();
   current = { purposes, world };
   if (!installed) {
     installed = true;
-    clients.ssm.middlewareStack.add(
+    // Imported once a sandbox has set the environment the clients read when first imported.
+    const { ssm } = await import("../functions/core/clients.js");
+    ssm.middlewareStack.add(
       (next, context) => async (args) => {
         const caller = invocationScope.getStore()?.functionName ?? "external";
         const input = args.input as Record<string, unknown>;

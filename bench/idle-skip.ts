@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import * as clients from "../functions/core/clients.js";
 import { clock, getClockScale, setClockScale } from "../functions/core/clock.js";
 import { type InvocationScope, invocationScope } from "../sandbox/runtime/instrument.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
@@ -27,7 +26,14 @@ interface CallInFlight {
   backingOff: boolean;
 }
 
-const SHARED_CLIENTS = [clients.ssm, clients.autoScaling, clients.codeDeploy, clients.dynamodb, clients.sqs];
+/**
+ * The handlers' shared clients, imported only once a sandbox has set the environment they (and the
+ * Powertools singletons they load) read when they are first imported.
+ */
+async function sharedClients() {
+  const clients = await import("../functions/core/clients.js");
+  return [clients.ssm, clients.autoScaling, clients.codeDeploy, clients.dynamodb, clients.sqs];
+}
 /** A skip is worth making only past this many real milliseconds. */
 const MIN_SKIP_REAL_MS = 2;
 
@@ -46,10 +52,10 @@ interface MiddlewareStackLike {
 }
 
 /** Tracks every call of the handlers' shared clients, from its first attempt to its last answer. */
-function trackCalls(): void {
+async function trackCalls(): Promise<void> {
   if (tracking) return;
   tracking = true;
-  for (const client of SHARED_CLIENTS) {
+  for (const client of await sharedClients()) {
     (client.middlewareStack as unknown as MiddlewareStackLike).add(
       (next) => async (args) => {
         const call: CallInFlight = { scope: invocationScope.getStore(), backingOff: false };
@@ -85,7 +91,7 @@ const backoffSlot = new AsyncLocalStorage<{ realMs: number }>();
  */
 async function routeRetryBackoff(scheduler: Scheduler): Promise<() => void> {
   const restores: (() => void)[] = [];
-  for (const client of SHARED_CLIENTS) {
+  for (const client of await sharedClients()) {
     const config = client.config as unknown as { retryStrategy: () => Promise<RetryStrategyLike> };
     const strategy = await config.retryStrategy();
     const backoff = strategy.retryBackoffStrategy;
@@ -124,7 +130,7 @@ async function routeRetryBackoff(scheduler: Scheduler): Promise<() => void> {
 }
 
 export async function skipIdleTime(sandbox: Sandbox): Promise<IdleSkip> {
-  trackCalls();
+  await trackCalls();
   const { scheduler } = sandbox.world;
   const ownSleep = clock.sleep;
   clock.sleep = (ms: number) => scheduler.sleep(ms);

@@ -189,7 +189,7 @@ export async function runAlternative(
       if (entry.kind !== "instance.launched" || !entry.instanceId) return;
       if (world.instances.get(entry.instanceId)?.agent.version) bakedAtLaunch.add(entry.instanceId);
     });
-    const purposes = tallySsmCalls(world);
+    const purposes = await tallySsmCalls(world);
     const skip = await skipIdleTime(sandbox);
     const since = world.now();
     world.autoScaling.setDesiredCapacity(SIDE_BY_SIDE_GROUP, options.instances);
