@@ -47,6 +47,8 @@ export interface BurstResult {
   overheadP50: number;
   /** Median of the ideal: the instance's own registration + install + verification time. */
   idealSecondsP50: number;
+  /** Where the overhead goes: medians of the waits between the steps, AWS seconds. */
+  overheadBreakdownP50: OverheadBreakdown;
   /** Instances launched, replacements included. */
   launched: number;
   inService: number;
@@ -134,6 +136,7 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       hookToCompleteSeconds: figures.hookToCompleteSeconds,
       overheadP50: overhead.overheadP50,
       idealSecondsP50: overhead.idealSecondsP50,
+      overheadBreakdownP50: overhead.breakdownP50,
       launched: figures.instances,
       inService: figures.inService,
       verified: figures.verified,
@@ -176,6 +179,24 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
 }
 
 /**
+ * Where the time between the ideal and the actual goes, per instance (medians, AWS seconds): each
+ * span is a wait for the service to notice that a step ended (or for SSM to deliver a command); their
+ * sum is the overhead.
+ */
+export interface OverheadBreakdown {
+  /** From SSM registration (or the start of the action, if later) to our install command. */
+  registrationToInstallSent: number;
+  /** From our install command to the install starting on the instance (SSM delivery). */
+  installDelivery: number;
+  /** From the install's end to our verification command. */
+  installEndToVerifySent: number;
+  /** From our verification command to the script starting on the instance (SSM delivery). */
+  verifyDelivery: number;
+  /** From the verification's end to the CompleteLifecycleAction that let the instance in. */
+  verifyEndToComplete: number;
+}
+
+/**
  * The overhead the service adds to each launch: from the start of the lifecycle action to the
  * service's CompleteLifecycleAction, against the ideal for that very instance, its own SSM
  * registration delay (counted from the start of the action) plus the run time of its install and of
@@ -185,35 +206,60 @@ export function overheads(
   sandbox: Sandbox,
   service: ServiceDeployment,
   since: number,
-): { overheadP50: number; idealSecondsP50: number; measured: number } {
+): { overheadP50: number; idealSecondsP50: number; breakdownP50: OverheadBreakdown; measured: number } {
   const { world } = sandbox;
   const hookName = service.config.hook.name;
-  const succeeded = new Map<string, { install?: number; verify?: number }>();
+  type Run = { requestedAt: number; startedAt: number; endedAt: number };
+  const succeeded = new Map<string, { install?: Run; verify?: Run }>();
   for (const invocation of world.ssm.invocations) {
-    if (invocation.status !== "Success" || invocation.startedAt === undefined) continue;
-    if (invocation.endedAt === undefined || invocation.requestedAt < since) continue;
-    if (invocation.kind !== "install" && invocation.kind !== "verify") continue;
+    const { startedAt, endedAt, requestedAt } = invocation;
+    if (invocation.status !== "Success" || startedAt === undefined || endedAt === undefined) continue;
+    if (requestedAt < since || (invocation.kind !== "install" && invocation.kind !== "verify")) continue;
     const mine = succeeded.get(invocation.instanceId) ?? {};
     // The last successful run of each kind is the one that let the instance in.
-    mine[invocation.kind] = invocation.endedAt - invocation.startedAt;
+    mine[invocation.kind] = { requestedAt, startedAt, endedAt };
     succeeded.set(invocation.instanceId, mine);
   }
   const ratios: number[] = [];
   const ideals: number[] = [];
+  const spans: Record<keyof OverheadBreakdown, number[]> = {
+    registrationToInstallSent: [],
+    installDelivery: [],
+    installEndToVerifySent: [],
+    verifyDelivery: [],
+    verifyEndToComplete: [],
+  };
   for (const action of world.autoScaling.actions) {
     if (action.hookName !== hookName || action.startedAt < since) continue;
     if (action.completed?.by !== "api" || action.completed.result !== "CONTINUE") continue;
     const instance = world.instances.get(action.instanceId);
-    const runs = succeeded.get(action.instanceId);
-    if (!instance || runs?.install === undefined || runs.verify === undefined) continue;
-    const registration = Math.max(0, (instance.milestones.ssmOnline ?? action.startedAt) - action.startedAt);
-    const ideal = registration + runs.install + runs.verify;
+    const { install, verify } = succeeded.get(action.instanceId) ?? {};
+    if (!instance || !install || !verify) continue;
+    const registered = Math.max(instance.milestones.ssmOnline ?? action.startedAt, action.startedAt);
+    const ideal =
+      registered -
+      action.startedAt +
+      (install.endedAt - install.startedAt) +
+      (verify.endedAt - verify.startedAt);
     ideals.push(ideal / 1000);
     ratios.push((action.completed.at - action.startedAt - ideal) / ideal);
+    spans.registrationToInstallSent.push(install.requestedAt - registered);
+    spans.installDelivery.push(install.startedAt - install.requestedAt);
+    spans.installEndToVerifySent.push(verify.requestedAt - install.endedAt);
+    spans.verifyDelivery.push(verify.startedAt - verify.requestedAt);
+    spans.verifyEndToComplete.push(action.completed.at - verify.endedAt);
   }
+  const seconds = (values: number[]) => (values.length === 0 ? 0 : round(median(values) / 1000, 1));
   return {
     overheadP50: ratios.length === 0 ? 0 : round(median(ratios), 3),
-    idealSecondsP50: ideals.length === 0 ? 0 : round(median(ideals), 1),
+    idealSecondsP50: seconds(ideals.map((value) => value * 1000)),
+    breakdownP50: {
+      registrationToInstallSent: seconds(spans.registrationToInstallSent),
+      installDelivery: seconds(spans.installDelivery),
+      installEndToVerifySent: seconds(spans.installEndToVerifySent),
+      verifyDelivery: seconds(spans.verifyDelivery),
+      verifyEndToComplete: seconds(spans.verifyEndToComplete),
+    },
     measured: ratios.length,
   };
 }

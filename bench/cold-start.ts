@@ -77,7 +77,9 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 };
 
-export async function measureColdStart(runs = 9): Promise<{ bare: ColdStartRow; functions: ColdStartRow[] }> {
+export async function measureColdStart(
+  runs = 15,
+): Promise<{ bare: ColdStartRow; functions: ColdStartRow[] }> {
   const dir = mkdtempSync(join(tmpdir(), "agentfix-cold-start-"));
   const files = new Map<string, { file: string; bytes: number }>();
   const bareFile = join(dir, "bare.mjs");

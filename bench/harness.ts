@@ -134,6 +134,9 @@ export class CallPurposes {
   }
 }
 
+/** How a call about one instance that was already terminating or terminated is told apart. */
+export const TERMINATED_PURPOSE = "of an instance already terminated";
+
 let current: { purposes: CallPurposes; world?: World } | undefined;
 let installed = false;
 
@@ -177,7 +180,7 @@ function purposeOf(command: string, input: Record<string, unknown>, world: World
       : (filters.find((filter) => filter.Key === "InstanceIds")?.Values ?? []);
   const instance = named.length === 1 ? world?.instances.get(named[0] ?? "") : undefined;
   const gone = instance && (instance.terminated || instance.lifecycleState.startsWith("Terminating"));
-  return `${operation}${page}${gone ? " of an instance already terminated" : ""}`;
+  return `${operation}${page}${gone ? ` ${TERMINATED_PURPOSE}` : ""}`;
 }
 
 export function round(value: number, digits = 2): number {

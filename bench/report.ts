@@ -36,6 +36,8 @@ export interface SideBySide extends Comparison {
 export interface Ratios {
   /** SSM calls per instance, per-instance polling over this service. */
   ssmCallsPerInstancePollingOverService: number | null;
+  /** The same, counting only calls about instances still alive (as asked, before SDK retries). */
+  ssmCallsPerInstanceOnLiveInstancesPollingOverService: number | null;
   /** Share of failed launch deployments, association only over this service (null when the service had none). */
   launchDeploymentsFailedAssociationOverService: number | null;
   /** Instances replaced, association only over this service. */
@@ -46,6 +48,8 @@ export interface ScalingPoint {
   instances: number;
   ssmCalls: number;
   ssmCallsPerInstance: number;
+  /** As the callers asked for them, before the SDK's retries of throttled calls. */
+  ssmCallsAskedPerInstance: number;
   p95Seconds: number;
   p50Seconds: number;
   awsSeconds: number;
@@ -76,6 +80,10 @@ export function compare(
       ssmCallsPerInstancePollingOverService: ratio(
         perInstancePolling.ssmCallsPerInstance,
         service.ssmCallsPerInstance,
+      ),
+      ssmCallsPerInstanceOnLiveInstancesPollingOverService: ratio(
+        perInstancePolling.ssmCallsPerInstanceOnLiveInstances,
+        service.ssmCallsPerInstanceOnLiveInstances,
       ),
       launchDeploymentsFailedAssociationOverService: ratio(
         associationOnly.launchDeploymentsFailedShare,
@@ -205,6 +213,14 @@ export function formatSummary(report: BenchReport): string {
           `${percent(burst.overheadP50)} (ideal p50 ${burst.idealSecondsP50} s)`,
         ],
         [
+          "  where it goes (p50, AWS s)",
+          `registered -> install sent ${burst.overheadBreakdownP50.registrationToInstallSent}, ` +
+            `install delivered ${burst.overheadBreakdownP50.installDelivery}, ` +
+            `install ended -> verify sent ${burst.overheadBreakdownP50.installEndToVerifySent}, ` +
+            `verify delivered ${burst.overheadBreakdownP50.verifyDelivery}, ` +
+            `verify ended -> completed ${burst.overheadBreakdownP50.verifyEndToComplete}`,
+        ],
+        [
           "launch invocations",
           `${burst.launchInvocations.invocations}, ${burst.launchInvocations.errors} failed${prefixed(compact(burst.launchInvocations.errorMessages))}, ${burst.launchInvocations.timeouts} timed out`,
         ],
@@ -241,6 +257,7 @@ export function formatSummary(report: BenchReport): string {
                 ],
                 ["instances replaced", (r) => String(r.replaced)],
                 ["SSM calls per instance", (r) => String(r.ssmCallsPerInstance)],
+                ["  on live instances, as asked", (r) => String(r.ssmCallsPerInstanceOnLiveInstances)],
                 ["throttled calls", (r) => String(r.throttled)],
                 [
                   "hook timeouts",
@@ -260,7 +277,8 @@ export function formatSummary(report: BenchReport): string {
       );
       const { ratios } = comparison;
       lines.push(
-        `     ratios: SSM calls per instance b/c ${ratios.ssmCallsPerInstancePollingOverService ?? "n/a"}x; ` +
+        `     ratios: SSM calls per instance b/c ${ratios.ssmCallsPerInstancePollingOverService ?? "n/a"}x ` +
+          `(${ratios.ssmCallsPerInstanceOnLiveInstancesPollingOverService ?? "n/a"}x on live instances only); ` +
           `failed launch deployments a/c ${ratios.launchDeploymentsFailedAssociationOverService ?? "n/a (c had none)"}x; ` +
           `replaced a/c ${ratios.replacedAssociationOverService ?? "n/a"}x`,
       );
@@ -294,11 +312,12 @@ export function formatSummary(report: BenchReport): string {
     lines.push("4. Scaling");
     lines.push(
       ...table([
-        ["instances", "SSM calls", "per instance", "hook to complete p50 / p95 (AWS s)"],
+        ["instances", "SSM calls", "per instance", "as asked", "hook to complete p50 / p95 (AWS s)"],
         ...scaling.map((point) => [
           String(point.instances),
           String(point.ssmCalls),
           String(point.ssmCallsPerInstance),
+          String(point.ssmCallsAskedPerInstance),
           `${point.p50Seconds} / ${point.p95Seconds}`,
         ]),
       ]),

@@ -192,6 +192,10 @@ function scalingPoint(run: Awaited<ReturnType<typeof runBurst>>): ScalingPoint {
     instances: run.instances,
     ssmCalls: run.ssmCalls,
     ssmCallsPerInstance: run.ssmCallsPerInstance,
+    ssmCallsAskedPerInstance:
+      Math.round(
+        (Object.values(run.ssmCallsByPurpose).reduce((sum, count) => sum + count, 0) / run.launched) * 100,
+      ) / 100,
     p95Seconds: run.hookToCompleteSeconds.p95,
     p50Seconds: run.hookToCompleteSeconds.p50,
     awsSeconds: run.awsSeconds,

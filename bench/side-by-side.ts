@@ -13,6 +13,7 @@ import {
   round,
   seedMathRandom,
   startRunClock,
+  TERMINATED_PURPOSE,
   tallySsmCalls,
   waitUntilSettled,
 } from "./harness.js";
@@ -84,6 +85,11 @@ export interface AlternativeResult {
   ssmCallsByOperation: Record<string, number>;
   /** SSM calls as the callers asked for them (before SDK retries), by purpose. */
   ssmCallsByPurpose: Record<string, number>;
+  /**
+   * SSM calls asked for (before SDK retries) about instances still alive, per instance: without the
+   * polls of instances that were already terminated.
+   */
+  ssmCallsPerInstanceOnLiveInstances: number;
   /** Throttled requests, all services. */
   throttled: number;
   throttledByOperation: Record<string, number>;
@@ -249,6 +255,12 @@ export async function runAlternative(
       ssmCallsPerInstance: perInstance(sandbox.counters.total("SSM"), launched.length),
       ssmCallsByOperation: ofService(sandbox.counters.calls, "SSM"),
       ssmCallsByPurpose: Object.fromEntries(Object.entries(purposes.total()).sort((a, b) => b[1] - a[1])),
+      ssmCallsPerInstanceOnLiveInstances: perInstance(
+        Object.entries(purposes.total())
+          .filter(([purpose]) => !purpose.includes(TERMINATED_PURPOSE))
+          .reduce((sum, [, count]) => sum + count, 0),
+        launched.length,
+      ),
       throttled: sandbox.counters.totalThrottled(),
       throttledByOperation: { ...sandbox.counters.throttled },
       hookTimeouts: actions.filter(
