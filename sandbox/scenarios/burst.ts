@@ -2,7 +2,7 @@ import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { addGroupWithDeployments } from "./fleet.js";
 import { percentiles, scopeInstances } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
-import { defaultClockScale, type Scenario } from "./types.js";
+import { baseSandboxOptions, type Scenario } from "./types.js";
 
 /**
  * A large group scales from 0 at once while SSM and Auto Scaling throttle (ASSUMED_RATE_LIMITS):
@@ -13,12 +13,8 @@ export const burst: Scenario = {
   title: "A group scales from 0 to N at once under SSM and Auto Scaling throttling",
   defaultInstances: 100,
   sandboxOptions: (options, instances) => ({
-    seed: options.seed ?? 1,
-    clockScale: options.clockScale ?? defaultClockScale(instances),
-    port: options.port,
-    quiet: !options.verbose,
+    ...baseSandboxOptions(options, instances),
     traffic: { rateLimits: ASSUMED_RATE_LIMITS },
-    world: { codeDeploy: { agentWaitSeconds: options.agentWaitSeconds } },
   }),
   async play({ sandbox, instances, note, deploy }) {
     const { world } = sandbox;

@@ -2,7 +2,7 @@ import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { APPLICATION, addGroupWithDeployments, RELEASE_2 } from "./fleet.js";
 import { REDEPLOY_MARKER, scopeInstances } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
-import { defaultClockScale, type Scenario } from "./types.js";
+import { baseSandboxOptions, type Scenario } from "./types.js";
 
 /** The fault model of the chaos run, stated in its output. */
 export const CHAOS_FAULTS = {
@@ -35,10 +35,7 @@ export const chaos: Scenario = {
   title: "Faults everywhere: nothing may be lost, installed twice or left waiting",
   defaultInstances: 20,
   sandboxOptions: (options, instances) => ({
-    seed: options.seed ?? 1,
-    clockScale: options.clockScale ?? defaultClockScale(instances),
-    port: options.port,
-    quiet: !options.verbose,
+    ...baseSandboxOptions(options, instances),
     traffic: { rateLimits: ASSUMED_RATE_LIMITS, errorRates: CHAOS_FAULTS.serverErrors },
     events: {
       duplicateProbability: CHAOS_FAULTS.eventsDeliveredTwice,
@@ -51,7 +48,7 @@ export const chaos: Scenario = {
         installFailureProbability: CHAOS_FAULTS.installFails,
         installSucceedsWithoutAgentProbability: CHAOS_FAULTS.installSucceedsWithoutAgent,
       },
-      codeDeploy: { agentWaitSeconds: options.agentWaitSeconds },
+      ...baseSandboxOptions(options, instances).world,
     },
   }),
   async play({ sandbox, instances, note, deploy }) {

@@ -2,7 +2,7 @@ import { revisionKey } from "../world/codedeploy.js";
 import { APPLICATION, addGroupWithDeployments, BROKEN_RELEASE, RELEASE_2 } from "./fleet.js";
 import { REDEPLOY_MARKER } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
-import { defaultClockScale, type Scenario } from "./types.js";
+import { baseSandboxOptions, type Scenario } from "./types.js";
 
 /**
  * The failure path, three ways at once:
@@ -19,13 +19,7 @@ export const deployFailure: Scenario = {
   title:
     "An agent failure is upgraded and redeployed; an application failure is not; the cap holds across a chain",
   defaultInstances: 1,
-  sandboxOptions: (options, instances) => ({
-    seed: options.seed ?? 1,
-    clockScale: options.clockScale ?? defaultClockScale(instances),
-    port: options.port,
-    quiet: !options.verbose,
-    world: { codeDeploy: { agentWaitSeconds: options.agentWaitSeconds } },
-  }),
+  sandboxOptions: baseSandboxOptions,
   async play({ sandbox, instances, note, deploy }) {
     const { world } = sandbox;
     const pairs = {

@@ -1,6 +1,6 @@
 import { APPLICATION, addGroupWithDeployments, RELEASE_2 } from "./fleet.js";
 import { measure, scopeInstances } from "./measure.js";
-import { defaultClockScale, type Scenario } from "./types.js";
+import { baseSandboxOptions, type Scenario } from "./types.js";
 
 /**
  * The morning of the incident, twice side by side. Two groups of N scale from 0 at the same moment:
@@ -17,13 +17,7 @@ export const morning: Scenario = {
   title:
     "Two groups scale from 0: without the service (outdated baked agent) and with it; then a deployment repaired",
   defaultInstances: 4,
-  sandboxOptions: (options, instances) => ({
-    seed: options.seed ?? 1,
-    clockScale: options.clockScale ?? defaultClockScale(instances),
-    port: options.port,
-    quiet: !options.verbose,
-    world: { codeDeploy: { agentWaitSeconds: options.agentWaitSeconds } },
-  }),
+  sandboxOptions: baseSandboxOptions,
   async play({ sandbox, instances, note, deploy }) {
     const { world } = sandbox;
     const legacyPair = addGroupWithDeployments(world, {

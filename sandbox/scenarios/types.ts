@@ -30,6 +30,17 @@ export function defaultClockScale(instances: number): number {
   return 0.02;
 }
 
+/** What every scenario's sandbox takes from the command line; scenarios add their own faults. */
+export function baseSandboxOptions(options: ScenarioOptions, instances: number) {
+  return {
+    seed: options.seed ?? 1,
+    clockScale: options.clockScale ?? defaultClockScale(instances),
+    port: options.port,
+    quiet: !options.verbose,
+    world: { codeDeploy: { agentWaitSeconds: options.agentWaitSeconds } },
+  } satisfies SandboxOptions;
+}
+
 export interface Check {
   name: string;
   ok: boolean;
