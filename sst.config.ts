@@ -1,6 +1,7 @@
 import type { SSTConfig } from "sst";
+import { SERVICE_NAME } from "./functions/core/contract.js";
 import { addStacks } from "./stacks/app.js";
-import { SERVICE_NAME, useStageConfig } from "./stacks/config.js";
+import { useStageConfig } from "./stacks/config.js";
 
 /**
  * `npx sst deploy --stage <stage>`. The stage's configuration (stacks/config.ts, documented in

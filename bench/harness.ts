@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { clock } from "../functions/core/clock.js";
+import { clock } from "../functions/core/common/clock.js";
 import { invocationScope } from "../sandbox/runtime/instrument.js";
 import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
@@ -150,7 +150,7 @@ export async function tallySsmCalls(world?: World): Promise<CallPurposes> {
   if (!installed) {
     installed = true;
     // Imported once a sandbox has set the environment the clients read when first imported.
-    const { ssm } = await import("../functions/core/clients.js");
+    const { ssm } = await import("../functions/core/common/clients.js");
     ssm.middlewareStack.add(
       (next, context) => async (args) => {
         const caller = invocationScope.getStore()?.functionName ?? "external";

@@ -1,3 +1,4 @@
+import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
 import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
 import { createSandbox } from "../sandbox/sandbox.js";
 import { addGroupWithDeployments } from "../sandbox/scenarios/fleet.js";
@@ -163,7 +164,7 @@ export async function runAlternative(
       world.autoScaling.putLifecycleHook({
         groupName: SIDE_BY_SIDE_GROUP,
         hookName: config.hook.name,
-        transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        transition: LAUNCH_TRANSITION,
         heartbeatTimeout: config.hook.heartbeatTimeoutSeconds,
         defaultResult: config.hook.defaultResult,
       });

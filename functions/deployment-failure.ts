@@ -3,11 +3,11 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
-import { clock } from "./core/clock.js";
+import { clock } from "./core/common/clock.js";
+import { dynamoLease } from "./core/common/lease.js";
+import { logger, metrics, tracer } from "./core/common/powertools.js";
 import { loadFailureConfig } from "./core/config.js";
 import { type FailureReport, handleDeploymentFailure } from "./core/deployment-failure.js";
-import { dynamoLease } from "./core/lease.js";
-import { logger, metrics, tracer } from "./core/powertools.js";
 import { parseDeploymentFailureInput } from "./schemas/deployment-failure.js";
 
 const config = loadFailureConfig();

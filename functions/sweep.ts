@@ -3,8 +3,9 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy from "@middy/core";
+import { logger, metrics, tracer } from "./core/common/powertools.js";
 import { loadSweepConfig } from "./core/config.js";
-import { logger, metrics, tracer } from "./core/powertools.js";
+import { METRIC } from "./core/contract.js";
 import { type SweepReport, sweepStaleLaunches } from "./core/sweep.js";
 import { parseOrThrow } from "./schemas/parse.js";
 import { sweepEventSchema } from "./schemas/sweep-event.js";
@@ -21,9 +22,9 @@ export async function sweep(event: unknown): Promise<SweepReport> {
     staleAfterSeconds: config.STALE_AFTER_SECONDS,
     dryRun: config.DRY_RUN || input.dryRun === true,
   });
-  metrics.addMetric("SweepExamined", MetricUnit.Count, report.examined);
-  metrics.addMetric("SweepStale", MetricUnit.Count, report.stale.length);
-  metrics.addMetric("SweepEnqueued", MetricUnit.Count, report.enqueued);
+  metrics.addMetric(METRIC.sweepExamined, MetricUnit.Count, report.examined);
+  metrics.addMetric(METRIC.sweepStale, MetricUnit.Count, report.stale.length);
+  metrics.addMetric(METRIC.sweepEnqueued, MetricUnit.Count, report.enqueued);
   logger.info("Sweep finished", { report });
   return report;
 }

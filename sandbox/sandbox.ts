@@ -1,4 +1,4 @@
-import { clock, setClockScale } from "../functions/core/clock.js";
+import { clock, setClockScale } from "../functions/core/common/clock.js";
 import type { StageConfigInput } from "../stacks/config.js";
 import { type DeliveryFaults, EventBus } from "./events/bus.js";
 import { configureAwsEnvironment } from "./runtime/environment.js";

@@ -1,3 +1,4 @@
+import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
 import { failureEnvironment, launchEnvironment, sweepEnvironment } from "../stacks/environment.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../stacks/patterns.js";
@@ -138,7 +139,7 @@ export async function deployService(
       world.autoScaling.putLifecycleHook({
         groupName: group,
         hookName: hook.name,
-        transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        transition: LAUNCH_TRANSITION,
         heartbeatTimeout: hook.heartbeatTimeoutSeconds,
         defaultResult: hook.defaultResult,
       });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
-import { errorMessage } from "../functions/core/errors.js";
+import { errorMessage } from "../functions/core/common/errors.js";
 import { parseDeploymentFailureInput } from "../functions/schemas/deployment-failure.js";
 import { parseLaunchInput } from "../functions/schemas/launch-input.js";
 import { formatReport } from "./format-report.js";

@@ -6,8 +6,9 @@ import type { CloudFormationStackArtifact } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { App } from "sst/constructs";
 import { initProject } from "sst/project.js";
+import { SERVICE_NAME } from "../functions/core/contract.js";
 import { addStacks } from "../stacks/app.js";
-import { SERVICE_NAME, useStageConfig } from "../stacks/config.js";
+import { useStageConfig } from "../stacks/config.js";
 
 /**
  * Synthesizes every stack of one stage offline: no AWS credentials, no network. It follows what

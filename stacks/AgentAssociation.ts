@@ -1,5 +1,6 @@
 import { CfnAssociation } from "aws-cdk-lib/aws-ssm";
 import { type StackContext, use } from "sst/constructs";
+import { INSTALL_DOCUMENT } from "../functions/core/contract.js";
 import { Foundation } from "./Foundation.js";
 
 /**
@@ -15,7 +16,7 @@ export function AgentAssociation({ app, stack }: StackContext) {
 
   const cfnAssociation = new CfnAssociation(stack, "InstallCodeDeployAgent", {
     associationName: `${app.name}-${app.stage}-install-codedeployagent`,
-    name: "AWS-ConfigureAWSPackage",
+    name: INSTALL_DOCUMENT,
     parameters: {
       action: ["Install"],
       name: [agent.package],

@@ -18,7 +18,7 @@ export interface FoundationOutputs {
 export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   const config = useStageConfig(app.stage);
 
-  // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/lease.ts);
+  // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/common/lease.ts);
   // DynamoDB's TTL sweeps the lapsed rows.
   const leaseTable = new Table(stack, "LeaseTable", {
     partitionKey: { name: "pk", type: AttributeType.STRING },

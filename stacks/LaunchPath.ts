@@ -6,6 +6,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { type StackContext, use } from "sst/constructs";
+import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
 import { launchEnvironment } from "./environment.js";
 import { Foundation } from "./Foundation.js";
 import { launchEventPattern } from "./patterns.js";
@@ -100,7 +101,7 @@ export function LaunchPath({ app, stack }: StackContext) {
       const lifecycleHook = new CfnLifecycleHook(stack, `LaunchHook${index}`, {
         autoScalingGroupName: group,
         lifecycleHookName: hook.name,
-        lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        lifecycleTransition: LAUNCH_TRANSITION,
         heartbeatTimeout: hook.heartbeatTimeoutSeconds,
         defaultResult: hook.defaultResult,
       });

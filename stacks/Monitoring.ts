@@ -13,42 +13,15 @@ import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { type StackContext, use } from "sst/constructs";
-import { METRICS_NAMESPACE, SERVICE_NAME } from "./config.js";
+import { METRIC, METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from "../functions/core/contract.js";
 import { FailurePath } from "./FailurePath.js";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
 import { Sweep } from "./Sweep.js";
 
-/**
- * Metrics the functions emit (Powertools EMF, namespace Agentfix, default dimension `service`):
- * functions/core/launch.ts, functions/core/agent.ts, functions/core/deployment-failure.ts and
- * functions/sweep.ts name them.
- */
-export const METRIC = {
-  launchContinued: "LaunchContinued",
-  launchAbandoned: "LaunchAbandoned",
-  launchAlreadyCompleted: "LaunchAlreadyCompleted",
-  launchSkipped: "LaunchSkipped",
-  launchPending: "LaunchPending",
-  timeToComplete: "TimeToComplete",
-  heartbeats: "LifecycleHeartbeats",
-  installsSent: "AgentInstallsSent",
-  installsSucceeded: "AgentInstallsSucceeded",
-  installsFailed: "AgentInstallsFailed",
-  verified: "AgentVerified",
-  verificationsFailed: "AgentVerificationsFailed",
-  agentUpgraded: "AgentUpgraded",
-  redeployCreated: "RedeployCreated",
-  redeploySkipped: "RedeploySkipped",
-  redeployGaveUp: "RedeployGaveUp",
-  redeployDryRun: "RedeployDryRun",
-  sweepStale: "SweepStale",
-  sweepEnqueued: "SweepEnqueued",
-} as const;
-
 const PERIOD = Duration.minutes(5);
 
-function serviceMetric(name: string, statistic = "Sum", label?: string): Metric {
+function serviceMetric(name: MetricName, statistic = "Sum", label?: string): Metric {
   return new Metric({
     namespace: METRICS_NAMESPACE,
     metricName: name,

@@ -1,7 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { AGENT_PACKAGES } from "../functions/core/config.js";
+import {
+  AGENT_PACKAGES,
+  AGENT_VERSION_HINT,
+  AGENT_VERSION_PATTERN,
+  GROUP_TAG,
+} from "../functions/core/contract.js";
 
 /**
  * Deployment configuration, per stage, in one typed place. It is validated when the stacks are
@@ -16,8 +21,6 @@ import { AGENT_PACKAGES } from "../functions/core/config.js";
  * Every field is documented in docs/configuration.md.
  */
 
-export const SERVICE_NAME = "agentfix";
-export const METRICS_NAMESPACE = "Agentfix";
 /** Stages that run production workloads: they must pin the agent version. */
 export const PINNED_STAGES: readonly string[] = ["prod", "production", "uat"];
 /** The agent version production and UAT get unless their configuration says otherwise. */
@@ -56,7 +59,7 @@ const agentVersion = z
   .string()
   .trim()
   .transform((value) => (value === "latest" ? "" : value))
-  .pipe(z.string().regex(/^(\d+(\.\d+){0,3})?$/, "a version such as 1.8.1, or empty for the latest"));
+  .pipe(z.string().regex(AGENT_VERSION_PATTERN, AGENT_VERSION_HINT));
 const result = z.enum(["ABANDON", "CONTINUE"]);
 // `rate(5 minutes)` or a six-field `cron(...)`: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html
 const scheduleExpression = z
@@ -335,8 +338,8 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
 
 function defaultAssociationTarget(groups: readonly string[]): StageConfig["association"]["target"] {
   // Every instance launched by Auto Scaling carries the aws:autoscaling:groupName tag.
-  if (groups.length > 0) return { key: "tag:aws:autoscaling:groupName", values: [...groups] };
-  return { key: "tag-key", values: ["aws:autoscaling:groupName"] };
+  if (groups.length > 0) return { key: `tag:${GROUP_TAG}`, values: [...groups] };
+  return { key: "tag-key", values: [GROUP_TAG] };
 }
 
 function configError(stage: string, source: string, problems: { path: string; message: string }[]) {

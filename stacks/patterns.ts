@@ -1,3 +1,10 @@
+import {
+  AUTOSCALING_SOURCE,
+  CODEDEPLOY_SOURCE,
+  DEPLOYMENT_DETAIL_TYPE,
+  LAUNCH_DETAIL_TYPE,
+} from "../functions/core/contract.js";
+
 /**
  * EventBridge event patterns of the service, in one place: the stacks deploy them and the sandbox
  * routes its events through the very same patterns.
@@ -8,14 +15,11 @@ export interface EventPattern {
   detail?: Record<string, unknown>;
 }
 
-export const LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action";
-export const DEPLOYMENT_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification";
-
 /** Launch lifecycle actions of our hook on the groups in scope (every group when `groups` is empty). */
 export function launchEventPattern(groups: readonly string[], hookName: string): EventPattern {
   const detail: Record<string, unknown> = { LifecycleHookName: [hookName] };
   if (groups.length > 0) detail.AutoScalingGroupName = [...groups];
-  return { source: ["aws.autoscaling"], "detail-type": [LAUNCH_DETAIL_TYPE], detail };
+  return { source: [AUTOSCALING_SOURCE], "detail-type": [LAUNCH_DETAIL_TYPE], detail };
 }
 
 /**
@@ -29,7 +33,7 @@ export function deploymentFailureEventPattern(deploymentGroups: readonly string[
     detail.application = [...new Set(deploymentGroups.map((pair) => pair.split("/")[0]))];
     detail.deploymentGroup = [...new Set(deploymentGroups.map((pair) => pair.split("/")[1]))];
   }
-  return { source: ["aws.codedeploy"], "detail-type": [DEPLOYMENT_DETAIL_TYPE], detail };
+  return { source: [CODEDEPLOY_SOURCE], "detail-type": [DEPLOYMENT_DETAIL_TYPE], detail };
 }
 
 /**

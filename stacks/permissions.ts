@@ -1,6 +1,7 @@
 import { Stack } from "aws-cdk-lib";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
+import { AGENT_DOCUMENTS, GROUP_TAG } from "../functions/core/contract.js";
 
 /**
  * IAM statements of the service's functions, one builder per concern, so each function's role
@@ -15,14 +16,6 @@ import type { Construct } from "constructs";
  * Only read calls are ever granted on "*".
  */
 
-/** Documents the agent engine sends: the Distributor install and the two verification scripts. */
-export const SSM_DOCUMENTS = [
-  "AWS-ConfigureAWSPackage",
-  "AWS-RunShellScript",
-  "AWS-RunPowerShellScript",
-] as const;
-/** Tag Auto Scaling puts on every instance it launches. */
-export const GROUP_TAG = "aws:autoscaling:groupName";
 /**
  * Run Command authorizes SendCommand against the instance's tags with the `ssm:resourceTag/<key>`
  * condition key ("Restricting Run Command access based on tags"):
@@ -43,7 +36,7 @@ function env(scope: Construct) {
 export function documentArns(scope: Construct): string[] {
   const { partition, region } = env(scope);
   // AWS-owned documents have no account in their ARN.
-  return SSM_DOCUMENTS.map((name) => `arn:${partition}:ssm:${region}::document/${name}`);
+  return AGENT_DOCUMENTS.map((name) => `arn:${partition}:ssm:${region}::document/${name}`);
 }
 
 export function groupArns(scope: Construct, groups: readonly string[]): string[] {
@@ -166,7 +159,7 @@ export function codeDeployStatements(scope: Construct, pairs: readonly string[])
   ];
 }
 
-/** The lease calls of functions/core/lease.ts (acquire, inspect, release), on the lease table only. */
+/** The lease calls of functions/core/common/lease.ts (acquire, inspect, release), on the lease table only. */
 export function leaseStatement(tableArn: string): PolicyStatement {
   return new PolicyStatement({
     sid: "UseLeaseTable",

@@ -4,7 +4,8 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { Function as SstFunction } from "sst/constructs";
-import { METRICS_NAMESPACE, SERVICE_NAME, type StageConfig } from "./config.js";
+import { METRICS_NAMESPACE, SERVICE_NAME } from "../functions/core/contract.js";
+import type { StageConfig } from "./config.js";
 import { WILDCARD_EVIDENCE, type WildcardEvidence } from "./permissions.js";
 
 export const RUNTIME = "nodejs22.x";

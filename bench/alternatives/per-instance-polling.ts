@@ -5,9 +5,9 @@ import {
   SendCommandCommand,
 } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
-import { autoScaling, ssm } from "../../functions/core/clients.js";
-import { clock } from "../../functions/core/clock.js";
-import { awsErrorName, isTransient } from "../../functions/core/errors.js";
+import { autoScaling, ssm } from "../../functions/core/common/clients.js";
+import { clock } from "../../functions/core/common/clock.js";
+import { awsErrorName, isTransient } from "../../functions/core/common/errors.js";
 
 /**
  * The baseline the benchmark compares against: the pattern of AWS's lifecycle-hook samples

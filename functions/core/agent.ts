@@ -12,12 +12,20 @@ import {
   versionSatisfies,
   WINDOWS_VERIFY_COMMANDS,
 } from "./agent-scripts.js";
-import { ssm } from "./clients.js";
-import { clock } from "./clock.js";
-import { mapLimit } from "./concurrency.js";
-import type { AgentConfig, AgentPackage } from "./config.js";
-import { awsErrorName, errorMessage, isTransient } from "./errors.js";
-import { logger, metrics } from "./powertools.js";
+import { ssm } from "./common/clients.js";
+import { clock } from "./common/clock.js";
+import { mapLimit } from "./common/concurrency.js";
+import { awsErrorName, errorMessage, isTransient } from "./common/errors.js";
+import { logger, metrics } from "./common/powertools.js";
+import type { AgentConfig } from "./config.js";
+import {
+  type AgentPackage,
+  INSTALL_DOCUMENT,
+  LINUX_VERIFY_DOCUMENT,
+  MAX_INSTANCE_IDS_PER_COMMAND,
+  METRIC,
+  WINDOWS_VERIFY_DOCUMENT,
+} from "./contract.js";
 
 /**
  * The install / wait / verify engine shared by the launch and failure paths. It is level-triggered:
@@ -26,11 +34,7 @@ import { logger, metrics } from "./powertools.js";
  * Every call is batched over the instances it concerns (up to 50 ids per call) and polled per
  * command, never per instance, to stay under SSM's API rate limits during a morning scale-out.
  */
-export const INSTALL_DOCUMENT = "AWS-ConfigureAWSPackage";
-export const LINUX_VERIFY_DOCUMENT = "AWS-RunShellScript";
-export const WINDOWS_VERIFY_DOCUMENT = "AWS-RunPowerShellScript";
-/** SendCommand takes at most 50 instance ids; DescribeInstanceInformation returns at most 50 rows. */
-export const MAX_IDS_PER_CALL = 50;
+const MAX_IDS_PER_CALL = MAX_INSTANCE_IDS_PER_COMMAND;
 /** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
 const COMMAND_DELIVERY_TIMEOUT_SECONDS = 600;
 /** How far back an install still in flight can have been sent (delivery timeout plus a long install). */
@@ -443,7 +447,7 @@ class Engine {
         item.installCommandIds.push(commandId);
         item.reason = `installing ${this.settings.agentPackage} (attempt ${item.attempts}, command ${commandId})`;
       }
-      metrics.addMetric("AgentInstallsSent", MetricUnit.Count, chunk.length);
+      metrics.addMetric(METRIC.installsSent, MetricUnit.Count, chunk.length);
     } catch (error) {
       await this.handleSendError(error, chunk, (subset) => this.sendInstallChunk(subset));
     }
@@ -664,7 +668,7 @@ class Engine {
   private onInstallDone(item: Tracked, invocation: CommandInvocation): void {
     if (invocation.Status === "Success") {
       item.installed = true;
-      metrics.addMetric("AgentInstallsSucceeded", MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.installsSucceeded, MetricUnit.Count, 1);
       if (this.settings.verify) {
         item.phase = "verify";
         item.reason = `install succeeded (command ${invocation.CommandId}); verifying`;
@@ -677,7 +681,7 @@ class Engine {
       }
       return;
     }
-    metrics.addMetric("AgentInstallsFailed", MetricUnit.Count, 1);
+    metrics.addMetric(METRIC.installsFailed, MetricUnit.Count, 1);
     this.onCommandFailed(item, `install ${describeInvocation(invocation)}`, unreachable(invocation));
   }
 
@@ -714,21 +718,21 @@ class Engine {
       return;
     }
     if (probe.state !== "running") {
-      metrics.addMetric("AgentVerificationsFailed", MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.verificationsFailed, MetricUnit.Count, 1);
       this.finish(
         item,
         "FAILED",
         `install reported Success but the agent is ${probe.state} (version ${probe.version || "unknown"})`,
       );
     } else if (!versionSatisfies(probe.version, this.settings.agentVersion)) {
-      metrics.addMetric("AgentVerificationsFailed", MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.verificationsFailed, MetricUnit.Count, 1);
       this.finish(
         item,
         "FAILED",
         `agent ${probe.version || "of unknown version"} is running, but version ${this.settings.agentVersion} is pinned`,
       );
     } else {
-      metrics.addMetric("AgentVerified", MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.verified, MetricUnit.Count, 1);
       this.finish(item, "VERIFIED", `agent ${probe.version} running`);
     }
   }

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { AGENT_PACKAGES, AGENT_VERSION_HINT, AGENT_VERSION_PATTERN } from "./contract.js";
 
 /**
  * Configuration comes from environment variables, read once when a function's module loads. A bad
@@ -32,9 +33,6 @@ const int = (fallback: number, min: number, max: number) =>
     .transform((value) => (value.trim() === "" ? fallback : Number(value)))
     .pipe(z.number().int().min(min).max(max));
 
-export const AGENT_PACKAGES = ["AWSCodeDeployAgent", "AWSCodeDeployAgentV2"] as const;
-export type AgentPackage = (typeof AGENT_PACKAGES)[number];
-
 /** Settings shared by every path that installs or verifies the agent. */
 const agentSchema = z.object({
   AGENT_PACKAGE: z.enum(AGENT_PACKAGES).default("AWSCodeDeployAgent"),
@@ -43,7 +41,7 @@ const agentSchema = z.object({
     .string()
     .default("")
     .transform((value) => (value.trim() === "latest" ? "" : value.trim()))
-    .pipe(z.string().regex(/^(\d+(\.\d+){0,3})?$/, "a version such as 1.8.1, or empty for the latest")),
+    .pipe(z.string().regex(AGENT_VERSION_PATTERN, AGENT_VERSION_HINT)),
   VERIFY_AGENT: bool(true),
   INSTALL_ATTEMPTS: int(2, 1, 10),
   POLL_INTERVAL_MS: int(5_000, 1, 600_000),

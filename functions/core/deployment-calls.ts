@@ -1,4 +1,4 @@
-import { AwsCallError, errorMessage } from "./errors.js";
+import { AwsCallError, errorMessage } from "./common/errors.js";
 
 /**
  * Runs one CodeDeploy call and, when it fails, rethrows a named error that says which call on which

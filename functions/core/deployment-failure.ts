@@ -7,13 +7,14 @@ import {
   classifyTarget,
   isNonAgentErrorCode,
 } from "./classify-failure.js";
-import { clock } from "./clock.js";
+import { clock } from "./common/clock.js";
+import { errorMessage } from "./common/errors.js";
+import type { Lease } from "./common/lease.js";
+import { logger, metrics } from "./common/powertools.js";
 import type { FailureConfig } from "./config.js";
+import { METRIC, type MetricName } from "./contract.js";
 import { findFirstObservedVersions } from "./deployment-history.js";
 import { findBusyInstances, listFailedTargets } from "./deployment-targets.js";
-import { errorMessage } from "./errors.js";
-import type { Lease } from "./lease.js";
-import { logger, metrics } from "./powertools.js";
 import {
   chainOf,
   createRedeployment,
@@ -82,11 +83,11 @@ export class UpgradeUnfinishedError extends Error {
   override name = "UpgradeUnfinishedError";
 }
 
-const METRIC_BY_DECISION: Record<FailureDecision, string> = {
-  REDEPLOYED: "RedeployCreated",
-  SKIPPED: "RedeploySkipped",
-  GAVE_UP: "RedeployGaveUp",
-  DRY_RUN: "RedeployDryRun",
+const METRIC_BY_DECISION: Record<FailureDecision, MetricName> = {
+  REDEPLOYED: METRIC.redeployCreated,
+  SKIPPED: METRIC.redeploySkipped,
+  GAVE_UP: METRIC.redeployGaveUp,
+  DRY_RUN: METRIC.redeployDryRun,
 };
 
 /** Creators whose deployments are never redeployed, and why (DeploymentInfo.creator, API reference). */
@@ -136,7 +137,7 @@ function recordDecision(report: FailureReport): void {
   });
   metrics.addMetric(METRIC_BY_DECISION[report.decision], MetricUnit.Count, 1);
   const changed = report.upgraded.filter((agent) => agent.from !== agent.to).length;
-  if (changed > 0) metrics.addMetric("AgentUpgraded", MetricUnit.Count, changed);
+  if (changed > 0) metrics.addMetric(METRIC.agentUpgraded, MetricUnit.Count, changed);
 }
 
 class FailureRun {

@@ -1,8 +1,8 @@
 import { type CommandInvocation, ListCommandInvocationsCommand } from "@aws-sdk/client-ssm";
-import { LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT } from "./agent.js";
 import { parseProbe } from "./agent-scripts.js";
-import { ssm } from "./clients.js";
-import { AwsCallError, errorMessage } from "./errors.js";
+import { ssm } from "./common/clients.js";
+import { AwsCallError, errorMessage } from "./common/errors.js";
+import { LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT } from "./contract.js";
 
 /** Pages of verification history read at most (50 invocations each). */
 const MAX_HISTORY_PAGES = 20;

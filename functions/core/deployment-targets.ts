@@ -6,9 +6,9 @@ import {
   ListDeploymentTargetsCommand,
 } from "@aws-sdk/client-codedeploy";
 import type { FailedTargetRecord } from "./classify-failure.js";
-import { codeDeploy } from "./clients.js";
+import { codeDeploy } from "./common/clients.js";
+import { AwsCallError, awsErrorName, errorMessage } from "./common/errors.js";
 import { callCodeDeploy, chunk } from "./deployment-calls.js";
-import { AwsCallError, awsErrorName, errorMessage } from "./errors.js";
 
 /** BatchGetDeploymentTargets and BatchGetDeploymentInstances take at most 25 ids per call. */
 export const TARGET_BATCH_SIZE = 25;

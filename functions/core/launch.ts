@@ -1,21 +1,20 @@
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AgentResult, agentSettings, type EnsureMode, ensureAgents } from "./agent.js";
-import { backoffDelay } from "./clients.js";
-import { clock } from "./clock.js";
-import { limiter, mapLimit } from "./concurrency.js";
+import { backoffDelay } from "./common/clients.js";
+import { clock } from "./common/clock.js";
+import { limiter, mapLimit } from "./common/concurrency.js";
+import { isTransient } from "./common/errors.js";
+import type { Lease } from "./common/lease.js";
+import { logger, metrics } from "./common/powertools.js";
 import type { LaunchConfig } from "./config.js";
-import { isTransient } from "./errors.js";
-import type { Lease } from "./lease.js";
+import { LAUNCH_TRANSITION, METRIC, type MetricName, WAITING_STATES } from "./contract.js";
 import {
   completeAction,
   describeLifecycleStates,
   findLaunchHooks,
-  LAUNCHING,
   type LifecycleAction,
   recordHeartbeat,
-  WAITING_STATES,
 } from "./lifecycle.js";
-import { logger, metrics } from "./powertools.js";
 
 /**
  * The launch path: every instance a launch hook holds in Pending:Wait gets the CodeDeploy agent from
@@ -199,7 +198,7 @@ export async function reconcileLaunches(
       if (alive[index] === "throttled") continue;
       if (alive[index]) {
         lastBeat.set(request.instanceId, now);
-        metrics.addMetric("LifecycleHeartbeats", MetricUnit.Count, 1);
+        metrics.addMetric(METRIC.heartbeats, MetricUnit.Count, 1);
       } else {
         endedActions.add(request.instanceId);
         stop.push(request.instanceId);
@@ -328,7 +327,7 @@ export async function reconcileLaunches(
 }
 
 function outOfScope(request: LaunchRequest, config: LaunchConfig): string | undefined {
-  if (request.transition && request.transition !== LAUNCHING) {
+  if (request.transition && request.transition !== LAUNCH_TRANSITION) {
     return `transition ${request.transition} is not a launch`;
   }
   if (config.TARGET_GROUPS.length > 0 && !config.TARGET_GROUPS.includes(request.group)) {
@@ -347,18 +346,18 @@ function outOfScope(request: LaunchRequest, config: LaunchConfig): string | unde
   return undefined;
 }
 
-const OUTCOME_METRIC: Record<LaunchOutcomeKind, string> = {
-  CONTINUE: "LaunchContinued",
-  ABANDON: "LaunchAbandoned",
-  ALREADY_COMPLETED: "LaunchAlreadyCompleted",
-  SKIPPED: "LaunchSkipped",
-  PENDING: "LaunchPending",
+const OUTCOME_METRIC: Record<LaunchOutcomeKind, MetricName> = {
+  CONTINUE: METRIC.launchContinued,
+  ABANDON: METRIC.launchAbandoned,
+  ALREADY_COMPLETED: METRIC.launchAlreadyCompleted,
+  SKIPPED: METRIC.launchSkipped,
+  PENDING: METRIC.launchPending,
 };
 
 function recordOutcome(outcome: LaunchOutcome): void {
   metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
   if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON") {
-    metrics.addMetric("TimeToComplete", MetricUnit.Seconds, outcome.elapsedSeconds);
+    metrics.addMetric(METRIC.timeToComplete, MetricUnit.Seconds, outcome.elapsedSeconds);
   }
   const log = outcome.outcome === "ABANDON" ? logger.warn.bind(logger) : logger.info.bind(logger);
   log(`launch ${outcome.outcome}: ${outcome.reason}`, {

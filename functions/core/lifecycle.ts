@@ -5,18 +5,14 @@ import {
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { chunks } from "./agent.js";
-import { autoScaling } from "./clients.js";
-import { clock } from "./clock.js";
-import { awsErrorName, errorMessage } from "./errors.js";
+import { autoScaling } from "./common/clients.js";
+import { clock } from "./common/clock.js";
+import { awsErrorName, errorMessage } from "./common/errors.js";
+import { CODEDEPLOY_HOOK_PREFIX, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "./contract.js";
 
-/** Lifecycle states in which a launch hook holds the instance. */
-export const WAITING_STATES = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
 /** DescribeAutoScalingInstances takes at most 50 instance ids. */
 const MAX_INSTANCE_IDS = 50;
 const HOOK_CACHE_MS = 5 * 60_000;
-export const LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING";
-/** CodeDeploy installs its own launch hook on the group; it is never ours. */
-const CODEDEPLOY_HOOK_PREFIX = "CodeDeploy-managed-automatic-launch-deployment-hook";
 
 export interface InstanceState {
   lifecycleState: string;
@@ -73,11 +69,10 @@ export async function findLaunchHooks(group: string, configuredName: string): Pr
       new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }),
     );
     hooks = (response.LifecycleHooks ?? [])
-      .filter((hook) => hook.LifecycleTransition === LAUNCHING && hook.LifecycleHookName)
+      .filter((hook) => hook.LifecycleTransition === LAUNCH_TRANSITION && hook.LifecycleHookName)
       .map((hook) => ({
         name: hook.LifecycleHookName ?? "",
-        // 3600 s is the documented default heartbeat timeout.
-        heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? 3600,
+        heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
         defaultResult: hook.DefaultResult ?? "ABANDON",
       }));
     hookCache.set(group, { at: clock.now(), hooks });

@@ -5,9 +5,9 @@ import {
   GetDeploymentCommand,
   ListDeploymentsCommand,
 } from "@aws-sdk/client-codedeploy";
-import { codeDeploy } from "./clients.js";
+import { codeDeploy } from "./common/clients.js";
+import { AwsCallError, awsErrorName, errorMessage } from "./common/errors.js";
 import { callCodeDeploy } from "./deployment-calls.js";
-import { AwsCallError, awsErrorName, errorMessage } from "./errors.js";
 
 /**
  * Redeployments this service creates carry a marker in their description naming the original

@@ -6,9 +6,10 @@ import {
   DescribeWarmPoolCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { autoScaling, sqs } from "./clients.js";
-import { clock } from "./clock.js";
-import { logger } from "./powertools.js";
+import { autoScaling, sqs } from "./common/clients.js";
+import { clock } from "./common/clock.js";
+import { logger } from "./common/powertools.js";
+import { LAUNCH_ACTIVITY_PREFIX, LAUNCH_TRANSITION, WAITING_STATES } from "./contract.js";
 
 /**
  * The sweep: Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
@@ -19,9 +20,6 @@ import { logger } from "./powertools.js";
  * instance that is in fact being worked on resumes that work rather than repeating it.
  */
 
-/** Lifecycle states of an instance held by a launch hook (in the group, or in its warm pool). */
-export const WAITING_STATES = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
-const LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING";
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_SIZE = 10;
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
@@ -35,7 +33,7 @@ const MAX_ACTIVITY_PAGES = 20;
  * "Launching a new EC2 instance: i-0123456789abcdef0" or, for a warm pool,
  * "Launching a new EC2 instance into warm pool: i-0123456789abcdef0".
  */
-const LAUNCH_ACTIVITY = /^Launching a new EC2 instance(?: into warm pool)?: (i-[0-9a-zA-Z]+)/;
+const LAUNCH_ACTIVITY = new RegExp(`^${LAUNCH_ACTIVITY_PREFIX}(?: into warm pool)?: (i-[0-9a-zA-Z]+)`);
 
 export interface SweepSettings {
   /** Auto Scaling group names in scope; empty means every group of the account and Region. */

@@ -1,5 +1,6 @@
 import * as z from "zod";
-import { EventValidationError } from "../core/errors.js";
+import { EventValidationError } from "../core/common/errors.js";
+import { CODEDEPLOY_SOURCE, DEPLOYMENT_DETAIL_TYPE } from "../core/contract.js";
 import { EventBridgeSchema } from "./eventbridge.js";
 import { isObject, parseOrThrow } from "./parse.js";
 
@@ -9,14 +10,13 @@ import { isObject, parseOrThrow } from "./parse.js";
  * console), or a replay payload `{"deploymentId": "d-..."}`.
  * Event fields: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-codedeploy.html
  */
-export const DEPLOYMENT_FAILURE_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification";
 
 // CodeDeploy deployment ids are "d-" followed by upper-case letters and digits (d-ABCDEF123).
 const deploymentId = z.string().regex(/^d-[A-Za-z0-9]+$/, "a CodeDeploy deployment id such as d-ABCDEF123");
 
 export const DeploymentStateChangeEventSchema = EventBridgeSchema.extend({
-  source: z.literal("aws.codedeploy"),
-  "detail-type": z.literal(DEPLOYMENT_FAILURE_DETAIL_TYPE),
+  source: z.literal(CODEDEPLOY_SOURCE),
+  "detail-type": z.literal(DEPLOYMENT_DETAIL_TYPE),
   detail: z.object({
     deploymentId,
     application: z.string().min(1),
@@ -49,16 +49,12 @@ const EVENT_KEYS = ["source", "detail-type", "detail"];
 export function parseDeploymentFailureInput(input: unknown): DeploymentFailureInput {
   if (!isObject(input)) {
     throw new EventValidationError(
-      'Invalid deployment-failure input: expected a CodeDeploy Deployment State-change Notification or {"deploymentId":"d-..."}',
+      `Invalid deployment-failure input: expected a ${DEPLOYMENT_DETAIL_TYPE} or {"deploymentId":"d-..."}`,
       ["(root)"],
     );
   }
   if (EVENT_KEYS.some((key) => key in input)) {
-    const event = parseOrThrow(
-      DeploymentStateChangeEventSchema,
-      input,
-      "CodeDeploy Deployment State-change Notification",
-    );
+    const event = parseOrThrow(DeploymentStateChangeEventSchema, input, DEPLOYMENT_DETAIL_TYPE);
     return { deploymentId: event.detail.deploymentId, source: "event", eventId: event.id };
   }
   const replay = parseOrThrow(DeploymentReplaySchema, input, 'replay payload {"deploymentId":"d-..."}');

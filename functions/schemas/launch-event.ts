@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { AUTOSCALING_SOURCE, LAUNCH_DETAIL_TYPE } from "../core/contract.js";
 import { EventBridgeSchema } from "./eventbridge.js";
 
 /**
@@ -35,8 +36,8 @@ const lifecycleDetail = z.object({
 
 /** The EventBridge event, as delivered by the rule or pasted into the Lambda console. */
 export const LaunchLifecycleEventSchema = EventBridgeSchema.extend({
-  source: z.literal("aws.autoscaling"),
-  "detail-type": z.literal("EC2 Instance-launch Lifecycle Action"),
+  source: z.literal(AUTOSCALING_SOURCE),
+  "detail-type": z.literal(LAUNCH_DETAIL_TYPE),
   // The documentation's sample carries a placeholder time; a missing or odd time only costs the
   // elapsed-time figure, so it is not a reason to refuse the event.
   time: z.string(),

@@ -1,4 +1,5 @@
-import { EventValidationError } from "../core/errors.js";
+import { EventValidationError } from "../core/common/errors.js";
+import { LAUNCH_DETAIL_TYPE } from "../core/contract.js";
 import type { LaunchRequest } from "../core/launch.js";
 import {
   LaunchLifecycleEventSchema,
@@ -16,16 +17,12 @@ import { isObject, parseOrThrow } from "./parse.js";
 export function parseLaunchInput(input: unknown): LaunchRequest[] | "test-notification" {
   if (!isObject(input)) {
     throw new EventValidationError(
-      'Invalid launch input: expected a JSON object (an "EC2 Instance-launch Lifecycle Action" event, an SQS batch, or {"instanceIds":[...],"autoScalingGroupName":"..."})',
+      `Invalid launch input: expected a JSON object (an "${LAUNCH_DETAIL_TYPE}" event, an SQS batch, or {"instanceIds":[...],"autoScalingGroupName":"..."})`,
       ["(root)"],
     );
   }
   if ("detail-type" in input || "detail" in input) {
-    const event = parseOrThrow(
-      LaunchLifecycleEventSchema,
-      input,
-      "EC2 Instance-launch Lifecycle Action event",
-    );
+    const event = parseOrThrow(LaunchLifecycleEventSchema, input, `${LAUNCH_DETAIL_TYPE} event`);
     const { detail } = event;
     return [
       {

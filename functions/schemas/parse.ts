@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { EventValidationError } from "../core/errors.js";
+import { EventValidationError } from "../core/common/errors.js";
 
 /**
  * Parses input with a schema, or throws one `EventValidationError` that names every bad field

@@ -1,4 +1,10 @@
-import { DEPLOYMENT_DETAIL_TYPE, LAUNCH_DETAIL_TYPE } from "../../stacks/patterns.js";
+import {
+  AUTOSCALING_SOURCE,
+  CODEDEPLOY_SOURCE,
+  DEPLOYMENT_DETAIL_TYPE,
+  LAUNCH_DETAIL_TYPE,
+  LAUNCH_TRANSITION,
+} from "../../functions/core/contract.js";
 import { ACCOUNT_ID } from "../world/service-error.js";
 
 /**
@@ -43,7 +49,7 @@ export function launchLifecycleEvent(fields: {
     AutoScalingGroupName: fields.groupName,
     LifecycleHookName: fields.hookName,
     EC2InstanceId: fields.instanceId,
-    LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+    LifecycleTransition: LAUNCH_TRANSITION,
   };
   if (fields.notificationMetadata !== undefined) detail.NotificationMetadata = fields.notificationMetadata;
   if (fields.origin) detail.Origin = fields.origin;
@@ -52,7 +58,7 @@ export function launchLifecycleEvent(fields: {
     version: "0",
     id: fields.id,
     "detail-type": LAUNCH_DETAIL_TYPE,
-    source: "aws.autoscaling",
+    source: AUTOSCALING_SOURCE,
     account: ACCOUNT_ID,
     time: eventTime(fields.at),
     region: fields.region,
@@ -85,7 +91,7 @@ export function deploymentStateEvent(fields: {
     account: ACCOUNT_ID,
     region: fields.region,
     "detail-type": fields.instanceId ? INSTANCE_DETAIL_TYPE : DEPLOYMENT_DETAIL_TYPE,
-    source: "aws.codedeploy",
+    source: CODEDEPLOY_SOURCE,
     version: "0",
     time: eventTime(fields.at),
     id: fields.id,

@@ -1,7 +1,9 @@
+import { SERVICE_NAME } from "../../functions/core/contract.js";
+
 /**
  * The process environment the handlers start with: endpoints pointing at the sandbox, a Region, fake
  * credentials (the server does not check signatures) and quiet Powertools. The AWS clients read it
- * once, when `functions/core/clients.ts` is first imported, so this runs before any handler import.
+ * once, when `functions/core/common/clients.ts` is first imported, so this runs before any handler import.
  */
 export function configureAwsEnvironment(endpoint: string, region: string, quiet = true): void {
   for (const service of ["SSM", "AUTO_SCALING", "CODEDEPLOY", "DYNAMODB", "SQS"]) {
@@ -14,7 +16,7 @@ export function configureAwsEnvironment(endpoint: string, region: string, quiet 
   if (quiet) process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
   process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
   process.env.POWERTOOLS_TRACE_ENABLED ??= "false";
-  process.env.POWERTOOLS_SERVICE_NAME ??= "agentfix";
+  process.env.POWERTOOLS_SERVICE_NAME ??= SERVICE_NAME;
   process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE ??= "1";
 }
 

@@ -329,9 +329,9 @@ export class LambdaRuntime {
   }
 }
 
-/** Tags and freezes the calls of the handlers' shared clients (functions/core/clients.ts). */
+/** Tags and freezes the calls of the handlers' shared clients (functions/core/common/clients.ts). */
 async function instrumentSharedClients(): Promise<void> {
-  const clients = (await import("../../functions/core/clients.js")) as Record<string, unknown>;
+  const clients = (await import("../../functions/core/common/clients.js")) as Record<string, unknown>;
   for (const client of Object.values(clients)) {
     if (client && typeof client === "object" && "middlewareStack" in client) instrumentClient(client);
   }

@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { getClockScale } from "../../functions/core/clock.js";
+import { getClockScale } from "../../functions/core/common/clock.js";
 import { createSandbox, type Sandbox } from "../sandbox.js";
 import type { Figures } from "./measure.js";
 import { measure } from "./measure.js";

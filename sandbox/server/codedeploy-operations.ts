@@ -1,3 +1,4 @@
+import { CODEDEPLOY_HOOK_PREFIX } from "../../functions/core/contract.js";
 import type {
   CreateDeploymentInput,
   Deployment,
@@ -291,7 +292,7 @@ export const codeDeployOperations: Record<string, Operation> = {
         onPremisesInstanceTagFilters: [],
         autoScalingGroups: group.autoScalingGroups.map((name) => ({
           name,
-          hook: `CodeDeploy-managed-automatic-launch-deployment-hook-${group.name}`,
+          hook: `${CODEDEPLOY_HOOK_PREFIX}${group.name}`,
         })),
         serviceRoleArn: group.serviceRoleArn,
         targetRevision: returnedRevision(group.targetRevision),

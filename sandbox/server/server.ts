@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import { AwsServiceError } from "../world/service-error.js";
 import type { World } from "../world/world.js";
 import { autoScalingOperations } from "./auto-scaling-operations.js";

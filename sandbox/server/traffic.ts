@@ -1,4 +1,4 @@
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import { type Distribution, Random } from "../world/random.js";
 
 /**

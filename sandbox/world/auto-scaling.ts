@@ -1,11 +1,9 @@
+import { LAUNCH_TRANSITION, TERMINATE_TRANSITION, WAITING_STATES } from "../../functions/core/contract.js";
 import { createInstance, type ImageProfile, type Instance } from "./instances.js";
 import type { Distribution } from "./random.js";
 import type { TimerHandle } from "./scheduler.js";
 import { ACCOUNT_ID, AwsServiceError } from "./service-error.js";
 import type { World } from "./world.js";
-
-export const LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING";
-export const TERMINATE_TRANSITION = "autoscaling:EC2_INSTANCE_TERMINATING";
 
 export interface LifecycleHook {
   name: string;
@@ -88,8 +86,6 @@ export interface AutoScalingOptions {
   /** First relaunch delay after a failed launch, doubled per consecutive failure, capped at 300 s. */
   relaunchBackoffSeconds?: number;
 }
-
-const WAIT_STATES = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
 
 function isoSeconds(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19)}Z`;
@@ -491,7 +487,7 @@ export class AutoScalingModel {
       message: `${action.instanceId} ${action.hookName}: ${result} (${by})`,
       data: { hookName: action.hookName, result, by, seconds: (now - action.startedAt) / 1000 },
     });
-    if (!group || instance.terminated || !WAIT_STATES.has(instance.lifecycleState)) return;
+    if (!group || instance.terminated || !WAITING_STATES.has(instance.lifecycleState)) return;
     if (result === "ABANDON") {
       const reason =
         by === "timeout"

@@ -1,3 +1,4 @@
+import { CODEDEPLOY_HOOK_PREFIX, LAUNCH_TRANSITION } from "../../functions/core/contract.js";
 import { deploymentStateEvent } from "../events/shapes.js";
 import type { LifecycleAction } from "./auto-scaling.js";
 import type { Instance } from "./instances.js";
@@ -23,7 +24,6 @@ export const AGENT_NOT_RECEIVING_MESSAGE =
 export const AGENT_RESTART_MESSAGE = "Failing in-progress lifecycle event after an agent restart";
 export const HEALTH_CONSTRAINTS_MESSAGE =
   "The overall deployment failed because too many individual instances failed deployment, too few healthy instances are available for deployment, or some instances in your deployment group are experiencing problems.";
-export const MANAGED_HOOK_PREFIX = "CodeDeploy-managed-automatic-launch-deployment-hook-";
 
 export interface CodeDeployOptions {
   /** The first agent version with the fix; older agents fail ApplicationStart (the tomcat story). */
@@ -260,8 +260,8 @@ export class CodeDeployModel {
     for (const asg of spec.autoScalingGroups) {
       this.world.autoScaling.putLifecycleHook({
         groupName: asg,
-        hookName: `${MANAGED_HOOK_PREFIX}${spec.name}`,
-        transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        hookName: `${CODEDEPLOY_HOOK_PREFIX}${spec.name}`,
+        transition: LAUNCH_TRANSITION,
         heartbeatTimeout: this.options.managedHookHeartbeatTimeout ?? 600,
         defaultResult: "ABANDON",
       });
@@ -450,8 +450,8 @@ export class CodeDeployModel {
   }
 
   private onLaunchAction(action: LifecycleAction, instance: Instance): void {
-    if (!action.hookName.startsWith(MANAGED_HOOK_PREFIX)) return;
-    const groupName = action.hookName.slice(MANAGED_HOOK_PREFIX.length);
+    if (!action.hookName.startsWith(CODEDEPLOY_HOOK_PREFIX)) return;
+    const groupName = action.hookName.slice(CODEDEPLOY_HOOK_PREFIX.length);
     const group = [...this.groups.values()].find(
       (candidate) => candidate.name === groupName && candidate.autoScalingGroups.includes(action.groupName),
     );

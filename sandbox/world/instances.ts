@@ -1,4 +1,4 @@
-import type { AgentPackage } from "../../functions/core/config.js";
+import type { AgentPackage } from "../../functions/core/contract.js";
 import type { Distribution } from "./random.js";
 import { Signal } from "./scheduler.js";
 

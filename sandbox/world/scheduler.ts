@@ -1,4 +1,4 @@
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 
 /**
  * Timers of the simulated world, in AWS milliseconds on the shared `clock` (the same clock the

@@ -1,4 +1,11 @@
-import { AGENT_PACKAGES, type AgentPackage } from "../../functions/core/config.js";
+import {
+  AGENT_PACKAGES,
+  type AgentPackage,
+  INSTALL_DOCUMENT,
+  LINUX_VERIFY_DOCUMENT,
+  VERIFY_MARKER,
+  WINDOWS_VERIFY_DOCUMENT,
+} from "../../functions/core/contract.js";
 import type { ImageProfile, Instance } from "./instances.js";
 import { compareVersions, type Distribution, type Random } from "./random.js";
 import type { TimerHandle } from "./scheduler.js";
@@ -11,11 +18,9 @@ export const DEFAULT_PACKAGE_VERSIONS: Record<string, string[]> = {
   AWSCodeDeployAgentV2: ["2.0.1", "2.1.0"],
 };
 
-export const CONFIGURE_PACKAGE = "AWS-ConfigureAWSPackage";
-export const RUN_SHELL_SCRIPT = "AWS-RunShellScript";
-export const RUN_POWERSHELL_SCRIPT = "AWS-RunPowerShellScript";
-/** First line of the service's verification script (see the brief's contract). */
-export const VERIFY_MARKER = "# agentfix verify-agent";
+export const CONFIGURE_PACKAGE = INSTALL_DOCUMENT;
+export const RUN_SHELL_SCRIPT = LINUX_VERIFY_DOCUMENT;
+export const RUN_POWERSHELL_SCRIPT = WINDOWS_VERIFY_DOCUMENT;
 
 export interface SsmOptions {
   packageVersions?: Record<string, string[]>;

@@ -1,4 +1,4 @@
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import { type EventBridgeEvent, launchLifecycleEvent } from "../events/shapes.js";
 import { AssociationModel } from "./association.js";
 import { AutoScalingModel, type AutoScalingOptions } from "./auto-scaling.js";

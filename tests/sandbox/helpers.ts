@@ -4,7 +4,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { expect } from "vitest";
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import { createSandbox, type Sandbox, type SandboxOptions } from "../../sandbox/sandbox.js";
 
 /** SDK clients of this test (not the handlers'), pointed at the sandbox, without retries. */

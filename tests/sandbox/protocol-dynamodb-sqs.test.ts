@@ -6,7 +6,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import type { Sandbox } from "../../sandbox/sandbox.js";
 import { expectAwsError, sdkClients, testSandbox } from "./helpers.js";
 

@@ -2,7 +2,7 @@ import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { afterEach, describe, expect, it } from "vitest";
 import { seedMathRandom } from "../../bench/harness.js";
 import { skipIdleTime } from "../../bench/idle-skip.js";
-import { clock } from "../../functions/core/clock.js";
+import { clock } from "../../functions/core/common/clock.js";
 import { createSandbox, type Sandbox } from "../../sandbox/sandbox.js";
 
 const open: Sandbox[] = [];
@@ -56,7 +56,7 @@ describe("skipping the AWS time in which nothing can happen", () => {
     const sandbox = await sandboxAtRealTime();
     // Every Auto Scaling call but the first is throttled: the SDK retries with its backoff.
     sandbox.server.attach(sandbox.world, { rateLimits: { "AutoScaling.*": { rate: 0.001, burst: 1 } } });
-    const { autoScaling } = await import("../../functions/core/clients.js");
+    const { autoScaling } = await import("../../functions/core/common/clients.js");
     const restoreRandom = seedMathRandom("idle-skip-backoff");
     const skip = await skipIdleTime(sandbox);
     await autoScaling.send(new DescribeAutoScalingGroupsCommand({}));

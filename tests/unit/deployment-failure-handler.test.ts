@@ -7,7 +7,7 @@ import {
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { EventValidationError } from "../../functions/core/errors.js";
+import { EventValidationError } from "../../functions/core/common/errors.js";
 import { parseDeploymentFailureInput } from "../../functions/schemas/deployment-failure.js";
 
 const codeDeploy = mockClient(CodeDeployClient);

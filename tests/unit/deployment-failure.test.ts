@@ -24,14 +24,14 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { dynamoLease, type Lease, NO_LEASE } from "../../functions/core/common/lease.js";
+import { metrics } from "../../functions/core/common/powertools.js";
 import { defaultFailureConfig, type FailureConfig } from "../../functions/core/config.js";
 import {
   DeploymentLeaseHeldError,
   type FailureReport,
   handleDeploymentFailure,
 } from "../../functions/core/deployment-failure.js";
-import { dynamoLease, type Lease, NO_LEASE } from "../../functions/core/lease.js";
-import { metrics } from "../../functions/core/powertools.js";
 import { RedeployDeferredError } from "../../functions/core/redeploy.js";
 
 /**

@@ -7,7 +7,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventValidationError } from "../../functions/core/errors.js";
+import { EventValidationError } from "../../functions/core/common/errors.js";
 
 /**
  * Hostile and malformed inputs for every handler: each is refused with a clear validation error that

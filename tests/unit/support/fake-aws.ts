@@ -15,7 +15,7 @@ import {
   SSMClient,
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
-import { clock } from "../../../functions/core/clock.js";
+import { clock } from "../../../functions/core/common/clock.js";
 
 /**
  * A small, stateful stand-in for SSM and Auto Scaling behind aws-sdk-client-mock: instances register

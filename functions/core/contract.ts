@@ -1,0 +1,83 @@
+// The AWS names this service and its surroundings agree on, defined once: the functions use them,
+// the stacks deploy them, and the sandbox emulates them. Nothing here imports an SDK, so stacks and
+// scripts can import it without pulling in a client.
+
+/** One service name for logs, metrics and traces; the metrics namespace of every function. */
+export const SERVICE_NAME = "agentfix";
+export const METRICS_NAMESPACE = "Agentfix";
+
+// --- Systems Manager ------------------------------------------------------------------------
+
+/** Distributor packages of the CodeDeploy agent: 1.x, and 2.x (a separate package, no upgrade path). */
+export const AGENT_PACKAGES = ["AWSCodeDeployAgent", "AWSCodeDeployAgentV2"] as const;
+export type AgentPackage = (typeof AGENT_PACKAGES)[number];
+
+/** The Distributor document: installs any package, ours or another team's. */
+export const INSTALL_DOCUMENT = "AWS-ConfigureAWSPackage";
+/** Documents that run the verification script on each platform. */
+export const LINUX_VERIFY_DOCUMENT = "AWS-RunShellScript";
+export const WINDOWS_VERIFY_DOCUMENT = "AWS-RunPowerShellScript";
+/** First line of the verification script: names it in the instance's command history. */
+export const VERIFY_MARKER = "# agentfix verify-agent";
+/** Every document the functions send. */
+export const AGENT_DOCUMENTS = [INSTALL_DOCUMENT, LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT] as const;
+
+/** A pinned agent version (`1.8.1`), or empty for the latest published one. */
+export const AGENT_VERSION_PATTERN = /^(\d+(\.\d+){0,3})?$/;
+export const AGENT_VERSION_HINT = "a version such as 1.8.1, or empty for the latest";
+
+/** SendCommand takes at most 50 instance ids; DescribeInstanceInformation returns at most 50 rows. */
+export const MAX_INSTANCE_IDS_PER_COMMAND = 50;
+
+// --- Auto Scaling ---------------------------------------------------------------------------
+
+export const LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING";
+export const TERMINATE_TRANSITION = "autoscaling:EC2_INSTANCE_TERMINATING";
+/** Lifecycle states in which a launch hook holds an instance (in the group, or in its warm pool). */
+export const WAITING_STATES: ReadonlySet<string> = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
+/** Tag Auto Scaling puts on every instance it launches. */
+export const GROUP_TAG = "aws:autoscaling:groupName";
+/** CodeDeploy installs its own launch hook on a group, named with this prefix and the deployment group. */
+export const CODEDEPLOY_HOOK_PREFIX = "CodeDeploy-managed-automatic-launch-deployment-hook-";
+/** The documented default heartbeat timeout of a lifecycle hook, in seconds. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 3600;
+/**
+ * The description Auto Scaling gives the activity that launched an instance: "Launching a new EC2
+ * instance: i-...", "... into warm pool: i-..." or "... from warm pool: i-..."
+ * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pools-eventbridge-events.html).
+ */
+export const LAUNCH_ACTIVITY_PREFIX = "Launching a new EC2 instance";
+
+// --- EventBridge ----------------------------------------------------------------------------
+
+export const AUTOSCALING_SOURCE = "aws.autoscaling";
+export const CODEDEPLOY_SOURCE = "aws.codedeploy";
+export const LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action";
+export const DEPLOYMENT_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification";
+
+// --- Metrics --------------------------------------------------------------------------------
+
+/** Every metric the functions emit (Powertools EMF, namespace METRICS_NAMESPACE). */
+export const METRIC = {
+  launchContinued: "LaunchContinued",
+  launchAbandoned: "LaunchAbandoned",
+  launchAlreadyCompleted: "LaunchAlreadyCompleted",
+  launchSkipped: "LaunchSkipped",
+  launchPending: "LaunchPending",
+  timeToComplete: "TimeToComplete",
+  heartbeats: "LifecycleHeartbeats",
+  installsSent: "AgentInstallsSent",
+  installsSucceeded: "AgentInstallsSucceeded",
+  installsFailed: "AgentInstallsFailed",
+  verified: "AgentVerified",
+  verificationsFailed: "AgentVerificationsFailed",
+  agentUpgraded: "AgentUpgraded",
+  redeployCreated: "RedeployCreated",
+  redeploySkipped: "RedeploySkipped",
+  redeployGaveUp: "RedeployGaveUp",
+  redeployDryRun: "RedeployDryRun",
+  sweepExamined: "SweepExamined",
+  sweepStale: "SweepStale",
+  sweepEnqueued: "SweepEnqueued",
+} as const;
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
