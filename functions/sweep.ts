@@ -1,19 +1,18 @@
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+// Sweep entry point, on a schedule: puts instances stuck in Pending:Wait on our launch hook back on
+// the launch queue (lifecycle events are best effort). From the Lambda console, `{"dryRun": true}`
+// reports what it would enqueue.
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
-import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy from "@middy/core";
-import { logger, metrics, tracer } from "./core/common/powertools.js";
+import { logger, metrics, observability } from "./core/common/powertools.js";
 import { loadSweepConfig } from "./core/config.js";
 import { METRIC } from "./core/contract.js";
-import { type SweepReport, sweepStaleLaunches } from "./core/sweep.js";
+import { type SweepReport, sweepStaleLaunches } from "./core/launch/sweep.js";
 import { parseOrThrow } from "./schemas/parse.js";
 import { sweepEventSchema } from "./schemas/sweep-event.js";
 
 const config = loadSweepConfig();
 
-/** Scheduled: enqueues instances stuck in Pending:Wait on our launch hook for the launch function. */
-export async function sweep(event: unknown): Promise<SweepReport> {
+export async function handleSweep(event: unknown): Promise<SweepReport> {
   const input = parseOrThrow(sweepEventSchema, event ?? {}, "sweep event");
   const report = await sweepStaleLaunches({
     groups: config.TARGET_GROUPS,
@@ -29,7 +28,4 @@ export async function sweep(event: unknown): Promise<SweepReport> {
   return report;
 }
 
-export const handler = middy(sweep)
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(captureLambdaHandler(tracer))
-  .use(logMetrics(metrics));
+export const handler = middy(handleSweep).use(observability());

@@ -6,6 +6,7 @@ import {
   AGENT_VERSION_HINT,
   AGENT_VERSION_PATTERN,
   GROUP_TAG,
+  REDEPLOY_POLICIES,
 } from "../functions/core/contract.js";
 
 /**
@@ -45,6 +46,12 @@ export class StageConfigError extends Error {
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** A function's timeout (Lambda allows up to 900 s) and memory (128-10,240 MB), with its defaults. */
+const functionSize = (defaults: { minTimeout: number; timeout: number; memory: number }) => ({
+  timeoutSeconds: int(defaults.minTimeout, 900).default(defaults.timeout),
+  memoryMb: int(128, 10_240).default(defaults.memory),
+});
 
 // Group names end up comma-joined in TARGET_GROUPS, so a comma cannot be part of one.
 const groupName = z
@@ -112,8 +119,7 @@ const launchSchema = z.strictObject({
   registrationTimeoutSeconds: int(30, 7_200).default(600),
   // Long enough for a slow SSM registration, an install and a verification in one invocation, so
   // most instances never wait for a redelivery; work left over resumes after resumeAfterSeconds.
-  timeoutSeconds: int(30, 900).default(300),
-  memoryMb: int(128, 10_240).default(512),
+  ...functionSize({ minTimeout: 30, timeout: 300, memory: 512 }),
   /**
    * Visibility timeout of the launch queue. Default: twice the function timeout. It only decides
    * when a crashed invocation's messages come back: unfinished instances are handed back after
@@ -133,10 +139,9 @@ const launchSchema = z.strictObject({
 
 const failureSchema = z.strictObject({
   maxRedeploys: int(0, 10).default(1),
-  redeployWhen: z.enum(["agent-signature", "agent-changed", "never"]).default("agent-changed"),
+  redeployWhen: z.enum(REDEPLOY_POLICIES).default("agent-changed"),
   registrationTimeoutSeconds: int(0, 7_200).default(60),
-  timeoutSeconds: int(60, 900).default(900),
-  memoryMb: int(128, 10_240).default(512),
+  ...functionSize({ minTimeout: 60, timeout: 900, memory: 512 }),
   /** Lambda asynchronous retries after a function error (0-2). */
   retryAttempts: int(0, 2).default(2),
   /** How long Lambda and EventBridge keep retrying an event (60 s - 6 h). */
@@ -147,8 +152,7 @@ const sweepSchema = z.strictObject({
   enabled: z.boolean().default(true),
   schedule: scheduleExpression.default("rate(5 minutes)"),
   staleAfterSeconds: int(30, 172_800).default(300),
-  timeoutSeconds: int(10, 900).default(60),
-  memoryMb: int(128, 10_240).default(256),
+  ...functionSize({ minTimeout: 10, timeout: 60, memory: 256 }),
 });
 
 const associationTargetSchema = z.discriminatedUnion("key", [

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { AGENT_PACKAGES, AGENT_VERSION_HINT, AGENT_VERSION_PATTERN } from "./contract.js";
+import { AGENT_PACKAGES, AGENT_VERSION_HINT, AGENT_VERSION_PATTERN, REDEPLOY_POLICIES } from "./contract.js";
 
 /**
  * Configuration comes from environment variables, read once when a function's module loads. A bad
@@ -70,7 +70,7 @@ const failureSchema = agentSchema.extend({
     z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, "application/deployment-group pairs")),
   ),
   MAX_REDEPLOYS: int(1, 0, 10),
-  REDEPLOY_WHEN: z.enum(["agent-signature", "agent-changed", "never"]).default("agent-changed"),
+  REDEPLOY_WHEN: z.enum(REDEPLOY_POLICIES).default("agent-changed"),
   REGISTRATION_TIMEOUT_SECONDS: int(60, 0, 7_200),
 });
 

@@ -29,6 +29,10 @@ export const AGENT_VERSION_HINT = "a version such as 1.8.1, or empty for the lat
 /** SendCommand takes at most 50 instance ids; DescribeInstanceInformation returns at most 50 rows. */
 export const MAX_INSTANCE_IDS_PER_COMMAND = 50;
 
+/** When the failure path redeploys: on an agent signature, also when the upgrade changed an agent, or never. */
+export const REDEPLOY_POLICIES = ["agent-signature", "agent-changed", "never"] as const;
+export type RedeployWhen = (typeof REDEPLOY_POLICIES)[number];
+
 // --- Auto Scaling ---------------------------------------------------------------------------
 
 export const LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING";

@@ -1,6 +1,6 @@
 import { EventValidationError } from "../core/common/errors.js";
 import { LAUNCH_DETAIL_TYPE } from "../core/contract.js";
-import type { LaunchRequest } from "../core/launch.js";
+import type { LaunchRequest } from "../core/launch/types.js";
 import {
   LaunchLifecycleEventSchema,
   LaunchReplaySchema,

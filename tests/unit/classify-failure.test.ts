@@ -1,6 +1,7 @@
 import type { LifecycleEvent } from "@aws-sdk/client-codedeploy";
 import { describe, expect, it } from "vitest";
-import { classifyTarget, isNonAgentErrorCode } from "../../functions/core/classify-failure.js";
+import { classifyTarget } from "../../functions/core/failure/classify.js";
+import { isNonAgentErrorCode } from "../../functions/core/failure/policy.js";
 
 const failed = (name: string, errorCode: string, message: string): LifecycleEvent => ({
   lifecycleEventName: name,

@@ -27,12 +27,12 @@ import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } fr
 import { dynamoLease, type Lease, NO_LEASE } from "../../functions/core/common/lease.js";
 import { metrics } from "../../functions/core/common/powertools.js";
 import { defaultFailureConfig, type FailureConfig } from "../../functions/core/config.js";
+import { RedeployDeferredError } from "../../functions/core/failure/redeploy.js";
 import {
   DeploymentLeaseHeldError,
   type FailureReport,
-  handleDeploymentFailure,
-} from "../../functions/core/deployment-failure.js";
-import { RedeployDeferredError } from "../../functions/core/redeploy.js";
+  repairFailedDeployment,
+} from "../../functions/core/failure/run.js";
 
 /**
  * The failure path end to end against stateful stand-ins for CodeDeploy and SSM (aws-sdk-client-mock):
@@ -367,7 +367,7 @@ const config = (overrides: Partial<FailureConfig> = {}): FailureConfig =>
   defaultFailureConfig({ POLL_INTERVAL_MS: 1, REGISTRATION_TIMEOUT_SECONDS: 0, ...overrides });
 
 function run(deploymentId: string, overrides: Partial<FailureConfig> = {}, lease: Lease = NO_LEASE) {
-  return handleDeploymentFailure(
+  return repairFailedDeployment(
     { deploymentId, requestId: "req-1", deadline: Date.now() + 5 * MINUTE },
     { config: config(overrides), lease },
   );

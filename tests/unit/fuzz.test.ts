@@ -37,8 +37,8 @@ beforeAll(async () => {
   process.env.LIFECYCLE_HOOK_NAME = "agentfix-launch";
   process.env.LAUNCH_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/launch";
   launch = (await import("../../functions/launch.js")).handleLaunch;
-  deploymentFailure = (await import("../../functions/deployment-failure.js")).deploymentFailure;
-  sweep = (await import("../../functions/sweep.js")).sweep;
+  deploymentFailure = (await import("../../functions/deployment-failure.js")).handleDeploymentFailure;
+  sweep = (await import("../../functions/sweep.js")).handleSweep;
 });
 afterAll(() => {
   for (const mock of clients) mock.restore();

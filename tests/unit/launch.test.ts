@@ -8,8 +8,8 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { clock, setClockScale } from "../../functions/core/common/clock.js";
 import { NO_LEASE } from "../../functions/core/common/lease.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../functions/core/config.js";
-import { type LaunchRequest, reconcileLaunches } from "../../functions/core/launch.js";
-import { clearHookCache } from "../../functions/core/lifecycle.js";
+import { clearHookCache } from "../../functions/core/launch/lifecycle.js";
+import { type LaunchRequest, reconcileLaunches } from "../../functions/core/launch/reconcile.js";
 import { handleLaunch } from "../../functions/launch.js";
 import { FakeAws, type FakeInstance } from "./support/fake-aws.js";
 

@@ -1,5 +1,6 @@
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
 import { describe, expect, it } from "vitest";
+import { whyNotRedeployable } from "../../functions/core/failure/policy.js";
 import {
   chainOf,
   composeDescription,
@@ -7,8 +8,7 @@ import {
   MAX_DESCRIPTION_CHARS,
   parseMarker,
   redeploymentInput,
-  whyNotRedeployable,
-} from "../../functions/core/redeploy.js";
+} from "../../functions/core/failure/redeploy.js";
 
 describe("redeployment marker", () => {
   it("round-trips the original deployment and the attempt", () => {

@@ -15,7 +15,7 @@ import {
   replayPayload,
   type SweepSettings,
   sweepStaleLaunches,
-} from "../../functions/core/sweep.js";
+} from "../../functions/core/launch/sweep.js";
 import { LaunchReplaySchema } from "../../functions/schemas/launch-event.js";
 
 const autoScaling = mockClient(AutoScalingClient);

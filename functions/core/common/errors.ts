@@ -1,4 +1,6 @@
-/** Named errors; each keeps the AWS error it wraps as `cause`. */
+// Named errors of the functions, and how AWS errors are recognised and wrapped.
+
+/** An AWS call failed for good (the SDK has already retried throttling); the AWS error is its `cause`. */
 export class AwsCallError extends Error {
   override name = "AwsCallError";
 }
@@ -43,4 +45,17 @@ export function isTransient(error: unknown): boolean {
   const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata
     ?.httpStatusCode;
   return typeof status === "number" && status >= 500;
+}
+
+/**
+ * Runs one AWS call and, when it fails, rethrows an AwsCallError that says which call on what failed,
+ * keeping the AWS error as `cause`. Callers that expect an error (a missing invocation right after
+ * SendCommand, a completed lifecycle action) catch it before this wrapper sees it.
+ */
+export async function callAws<T>(operation: string, subject: string, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    throw new AwsCallError(`${operation} for ${subject} failed: ${errorMessage(error)}`, { cause: error });
+  }
 }

@@ -7,7 +7,7 @@
  * A `Success` from AWS-ConfigureAWSPackage does not prove the agent runs (Ruby breakage on new
  * distributions, aws/aws-codedeploy-agent#321 and #337), hence this second, cheap command.
  */
-import { VERIFY_MARKER } from "./contract.js";
+import { VERIFY_MARKER } from "../contract.js";
 
 // Agent 1.x records its version in /opt/codedeploy-agent/.version as `agent_version: OFFICIAL_1.8.1-...`;
 // agent 2.x answers `codedeploy-agent --version`

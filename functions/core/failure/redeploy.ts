@@ -3,11 +3,15 @@ import {
   type CreateDeploymentInput,
   type DeploymentInfo,
   GetDeploymentCommand,
-  ListDeploymentsCommand,
 } from "@aws-sdk/client-codedeploy";
-import { codeDeploy } from "./common/clients.js";
-import { AwsCallError, awsErrorName, errorMessage } from "./common/errors.js";
-import { callCodeDeploy } from "./deployment-calls.js";
+import { codeDeploy } from "../common/clients.js";
+import { AwsCallError, awsErrorName, callAws, errorMessage } from "../common/errors.js";
+import { FOLLOW_ON_CREATORS, type LaterDeployment, ROLLBACK_CREATORS } from "./policy.js";
+import { listDeployments } from "./targets.js";
+
+// Redeploying a failed deployment: the marker that chains redeployments to their original failure,
+// the later deployments of the group that make a redeploy unnecessary or harmful, and the
+// CreateDeployment request that repeats the failed one.
 
 /**
  * Redeployments this service creates carry a marker in their description naming the original
@@ -57,15 +61,6 @@ export function chainOf(deployment: DeploymentInfo, deploymentId: string): Redep
   return parseMarker(deployment.description) ?? { originalDeploymentId: deploymentId, attempt: 0 };
 }
 
-/** Creators whose later deployments do not replace the failed revision (launches, terminations, catch-up). */
-const FOLLOW_ON_CREATORS = new Set(["autoscaling", "autoscalingTermination", "CodeDeployAutoUpdate"]);
-
-export type LaterDeployment =
-  | { kind: "redeployment"; deploymentId: string; attempt: number }
-  | { kind: "rollback"; deploymentId: string }
-  | { kind: "superseded"; deploymentId: string; creator: string }
-  | { kind: "too-many"; count: number };
-
 /**
  * Looks at the deployments of the group created since the failed one: an existing redeployment of
  * this failure (a duplicate event or a retried invocation must not create a second), a rollback, or a
@@ -79,22 +74,10 @@ export async function findLaterDeployment(
 ): Promise<LaterDeployment | undefined> {
   const applicationName = failed.applicationName ?? "";
   const deploymentGroupName = failed.deploymentGroupName ?? "";
-  const candidates: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await callCodeDeploy("ListDeployments", `${applicationName}/${deploymentGroupName}`, () =>
-      codeDeploy.send(
-        new ListDeploymentsCommand({
-          applicationName,
-          deploymentGroupName,
-          ...(failed.createTime ? { createTimeRange: { start: failed.createTime } } : {}),
-          nextToken,
-        }),
-      ),
-    );
-    candidates.push(...(page.deployments ?? []).filter((id) => id !== failedId));
-    nextToken = page.nextToken;
-  } while (nextToken);
+  const listed = await listDeployments(applicationName, deploymentGroupName, {
+    createdSince: failed.createTime,
+  });
+  const candidates = listed.filter((id) => id !== failedId);
 
   let superseding: LaterDeployment | undefined;
   for (const candidateId of candidates.slice(0, MAX_REDEPLOY_CANDIDATES)) {
@@ -104,7 +87,7 @@ export async function findLaterDeployment(
       return { kind: "redeployment", deploymentId: candidateId, attempt: marker.attempt };
     }
     const creator = info.creator ?? "";
-    if (creator === "codeDeployRollback" || creator === "CloudFormationRollback") {
+    if (ROLLBACK_CREATORS.has(creator)) {
       superseding ??= { kind: "rollback", deploymentId: candidateId };
     } else if (!FOLLOW_ON_CREATORS.has(creator)) {
       superseding ??= { kind: "superseded", deploymentId: candidateId, creator: creator || "unknown" };
@@ -117,24 +100,13 @@ export async function findLaterDeployment(
 }
 
 export async function getDeployment(deploymentId: string): Promise<DeploymentInfo> {
-  const answer = await callCodeDeploy("GetDeployment", deploymentId, () =>
+  const answer = await callAws("GetDeployment", deploymentId, () =>
     codeDeploy.send(new GetDeploymentCommand({ deploymentId })),
   );
   if (!answer.deploymentInfo) {
     throw new AwsCallError(`GetDeployment for ${deploymentId} returned no deploymentInfo`);
   }
   return answer.deploymentInfo;
-}
-
-/** Why a failed deployment cannot be created again as it was, or undefined when it can. */
-export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
-  if (failed.deploymentMode === "RESTART") return undefined;
-  const revision = failed.revision;
-  if (!revision?.revisionType) return "the failed deployment has no revision to deploy again";
-  // "The content property of the appSpecContent object in the returned revision is always null."
-  // (https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AppSpecContent.html)
-  if (revision.revisionType === "AppSpecContent") return "its AppSpecContent revision cannot be read back";
-  return undefined;
 }
 
 /**
@@ -177,18 +149,18 @@ export class RedeployDeferredError extends Error {
 
 export async function createRedeployment(input: CreateDeploymentInput): Promise<string> {
   const group = `${input.applicationName}/${input.deploymentGroupName}`;
-  let deploymentId: string | undefined;
-  try {
-    ({ deploymentId } = await codeDeploy.send(new CreateDeploymentCommand(input)));
-  } catch (error) {
-    if (awsErrorName(error) === "DeploymentLimitExceededException") {
+  const { deploymentId } = await callAws("CreateDeployment", group, () =>
+    codeDeploy.send(new CreateDeploymentCommand(input)),
+  ).catch((error: unknown) => {
+    const cause = error instanceof AwsCallError ? error.cause : error;
+    if (awsErrorName(cause) === "DeploymentLimitExceededException") {
       throw new RedeployDeferredError(
-        `Another deployment is running in ${group}; the redeployment will be retried: ${errorMessage(error)}`,
-        { cause: error },
+        `Another deployment is running in ${group}; the redeployment will be retried: ${errorMessage(cause)}`,
+        { cause },
       );
     }
-    throw new AwsCallError(`CreateDeployment for ${group} failed: ${errorMessage(error)}`, { cause: error });
-  }
+    throw error;
+  });
   if (!deploymentId) throw new AwsCallError(`CreateDeployment for ${group} returned no deploymentId`);
   return deploymentId;
 }

@@ -1,3 +1,9 @@
+// The sweep: Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
+// (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html),
+// so an instance can sit in Pending:Wait on our hook with nobody working on it until the hook's
+// heartbeat timeout applies its default result. The sweep finds such instances and puts replay
+// payloads on the launch queue; the launch function is level-triggered, so a replay of an
+// instance that is in fact being worked on resumes that work rather than repeating it.
 import {
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
@@ -6,19 +12,11 @@ import {
   DescribeWarmPoolCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { autoScaling, sqs } from "./common/clients.js";
-import { clock } from "./common/clock.js";
-import { logger } from "./common/powertools.js";
-import { LAUNCH_ACTIVITY_PREFIX, LAUNCH_TRANSITION, WAITING_STATES } from "./contract.js";
-
-/**
- * The sweep: Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
- * (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html),
- * so an instance can sit in Pending:Wait on our hook with nobody working on it until the hook's
- * heartbeat timeout applies its default result. The sweep finds such instances and puts replay
- * payloads on the launch queue; the launch function is level-triggered, so a replay of an
- * instance that is in fact being worked on resumes that work rather than repeating it.
- */
+import { autoScaling, sqs } from "../common/clients.js";
+import { clock } from "../common/clock.js";
+import { chunk, collect, paginate } from "../common/concurrency.js";
+import { logger } from "../common/powertools.js";
+import { LAUNCH_ACTIVITY_PREFIX, LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
 
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_SIZE = 10;
@@ -126,18 +124,16 @@ async function describeGroups(names: readonly string[]): Promise<AutoScalingGrou
     names.length === 0 ? [undefined] : chunk([...names], GROUP_NAMES_PER_CALL);
   const groups: AutoScalingGroup[] = [];
   for (const chunkOfNames of chunks) {
-    let nextToken: string | undefined;
-    do {
-      const page = await autoScaling.send(
+    const pages = paginate((NextToken) =>
+      autoScaling.send(
         new DescribeAutoScalingGroupsCommand({
           AutoScalingGroupNames: chunkOfNames,
           MaxRecords: 100,
-          NextToken: nextToken,
+          NextToken,
         }),
-      );
-      groups.push(...(page.AutoScalingGroups ?? []));
-      nextToken = page.NextToken;
-    } while (nextToken);
+      ),
+    );
+    groups.push(...(await collect(pages, (page) => page.AutoScalingGroups)));
   }
   return groups;
 }
@@ -150,14 +146,10 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
   const name = group.AutoScalingGroupName ?? "";
   const instances = [...(group.Instances ?? [])];
   if (group.WarmPoolConfiguration) {
-    let nextToken: string | undefined;
-    do {
-      const page = await autoScaling.send(
-        new DescribeWarmPoolCommand({ AutoScalingGroupName: name, NextToken: nextToken }),
-      );
-      instances.push(...(page.Instances ?? []));
-      nextToken = page.NextToken;
-    } while (nextToken);
+    const pages = paginate((NextToken) =>
+      autoScaling.send(new DescribeWarmPoolCommand({ AutoScalingGroupName: name, NextToken })),
+    );
+    instances.push(...(await collect(pages, (page) => page.Instances)));
   }
   const seen = new Set<string>();
   const waiting: WaitingInstance[] = [];
@@ -183,24 +175,25 @@ async function hasOurLaunchHook(group: string, hookName: string): Promise<boolea
 async function findLaunchTimes(group: string, instanceIds: string[]): Promise<Map<string, number>> {
   const wanted = new Set(instanceIds);
   const found = new Map<string, number>();
-  let nextToken: string | undefined;
-  let pages = 0;
-  do {
-    const page = await autoScaling.send(
-      new DescribeScalingActivitiesCommand({
-        AutoScalingGroupName: group,
-        MaxRecords: ACTIVITIES_PER_PAGE,
-        NextToken: nextToken,
-      }),
-    );
+  const pages = paginate(
+    (NextToken) =>
+      autoScaling.send(
+        new DescribeScalingActivitiesCommand({
+          AutoScalingGroupName: group,
+          MaxRecords: ACTIVITIES_PER_PAGE,
+          NextToken,
+        }),
+      ),
+    MAX_ACTIVITY_PAGES,
+  );
+  for await (const page of pages) {
     for (const activity of page.Activities ?? []) {
       const instanceId = LAUNCH_ACTIVITY.exec(activity.Description ?? "")?.[1];
       if (!instanceId || !wanted.has(instanceId) || found.has(instanceId) || !activity.StartTime) continue;
       found.set(instanceId, activity.StartTime.getTime());
     }
-    nextToken = page.NextToken;
-    pages += 1;
-  } while (nextToken && found.size < wanted.size && pages < MAX_ACTIVITY_PAGES);
+    if (found.size >= wanted.size) break;
+  }
   return found;
 }
 
@@ -237,10 +230,4 @@ export function replayPayload(instance: StaleInstance, hookName: string): Replay
     lifecycleHookName: hookName,
     source: "sweep",
   };
-}
-
-function chunk<T>(items: T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
-  return chunks;
 }

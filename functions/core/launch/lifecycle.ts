@@ -1,14 +1,16 @@
+// The Auto Scaling side of the launch path: lifecycle states, our launch hooks, and completing or
+// heartbeating a lifecycle action, a few calls at a time with throttling retried within the budget.
 import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { chunks } from "./agent.js";
-import { autoScaling } from "./common/clients.js";
-import { clock } from "./common/clock.js";
-import { awsErrorName, errorMessage } from "./common/errors.js";
-import { CODEDEPLOY_HOOK_PREFIX, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "./contract.js";
+import { autoScaling, backoffDelay } from "../common/clients.js";
+import { clock } from "../common/clock.js";
+import { chunk, collect, limiter, paginate } from "../common/concurrency.js";
+import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
+import { CODEDEPLOY_HOOK_PREFIX, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
 
 /** DescribeAutoScalingInstances takes at most 50 instance ids. */
 const MAX_INSTANCE_IDS = 50;
@@ -24,26 +26,27 @@ export async function describeLifecycleStates(
   instanceIds: readonly string[],
 ): Promise<Map<string, InstanceState>> {
   const states = new Map<string, InstanceState>();
-  for (const chunk of chunks([...new Set(instanceIds)], MAX_INSTANCE_IDS)) {
-    let nextToken: string | undefined;
-    do {
-      const page = await autoScaling.send(
-        new DescribeAutoScalingInstancesCommand({
-          InstanceIds: chunk,
-          MaxRecords: MAX_INSTANCE_IDS,
-          NextToken: nextToken,
-        }),
-      );
-      for (const instance of page.AutoScalingInstances ?? []) {
-        if (instance.InstanceId) {
-          states.set(instance.InstanceId, {
-            lifecycleState: instance.LifecycleState ?? "",
-            group: instance.AutoScalingGroupName ?? "",
-          });
-        }
+  for (const ids of chunk([...new Set(instanceIds)], MAX_INSTANCE_IDS)) {
+    const instances = await collect(
+      paginate((NextToken) =>
+        autoScaling.send(
+          new DescribeAutoScalingInstancesCommand({
+            InstanceIds: ids,
+            MaxRecords: MAX_INSTANCE_IDS,
+            NextToken,
+          }),
+        ),
+      ),
+      (page) => page.AutoScalingInstances,
+    );
+    for (const instance of instances) {
+      if (instance.InstanceId) {
+        states.set(instance.InstanceId, {
+          lifecycleState: instance.LifecycleState ?? "",
+          group: instance.AutoScalingGroupName ?? "",
+        });
       }
-      nextToken = page.NextToken;
-    } while (nextToken);
+    }
   }
   return states;
 }
@@ -142,5 +145,52 @@ export async function recordHeartbeat(action: LifecycleAction): Promise<boolean>
   } catch (error) {
     if (isNoActiveAction(error)) return false;
     throw error;
+  }
+}
+
+/**
+ * The lifecycle calls of one invocation, a few at a time: a scale-out completes hundreds of actions
+ * at once, and Auto Scaling throttles completions and heartbeats when "too many instances launch too
+ * quickly" (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
+ */
+export class LifecycleCalls {
+  private readonly slots: <R>(task: () => Promise<R>) => Promise<R>;
+
+  constructor(
+    inFlight: number,
+    private readonly deadline: number,
+  ) {
+    this.slots = limiter(inFlight);
+  }
+
+  /** One try; throttling is reported as "throttled" (the caller tries again on its next round). */
+  once<T>(call: () => Promise<T>): Promise<T | "throttled"> {
+    return this.slots(() =>
+      call().catch((error: unknown) => {
+        if (isTransient(error)) return "throttled" as const;
+        throw error;
+      }),
+    );
+  }
+
+  /**
+   * Throttling beyond the SDK's own retries is retried here until the time budget runs out, and then
+   * reported as "throttled" rather than failing the whole batch.
+   */
+  retrying<T>(call: () => Promise<T>): Promise<T | "throttled"> {
+    return this.slots(async () => {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          return await call();
+        } catch (error) {
+          const wait = backoffDelay(attempt, 1_000, 15_000);
+          if (!isTransient(error) || clock.now() + wait >= this.deadline) {
+            if (isTransient(error)) return "throttled";
+            throw error;
+          }
+          await clock.sleep(wait);
+        }
+      }
+    });
   }
 }

@@ -1,0 +1,223 @@
+// The engine's Systems Manager calls, each batched over the instances it concerns: who is Online,
+// send a command to up to 50 instances, read a command's invocations, and find installs already
+// sent. Also how an invocation reads in a report.
+import {
+  type CommandInvocation,
+  DescribeInstanceInformationCommand,
+  ListCommandInvocationsCommand,
+  SendCommandCommand,
+} from "@aws-sdk/client-ssm";
+import { ssm } from "../common/clients.js";
+import { chunk, collect, paginate } from "../common/concurrency.js";
+import { awsErrorName, errorMessage } from "../common/errors.js";
+import {
+  INSTALL_DOCUMENT,
+  LINUX_VERIFY_DOCUMENT,
+  MAX_INSTANCE_IDS_PER_COMMAND,
+  WINDOWS_VERIFY_DOCUMENT,
+} from "../contract.js";
+import { LINUX_VERIFY_COMMANDS, WINDOWS_VERIFY_COMMANDS } from "./scripts.js";
+import type { AgentSettings } from "./types.js";
+
+/** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
+export const COMMAND_DELIVERY_TIMEOUT_SECONDS = 600;
+/** Invocation statuses of a command still on its way or running. */
+export const IN_FLIGHT_STATUSES: ReadonlySet<string> = new Set([
+  "Pending",
+  "InProgress",
+  "Delayed",
+  "Cancelling",
+]);
+
+/**
+ * The platform of each instance that is Online with SSM. Stopped instances are left out of the
+ * answer, and ConnectionLost cannot take commands
+ * (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html).
+ */
+export async function describeOnline(instanceIds: readonly string[]): Promise<Map<string, string>> {
+  const online = new Map<string, string>();
+  for (const ids of chunk(instanceIds, MAX_INSTANCE_IDS_PER_COMMAND)) {
+    const rows = await collect(
+      paginate((NextToken) =>
+        ssm.send(
+          new DescribeInstanceInformationCommand({
+            Filters: [{ Key: "InstanceIds", Values: [...ids] }],
+            MaxResults: MAX_INSTANCE_IDS_PER_COMMAND,
+            NextToken,
+          }),
+        ),
+      ),
+      (page) => page.InstanceInformationList,
+    );
+    for (const info of rows) {
+      if (info.InstanceId && info.PingStatus === "Online")
+        online.set(info.InstanceId, info.PlatformType ?? "Linux");
+    }
+  }
+  return online;
+}
+
+export interface CommandRequest {
+  documentName: string;
+  instanceIds: readonly string[];
+  parameters: Record<string, string[]>;
+  comment: string;
+}
+
+/** The Distributor install of the agent package at the configured version ("" is the latest). */
+export function installCommand(
+  settings: AgentSettings,
+  instanceIds: readonly string[],
+  comment: string,
+): CommandRequest {
+  return {
+    documentName: INSTALL_DOCUMENT,
+    instanceIds,
+    // "In-place update" is not supported for AWS-published packages
+    // (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-configurePackage).
+    parameters: {
+      action: ["Install"],
+      installationType: ["Uninstall and reinstall"],
+      name: [settings.agentPackage],
+      version: [settings.agentVersion],
+      additionalArguments: ["{}"],
+    },
+    comment,
+  };
+}
+
+/** The verification script for the instances' platform (all of one platform). */
+export function verifyCommand(
+  platform: string | undefined,
+  instanceIds: readonly string[],
+  comment: string,
+): CommandRequest {
+  const windows = platform === "Windows";
+  return {
+    documentName: windows ? WINDOWS_VERIFY_DOCUMENT : LINUX_VERIFY_DOCUMENT,
+    instanceIds,
+    parameters: {
+      commands: windows ? WINDOWS_VERIFY_COMMANDS : LINUX_VERIFY_COMMANDS,
+      executionTimeout: ["60"],
+    },
+    comment,
+  };
+}
+
+/** Sends one command to up to 50 instances; returns its id. */
+export async function sendCommand(request: CommandRequest): Promise<string> {
+  const response = await ssm.send(
+    new SendCommandCommand({
+      DocumentName: request.documentName,
+      InstanceIds: [...request.instanceIds],
+      Parameters: request.parameters,
+      Comment: request.comment,
+      TimeoutSeconds: COMMAND_DELIVERY_TIMEOUT_SECONDS,
+    }),
+  );
+  return response.Command?.CommandId ?? "";
+}
+
+/**
+ * `InvalidInstanceId` fails the whole SendCommand when one instance cannot take commands (not yet
+ * registered, or terminating). The message names the instances (`Instances [[i-...]] not in a valid
+ * state`): returns those (all of them when none is named), or undefined for any other error.
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html
+ */
+export function instancesRefused(error: unknown, instanceIds: readonly string[]): string[] | undefined {
+  if (awsErrorName(error) !== "InvalidInstanceId") return undefined;
+  const named = new Set(errorMessage(error).match(/i-[0-9a-f]{8,17}/g) ?? []);
+  return named.size > 0 ? instanceIds.filter((id) => named.has(id)) : [...instanceIds];
+}
+
+/**
+ * One command's invocations by instance (all its instances at once). Right after SendCommand the
+ * command may not be visible yet (aws/aws-sdk#86): that reads as no invocation.
+ */
+export async function listInvocations(
+  commandId: string,
+  details: boolean,
+): Promise<Map<string, CommandInvocation>> {
+  const found = new Map<string, CommandInvocation>();
+  try {
+    const invocations = await collect(
+      paginate((NextToken) =>
+        ssm.send(
+          new ListCommandInvocationsCommand({
+            CommandId: commandId,
+            Details: details,
+            MaxResults: 50,
+            NextToken,
+          }),
+        ),
+      ),
+      (page) => page.CommandInvocations,
+    );
+    for (const invocation of invocations) {
+      if (invocation.InstanceId) found.set(invocation.InstanceId, invocation);
+    }
+  } catch (error) {
+    if (awsErrorName(error) !== "InvocationDoesNotExist" && awsErrorName(error) !== "InvalidCommandId")
+      throw error;
+  }
+  return found;
+}
+
+/** The newest install invocation sent to each of these instances since `since` (AWS-time ms). */
+export async function latestInstallsSince(
+  instanceIds: readonly string[],
+  since: number,
+): Promise<Map<string, CommandInvocation>> {
+  const wanted = new Set(instanceIds);
+  const latest = new Map<string, CommandInvocation>();
+  const pages = paginate((NextToken) =>
+    ssm.send(
+      new ListCommandInvocationsCommand({
+        Filters: [
+          { key: "DocumentName", value: INSTALL_DOCUMENT },
+          { key: "InvokedAfter", value: new Date(since).toISOString() },
+        ],
+        MaxResults: 50,
+        NextToken,
+      }),
+    ),
+  );
+  for await (const page of pages) {
+    for (const invocation of page.CommandInvocations ?? []) {
+      const id = invocation.InstanceId;
+      if (!id || !wanted.has(id)) continue;
+      const known = latest.get(id);
+      if (!known || requestedAt(invocation) > requestedAt(known)) latest.set(id, invocation);
+    }
+  }
+  return latest;
+}
+
+/**
+ * Outcomes that say the instance itself is gone or unreachable, so retrying the command cannot help
+ * (StatusDetails values: https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html).
+ */
+const UNREACHABLE = new Set(["Terminated", "Undeliverable", "Delivery Timed Out"]);
+
+export function isUnreachable(invocation: CommandInvocation): boolean {
+  return UNREACHABLE.has(invocation.StatusDetails ?? "");
+}
+
+/** "command c-1 ended Failed (Execution Timed Out): <last line of output>" */
+export function describeInvocation(invocation: CommandInvocation): string {
+  const details =
+    invocation.StatusDetails && invocation.StatusDetails !== invocation.Status
+      ? ` (${invocation.StatusDetails})`
+      : "";
+  const output = commandOutput(invocation)?.trim().split("\n").slice(-1)[0];
+  return `command ${invocation.CommandId} ended ${invocation.Status}${details}${output ? `: ${output.slice(0, 200)}` : ""}`;
+}
+
+export function commandOutput(invocation: CommandInvocation): string | undefined {
+  return invocation.CommandPlugins?.map((plugin) => plugin.Output ?? "").join("\n");
+}
+
+/** When the invocation was requested, AWS-time ms (0 when SSM did not say). */
+export function requestedAt(invocation: CommandInvocation): number {
+  return invocation.RequestedDateTime?.getTime() ?? 0;
+}

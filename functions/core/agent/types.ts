@@ -1,0 +1,133 @@
+// What the install / verify engine is asked to do, what it reports per instance, and the state it
+// keeps for each instance while it works (its phases are drawn in ./README.md).
+import type { AgentConfig } from "../config.js";
+import type { AgentPackage } from "../contract.js";
+
+export interface AgentSettings {
+  agentPackage: AgentPackage;
+  /** "" installs the latest published version. */
+  agentVersion: string;
+  verify: boolean;
+  installAttempts: number;
+  pollIntervalMs: number;
+  dryRun: boolean;
+}
+
+export function agentSettings(config: AgentConfig): AgentSettings {
+  return {
+    agentPackage: config.AGENT_PACKAGE,
+    agentVersion: config.AGENT_VERSION,
+    verify: config.VERIFY_AGENT,
+    installAttempts: config.INSTALL_ATTEMPTS,
+    pollIntervalMs: config.POLL_INTERVAL_MS,
+    dryRun: config.DRY_RUN,
+  };
+}
+
+/**
+ * - `install`: install (or follow an install already sent since `since`), then verify.
+ * - `verify-first`: verify; install only when the agent is missing, stopped or not the pinned version.
+ * - `upgrade`: verify to record the version before, install, verify again.
+ */
+export type EnsureMode = "install" | "verify-first" | "upgrade";
+
+export interface EnsureAgentsRequest {
+  instanceIds: string[];
+  mode: EnsureMode;
+  /** AWS-time ms; installs of this package sent after it count as this job's own (resume). */
+  since?: number;
+  /** AWS-time ms; an instance not Online with SSM by then fails. */
+  registrationDeadline: number;
+  /** AWS-time ms; stop and leave unfinished instances PENDING. */
+  deadline: number;
+  correlationId: string;
+  /**
+   * Called once per poll round with the instances still in progress (heartbeats live here); returns
+   * the instances to stop working on (for example because their lifecycle action ended).
+   */
+  onTick?: (now: number, pending: string[]) => Promise<readonly string[] | undefined>;
+  /**
+   * Called as soon as an instance's result is final (not PENDING), while the others are still being
+   * worked on, so its lifecycle action can be completed at once. Awaited before ensureAgents returns.
+   */
+  onSettled?: (result: AgentResult) => Promise<void>;
+}
+
+export type AgentStatus = "VERIFIED" | "INSTALLED" | "FAILED" | "PENDING" | "DRY_RUN" | "STOPPED";
+
+export interface AgentResult {
+  instanceId: string;
+  /**
+   * VERIFIED: running and acceptable; INSTALLED: installed, verification switched off; DRY_RUN: stopped
+   * before the first SendCommand; PENDING: unfinished when the time budget ran out; STOPPED: the
+   * caller asked to stop (its lifecycle action ended).
+   */
+  status: AgentStatus;
+  reason: string;
+  platform?: string;
+  versionBefore?: string;
+  agentVersion?: string;
+  installCommandIds: string[];
+  verifyCommandIds: string[];
+  /** True when this job sent (or followed) an install that succeeded. */
+  installed: boolean;
+}
+
+export type Phase =
+  | "registering"
+  | "probe" // verify before installing (verify-first, upgrade)
+  | "probing"
+  | "install"
+  | "installing"
+  | "verify"
+  | "verifying"
+  | "done";
+
+/** An instance while the engine works on it: its result so far plus where it stands. */
+export interface AgentJob extends AgentResult {
+  phase: Phase;
+  attempts: number;
+  commandId?: string;
+  sentAt?: number;
+  readySince?: number;
+  probeDone: boolean;
+}
+
+export function newJob(instanceId: string): AgentJob {
+  return {
+    instanceId,
+    status: "PENDING",
+    reason: "waiting for SSM registration",
+    installCommandIds: [],
+    verifyCommandIds: [],
+    installed: false,
+    phase: "registering",
+    attempts: 0,
+    probeDone: false,
+  };
+}
+
+export function toResult(job: AgentJob): AgentResult {
+  const {
+    phase: _phase,
+    attempts: _a,
+    commandId: _c,
+    sentAt: _s,
+    readySince: _r,
+    probeDone: _p,
+    ...result
+  } = job;
+  return result;
+}
+
+export function describePhase(phase: Phase): string {
+  switch (phase) {
+    case "registering":
+      return "waiting for SSM registration";
+    case "install":
+    case "installing":
+      return "installing the agent";
+    default:
+      return "verifying the agent";
+  }
+}

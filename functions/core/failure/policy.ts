@@ -1,0 +1,278 @@
+// Every rule of the failure path about what to leave alone and when to redeploy, in one place:
+// which deployments are never touched (creators, rollbacks, codes an agent cannot cause), when the
+// attempt cap is reached, which later deployments make a redeploy harmful, and whether what was found
+// (an agent signature, an agent the upgrade changed) justifies deploying the same revision again.
+// Sources: https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_DeploymentInfo.html and
+// https://docs.aws.amazon.com/codedeploy/latest/userguide/error-codes.html
+import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
+import type { RedeployWhen } from "../contract.js";
+import type { ClassifiedTarget } from "./classify.js";
+
+export type FailureDecision = "REDEPLOYED" | "SKIPPED" | "GAVE_UP" | "DRY_RUN";
+
+/**
+ * Deployment-level error codes an agent cannot cause: the revision, the application, the group, IAM,
+ * alarms, an operator's stop, load balancers, capacity. Codes are matched as strings because the
+ * user guide lists codes the API enum lacks (UNABLE_TO_SEND_ASG).
+ */
+export const NON_AGENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  "INVALID_REVISION",
+  "REVISION_MISSING",
+  "APPLICATION_MISSING",
+  "DEPLOYMENT_GROUP_MISSING",
+  "IAM_ROLE_MISSING",
+  "IAM_ROLE_PERMISSIONS",
+  "ALARM_ACTIVE",
+  "MANUAL_STOP",
+  "NO_INSTANCES",
+  "NO_EC2_SUBSCRIPTION",
+  "OVER_MAX_INSTANCES",
+  "RESOURCE_LIMIT_EXCEEDED",
+  "MISSING_GITHUB_TOKEN",
+  "CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND",
+  "AUTO_SCALING_IAM_ROLE_PERMISSIONS",
+  "AUTO_SCALING_CONFIGURATION",
+  "AUTOSCALING_VALIDATION_ERROR",
+  "UNABLE_TO_SEND_ASG",
+  "ELASTIC_LOAD_BALANCING_INVALID",
+  "ELB_INVALID_INSTANCE",
+  "MISSING_ELB_INFORMATION",
+  "MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION",
+  "HEALTH_CONSTRAINTS_INVALID",
+  "CLOUDFORMATION_STACK_FAILURE",
+  "ECS_UPDATE_ERROR",
+  "INVALID_ECS_SERVICE",
+  "CUSTOMER_APPLICATION_UNHEALTHY",
+  "INVALID_LAMBDA_CONFIGURATION",
+  "INVALID_LAMBDA_FUNCTION",
+  "HOOK_EXECUTION_FAILURE",
+]);
+
+/** "The deployment failed because of a problem with the CodeDeploy agent" (error-codes.html). */
+export const AGENT_ISSUE = "AGENT_ISSUE";
+
+export function isNonAgentErrorCode(code: string | undefined): boolean {
+  return code !== undefined && NON_AGENT_ERROR_CODES.has(code);
+}
+
+/** Creators whose deployments are never redeployed, and why (DeploymentInfo.creator, API reference). */
+const SKIPPED_CREATORS: Record<string, string> = {
+  autoscalingTermination:
+    "it is a termination deployment (creator autoscalingTermination): its instance is going away",
+  codeDeployRollback: "it is a rollback (creator codeDeployRollback): redeploying would fight the rollback",
+  CloudFormationRollback:
+    "it is a rollback (creator CloudFormationRollback): redeploying would fight the rollback",
+  CodeDeployAutoUpdate:
+    "it updates outdated instances after a scale-out (creator CodeDeployAutoUpdate): CodeDeploy runs its own follow-ons",
+};
+
+/** Creators of rollbacks: a rollback after the failure is already handling it. */
+export const ROLLBACK_CREATORS: ReadonlySet<string> = new Set([
+  "codeDeployRollback",
+  "CloudFormationRollback",
+]);
+/** Creators whose later deployments do not replace the failed revision (launches, terminations, catch-up). */
+export const FOLLOW_ON_CREATORS: ReadonlySet<string> = new Set([
+  "autoscaling",
+  "autoscalingTermination",
+  "CodeDeployAutoUpdate",
+]);
+
+/** Why the failed deployment is left alone; "launch-deployment" needs its instance named by the caller. */
+export function whySkip(
+  failed: DeploymentInfo,
+  id: string,
+  deploymentGroupsInScope: readonly string[],
+): string | "launch-deployment" | undefined {
+  const group = `${failed.applicationName}/${failed.deploymentGroupName}`;
+  if (failed.computePlatform && failed.computePlatform !== "Server") {
+    return `${id} is a ${failed.computePlatform} deployment: no CodeDeploy agent is involved.`;
+  }
+  if (failed.status !== "Failed") return `${id} is ${failed.status ?? "of unknown status"}, not Failed.`;
+  if (deploymentGroupsInScope.length > 0 && !deploymentGroupsInScope.includes(group)) {
+    return `${group} is not one of the deployment groups in scope (TARGET_DEPLOYMENT_GROUPS).`;
+  }
+  const creator = failed.creator ?? "";
+  if (creator === "autoscaling") return "launch-deployment";
+  const creatorReason = SKIPPED_CREATORS[creator];
+  if (creatorReason) return `${id} is not redeployed: ${creatorReason}.`;
+  const rollbackId = failed.rollbackInfo?.rollbackDeploymentId;
+  if (rollbackId) return `Rollback ${rollbackId} of ${id} is already under way.`;
+  const code = failed.errorInformation?.code;
+  if (isNonAgentErrorCode(code)) {
+    const message = failed.errorInformation?.message;
+    return `${id} failed with ${code}${message ? ` (${message})` : ""}: an agent cannot cause that.`;
+  }
+  return undefined;
+}
+
+/**
+ * A launch deployment: CodeDeploy abandons the new instance and Auto Scaling replaces it; a redeploy
+ * targets nothing useful (https://docs.aws.amazon.com/codedeploy/latest/userguide/integrations-aws-auto-scaling.html).
+ */
+export function launchDeploymentReason(id: string, instanceIds: readonly string[]): string {
+  const which = instanceIds.length > 0 ? `instance ${instanceIds.join(", ")}` : "its new instance";
+  return (
+    `${id} is a launch deployment (creator autoscaling) for ${which}: CodeDeploy abandons that instance ` +
+    "and Auto Scaling replaces it; the replacement gets a current agent from the launch path."
+  );
+}
+
+/** Why the chain of redeployments may not grow, or undefined while it may. */
+export function capReason(
+  id: string,
+  chain: { originalDeploymentId: string; attempt: number },
+  maxRedeploys: number,
+): string | undefined {
+  if (chain.attempt + 1 <= maxRedeploys) return undefined;
+  const history =
+    chain.attempt === 0
+      ? `it is the original failure and MAX_REDEPLOYS is ${maxRedeploys}`
+      : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId} and MAX_REDEPLOYS is ${maxRedeploys}`;
+  return `Not redeploying ${id}: the attempt cap is reached (${history}).`;
+}
+
+/** Why a failed deployment cannot be created again as it was, or undefined when it can. */
+export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
+  if (failed.deploymentMode === "RESTART") return undefined;
+  const revision = failed.revision;
+  if (!revision?.revisionType) return "the failed deployment has no revision to deploy again";
+  // "The content property of the appSpecContent object in the returned revision is always null."
+  // (https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AppSpecContent.html)
+  if (revision.revisionType === "AppSpecContent") return "its AppSpecContent revision cannot be read back";
+  return undefined;
+}
+
+/** What the deployments created in the group after the failed one say about redeploying it. */
+export type LaterDeployment =
+  | { kind: "redeployment"; deploymentId: string; attempt: number }
+  | { kind: "rollback"; deploymentId: string }
+  | { kind: "superseded"; deploymentId: string; creator: string }
+  | { kind: "too-many"; count: number };
+
+/** Why a later deployment rules out a redeploy (each kind rules it out). */
+export function laterDeploymentReason(id: string, later: LaterDeployment): string {
+  switch (later.kind) {
+    case "redeployment":
+      return `${id} was already redeployed as ${later.deploymentId} (attempt ${later.attempt}); not creating another.`;
+    case "rollback":
+      return `Rollback ${later.deploymentId} followed ${id}.`;
+    case "superseded":
+      return `${later.deploymentId} (creator ${later.creator}) was created after ${id}: redeploying the older revision would undo it.`;
+    case "too-many":
+      return `${later.count} deployments were created in the group after ${id}; too many to rule out an existing redeployment.`;
+  }
+}
+
+/** The agent signature of the failure, in words, or undefined when it shows none. */
+export function agentSignature(
+  failed: DeploymentInfo,
+  id: string,
+  failedTargets: readonly ClassifiedTarget[],
+): string | undefined {
+  if (failed.errorInformation?.code === AGENT_ISSUE) return `${id} failed with AGENT_ISSUE`;
+  const agentTargets = failedTargets.filter((target) => target.classification === "AGENT");
+  return agentTargets.length > 0 ? `an agent problem on ${describeTargets(agentTargets)}` : undefined;
+}
+
+export interface Verdict {
+  decision: FailureDecision;
+  reason: string;
+}
+
+/**
+ * Before any agent is touched: a failure without an agent signature is left alone unless the policy
+ * lets an agent the upgrade changes justify a redeploy, and there is a failed instance to upgrade.
+ */
+export function verdictBeforeUpgrade(input: {
+  id: string;
+  failed: DeploymentInfo;
+  failedTargets: readonly ClassifiedTarget[];
+  signature: string | undefined;
+  policy: RedeployWhen;
+}): Verdict | undefined {
+  const { id, signature, policy, failedTargets } = input;
+  if (!signature && policy !== "agent-changed") {
+    return {
+      decision: policy === "never" ? "SKIPPED" : "GAVE_UP",
+      reason: `${withoutAgentSignature(input.failed, failedTargets)}; REDEPLOY_WHEN is ${policy}, so the agent is not upgraded and nothing is redeployed.`,
+    };
+  }
+  if (!signature && failedTargets.length === 0) {
+    return {
+      decision: "GAVE_UP",
+      reason: `No failed instance was found for ${id} and it shows no agent signature: an agent upgrade has nothing to fix.`,
+    };
+  }
+  return undefined;
+}
+
+/** What a dry run would do once the failure passed every rule above. */
+export function dryRunReason(
+  targets: readonly string[],
+  signature: string | undefined,
+  policy: RedeployWhen,
+) {
+  const upgrade =
+    targets.length > 0 ? `would upgrade the agent on ${targets.join(", ")}` : "would upgrade no agent";
+  const then =
+    policy === "never"
+      ? "and not redeploy (REDEPLOY_WHEN is never)"
+      : signature
+        ? `and redeploy (${signature})`
+        : "and redeploy only if that changes an agent";
+  return `Dry run: ${upgrade} ${then}.`;
+}
+
+/**
+ * After the upgrade: redeploy on an agent signature, or when the upgrade changed the agent on a failed
+ * instance (the morning case: a ScriptFailed that a newer agent cures); otherwise a retry would only
+ * fail again. Returns why to redeploy, or the verdict that ends the run.
+ */
+export function verdictAfterUpgrade(input: {
+  id: string;
+  failed: DeploymentInfo;
+  failedTargets: readonly ClassifiedTarget[];
+  signature: string | undefined;
+  policy: RedeployWhen;
+  changed: readonly { instanceId: string; from: string; to: string }[];
+  upgradeSummary: string;
+}): { redeployBecause: string } | Verdict {
+  const { id, signature, policy, changed, upgradeSummary } = input;
+  if (policy === "never") {
+    return {
+      decision: "SKIPPED",
+      reason: `REDEPLOY_WHEN is never: ${upgradeSummary}; not redeploying ${id}.`,
+    };
+  }
+  if (signature) return { redeployBecause: `${signature}; ${upgradeSummary}` };
+  if (changed.length > 0) {
+    return {
+      redeployBecause: `the upgrade changed the agent on ${changed.map((agent) => `${agent.instanceId} (${agent.from} -> ${agent.to})`).join(", ")}`,
+    };
+  }
+  return {
+    decision: "GAVE_UP",
+    reason: `${withoutAgentSignature(input.failed, input.failedTargets)} and ${upgradeSummary}: a retry would only fail again.`,
+  };
+}
+
+function withoutAgentSignature(failed: DeploymentInfo, failedTargets: readonly ClassifiedTarget[]): string {
+  const application = failedTargets.filter((target) => target.classification === "APPLICATION");
+  if (application.length > 0) return `The application failed (${describeTargets(application)})`;
+  if (failedTargets.length > 0)
+    return `No agent signature in the failure (${describeTargets(failedTargets)})`;
+  const code = failed.errorInformation?.code;
+  return `No agent signature in the failure${code ? ` (${code})` : ""}`;
+}
+
+/** "ScriptFailed in ApplicationStart on i-1; ..." for up to three targets. */
+function describeTargets(targets: readonly ClassifiedTarget[]): string {
+  const shown = targets.slice(0, 3).map((target) => {
+    const what = target.errorCode ?? target.message ?? target.classification.toLowerCase();
+    const where = target.lifecycleEvent ? ` in ${target.lifecycleEvent}` : "";
+    return `${what}${where} on ${target.instanceId}`;
+  });
+  const more = targets.length > 3 ? ` and ${targets.length - 3} more` : "";
+  return `${shown.join("; ")}${more}`;
+}

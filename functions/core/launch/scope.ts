@@ -1,0 +1,60 @@
+// Which requests the launch path acts on: launches (into the group or its warm pool) of the groups in
+// scope on our own hook; one request per instance; and, for replays that leave the hook out, the
+// group's one hook of ours.
+import type { LaunchConfig } from "../config.js";
+import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
+import { findLaunchHooks } from "./lifecycle.js";
+import type { LaunchRequest } from "./types.js";
+
+/** Why a request is not ours to act on, or undefined when it is. */
+export function outOfScope(request: LaunchRequest, config: LaunchConfig): string | undefined {
+  if (request.transition && request.transition !== LAUNCH_TRANSITION) {
+    return `transition ${request.transition} is not a launch`;
+  }
+  if (config.TARGET_GROUPS.length > 0 && !config.TARGET_GROUPS.includes(request.group)) {
+    return `group ${request.group} is not in scope (TARGET_GROUPS)`;
+  }
+  if (request.hook && config.LIFECYCLE_HOOK_NAME && request.hook !== config.LIFECYCLE_HOOK_NAME) {
+    return `hook ${request.hook} is not this service's hook (${config.LIFECYCLE_HOOK_NAME})`;
+  }
+  if (
+    request.destination &&
+    request.destination !== "AutoScalingGroup" &&
+    request.destination !== "WarmPool"
+  ) {
+    return `destination ${request.destination} is not a launch into the group or its warm pool`;
+  }
+  return undefined;
+}
+
+/** A duplicate of an instance in the same batch is handled once; the newest event wins. */
+export function newestPerInstance(requests: readonly LaunchRequest[]): Map<string, LaunchRequest> {
+  const work = new Map<string, LaunchRequest>();
+  for (const request of requests) {
+    const known = work.get(request.instanceId);
+    if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0)) work.set(request.instanceId, request);
+  }
+  return work;
+}
+
+export type HookResolution = { hook: string; heartbeatTimeoutSeconds: number } | { skip: string };
+
+/**
+ * The hook a request is about, and its heartbeat timeout. Replays may leave the hook out: it is the
+ * group's one hook of ours. Unknown hooks (not described yet, or cached before they were created)
+ * get the documented default heartbeat timeout.
+ */
+export async function resolveHook(request: LaunchRequest, config: LaunchConfig): Promise<HookResolution> {
+  const hooks = await findLaunchHooks(request.group, config.LIFECYCLE_HOOK_NAME || request.hook || "");
+  const hook = request.hook ? hooks.find((candidate) => candidate.name === request.hook) : hooks[0];
+  if (!request.hook && hooks.length > 1) {
+    return {
+      skip: `group ${request.group} has ${hooks.length} launch hooks of ours (${hooks.map((h) => h.name).join(", ")}); name one with lifecycleHookName`,
+    };
+  }
+  if (!hook && !request.hook) return { skip: `group ${request.group} has no launch lifecycle hook of ours` };
+  return {
+    hook: request.hook ?? hook?.name ?? "",
+    heartbeatTimeoutSeconds: hook?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+  };
+}

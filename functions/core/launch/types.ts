@@ -1,0 +1,40 @@
+// What the launch path takes in (one request per instance, from an event, a replay or the sweep) and
+// what it reports per instance.
+
+export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
+
+/** One instance to reconcile, from an event, a replay or the sweep. */
+export interface LaunchRequest {
+  instanceId: string;
+  group: string;
+  /** Absent on replay: resolved from the group's hooks. */
+  hook?: string;
+  token?: string;
+  transition?: string;
+  origin?: string;
+  destination?: string;
+  /** AWS-time ms when the lifecycle action started, when known (the event's time). */
+  startedAt?: number;
+  source: "event" | "replay" | "sweep";
+}
+
+export interface LaunchOutcome {
+  instanceId: string;
+  autoScalingGroupName: string;
+  lifecycleHookName?: string;
+  outcome: LaunchOutcomeKind;
+  reason: string;
+  agentVersion?: string;
+  elapsedSeconds: number;
+  installCommandIds?: string[];
+  verifyCommandIds?: string[];
+  /** PENDING only: another invocation holds the instance, so a quick retry would only find it busy. */
+  busyElsewhere?: boolean;
+}
+
+export interface LaunchContext {
+  /** AWS-time ms by which the work must stop (the Lambda deadline minus a reserve). */
+  deadline: number;
+  /** Correlates logs, SSM command comments and leases (the Lambda request id). */
+  correlationId: string;
+}
