@@ -45,7 +45,7 @@ export class BenchUsageError extends Error {
 
 const RATES_SOURCE =
   "assumed: AWS publishes no per-operation TPS quota for these SSM and Auto Scaling operations " +
-  "(see the reference notes, pitfalls B6); conservative rates of the order customers report being " +
+  "(neither the Service Quotas pages nor the API references give one); conservative rates of the order customers report being " +
   "throttled at, from sandbox/server/rates.ts";
 
 const CLOCK_NOTE = (scale: number) =>

@@ -1,11 +1,10 @@
+// Configuration comes from environment variables, read once when a function's module loads. A bad
+// value fails the cold start with one error that names every bad variable, rather than the first
+// event that happens to need it.
 import * as z from "zod";
 import { AGENT_PACKAGES, AGENT_VERSION_HINT, AGENT_VERSION_PATTERN, REDEPLOY_POLICIES } from "./contract.js";
 
-/**
- * Configuration comes from environment variables, read once when a function's module loads. A bad
- * value fails the cold start with one error that names every bad variable, rather than the first
- * event that happens to need it.
- */
+/** The configuration of a function is missing or invalid; the message names every bad variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

@@ -1,12 +1,10 @@
-/**
- * The verification commands and the parsing of what they print. The output contract is one line:
- * `AGENTFIX_AGENT_STATUS=<running|stopped|missing> AGENTFIX_AGENT_VERSION=<version>`, then a non-zero
- * exit unless the agent runs, so the invocation's Status alone says whether the agent runs and the
- * output still carries the version.
- *
- * A `Success` from AWS-ConfigureAWSPackage does not prove the agent runs (Ruby breakage on new
- * distributions, aws/aws-codedeploy-agent#321 and #337), hence this second, cheap command.
- */
+// The verification commands and the parsing of what they print. The output contract is one line:
+// `AGENTFIX_AGENT_STATUS=<running|stopped|missing> AGENTFIX_AGENT_VERSION=<version>`, then a non-zero
+// exit unless the agent runs, so the invocation's Status alone says whether the agent runs and the
+// output still carries the version.
+//
+// A `Success` from AWS-ConfigureAWSPackage does not prove the agent runs (Ruby breakage on new
+// distributions, aws/aws-codedeploy-agent#321 and #337), hence this second, cheap command.
 import { VERIFY_MARKER } from "../contract.js";
 
 // Agent 1.x records its version in /opt/codedeploy-agent/.version as `agent_version: OFFICIAL_1.8.1-...`;

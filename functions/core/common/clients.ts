@@ -1,3 +1,7 @@
+// Every AWS client the functions use, created once per container from one configuration.
+// Throttling and 5xx answers are retried by the SDK with capped exponential backoff and full jitter;
+// what still fails after MAX_ATTEMPTS reaches the caller, which leaves the work for the next poll or
+// the next delivery. The delay is computed in AWS time so the sandbox's compressed clock stays faithful.
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -7,12 +11,6 @@ import { ConfiguredRetryStrategy } from "@smithy/util-retry";
 import { clock } from "./clock.js";
 import { tracer } from "./powertools.js";
 
-/**
- * Every AWS client the functions use, created once per container from one configuration.
- * Throttling and 5xx answers are retried by the SDK with capped exponential backoff and full jitter;
- * what still fails after MAX_ATTEMPTS reaches the caller, which leaves the work for the next poll or
- * the next delivery. The delay is computed in AWS time so the sandbox's compressed clock stays faithful.
- */
 const MAX_ATTEMPTS = Number(process.env.AWS_MAX_ATTEMPTS ?? "5") || 5;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_CAP_MS = 10_000;

@@ -1,9 +1,7 @@
-/**
- * The time the handlers reason in: lifecycle heartbeat windows, poll intervals, deadlines and the
- * timestamps AWS returns all live on this clock. In Lambda it is the wall clock. The sandbox runs in
- * the same process and compresses it (one AWS second in a few real milliseconds), so it calls
- * `setClockScale` before invoking a handler; handler code never calls it.
- */
+// The time the handlers reason in: lifecycle heartbeat windows, poll intervals, deadlines and the
+// timestamps AWS returns all live on this clock. In Lambda it is the wall clock. The sandbox runs in
+// the same process and compresses it (one AWS second in a few real milliseconds), so it calls
+// `setClockScale` before invoking a handler; handler code never calls it.
 let scale = 1;
 let realOrigin = Date.now();
 let awsOrigin = realOrigin;

@@ -1,14 +1,13 @@
+// Short leases in a DynamoDB table, so that two concurrent invocations (a duplicated event, a
+// sweep re-enqueue, an operator replay) never work on the same instance or deployment at once.
+// Two concurrent installs of one Distributor package fail on the instance ("Package ... is already
+// in the process of action Install"): https://github.com/aws/amazon-ssm-agent (configurepackage_lock.go).
+// A lease ends by itself at `expiresAt`, so a crashed invocation never blocks the work for long.
 import { ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { dynamodb } from "./clients.js";
 import { clock } from "./clock.js";
 
-/**
- * Short leases in a DynamoDB table, so that two concurrent invocations (a duplicated event, a
- * sweep re-enqueue, an operator replay) never work on the same instance or deployment at once.
- * Two concurrent installs of one Distributor package fail on the instance ("Package ... is already
- * in the process of action Install"): https://github.com/aws/amazon-ssm-agent (configurepackage_lock.go).
- * A lease ends by itself at `expiresAt`, so a crashed invocation never blocks the work for long.
- */
+/** A short, exclusive claim on a key, by a holder, until a time. */
 export interface Lease {
   acquire(key: string, holder: string, untilMs: number): Promise<boolean>;
   /** Ends the lease early, if `holder` still holds it. */
