@@ -1,4 +1,4 @@
-import { revisionKey } from "../world/codedeploy.js";
+import { revisionKey } from "../world/codedeploy/records.js";
 import { APPLICATION, addGroupWithDeployments, BROKEN_RELEASE, RELEASE_2 } from "./fleet.js";
 import { REDEPLOY_MARKER } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";

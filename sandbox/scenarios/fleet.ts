@@ -1,4 +1,4 @@
-import type { RevisionLocation } from "../world/codedeploy.js";
+import type { RevisionLocation } from "../world/codedeploy/records.js";
 import type { World } from "../world/world.js";
 
 /** The application the stories deploy: a tomcat service, in two releases. */

@@ -1,4 +1,4 @@
-import type { AutoScalingGroup, LifecycleHook } from "../world/auto-scaling.js";
+import type { AutoScalingGroup, LifecycleHook } from "../world/auto-scaling/records.js";
 import type { Instance } from "../world/instances.js";
 import { AwsServiceError } from "../world/service-error.js";
 import type { World } from "../world/world.js";

@@ -4,7 +4,7 @@ import type {
   Deployment,
   DeploymentTarget,
   RevisionLocation,
-} from "../world/codedeploy.js";
+} from "../world/codedeploy/records.js";
 import { ACCOUNT_ID, AwsServiceError } from "../world/service-error.js";
 import type { World } from "../world/world.js";
 import { asNumber, asString, asStrings, type Operation } from "./operation.js";

@@ -1,6 +1,6 @@
 import type { Instance } from "../world/instances.js";
 import { AwsServiceError, constraintViolation } from "../world/service-error.js";
-import type { Command, Invocation, SendCommandInput } from "../world/ssm.js";
+import type { Command, Invocation, SendCommandInput } from "../world/ssm/records.js";
 import type { World } from "../world/world.js";
 import { asBoolean, asNumber, asRecords, asString, asStrings, type Operation } from "./operation.js";
 import { paginate } from "./paginate.js";

@@ -77,6 +77,55 @@ export interface Instance {
 
 export const SSM_AGENT_VERSION = "3.3.1957.0";
 
+/**
+ * Every instance the world knows, in launch order, terminated ones included: a model that answers for
+ * instances filters what its API shows (SSM leaves out terminated nodes, CodeDeploy takes InService
+ * ones).
+ */
+export class InstanceRegistry {
+  private readonly byId = new Map<string, Instance>();
+  private readonly byGroup = new Map<string, Instance[]>();
+  private readonly ordinals = new Map<string, number>();
+
+  /** Every instance by id. */
+  get all(): ReadonlyMap<string, Instance> {
+    return this.byId;
+  }
+
+  get(id: string): Instance {
+    const instance = this.byId.get(id);
+    if (!instance) throw new RangeError(`no instance ${id} in the sandbox world`);
+    return instance;
+  }
+
+  find(id: string): Instance | undefined {
+    return this.byId.get(id);
+  }
+
+  add(instance: Instance): void {
+    this.byId.set(instance.id, instance);
+    if (instance.groupName === null) return;
+    const ofGroup = this.byGroup.get(instance.groupName) ?? [];
+    ofGroup.push(instance);
+    this.byGroup.set(instance.groupName, ofGroup);
+  }
+
+  /**
+   * The instances of an Auto Scaling group, as their `aws:autoscaling:groupName` tag names it, in
+   * launch order: what a target or filter on that tag finds (terminated ones too; callers filter).
+   */
+  inGroup(groupName: string): readonly Instance[] {
+    return this.byGroup.get(groupName) ?? [];
+  }
+
+  /** 1, 2, 3... per key: numbers the launches whose random streams are named after them. */
+  nextOrdinal(key: string): number {
+    const next = (this.ordinals.get(key) ?? 0) + 1;
+    this.ordinals.set(key, next);
+    return next;
+  }
+}
+
 export function createInstance(fields: {
   id: string;
   groupName: string | null;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Signal } from "./scheduler.js";
 import { ACCOUNT_ID, AwsServiceError } from "./service-error.js";
-import type { World } from "./world.js";
+import type { WorldServices } from "./services.js";
 
 export interface QueueSpec {
   name: string;
@@ -79,7 +79,11 @@ export class SqsModel {
   readonly queues = new Map<string, Queue>();
   private messageCounter = 0;
 
-  constructor(private readonly world: World) {}
+  constructor(
+    private readonly world: WorldServices,
+    /** Base URL of the protocol server serving the world (queue URLs point at it). */
+    private readonly endpoint: () => string,
+  ) {}
 
   createQueue(spec: QueueSpec): Queue {
     const queue: Queue = {
@@ -98,7 +102,7 @@ export class SqsModel {
   }
 
   queueUrl(name: string): string {
-    return `${this.world.endpoint}/${ACCOUNT_ID}/${name}`;
+    return `${this.endpoint()}/${ACCOUNT_ID}/${name}`;
   }
 
   /** Resolves a queue URL (any host) by its `/<account>/<name>` path. */

@@ -1,15 +1,28 @@
 import { clock } from "../../functions/core/common/clock.js";
-import { type EventBridgeEvent, launchLifecycleEvent } from "../events/shapes.js";
-import { AssociationModel } from "./association.js";
-import { AutoScalingModel, type AutoScalingOptions } from "./auto-scaling.js";
-import { CodeDeployModel, type CodeDeployOptions } from "./codedeploy.js";
+import type { EventBridgeEvent } from "../events/shapes.js";
+import { CodeDeployAgents } from "./agent.js";
+import { AutoScalingModel } from "./auto-scaling/model.js";
+import type { AutoScalingOptions } from "./auto-scaling/records.js";
+import { CodeDeployModel } from "./codedeploy/model.js";
+import type { CodeDeployOptions } from "./codedeploy/records.js";
 import { DynamoDbModel } from "./dynamodb.js";
-import { type AgentState, createInstance, type Instance, type Platform } from "./instances.js";
+import { EventPublisher } from "./event-publisher.js";
+import {
+  type AgentState,
+  createInstance,
+  type Instance,
+  InstanceRegistry,
+  type Platform,
+} from "./instances.js";
 import { Random } from "./random.js";
 import { Scheduler } from "./scheduler.js";
+import type { WorldServices } from "./services.js";
 import { SqsModel } from "./sqs.js";
-import { SsmModel, type SsmOptions } from "./ssm.js";
+import { SsmModel } from "./ssm/model.js";
+import type { SsmCounters, SsmOptions } from "./ssm/records.js";
+import type { AssociationModel } from "./ssm/state-manager.js";
 import { Trace } from "./trace.js";
+import { WorldEvents } from "./world-events.js";
 
 export interface WorldOptions {
   seed?: number | string;
@@ -19,16 +32,12 @@ export interface WorldOptions {
   codeDeploy?: CodeDeployOptions;
 }
 
-export interface WorldCounters {
-  /** Installs sent to an instance while another install was in flight there. */
-  duplicateInstalls: number;
-  installsSent: number;
-  verifications: number;
-}
-
 /**
  * The simulated AWS account behind the protocol server: one region, one account, every service model,
- * one seeded random source, one scheduler on the shared clock, one trace of what happened.
+ * one seeded random source, one scheduler on the shared clock, one trace of what happened. The models
+ * share these services and the world's events and know nothing of each other or of the World; the
+ * World builds them, hands CodeDeploy the Auto Scaling calls it makes, and is what scenarios and the
+ * server use.
  */
 export class World {
   readonly rng: Random;
@@ -36,8 +45,7 @@ export class World {
   readonly trace = new Trace();
   readonly errors: unknown[] = [];
   readonly scheduler: Scheduler;
-  readonly instances = new Map<string, Instance>();
-  readonly counters: WorldCounters = { duplicateInstalls: 0, installsSent: 0, verifications: 0 };
+  readonly counters: SsmCounters;
   readonly autoScaling: AutoScalingModel;
   readonly ssm: SsmModel;
   readonly codeDeploy: CodeDeployModel;
@@ -46,8 +54,8 @@ export class World {
   readonly associations: AssociationModel;
   /** Base URL of the protocol server, set when a server serves this world (queue URLs point at it). */
   endpoint = "http://127.0.0.1";
-  private readonly ordinals = new Map<string, number>();
-  private readonly eventSinks = new Set<(event: EventBridgeEvent) => void>();
+  private readonly registry = new InstanceRegistry();
+  private readonly publisher: EventPublisher;
 
   constructor(readonly options: WorldOptions = {}) {
     this.rng = new Random(options.seed ?? 1);
@@ -56,31 +64,32 @@ export class World {
       this.errors.push(error);
       this.trace.record({ at: this.now(), kind: "world.error", message: `world error: ${String(error)}` });
     });
-    this.autoScaling = new AutoScalingModel(this, options.autoScaling);
-    this.ssm = new SsmModel(this, options.ssm);
-    this.codeDeploy = new CodeDeployModel(this, options.codeDeploy);
+    this.publisher = new EventPublisher(this.trace, () => this.now());
+    const services: WorldServices = {
+      region: this.region,
+      rng: this.rng,
+      scheduler: this.scheduler,
+      trace: this.trace,
+      instances: this.registry,
+      events: new WorldEvents(),
+      publisher: this.publisher,
+      now: () => this.now(),
+    };
+    // Listeners run in the order they subscribed: built before SSM, the agents stop on a shutdown
+    // (failing CodeDeploy's running event) before SSM fails the instance's invocations.
+    const agents = new CodeDeployAgents(services);
+    this.autoScaling = new AutoScalingModel(services, options.autoScaling);
+    this.ssm = new SsmModel(services, agents, options.ssm);
+    this.codeDeploy = new CodeDeployModel(services, agents, this.autoScaling, options.codeDeploy);
     this.dynamodb = new DynamoDbModel(() => this.now());
-    this.sqs = new SqsModel(this);
-    this.associations = new AssociationModel(this);
-    this.autoScaling.onLaunchAction((action, instance) => {
-      const group = this.autoScaling.group(action.groupName);
-      const hook = group.hooks.get(action.hookName);
-      this.publishEvent(
-        launchLifecycleEvent({
-          id: this.rng.fork(`event:${action.token}`).uuid(),
-          at: this.now(),
-          region: this.region,
-          groupArn: group.arn,
-          token: action.token,
-          groupName: group.name,
-          hookName: action.hookName,
-          instanceId: instance.id,
-          notificationMetadata: hook?.notificationMetadata,
-          origin: "EC2",
-          destination: "AutoScalingGroup",
-        }),
-      );
-    });
+    this.sqs = new SqsModel(services, () => this.endpoint);
+    this.associations = this.ssm.associations;
+    this.counters = this.ssm.counters;
+  }
+
+  /** Every instance by id, terminated ones included. */
+  get instances(): ReadonlyMap<string, Instance> {
+    return this.registry.all;
   }
 
   now(): number {
@@ -88,34 +97,23 @@ export class World {
   }
 
   instance(id: string): Instance {
-    const instance = this.instances.get(id);
-    if (!instance) throw new RangeError(`no instance ${id} in the sandbox world`);
-    return instance;
+    return this.registry.get(id);
   }
 
   addInstance(instance: Instance): void {
-    this.instances.set(instance.id, instance);
+    this.registry.add(instance);
   }
 
   nextOrdinal(key: string): number {
-    const next = (this.ordinals.get(key) ?? 0) + 1;
-    this.ordinals.set(key, next);
-    return next;
+    return this.registry.nextOrdinal(key);
   }
 
   onEvent(sink: (event: EventBridgeEvent) => void): () => void {
-    this.eventSinks.add(sink);
-    return () => this.eventSinks.delete(sink);
+    return this.publisher.subscribe(sink);
   }
 
   publishEvent(event: EventBridgeEvent): void {
-    this.trace.record({
-      at: this.now(),
-      kind: "event.published",
-      message: `event ${event["detail-type"]}`,
-      data: { event },
-    });
-    for (const sink of this.eventSinks) sink(event);
+    this.publisher.publish(event);
   }
 
   /**

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Sandbox } from "../../sandbox/sandbox.js";
-import { AGENT_NOT_RECEIVING_MESSAGE, AGENT_RESTART_MESSAGE } from "../../sandbox/world/codedeploy.js";
+import {
+  AGENT_NOT_RECEIVING_MESSAGE,
+  AGENT_RESTART_MESSAGE,
+} from "../../sandbox/world/codedeploy/diagnostics.js";
 import { evaluateCondition } from "../../sandbox/world/condition-expression.js";
 import { World } from "../../sandbox/world/world.js";
 import { pass, REVISION, testSandbox } from "./helpers.js";

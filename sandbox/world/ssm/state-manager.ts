@@ -1,7 +1,12 @@
-import type { Instance } from "./instances.js";
-import type { Distribution } from "./random.js";
-import type { TimerHandle } from "./scheduler.js";
-import type { World } from "./world.js";
+import { INSTALL_DOCUMENT } from "../../../functions/core/contract.js";
+import type { Instance } from "../instances.js";
+import type { Distribution } from "../random.js";
+import type { TimerHandle } from "../scheduler.js";
+import type { WorldServices } from "../services.js";
+import type { Invocations } from "./invocations.js";
+import type { Command } from "./records.js";
+import { isManaged } from "./registration.js";
+import type { RunCommand } from "./run-command.js";
 
 /**
  * A State Manager association that runs AWS-ConfigureAWSPackage on the instances of some groups: when
@@ -26,8 +31,12 @@ export class AssociationModel {
   readonly runs: { associationId: string; instanceId: string; at: number }[] = [];
   private readonly timers: TimerHandle[] = [];
 
-  constructor(private readonly world: World) {
-    world.ssm.onRegistered((instance) => this.onRegistered(instance));
+  constructor(
+    private readonly world: WorldServices,
+    private readonly invocations: Invocations,
+    private readonly runCommand: RunCommand,
+  ) {
+    world.events.on("instance.registered", ({ instance }) => this.onRegistered(instance));
   }
 
   create(spec: AssociationSpec): void {
@@ -44,10 +53,7 @@ export class AssociationModel {
   }
 
   private targets(spec: AssociationSpec): Instance[] {
-    return spec.groupNames
-      .flatMap((name) => [...(this.world.autoScaling.groups.get(name)?.instances ?? [])])
-      .map((id) => this.world.instance(id))
-      .filter((instance) => this.world.ssm.isManaged(instance));
+    return spec.groupNames.flatMap((name) => this.world.instances.inGroup(name)).filter(isManaged);
   }
 
   private onRegistered(instance: Instance): void {
@@ -61,8 +67,34 @@ export class AssociationModel {
   }
 
   private apply(spec: AssociationSpec, instance: Instance): void {
-    if (!this.world.ssm.isManaged(instance)) return;
+    if (!isManaged(instance)) return;
     this.runs.push({ associationId: spec.id, instanceId: instance.id, at: this.world.now() });
-    this.world.ssm.installFromAssociation(instance, spec.packageName, spec.version ?? "", spec.id);
+    this.install(instance, spec.packageName, spec.version ?? "", spec.id);
+  }
+
+  /** Runs an install the way an association does: no SendCommand, the same lock on the instance. */
+  private install(instance: Instance, packageName: string, version: string, associationId: string): void {
+    const command: Command = {
+      commandId: this.world.rng
+        .fork(`association-run:${associationId}:${instance.id}:${this.invocations.all.length}`)
+        .uuid(),
+      documentName: INSTALL_DOCUMENT,
+      comment: `association ${associationId}`,
+      parameters: {
+        action: ["Install"],
+        installationType: ["Uninstall and reinstall"],
+        name: [packageName],
+        version: [version],
+      },
+      instanceIds: [instance.id],
+      targets: [],
+      requestedAt: this.world.now(),
+      timeoutSeconds: 3600,
+      maxConcurrency: "50",
+      maxErrors: "0",
+      invocations: [],
+    };
+    const invocation = this.runCommand.start(command, instance, "association");
+    command.invocations.push(invocation);
   }
 }

@@ -1,0 +1,72 @@
+import type { AgentState, Instance } from "./instances.js";
+import { compareVersions } from "./random.js";
+import type { WorldServices } from "./services.js";
+
+/**
+ * The CodeDeploy agent process on the instances. Distributor installs it (removing the one that ran),
+ * faults crash it, EC2 takes it down with its instance. CodeDeploy sees it only through the
+ * `agent.started` and `agent.stopped` world events, and through the instance's state.
+ */
+export class CodeDeployAgents {
+  constructor(private readonly world: WorldServices) {
+    world.events.on("instance.terminating", ({ instance }) => this.shutDown(instance));
+  }
+
+  /** "Uninstall and reinstall" removes the agent first: a running one stops now. */
+  remove(instance: Instance): void {
+    const wasRunning = instance.agent.running;
+    instance.agent = { package: null, version: null, running: false };
+    instance.changed.notify();
+    if (wasRunning) this.world.events.emit("agent.stopped", { instance, reason: "restart" });
+  }
+
+  /** An install put `agent` on the instance; it runs unless the install left it stopped. */
+  install(instance: Instance, agent: AgentState): void {
+    instance.agent = agent;
+    instance.milestones.installed = this.world.now();
+    instance.changed.notify();
+    if (!agent.running) return;
+    this.world.events.emit("agent.started", { instance });
+    this.scheduleCrash(instance);
+  }
+
+  /** The agent process dies (nothing restarts it). */
+  crash(instance: Instance): void {
+    if (!instance.agent.running) return;
+    instance.agent = { ...instance.agent, running: false };
+    instance.changed.notify();
+    this.world.events.emit("agent.stopped", { instance, reason: "shutdown" });
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "agent.crashed",
+      instanceId: instance.id,
+      groupName: instance.groupName ?? undefined,
+      message: `${instance.id} CodeDeploy agent ${instance.agent.version} stopped on its own`,
+    });
+  }
+
+  /** An agent with a crash fault stops on its own a while after it started. */
+  private scheduleCrash(instance: Instance): void {
+    const after = instance.faults.agentCrashAfterSeconds;
+    if (after === undefined) return;
+    const started = instance.agent;
+    this.world.scheduler.after(after * 1000, () => {
+      if (instance.agent === started) this.crash(instance);
+    });
+  }
+
+  /** EC2 shutting down takes the agent with it. */
+  private shutDown(instance: Instance): void {
+    if (!instance.agent.running) return;
+    instance.agent = { ...instance.agent, running: false };
+    this.world.events.emit("agent.stopped", { instance, reason: "shutdown" });
+  }
+}
+
+export function isAgentCurrent(instance: Instance, minimumVersion: string): boolean {
+  return (
+    instance.agent.running &&
+    instance.agent.version !== null &&
+    compareVersions(instance.agent.version, minimumVersion) >= 0
+  );
+}

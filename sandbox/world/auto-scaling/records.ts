@@ -1,0 +1,91 @@
+import type { ImageProfile, Instance } from "../instances.js";
+import type { LifecycleResult } from "../lifecycle-action.js";
+import type { Distribution } from "../random.js";
+import type { TimerHandle } from "../scheduler.js";
+import { AwsServiceError } from "../service-error.js";
+
+// What EC2 Auto Scaling keeps: groups with their hooks, and the scaling activities.
+
+export interface LifecycleHook {
+  name: string;
+  groupName: string;
+  transition: string;
+  heartbeatTimeout: number;
+  defaultResult: LifecycleResult;
+  globalTimeout: number;
+  notificationMetadata?: string;
+  notificationTargetArn?: string;
+  roleArn?: string;
+}
+
+export interface ScalingActivity {
+  ActivityId: string;
+  AutoScalingGroupName: string;
+  AutoScalingGroupARN: string;
+  Description: string;
+  Cause: string;
+  StartTime: number;
+  EndTime?: number;
+  StatusCode: string;
+  StatusMessage?: string;
+  Progress: number;
+  Details: string;
+  instanceId?: string;
+}
+
+export interface AutoScalingGroup {
+  name: string;
+  arn: string;
+  minSize: number;
+  maxSize: number;
+  desiredCapacity: number;
+  createdAt: number;
+  image: ImageProfile;
+  availabilityZones: string[];
+  hooks: Map<string, LifecycleHook>;
+  instances: Set<string>;
+  tags: Record<string, string>;
+  /** Consecutive launches that ended abandoned: Auto Scaling slows down relaunching. */
+  consecutiveFailures: number;
+  nextLaunchAt: number;
+  launchTimer?: TimerHandle;
+  lastCapacityCause?: string;
+}
+
+export interface GroupSpec {
+  name: string;
+  image: ImageProfile;
+  minSize?: number;
+  maxSize?: number;
+  desiredCapacity?: number;
+  availabilityZones?: string[];
+  tags?: Record<string, string>;
+}
+
+export interface AutoScalingOptions {
+  /** AWS seconds from launch to the lifecycle hook's Pending:Wait. */
+  bootSeconds?: Distribution;
+  /** AWS seconds from Pending:Proceed to InService. */
+  proceedSeconds?: Distribution;
+  /** AWS seconds Terminating lasts. */
+  terminateSeconds?: Distribution;
+  /** First relaunch delay after a failed launch, doubled per consecutive failure, capped at 300 s. */
+  relaunchBackoffSeconds?: number;
+}
+
+/** The group an API call names, or the ValidationError AWS answers for a missing one. */
+export function findGroup(groups: ReadonlyMap<string, AutoScalingGroup>, name: string): AutoScalingGroup {
+  const group = groups.get(name);
+  if (!group)
+    throw new AwsServiceError(
+      "ValidationError",
+      `AutoScalingGroup name not found - AutoScalingGroup ${name} not found`,
+    );
+  return group;
+}
+
+/** Moves the instance to an Auto Scaling lifecycle state, waking whoever watches it. */
+export function setLifecycleState(instance: Instance, state: string): void {
+  instance.lifecycleState = state;
+  instance.changed.notify();
+}

@@ -1,0 +1,216 @@
+import { GROUP_TAG } from "../../../functions/core/contract.js";
+import type { Instance } from "../instances.js";
+import { ACCOUNT_ID, AwsServiceError, constraintViolation } from "../service-error.js";
+import type { WorldServices } from "../services.js";
+import type { Distributor } from "./distributor.js";
+import { classifyCommand, DOCUMENTS, pluginNameOf, validateParameters } from "./documents.js";
+import type { Invocations } from "./invocations.js";
+import {
+  type Command,
+  type Invocation,
+  isTerminal,
+  type SendCommandInput,
+  type SsmOptions,
+} from "./records.js";
+import { isManaged } from "./registration.js";
+import type { Scripts } from "./scripts.js";
+
+/**
+ * Run Command: SendCommand with its checks and targets, one invocation per instance that becomes
+ * visible a moment after the call (eventual consistency) and reaches the instance after a delivery
+ * delay, CancelCommand, and the invocations an instance shutting down fails.
+ */
+export class RunCommand {
+  constructor(
+    private readonly world: WorldServices,
+    private readonly invocations: Invocations,
+    private readonly distributor: Distributor,
+    private readonly scripts: Scripts,
+    private readonly options: SsmOptions,
+  ) {
+    world.events.on("instance.terminating", ({ instance }) => this.failOnShutdown(instance));
+  }
+
+  send(input: SendCommandInput): Command {
+    const documentName = input.DocumentName;
+    if (!documentName) throw constraintViolation("documentName", "null", "Member must not be null");
+    if (!DOCUMENTS.includes(documentName)) {
+      throw new AwsServiceError("InvalidDocument", `Document with name ${documentName} does not exist.`);
+    }
+    const instanceIds = [...new Set(input.InstanceIds ?? [])];
+    if ((input.InstanceIds ?? []).length > 50) {
+      throw constraintViolation(
+        "instanceIds",
+        input.InstanceIds,
+        "Member must have length less than or equal to 50",
+      );
+    }
+    for (const target of input.Targets ?? []) {
+      if ((target.Values ?? []).length > 50) {
+        throw constraintViolation(
+          "targets.member.values",
+          target.Values,
+          "Member must have length less than or equal to 50",
+        );
+      }
+      instanceIds.push(...this.resolveTarget(target));
+    }
+    if (instanceIds.length === 0) {
+      throw new AwsServiceError(
+        "InvalidInstanceId",
+        `Instances [[]] not in a valid state for account ${ACCOUNT_ID}`,
+      );
+    }
+    const timeoutSeconds = input.TimeoutSeconds ?? 3600;
+    if (timeoutSeconds < 30 || timeoutSeconds > 2_592_000) {
+      throw constraintViolation(
+        "timeoutSeconds",
+        timeoutSeconds,
+        "Member must have value between 30 and 2592000",
+      );
+    }
+    const comment = input.Comment ?? "";
+    if (comment.length > 100) {
+      throw constraintViolation("comment", comment, "Member must have length less than or equal to 100");
+    }
+    const parameters = input.Parameters ?? {};
+    validateParameters(documentName, parameters);
+    const invalid = instanceIds.filter((id) => !isManaged(this.world.instances.find(id)));
+    if (invalid.length > 0) {
+      // The whole request is refused when one target is not a managed, running node.
+      throw new AwsServiceError(
+        "InvalidInstanceId",
+        `Instances [[${invalid.join(", ")}]] not in a valid state for account ${ACCOUNT_ID}`,
+      );
+    }
+    const now = this.world.now();
+    const command: Command = {
+      commandId: this.world.rng.fork(`command:${this.invocations.commands.size}`).uuid(),
+      documentName,
+      comment,
+      parameters,
+      instanceIds,
+      targets: (input.Targets ?? []).map((target) => ({
+        Key: target.Key ?? "",
+        Values: target.Values ?? [],
+      })),
+      requestedAt: now,
+      timeoutSeconds,
+      maxConcurrency: input.MaxConcurrency ?? "50",
+      maxErrors: input.MaxErrors ?? "0",
+      invocations: [],
+    };
+    this.invocations.commands.set(command.commandId, command);
+    for (const instanceId of instanceIds) {
+      const invocation = this.start(command, this.world.instances.get(instanceId), "api");
+      command.invocations.push(invocation);
+    }
+    this.world.trace.record({
+      at: now,
+      kind: "ssm.command",
+      message: `SendCommand ${documentName} to ${instanceIds.length} instance(s)`,
+      data: { commandId: command.commandId, documentName, instanceIds, comment },
+    });
+    return command;
+  }
+
+  /** Sends the command to one instance; it runs once delivered, if the instance is still reachable. */
+  start(command: Command, instance: Instance, source: Invocation["source"]): Invocation {
+    const rng = this.world.rng.fork(`invocation:${command.commandId}:${instance.id}`);
+    const now = this.world.now();
+    const kind = classifyCommand(command);
+    const invocation: Invocation = {
+      commandId: command.commandId,
+      instanceId: instance.id,
+      documentName: command.documentName,
+      comment: command.comment,
+      requestedAt: now,
+      visibleAt: now + rng.draw(this.options.visibilitySeconds ?? { min: 0.2, max: 1.5 }) * 1000,
+      status: "Pending",
+      statusDetails: "Pending",
+      responseCode: -1,
+      output: "",
+      errorOutput: "",
+      pluginName: pluginNameOf(command.documentName),
+      kind,
+      packageName: kind === "install" ? command.parameters.name?.[0] : undefined,
+      source,
+      timers: [],
+    };
+    this.invocations.add(invocation);
+    if (kind === "install") this.distributor.noteInstallSent(invocation, instance);
+    const delivery = rng.draw(this.options.deliverySeconds ?? { min: 0.5, max: 2 }) * 1000;
+    invocation.timers.push(
+      this.world.scheduler.after(delivery, () => {
+        if (invocation.status !== "Pending") return;
+        if (!isManaged(instance)) {
+          this.invocations.finish(
+            invocation,
+            "Failed",
+            "Undeliverable",
+            -1,
+            "",
+            "The command could not be delivered to the instance.",
+          );
+          return;
+        }
+        if (kind === "install") this.distributor.install(invocation, instance, command, rng);
+        else this.scripts.run(invocation, instance, rng);
+      }),
+    );
+    return invocation;
+  }
+
+  cancel(commandId: string, instanceIds?: string[]): void {
+    const command = this.invocations.commands.get(commandId);
+    if (!command) throw new AwsServiceError("InvalidCommandId", "");
+    for (const invocation of command.invocations) {
+      if (instanceIds && instanceIds.length > 0 && !instanceIds.includes(invocation.instanceId)) continue;
+      if (isTerminal(invocation.status)) continue;
+      this.invocations.finish(invocation, "Cancelled", "Cancelled", -1, invocation.output, "");
+    }
+  }
+
+  /** The instances a target names: ids as given, or the managed instances of Auto Scaling groups. */
+  private resolveTarget(target: { Key?: string; Values?: string[] }): string[] {
+    const values = target.Values ?? [];
+    if (target.Key === "InstanceIds") return values;
+    if (target.Key === `tag:${GROUP_TAG}`) {
+      return values
+        .flatMap((name) => this.world.instances.inGroup(name))
+        .filter((instance) => isManaged(instance))
+        .map((instance) => instance.id);
+    }
+    throw new AwsServiceError(
+      "InvalidParameters",
+      `Target key ${target.Key} is not supported by this sandbox`,
+    );
+  }
+
+  /** EC2 shutting down: nothing more reaches the instance; unfinished invocations fail. */
+  private failOnShutdown(instance: Instance): void {
+    for (const invocation of this.invocations.of(instance.id)) {
+      if (isTerminal(invocation.status)) continue;
+      if (invocation.status === "Pending") {
+        this.invocations.finish(
+          invocation,
+          "Failed",
+          "Undeliverable",
+          -1,
+          "",
+          "The instance is shutting down or terminated.",
+        );
+      } else {
+        this.invocations.finish(
+          invocation,
+          "Failed",
+          "Failed",
+          -1,
+          invocation.output,
+          "The instance was terminated while the command ran.",
+        );
+      }
+    }
+    instance.changed.notify();
+  }
+}
