@@ -17,8 +17,36 @@ export const INSTALL_DOCUMENT = "AWS-ConfigureAWSPackage";
 /** Documents that run the verification script on each platform. */
 export const LINUX_VERIFY_DOCUMENT = "AWS-RunShellScript";
 export const WINDOWS_VERIFY_DOCUMENT = "AWS-RunPowerShellScript";
-/** First line of the verification script: names it in the instance's command history. */
+/**
+ * First lines of the scripts in the service's own documents: each names its script in the instance's
+ * command history, and the sandbox knows a script by it.
+ */
 export const VERIFY_MARKER = "# agentfix verify-agent";
+export const SKIP_IF_CURRENT_MARKER = "# agentfix skip-if-current";
+export const DEPLOYMENT_GUARD_MARKER = "# agentfix deployment-guard";
+
+/**
+ * The service's own Command documents (schemaVersion 2.2, created by the stack for each stage): one
+ * installs the agent with Distributor unless it is already current or a deployment runs on the
+ * instance, then verifies it; the other only checks the agent. Their scripts are fixed, so whoever may
+ * send them cannot run anything else on an instance.
+ */
+export function agentDocumentNames(stage: string): { install: string; check: string } {
+  return {
+    install: `agentfix-${stage}-install-codedeploy-agent`,
+    check: `agentfix-${stage}-check-codedeploy-agent`,
+  };
+}
+/** Step names of the install document, as CommandPlugins[].Name reports them. */
+export const INSTALL_STEPS = {
+  skipIfCurrentLinux: "skipIfCurrentLinux",
+  skipIfCurrentWindows: "skipIfCurrentWindows",
+  guardLinux: "deploymentGuardLinux",
+  guardWindows: "deploymentGuardWindows",
+  install: "installAgent",
+  verifyLinux: "verifyLinux",
+  verifyWindows: "verifyWindows",
+} as const;
 /** Every document the functions send. */
 export const AGENT_DOCUMENTS = [INSTALL_DOCUMENT, LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT] as const;
 
