@@ -64,6 +64,10 @@ export const LaunchReplaySchema = z
     instanceIds: z.array(INSTANCE_ID).min(1).max(500),
     autoScalingGroupName: GROUP_NAME,
     lifecycleHookName: HOOK_NAME.optional(),
+    /** When the lifecycle action began; looked up from the group's scaling activities when absent. */
+    lifecycleActionStartedAt: z.iso.datetime({ offset: true }).optional(),
+    /** "WarmPool" for an instance leaving the warm pool; looked up like the start time when absent. */
+    origin: z.literal("WarmPool").optional(),
     source: z.enum(["operator", "sweep"]).optional(),
   })
   .strict();

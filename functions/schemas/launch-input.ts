@@ -59,10 +59,13 @@ export function parseLaunchInput(input: unknown): LaunchRequest[] | "test-notifi
     ];
   }
   const replay = parseOrThrow(LaunchReplaySchema, input, "launch replay payload");
+  const startedAt = parseTime(replay.lifecycleActionStartedAt);
   return replay.instanceIds.map((instanceId) => ({
     instanceId,
     group: replay.autoScalingGroupName,
     hook: replay.lifecycleHookName,
+    ...(startedAt !== undefined ? { startedAt } : {}),
+    ...(replay.origin ? { origin: replay.origin } : {}),
     source: replay.source === "sweep" ? "sweep" : "replay",
   }));
 }

@@ -39,16 +39,23 @@ function group(name: string, instances: [string, string][], extra: Partial<AutoS
   } as AutoScalingGroup;
 }
 
-function launched(instanceId: string, secondsAgo: number, warmPool = false): Activity {
+function launched(
+  instanceId: string,
+  secondsAgo: number,
+  warmPool: false | "into" | "from" = false,
+): Activity {
   return {
     ActivityId: `act-${instanceId}`,
     AutoScalingGroupName: "web",
     Cause: "test",
-    Description: `Launching a new EC2 instance${warmPool ? " into warm pool" : ""}: ${instanceId}`,
-    StartTime: new Date(Date.now() - secondsAgo * 1000),
+    Description: `Launching a new EC2 instance${warmPool ? ` ${warmPool} warm pool` : ""}: ${instanceId}`,
+    StartTime: new Date(startOf(secondsAgo)),
     StatusCode: "MidLifecycleAction",
   };
 }
+
+const NOW = Date.now();
+const startOf = (secondsAgo: number) => Math.floor((NOW - secondsAgo * 1000) / 1000) * 1000;
 
 function ourHook(groupName = "web") {
   return {
@@ -102,7 +109,32 @@ describe("sweepStaleLaunches", () => {
     const call = sqs.commandCalls(SendMessageBatchCommand)[0];
     expect(call?.args[0].input.QueueUrl).toBe(QUEUE_URL);
     expect(sentBodies()).toEqual([
-      { instanceIds: ["i-0aaa"], autoScalingGroupName: "web", lifecycleHookName: HOOK, source: "sweep" },
+      {
+        instanceIds: ["i-0aaa"],
+        autoScalingGroupName: "web",
+        lifecycleHookName: HOOK,
+        lifecycleActionStartedAt: new Date(startOf(600)).toISOString(),
+        source: "sweep",
+      },
+    ]);
+  });
+
+  it("carries the launch's start and a warm-pool exit in the replay payload", async () => {
+    autoScaling
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [group("web", [["i-0bbb", "Pending:Wait"]])] });
+    autoScaling
+      .on(DescribeScalingActivitiesCommand)
+      .resolves({ Activities: [launched("i-0bbb", 900, "from"), launched("i-0bbb", 86_400, "into")] });
+
+    await sweepStaleLaunches(SETTINGS);
+
+    expect(sentBodies()).toEqual([
+      expect.objectContaining({
+        instanceIds: ["i-0bbb"],
+        lifecycleActionStartedAt: new Date(startOf(900)).toISOString(),
+        origin: "WarmPool",
+      }),
     ]);
   });
 
@@ -182,7 +214,7 @@ describe("sweepStaleLaunches", () => {
     });
     autoScaling
       .on(DescribeScalingActivitiesCommand)
-      .resolves({ Activities: [launched("i-0warm", 900, true)] });
+      .resolves({ Activities: [launched("i-0warm", 900, "into")] });
 
     const report = await sweepStaleLaunches(SETTINGS);
 

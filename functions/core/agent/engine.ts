@@ -183,7 +183,9 @@ class AgentEngine {
         job.phase = checkFirst ? "probe" : "install";
         job.reason =
           this.request.mode === "install" ? "registered with SSM" : "registered with SSM; checking the agent";
-      } else if (now >= this.request.registrationDeadline) {
+      } else if (
+        now >= (this.request.registrationDeadlines?.get(job.instanceId) ?? this.request.registrationDeadline)
+      ) {
         this.finish(
           job,
           "FAILED",

@@ -36,8 +36,10 @@ export interface EnsureAgentsRequest {
   mode: EnsureMode;
   /** AWS-time ms; installs of this package sent after it count as this job's own (resume). */
   since?: number;
-  /** AWS-time ms; an instance not Online with SSM by then fails. */
+  /** AWS-time ms; an instance not Online with SSM by then fails (unless it has its own deadline below). */
   registrationDeadline: number;
+  /** Per instance: AWS-time ms by which it must be Online with SSM (its lifecycle action's start + timeout). */
+  registrationDeadlines?: ReadonlyMap<string, number>;
   /** AWS-time ms; stop and leave unfinished instances PENDING. */
   deadline: number;
   correlationId: string;

@@ -4,13 +4,19 @@ import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
+  DescribeScalingActivitiesCommand,
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { autoScaling, backoffDelay } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, limiter, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
-import { CODEDEPLOY_HOOK_PREFIX, DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
+import {
+  CODEDEPLOY_HOOK_PREFIX,
+  DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+  LAUNCH_ACTIVITY_PREFIX,
+  LAUNCH_TRANSITION,
+} from "../contract.js";
 
 /** DescribeAutoScalingInstances takes at most 50 instance ids. */
 const MAX_INSTANCE_IDS = 50;
@@ -49,6 +55,60 @@ export async function describeLifecycleStates(
     }
   }
   return states;
+}
+
+/** Scaling activities are returned newest first, 100 at most per page. */
+const ACTIVITIES_PER_PAGE = 100;
+/** Upper bound on activity pages read per group, so one busy group cannot exhaust the invocation. */
+const MAX_ACTIVITY_PAGES = 20;
+/**
+ * The description Auto Scaling gives the activity that launched an instance: "Launching a new EC2
+ * instance: i-...", "... into warm pool: i-..." (entering the pool) or "... from warm pool: i-..."
+ * (leaving it) (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pools-eventbridge-events.html).
+ */
+const LAUNCH_ACTIVITY = new RegExp(`^${LAUNCH_ACTIVITY_PREFIX}(?: (into|from) warm pool)?: (i-[0-9a-zA-Z]+)`);
+
+export interface LaunchActivity {
+  /** AWS-time ms when the activity, and with it the launch lifecycle action, began. */
+  startedAt: number;
+  /** "WarmPool" when the instance is leaving the warm pool. */
+  origin?: "WarmPool";
+}
+
+/**
+ * The latest launch activity of each instance (newest activities first). Auto Scaling keeps activities
+ * for six weeks; an instance whose activity is not among the pages read is absent.
+ */
+export async function findLaunchActivities(
+  group: string,
+  instanceIds: readonly string[],
+): Promise<Map<string, LaunchActivity>> {
+  const wanted = new Set(instanceIds);
+  const found = new Map<string, LaunchActivity>();
+  const pages = paginate(
+    (NextToken) =>
+      autoScaling.send(
+        new DescribeScalingActivitiesCommand({
+          AutoScalingGroupName: group,
+          MaxRecords: ACTIVITIES_PER_PAGE,
+          NextToken,
+        }),
+      ),
+    MAX_ACTIVITY_PAGES,
+  );
+  for await (const page of pages) {
+    for (const activity of page.Activities ?? []) {
+      const match = LAUNCH_ACTIVITY.exec(activity.Description ?? "");
+      const instanceId = match?.[2];
+      if (!instanceId || !wanted.has(instanceId) || found.has(instanceId) || !activity.StartTime) continue;
+      found.set(instanceId, {
+        startedAt: activity.StartTime.getTime(),
+        ...(match?.[1] === "from" ? { origin: "WarmPool" as const } : {}),
+      });
+    }
+    if (found.size >= wanted.size) break;
+  }
+  return found;
 }
 
 export interface LaunchHook {

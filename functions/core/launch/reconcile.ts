@@ -14,6 +14,7 @@ import { METRIC, type MetricName, WAITING_STATES } from "../contract.js";
 import {
   completeAction,
   describeLifecycleStates,
+  findLaunchActivities,
   type LifecycleAction,
   LifecycleCalls,
   recordHeartbeat,
@@ -67,6 +68,8 @@ class LaunchReconciler {
     for (const [instanceId, request] of newestPerInstance(inScope)) this.work.set(instanceId, request);
     await this.resolveHooks();
     await this.dropFinishedWaits();
+    await this.findLaunchStarts();
+    await this.confirmOurActionsOpen();
     await this.leaseInstances();
 
     const results = await this.ensureAgents();
@@ -134,6 +137,57 @@ class LaunchReconciler {
     }
   }
 
+  /**
+   * Sweeps and replays carry no lifecycle action token, and may carry no start time: the start time
+   * (and whether the instance leaves a warm pool) comes from the group's scaling activities, so every
+   * deadline counts from the launch itself, whatever brought the instance here.
+   */
+  private async findLaunchStarts(): Promise<void> {
+    const byGroup = new Map<string, LaunchRequest[]>();
+    for (const request of this.work.values()) {
+      if (request.startedAt !== undefined) continue;
+      byGroup.set(request.group, [...(byGroup.get(request.group) ?? []), request]);
+    }
+    for (const [group, requests] of byGroup) {
+      const launches = await findLaunchActivities(
+        group,
+        requests.map((request) => request.instanceId),
+      );
+      for (const request of requests) {
+        const launch = launches.get(request.instanceId);
+        if (!launch) continue;
+        request.startedAt = launch.startedAt;
+        request.origin ??= launch.origin;
+      }
+    }
+  }
+
+  /**
+   * Pending:Wait does not say which hook holds the instance: after our CONTINUE, CodeDeploy's own
+   * launch hook may hold it while its launch deployment runs, and an install then would restart the
+   * agent under that deployment. An event carries our action's token; for a sweep or a replay, a
+   * heartbeat by instance id tells whether our action is still open ("No active Lifecycle Action
+   * found" when it is not: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RecordLifecycleActionHeartbeat.html).
+   */
+  private async confirmOurActionsOpen(): Promise<void> {
+    if (this.config.DRY_RUN) return;
+    const unconfirmed = [...this.work.values()].filter((request) => request.source !== "event");
+    const open = await mapLimit(unconfirmed, AWS_CALLS_IN_FLIGHT, (request) =>
+      this.lifecycle.retrying(() => recordHeartbeat(this.actionOf(request))),
+    );
+    for (const [index, request] of unconfirmed.entries()) {
+      if (open[index] === false) {
+        this.drop(
+          request,
+          "ALREADY_COMPLETED",
+          "our lifecycle action is not open (another hook, such as CodeDeploy's launch hook, holds the instance); left alone",
+        );
+      } else if (open[index] === true) {
+        this.lastBeat.set(request.instanceId, clock.now());
+      }
+    }
+  }
+
   /** Two invocations must never work on one instance at once (duplicated events, sweep, replays). */
   private async leaseInstances(): Promise<void> {
     const candidates = [...this.work.values()];
@@ -169,13 +223,18 @@ class LaunchReconciler {
     const results = await Promise.all(
       [...byMode].map(([mode, group]) => {
         const earliest = Math.min(...group.map((request) => request.startedAt ?? this.startedAt));
+        const timeoutMs = this.config.REGISTRATION_TIMEOUT_SECONDS * 1000;
         return ensureAgents(
           {
             instanceIds: group.map((request) => request.instanceId),
             mode,
             // Installs sent since the launch began are this launch's own (a minute of slack for clock skew).
             since: group.every((request) => request.startedAt !== undefined) ? earliest - 60_000 : undefined,
-            registrationDeadline: earliest + this.config.REGISTRATION_TIMEOUT_SECONDS * 1000,
+            // Each instance's own: a fresh launch batched with an old one gets its full time.
+            registrationDeadline: this.startedAt + timeoutMs,
+            registrationDeadlines: new Map(
+              group.map((request) => [request.instanceId, (request.startedAt ?? this.startedAt) + timeoutMs]),
+            ),
             deadline: this.context.deadline,
             correlationId: this.context.correlationId,
             onTick: (now, pending) => this.heartbeatDue(now, pending),

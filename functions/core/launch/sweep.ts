@@ -8,7 +8,6 @@ import {
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
   DescribeLifecycleHooksCommand,
-  DescribeScalingActivitiesCommand,
   DescribeWarmPoolCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
@@ -16,23 +15,13 @@ import { autoScaling, sqs } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
-import { LAUNCH_ACTIVITY_PREFIX, LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
+import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
+import { findLaunchActivities } from "./lifecycle.js";
 
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_SIZE = 10;
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
-/** Scaling activities are returned newest first, 100 at most per page. */
-const ACTIVITIES_PER_PAGE = 100;
-/** Upper bound on activity pages read per group, so one busy group cannot exhaust the invocation. */
-const MAX_ACTIVITY_PAGES = 20;
-/**
- * The description Auto Scaling gives the activity that launched an instance, e.g.
- * "Launching a new EC2 instance: i-0123456789abcdef0" or, for a warm pool,
- * "Launching a new EC2 instance into warm pool: i-0123456789abcdef0".
- */
-const LAUNCH_ACTIVITY = new RegExp(`^${LAUNCH_ACTIVITY_PREFIX}(?: into warm pool)?: (i-[0-9a-zA-Z]+)`);
-
 export interface SweepSettings {
   /** Auto Scaling group names in scope; empty means every group of the account and Region. */
   groups: readonly string[];
@@ -47,6 +36,10 @@ export interface StaleInstance {
   group: string;
   /** Seconds since the launch activity started; null when no launch activity was found. */
   waitingSeconds: number | null;
+  /** AWS-time ms when the launch activity started, when found. */
+  startedAt?: number;
+  /** "WarmPool" when the instance is leaving the warm pool. */
+  origin?: "WarmPool";
 }
 
 export interface SweepReport {
@@ -61,6 +54,9 @@ export interface ReplayPayload {
   instanceIds: string[];
   autoScalingGroupName: string;
   lifecycleHookName: string;
+  /** When the lifecycle action began (ISO 8601), so deadlines count from the launch, not the sweep. */
+  lifecycleActionStartedAt?: string;
+  origin?: "WarmPool";
   source: "sweep";
 }
 
@@ -97,21 +93,22 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     }
     examinedGroups.push(name);
     examined += waiting.length;
-    const launchTimes = await findLaunchTimes(
+    const launches = await findLaunchActivities(
       name,
       waiting.map((instance) => instance.instanceId),
     );
     const now = clock.now();
     for (const instance of waiting) {
-      const launchedAt = launchTimes.get(instance.instanceId);
-      if (launchedAt === undefined) {
+      const launch = launches.get(instance.instanceId);
+      if (launch === undefined) {
         // Older than every activity Auto Scaling still keeps: it has waited long past any threshold.
         logger.warn("No launch activity found for a waiting instance", { ...instance });
         stale.push({ ...instance, waitingSeconds: null });
         continue;
       }
-      const waitingSeconds = Math.floor((now - launchedAt) / 1000);
-      if (waitingSeconds >= settings.staleAfterSeconds) stale.push({ ...instance, waitingSeconds });
+      const waitingSeconds = Math.floor((now - launch.startedAt) / 1000);
+      if (waitingSeconds >= settings.staleAfterSeconds)
+        stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin });
     }
   }
 
@@ -171,32 +168,6 @@ async function hasOurLaunchHook(group: string, hookName: string): Promise<boolea
   );
 }
 
-/** Start time (epoch ms) of the activity that launched each instance, newest activities first. */
-async function findLaunchTimes(group: string, instanceIds: string[]): Promise<Map<string, number>> {
-  const wanted = new Set(instanceIds);
-  const found = new Map<string, number>();
-  const pages = paginate(
-    (NextToken) =>
-      autoScaling.send(
-        new DescribeScalingActivitiesCommand({
-          AutoScalingGroupName: group,
-          MaxRecords: ACTIVITIES_PER_PAGE,
-          NextToken,
-        }),
-      ),
-    MAX_ACTIVITY_PAGES,
-  );
-  for await (const page of pages) {
-    for (const activity of page.Activities ?? []) {
-      const instanceId = LAUNCH_ACTIVITY.exec(activity.Description ?? "")?.[1];
-      if (!instanceId || !wanted.has(instanceId) || found.has(instanceId) || !activity.StartTime) continue;
-      found.set(instanceId, activity.StartTime.getTime());
-    }
-    if (found.size >= wanted.size) break;
-  }
-  return found;
-}
-
 /** Sends one replay payload per instance, ten per SendMessageBatch call; fails on any failed entry. */
 async function enqueueReplays(queueUrl: string, hookName: string, stale: StaleInstance[]): Promise<number> {
   const failed: EnqueueError["failed"] = [];
@@ -228,6 +199,10 @@ export function replayPayload(instance: StaleInstance, hookName: string): Replay
     instanceIds: [instance.instanceId],
     autoScalingGroupName: instance.group,
     lifecycleHookName: hookName,
+    ...(instance.startedAt !== undefined
+      ? { lifecycleActionStartedAt: new Date(instance.startedAt).toISOString() }
+      : {}),
+    ...(instance.origin ? { origin: instance.origin } : {}),
     source: "sweep",
   };
 }

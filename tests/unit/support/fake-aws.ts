@@ -3,6 +3,7 @@ import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
+  DescribeScalingActivitiesCommand,
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
@@ -180,6 +181,7 @@ export class FakeAws {
         })),
     }));
     this.autoScaling.on(DescribeLifecycleHooksCommand).callsFake(() => ({ LifecycleHooks: this.hooks }));
+    this.autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
     this.autoScaling.on(CompleteLifecycleActionCommand).callsFake((input) => {
       const instance =
         [...this.instances.values()].find((item) => item.id === input.InstanceId) ??
