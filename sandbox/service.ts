@@ -1,20 +1,33 @@
-import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
-import { failureEnvironment, launchEnvironment, sweepEnvironment } from "../stacks/environment.js";
-import { deploymentFailureEventPattern, launchEventPattern } from "../stacks/patterns.js";
+import {
+  describeService,
+  type FunctionKey,
+  type FunctionWiring,
+  isScheduleRule,
+  type QueueKey,
+  type RuleWiring,
+  type ServiceWiring,
+} from "../stacks/wiring.js";
 import type { EventBus } from "./events/bus.js";
 import type { LambdaFunction, LambdaRuntime } from "./runtime/lambda.js";
 import { addSqsEventSource, type SqsSourceStats } from "./runtime/sqs-source.js";
 import type { Queue } from "./world/sqs.js";
 import type { World } from "./world/world.js";
 
-/**
- * The service deployed into the sandbox the way the stacks deploy it to AWS: the same stage
- * configuration (stacks/config.ts, defaults included), the same environment variables, queues,
- * event source settings, rule patterns, async retry policy, schedule and lifecycle hooks.
- */
+// The service deployed into the sandbox from the very description the stacks build from
+// (stacks/wiring.ts, derived from the stage configuration, defaults included): the same functions
+// with their environment, queues and redrive policies, event source settings, rule patterns and
+// schedule, asynchronous-invoke policies and lifecycle hooks. A setting changed in the stage
+// configuration or the description changes the stacks and the sandbox alike.
+//
+// What the sandbox leaves out: queue retention (a run is far shorter than any retention period),
+// and EventBridge's retry policy and dead-letter queue for a failed delivery (the sandbox's bus
+// delivers to a queue or function without failing; its faults drop events before the target).
+
 export interface ServiceDeployment {
   config: StageConfig;
+  /** The description the deployment followed. */
+  wiring: ServiceWiring;
   launch: LambdaFunction;
   failure: LambdaFunction;
   sweep?: LambdaFunction;
@@ -30,7 +43,7 @@ export interface DeployOptions {
   stage?: string;
   /** Run the scheduled sweep (default: as the configuration says). */
   sweep?: boolean;
-  /** Reserved concurrency of each function in the sandbox (Lambda's unreserved pool is far larger). */
+  /** Concurrency of each function in the sandbox (default: see `sandboxConcurrency`). */
   concurrency?: { launch?: number; failure?: number; sweep?: number };
   /** Extra environment for all functions (e.g. AWS_MAX_ATTEMPTS). */
   env?: Record<string, string>;
@@ -42,6 +55,8 @@ export interface DeployOptions {
 }
 
 export const LEASE_TABLE = "agentfix-sandbox-leases";
+/** The sandbox's stand-in for the unreserved pool of a function that events invoke. */
+const EVENT_CONCURRENCY = 10;
 
 /** Seconds of an EventBridge `rate(...)` expression. */
 export function rateSeconds(expression: string): number {
@@ -49,6 +64,38 @@ export function rateSeconds(expression: string): number {
   if (!match) throw new RangeError(`the sandbox runs rate(...) schedules only, not ${expression}`);
   const unit = match[2]!.startsWith("minute") ? 60 : match[2]!.startsWith("hour") ? 3600 : 86_400;
   return Number(match[1]) * unit;
+}
+
+const entries = <K extends string, V>(record: Record<K, V>) => Object.entries(record) as [K, V][];
+
+/**
+ * A function without reserved concurrency draws on the account's unreserved pool (1,000 by
+ * default). The sandbox gives it a pool as large as what invokes it can use: its queue source's
+ * maximum concurrency, one run at a time when only a schedule invokes it, a few for events.
+ */
+function sandboxConcurrency(wiring: ServiceWiring, key: FunctionKey): number {
+  const fn = wiring.functions[key];
+  if (fn.reservedConcurrency !== undefined) return fn.reservedConcurrency;
+  const source = wiring.sqsSources.find((candidate) => candidate.function === key);
+  if (source) return source.maxConcurrency;
+  return onlyScheduled(wiring, key) ? 1 : EVENT_CONCURRENCY;
+}
+
+/** The rules that invoke a function: directly, or through a queue it reads. */
+function rulesInvoking(wiring: ServiceWiring, key: FunctionKey): RuleWiring[] {
+  const read = new Set(readQueues(wiring, key));
+  return Object.values(wiring.rules).filter(({ target }) =>
+    "function" in target ? target.function === key : read.has(target.queue),
+  );
+}
+
+function readQueues(wiring: ServiceWiring, key: FunctionKey): QueueKey[] {
+  return wiring.sqsSources.filter((source) => source.function === key).map((source) => source.queue);
+}
+
+function onlyScheduled(wiring: ServiceWiring, key: FunctionKey): boolean {
+  const rules = rulesInvoking(wiring, key);
+  return rules.length > 0 && rules.every(isScheduleRule) && readQueues(wiring, key).length === 0;
 }
 
 export async function deployService(
@@ -59,87 +106,77 @@ export async function deployService(
   options: DeployOptions = {},
 ): Promise<ServiceDeployment> {
   const config = parseStageConfig(options.stage ?? "sandbox", input, "sandbox configuration");
-  const { hook, launch, failure, sweep } = config;
-  world.dynamodb.createTable({ name: LEASE_TABLE, hashKey: "pk" });
-  const launchDeadLetterQueue = world.sqs.createQueue({ name: "agentfix-launch-dlq" });
-  const launchQueue = world.sqs.createQueue({
-    name: "agentfix-launch",
-    visibilityTimeoutSeconds: launch.visibilityTimeoutSeconds,
-    maxReceiveCount: launch.maxReceiveCount,
-    deadLetterQueueName: launchDeadLetterQueue.name,
-  });
-  const failureDeadLetterQueue = world.sqs.createQueue({ name: "agentfix-failure-dlq" });
-
-  const launchFunction = await runtime.deploy({
-    name: "agentfix-sandbox-launch",
-    module: "functions/launch.ts",
-    timeoutSeconds: launch.timeoutSeconds,
-    memoryMb: launch.memoryMb,
-    reservedConcurrency: options.concurrency?.launch ?? launch.maxConcurrency,
-    env: {
-      ...options.env,
-      ...launchEnvironment(config, {
-        leaseTable: LEASE_TABLE,
-        launchQueueUrl: world.sqs.queueUrl(launchQueue.name),
-      }),
-    },
-  });
+  const wiring = describeService(config);
   const triggers = options.triggers ?? true;
-  const launchSource = triggers
-    ? addSqsEventSource(runtime, world, launchFunction, launchQueue, {
-        batchSize: launch.batchSize,
-        maximumBatchingWindowSeconds: launch.maxBatchingWindowSeconds,
-        reportBatchItemFailures: true,
-        maximumConcurrency: launch.maxConcurrency,
-      })
-    : { batches: 0, messagesReceived: 0, messagesDeleted: 0, itemFailures: 0, failedBatches: 0 };
-  if (triggers) {
-    bus.addRule("LaunchLifecycleRule", launchEventPattern(config.groups, hook.name), (event) => {
-      world.sqs.sendMessage(launchQueue, JSON.stringify(event));
-    });
-  }
+  world.dynamodb.createTable({ name: LEASE_TABLE, hashKey: "pk" });
 
-  const failureFunction = await runtime.deploy({
-    name: "agentfix-sandbox-deployment-failure",
-    module: "functions/deployment-failure.ts",
-    timeoutSeconds: failure.timeoutSeconds,
-    memoryMb: failure.memoryMb,
-    reservedConcurrency: options.concurrency?.failure ?? 10,
-    env: { ...options.env, ...failureEnvironment(config, { leaseTable: LEASE_TABLE }) },
-  });
-  if (triggers) {
-    bus.addRule("DeploymentFailureRule", deploymentFailureEventPattern(config.deploymentGroups), (event) => {
-      runtime.invokeAsync(failureFunction, event, { maximumRetryAttempts: failure.retryAttempts });
+  const queues = {} as Record<QueueKey, Queue>;
+  for (const [key, queue] of entries(wiring.queues)) {
+    queues[key] = world.sqs.createQueue({
+      name: queue.name,
+      visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
+      maxReceiveCount: queue.deadLetter?.maxReceiveCount,
+      deadLetterQueueName: queue.deadLetter && wiring.queues[queue.deadLetter.queue].name,
     });
   }
-  runtime.onStop(() => {
-    for (const record of failureFunction.failureDestination.splice(0)) {
-      world.sqs.sendMessage(failureDeadLetterQueue, JSON.stringify(record));
+  const resources = {
+    leaseTable: LEASE_TABLE,
+    queueUrl: (key: QueueKey) => world.sqs.queueUrl(queues[key].name),
+  };
+  const scheduleRuns = (rule: { enabled: boolean }) => triggers && (options.sweep ?? rule.enabled);
+
+  // Each function is deployed, then wired to what invokes it: its queue sources, the rules that
+  // reach it (directly or through a queue it reads) and its schedules.
+  const functions: Partial<Record<FunctionKey, LambdaFunction>> = {};
+  const sources: SqsSourceStats[] = [];
+  for (const [key, wired] of entries(wiring.functions)) {
+    const rules = rulesInvoking(wiring, key);
+    // Replays invoke the other functions by hand, never one that only a schedule invokes.
+    if (onlyScheduled(wiring, key) && !rules.some(scheduleRuns)) continue;
+    const fn = await deployFunction(runtime, wired, {
+      reservedConcurrency: options.concurrency?.[key] ?? sandboxConcurrency(wiring, key),
+      env: { ...options.env, ...wired.environment(resources) },
+    });
+    functions[key] = fn;
+    if (triggers) {
+      for (const source of wiring.sqsSources.filter((candidate) => candidate.function === key)) {
+        sources.push(
+          addSqsEventSource(runtime, world, fn, queues[source.queue], {
+            batchSize: source.batchSize,
+            maximumBatchingWindowSeconds: source.maxBatchingWindowSeconds,
+            reportBatchItemFailures: source.reportBatchItemFailures,
+            maximumConcurrency: source.maxConcurrency,
+          }),
+        );
+      }
     }
-  });
-
-  let sweepFunction: LambdaFunction | undefined;
-  if (triggers && (options.sweep ?? sweep.enabled)) {
-    sweepFunction = await runtime.deploy({
-      name: "agentfix-sandbox-sweep",
-      module: "functions/sweep.ts",
-      timeoutSeconds: sweep.timeoutSeconds,
-      memoryMb: sweep.memoryMb,
-      reservedConcurrency: options.concurrency?.sweep ?? 1,
-      env: {
-        ...options.env,
-        ...sweepEnvironment(config, { launchQueueUrl: world.sqs.queueUrl(launchQueue.name) }),
-      },
-    });
-    runtime.schedule(sweepFunction, rateSeconds(sweep.schedule), "SweepSchedule");
+    for (const rule of rules) {
+      if (isScheduleRule(rule)) {
+        if (scheduleRuns(rule)) runtime.schedule(fn, rateSeconds(rule.schedule), rule.id);
+      } else if (triggers && rule.enabled) {
+        const { target } = rule;
+        bus.addRule(rule.id, rule.pattern, (event) => {
+          if ("queue" in target) world.sqs.sendMessage(queues[target.queue], JSON.stringify(event));
+          else runtime.invokeAsync(fn, event);
+        });
+      }
+    }
+    const onFailure = wired.asyncInvoke?.onFailure;
+    if (onFailure) {
+      runtime.onStop(() => {
+        for (const record of fn.failureDestination.splice(0)) {
+          world.sqs.sendMessage(queues[onFailure], JSON.stringify(record));
+        }
+      });
+    }
   }
 
-  if (hook.managedBy === "stack") {
-    for (const group of config.groups) {
+  for (const hook of wiring.lifecycleHooks) {
+    for (const group of hook.groups) {
       world.autoScaling.putLifecycleHook({
         groupName: group,
         hookName: hook.name,
-        transition: LAUNCH_TRANSITION,
+        transition: hook.transition,
         heartbeatTimeout: hook.heartbeatTimeoutSeconds,
         defaultResult: hook.defaultResult,
       });
@@ -148,13 +185,44 @@ export async function deployService(
 
   return {
     config,
-    launch: launchFunction,
-    failure: failureFunction,
-    sweep: sweepFunction,
-    launchQueue,
-    launchDeadLetterQueue,
-    failureDeadLetterQueue,
+    wiring,
+    launch: functions.launch!,
+    failure: functions.failure!,
+    sweep: functions.sweep,
+    launchQueue: queues.launch,
+    launchDeadLetterQueue: queues.launchDeadLetter,
+    failureDeadLetterQueue: queues.failureDeadLetter,
     leaseTable: LEASE_TABLE,
-    launchSource,
+    launchSource: sources[0] ?? {
+      batches: 0,
+      messagesReceived: 0,
+      messagesDeleted: 0,
+      itemFailures: 0,
+      failedBatches: 0,
+    },
   };
+}
+
+function deployFunction(
+  runtime: LambdaRuntime,
+  wired: FunctionWiring,
+  settings: { reservedConcurrency: number; env: Record<string, string> },
+): Promise<LambdaFunction> {
+  return runtime.deploy({
+    name: wired.name,
+    module: wired.module,
+    exportName: wired.exportName,
+    timeoutSeconds: wired.timeoutSeconds,
+    memoryMb: wired.memoryMb,
+    reservedConcurrency: settings.reservedConcurrency,
+    env: settings.env,
+    ...(wired.asyncInvoke
+      ? {
+          asyncInvoke: {
+            maximumRetryAttempts: wired.asyncInvoke.retryAttempts,
+            maximumEventAgeSeconds: wired.asyncInvoke.maxEventAgeSeconds,
+          },
+        }
+      : {}),
+  });
 }

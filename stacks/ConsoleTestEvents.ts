@@ -9,7 +9,6 @@ import { FailurePath } from "./FailurePath.js";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
 import { Sweep } from "./Sweep.js";
-import { serviceFunctionName } from "./service-function.js";
 import {
   readTestEvents,
   TEST_EVENT_REGISTRY,
@@ -17,6 +16,7 @@ import {
   testEventSchemaContent,
   testEventSchemaName,
 } from "./test-events.js";
+import { serviceFunctionName } from "./wiring.js";
 
 /** Directory of the sample events, relative to the project root (where sst runs). */
 export const EVENTS_DIRECTORY = "events";

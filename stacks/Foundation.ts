@@ -6,15 +6,18 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
 import { type StageConfig, useStageConfig } from "./config.js";
+import { describeService, type ServiceWiring } from "./wiring.js";
 
 export interface FoundationOutputs {
   config: StageConfig;
+  /** The functions, queues, event source, rules and hooks the other stacks build, from `config`. */
+  wiring: ServiceWiring;
   leaseTable: Table;
   /** Where alarms notify; undefined when the stage configures neither an email nor a topic. */
   alarmTopic?: ITopic;
 }
 
-/** What every path shares: the stage configuration, the lease table and the alarm topic. */
+/** What every path shares: the stage configuration and its wiring, the lease table and the alarm topic. */
 export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   const config = useStageConfig(app.stage);
 
@@ -68,5 +71,5 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   }
 
   stack.addOutputs({ LeaseTableName: leaseTable.tableName });
-  return { config, leaseTable, alarmTopic };
+  return { config, wiring: describeService(config), leaseTable, alarmTopic };
 }

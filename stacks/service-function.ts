@@ -1,5 +1,6 @@
-import { RemovalPolicy } from "aws-cdk-lib";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
@@ -7,49 +8,41 @@ import { Function as SstFunction } from "sst/constructs";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { WILDCARD_EVIDENCE, type WildcardEvidence } from "./permissions.js";
+import { queueOf, resourceNames, type StackResources } from "./service-resources.js";
+import type { FunctionWiring } from "./wiring.js";
 
 export const RUNTIME = "nodejs22.x";
 
-/**
- * Functions have predictable names, `agentfix-<stage>-<role>`, so operators and tools
- * (`npm run replay`, the console's test events, CloudWatch Logs under /aws/lambda/<name>) find them.
- */
-export function serviceFunctionName(stage: string, role: "launch" | "deployment-failure" | "sweep"): string {
-  return `${SERVICE_NAME}-${stage}-${role}`;
-}
-
 export interface ServiceFunctionProps {
-  functionName: string;
-  handler: string;
-  description: string;
-  timeoutSeconds: number;
-  memoryMb: number;
-  environment: Record<string, string>;
+  config: StageConfig;
+  /** The resources the function's environment and failure destination point at. */
+  resources: StackResources;
   statements: PolicyStatement[];
   /** Wildcard resources the statements hold, each with its written reason (stacks/permissions.ts). */
   wildcards: WildcardEvidence[];
-  config: StageConfig;
 }
 
 /**
  * A function of the service with the settings every one of them shares: Node.js 22 on arm64,
  * explicit memory and timeout, active X-Ray tracing, Powertools configuration, its own log group
  * with the stage's retention, and a role of its own that holds only the statements given (plus
- * writing to its log group and, added by the tracing setting, sending trace segments).
+ * writing to its log group and, added by the tracing setting, sending trace segments). Its name,
+ * handler, size, environment, concurrency and asynchronous-invoke policy come from its wiring.
  */
 export function createServiceFunction(
   scope: Construct,
-  id: string,
+  wiring: FunctionWiring,
   props: ServiceFunctionProps,
 ): SstFunction {
+  const { id } = wiring;
   const logGroup = new LogGroup(scope, `${id}Logs`, {
-    logGroupName: `/aws/lambda/${props.functionName}`,
+    logGroupName: `/aws/lambda/${wiring.name}`,
     retention: props.config.logRetentionDays as RetentionDays,
     removalPolicy: RemovalPolicy.DESTROY,
   });
   const role = new Role(scope, `${id}Role`, {
     assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
-    description: `${props.description} (${props.config.stage})`,
+    description: `${wiring.description} (${props.config.stage})`,
     inlinePolicies: {
       Logs: new PolicyDocument({
         statements: [
@@ -64,13 +57,16 @@ export function createServiceFunction(
     },
   });
   const fn = new SstFunction(scope, id, {
-    functionName: props.functionName,
-    handler: props.handler,
-    description: props.description,
+    functionName: wiring.name,
+    handler: wiring.handler,
+    description: wiring.description,
     runtime: RUNTIME,
     architecture: "arm_64",
-    memorySize: props.memoryMb,
-    timeout: props.timeoutSeconds,
+    memorySize: wiring.memoryMb,
+    timeout: wiring.timeoutSeconds,
+    ...(wiring.reservedConcurrency !== undefined
+      ? { reservedConcurrentExecutions: wiring.reservedConcurrency }
+      : {}),
     tracing: "active",
     // Minified (SST keeps function and class names, so stack traces stay readable): a smaller
     // bundle loads faster on a cold start (`npm run bench` measures both). Separate sourcemaps
@@ -82,7 +78,7 @@ export function createServiceFunction(
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: props.config.logLevel,
-      ...props.environment,
+      ...wiring.environment(resourceNames(props.resources)),
     },
   });
   for (const statement of props.statements) role.addToPrincipalPolicy(statement);
@@ -101,5 +97,13 @@ export function createServiceFunction(
       reason: `Pinned to ${RUNTIME}, the runtime the handlers are built and tested for (supported by Lambda until 2027-04-30); moving to a newer runtime is a deliberate upgrade.`,
     },
   ]);
+  if (wiring.asyncInvoke) {
+    const { retryAttempts, maxEventAgeSeconds, onFailure } = wiring.asyncInvoke;
+    fn.configureAsyncInvoke({
+      retryAttempts,
+      maxEventAge: Duration.seconds(maxEventAgeSeconds),
+      ...(onFailure ? { onFailure: new SqsDestination(queueOf(props.resources, onFailure)) } : {}),
+    });
+  }
   return fn;
 }

@@ -12,7 +12,8 @@ import { instrumentClient, invocationScope } from "./instrument.js";
  * Lambda, in process: a function is a handler module imported after its environment is set; each
  * invocation gets a Context whose remaining time follows the configured timeout on the shared clock,
  * runs under the function's concurrency limit, and is cut off at the timeout. Asynchronous invokes
- * retry twice (after one and two minutes) and then go to the failure destination, as
+ * retry (by default twice, after one and two minutes) while the event is young enough, and then go
+ * to the failure destination, as
  * https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html describes.
  */
 export interface FunctionSpec {
@@ -26,6 +27,33 @@ export interface FunctionSpec {
   reservedConcurrency?: number;
   /** Environment variables set before the module is imported (the function's configuration). */
   env?: Record<string, string>;
+  /** The function's asynchronous-invoke configuration (PutFunctionEventInvokeConfig). */
+  asyncInvoke?: AsyncInvokeOptions;
+}
+
+export interface AsyncInvokeOptions {
+  /** Retries after a failed invocation, 0-2; Lambda's default is 2. */
+  maximumRetryAttempts?: number;
+  /** Age after which an event is no longer retried; Lambda's default is 6 hours. */
+  maximumEventAgeSeconds?: number;
+}
+
+/** An EventBridge schedule that invokes a function (what ListRules and ListTargetsByRule would show). */
+export interface ScheduleRecord {
+  ruleName: string;
+  functionName: string;
+  everySeconds: number;
+}
+
+/** An SQS event source mapping, with the settings the pollers run with. */
+export interface EventSourceMappingRecord {
+  functionName: string;
+  queueName: string;
+  batchSize: number;
+  maximumBatchingWindowSeconds: number;
+  reportBatchItemFailures: boolean;
+  /** Undefined: only the function's concurrency limits the pollers. */
+  maximumConcurrency?: number;
 }
 
 export interface InvocationResult {
@@ -131,6 +159,8 @@ export interface RuntimeFaults {
 
 export class LambdaRuntime {
   readonly functions = new Map<string, LambdaFunction>();
+  readonly schedules: ScheduleRecord[] = [];
+  readonly eventSourceMappings: EventSourceMappingRecord[] = [];
   private readonly stoppers: (() => void)[] = [];
   private stopped = false;
 
@@ -249,24 +279,17 @@ export class LambdaRuntime {
   }
 
   /**
-   * An asynchronous (Event) invoke: Lambda queues the event, retries a failed invocation twice (one
-   * minute, then two minutes later) and then sends a record to the failure destination.
+   * An asynchronous (Event) invoke: Lambda queues the event, retries a failed invocation (one
+   * minute, then two minutes later) as the function's asynchronous-invoke configuration allows, or
+   * `options` for this event, and then sends a record to the failure destination.
    */
-  invokeAsync(fn: LambdaFunction, event: unknown, options: { maximumRetryAttempts?: number } = {}): void {
-    const maxRetries = options.maximumRetryAttempts ?? 2;
+  invokeAsync(fn: LambdaFunction, event: unknown, options: AsyncInvokeOptions = {}): void {
+    const maxRetries = options.maximumRetryAttempts ?? fn.spec.asyncInvoke?.maximumRetryAttempts ?? 2;
+    const maxAgeMs =
+      (options.maximumEventAgeSeconds ?? fn.spec.asyncInvoke?.maximumEventAgeSeconds ?? 6 * 3600) * 1000;
+    const acceptedAt = this.world.now();
     fn.pendingEvents++;
-    const attempt = async (count: number): Promise<void> => {
-      if (this.stopped) return;
-      const result = await this.invoke(fn, event);
-      if (result.ok) {
-        fn.pendingEvents--;
-        return;
-      }
-      if (count <= maxRetries) {
-        fn.stats.asyncRetries++;
-        this.world.scheduler.after(count * 60_000, () => attempt(count + 1));
-        return;
-      }
+    const giveUp = (result: InvocationResult, count: number, condition: string) => {
       fn.pendingEvents--;
       fn.stats.failedEvents++;
       fn.failureDestination.push({
@@ -275,7 +298,7 @@ export class LambdaRuntime {
         requestContext: {
           requestId: result.requestId,
           functionArn: `${fn.arn}:$LATEST`,
-          condition: "RetriesExhausted",
+          condition,
           approximateInvokeCount: count,
         },
         requestPayload: event,
@@ -289,6 +312,24 @@ export class LambdaRuntime {
         data: { functionName: fn.spec.name, error: result.error },
       });
     };
+    const attempt = async (count: number, previous?: InvocationResult): Promise<void> => {
+      if (this.stopped) return;
+      if (previous && this.world.now() - acceptedAt > maxAgeMs) {
+        giveUp(previous, count - 1, "EventAgeExceeded");
+        return;
+      }
+      const result = await this.invoke(fn, event);
+      if (result.ok) {
+        fn.pendingEvents--;
+        return;
+      }
+      if (count <= maxRetries) {
+        fn.stats.asyncRetries++;
+        this.world.scheduler.after(count * 60_000, () => attempt(count + 1, result));
+        return;
+      }
+      giveUp(result, count, "RetriesExhausted");
+    };
     // Lambda's internal queue hands the event over shortly after it was accepted.
     this.world.scheduler.after(
       this.world.rng.fork(`async:${fn.spec.name}:${fn.stats.invocations}`).draw({ min: 0.1, max: 1 }) * 1000,
@@ -298,6 +339,7 @@ export class LambdaRuntime {
 
   /** An EventBridge schedule (rate expression) invoking the function asynchronously. */
   schedule(fn: LambdaFunction, everySeconds: number, ruleName = `${fn.spec.name}-schedule`): void {
+    this.schedules.push({ ruleName, functionName: fn.spec.name, everySeconds });
     const timer = this.world.scheduler.every(everySeconds * 1000, () => {
       const event: EventBridgeEvent = {
         version: "0",

@@ -82,6 +82,14 @@ export function addSqsEventSource(
     itemFailures: 0,
     failedBatches: 0,
   };
+  runtime.eventSourceMappings.push({
+    functionName: fn.spec.name,
+    queueName: queue.name,
+    batchSize,
+    maximumBatchingWindowSeconds: windowMs / 1000,
+    reportBatchItemFailures: options.reportBatchItemFailures ?? true,
+    maximumConcurrency: options.maximumConcurrency,
+  });
   const pollers = Math.max(
     1,
     Math.min(options.maximumConcurrency ?? fn.concurrency.limit, fn.concurrency.limit),

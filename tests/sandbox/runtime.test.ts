@@ -60,6 +60,39 @@ describe("Lambda emulation", () => {
     });
   });
 
+  it("follows the function's asynchronous-invoke configuration: fewer retries, and none once the event is too old", async () => {
+    sandbox = await testSandbox({ seed: "runtime-async" });
+    const once = await sandbox.runtime.deploy({
+      name: "probe-once",
+      module: PROBE,
+      timeoutSeconds: 10,
+      asyncInvoke: { maximumRetryAttempts: 0 },
+    });
+    // Retried after one minute (the event is then about a minute old), not after two more.
+    const young = await sandbox.runtime.deploy({
+      name: "probe-young",
+      module: PROBE,
+      timeoutSeconds: 10,
+      asyncInvoke: { maximumRetryAttempts: 2, maximumEventAgeSeconds: 90 },
+    });
+    sandbox.runtime.invokeAsync(once, { action: "fail" });
+    sandbox.runtime.invokeAsync(young, { action: "fail" });
+    await sandbox.waitFor(() => once.failureDestination.length > 0 && young.failureDestination.length > 0, {
+      timeoutSeconds: 600,
+      pollSeconds: 5,
+    });
+    expect(once.invocations).toHaveLength(1);
+    expect(once.failureDestination[0]?.requestContext).toMatchObject({
+      condition: "RetriesExhausted",
+      approximateInvokeCount: 1,
+    });
+    expect(young.invocations).toHaveLength(2);
+    expect(young.failureDestination[0]?.requestContext).toMatchObject({
+      condition: "EventAgeExceeded",
+      approximateInvokeCount: 2,
+    });
+  });
+
   it("delivers SQS batches, deletes what succeeded, redelivers item failures and dead-letters after maxReceiveCount", async () => {
     sandbox = await testSandbox({ seed: "runtime-4" });
     const { world } = sandbox;

@@ -26,7 +26,6 @@ describe.skipIf(!hasAwsCli)("the served sandbox, through the AWS CLI", () => {
     child = spawn(
       process.execPath,
       [
-        "--disable-warning=NodeVersionSupportWarning",
         "--import",
         "./sandbox/register.mjs",
         "sandbox/cli.ts",
