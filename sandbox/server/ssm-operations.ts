@@ -1,6 +1,7 @@
 import type { Instance } from "../world/instances.js";
 import { AwsServiceError, constraintViolation } from "../world/service-error.js";
-import type { Command, Invocation, SendCommandInput } from "../world/ssm/records.js";
+import type { DocumentInfo } from "../world/ssm/document-store.js";
+import type { Command, Invocation, PluginResult, SendCommandInput } from "../world/ssm/records.js";
 import type { World } from "../world/world.js";
 import { asBoolean, asNumber, asRecords, asString, asStrings, type Operation } from "./operation.js";
 import { paginate } from "./paginate.js";
@@ -78,15 +79,49 @@ function commandOutput(world: World, command: Command) {
   };
 }
 
-/** Plugin output as ListCommandInvocations shows it: stdout, then stderr after a marker, 2500 chars at most. */
-function pluginOutput(invocation: Invocation): string {
-  const text = invocation.errorOutput
-    ? `${invocation.output}\n----------ERROR-------\n${invocation.errorOutput}`
-    : invocation.output;
+/**
+ * Plugin output as ListCommandInvocations shows it: what SSM Agent reported when the plugin ended (a
+ * document's step), else stdout, then stderr after a marker, 2500 chars at most.
+ */
+function pluginOutput(result: PluginResult): string {
+  if (result.pluginOutput !== undefined) return result.pluginOutput;
+  const text = result.errorOutput
+    ? `${result.output}\n----------ERROR-------\n${result.errorOutput}`
+    : result.output;
   return text.slice(0, 2500);
 }
 
+/**
+ * A skipped step: SSM Agent reports it "Skipped", a form of success (amazon-ssm-agent
+ * agent/contracts/aggregator.go); the API's CommandPluginStatus has no such value
+ * (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandPlugin.html), so Status
+ * says Success and StatusDetails Skipped. Which words the service itself shows is not documented.
+ */
+function pluginStatus(result: PluginResult): string {
+  return result.status === "Skipped" ? "Success" : result.status;
+}
+
+function commandPlugin(name: string, result: PluginResult) {
+  return {
+    Name: name,
+    Status: pluginStatus(result),
+    StatusDetails: result.statusDetails,
+    ResponseCode: result.responseCode,
+    ResponseStartDateTime: result.startedAt ? new Date(result.startedAt) : undefined,
+    ResponseFinishDateTime: result.endedAt ? new Date(result.endedAt) : undefined,
+    Output: pluginOutput(result),
+    StandardOutputUrl: "",
+    StandardErrorUrl: "",
+    OutputS3Region: "",
+    OutputS3BucketName: "",
+    OutputS3KeyPrefix: "",
+  };
+}
+
 function invocationOutput(invocation: Invocation, details: boolean) {
+  const plugins = invocation.steps
+    ? invocation.steps.map((step) => commandPlugin(step.name, step))
+    : [commandPlugin(invocation.pluginName, invocation)];
   return {
     CommandId: invocation.commandId,
     InstanceId: invocation.instanceId,
@@ -100,27 +135,76 @@ function invocationOutput(invocation: Invocation, details: boolean) {
     TraceOutput: "",
     StandardOutputUrl: "",
     StandardErrorUrl: "",
-    CommandPlugins: details
-      ? [
-          {
-            Name: invocation.pluginName,
-            Status: invocation.status,
-            StatusDetails: invocation.statusDetails,
-            ResponseCode: invocation.responseCode,
-            ResponseStartDateTime: invocation.startedAt ? new Date(invocation.startedAt) : undefined,
-            ResponseFinishDateTime: invocation.endedAt ? new Date(invocation.endedAt) : undefined,
-            Output: pluginOutput(invocation),
-            StandardOutputUrl: "",
-            StandardErrorUrl: "",
-            OutputS3Region: "",
-            OutputS3BucketName: "",
-            OutputS3KeyPrefix: "",
-          },
-        ]
-      : [],
+    CommandPlugins: details ? plugins : [],
     ServiceRole: "",
     NotificationConfig: { NotificationArn: "", NotificationEvents: [], NotificationType: "" },
     CloudWatchOutputConfig: { CloudWatchLogGroupName: "", CloudWatchOutputEnabled: false },
+  };
+}
+
+/**
+ * The plugin GetCommandInvocation answers for. "If the document contains more than one step, you must
+ * specify the name of the step"
+ * (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html);
+ * without it SSM answers InvalidPluginName with an empty message (aws/amazon-eks-ami#541,
+ * boto/boto3#1811).
+ */
+function pluginOf(
+  invocation: Invocation,
+  pluginName: string | undefined,
+): { name: string; result: PluginResult } {
+  if (!invocation.steps) {
+    if (pluginName && pluginName !== invocation.pluginName) {
+      throw new AwsServiceError("InvalidPluginName", "The plugin name isn't valid.");
+    }
+    return { name: invocation.pluginName, result: invocation };
+  }
+  const step = pluginName
+    ? invocation.steps.find((candidate) => candidate.name === pluginName)
+    : invocation.steps.length === 1
+      ? invocation.steps[0]
+      : undefined;
+  if (!step) throw new AwsServiceError("InvalidPluginName", pluginName ? "The plugin name isn't valid." : "");
+  return { name: step.name, result: step };
+}
+
+/** DescribeDocument's DocumentDescription (also CreateDocument's). */
+function documentDescription(info: DocumentInfo) {
+  return {
+    Hash: info.hash,
+    HashType: "Sha256",
+    Name: info.name,
+    VersionName: info.versionName,
+    Owner: info.owner,
+    CreatedDate: new Date(info.createdAt),
+    Status: "Active",
+    DocumentVersion: info.documentVersion,
+    Description: info.description,
+    Parameters: info.parameters.map((parameter) => ({
+      Name: parameter.name,
+      Type: parameter.type,
+      Description: parameter.description,
+      DefaultValue: parameter.defaultValue,
+    })),
+    PlatformTypes: info.platformTypes,
+    DocumentType: info.documentType,
+    SchemaVersion: info.schemaVersion,
+    LatestVersion: info.documentVersion,
+    DefaultVersion: info.documentVersion,
+    DocumentFormat: "JSON",
+    Tags: [],
+    AttachmentsInformation: [],
+    Requires: [],
+  };
+}
+
+function documentRequest(input: Record<string, unknown>) {
+  const name = asString(input.Name);
+  if (!name) throw constraintViolation("name", "null", "Member must not be null");
+  return {
+    name,
+    versionName: asString(input.VersionName),
+    documentVersion: asString(input.DocumentVersion),
   };
 }
 
@@ -297,6 +381,14 @@ export const ssmOperations: Record<string, Operation> = {
     const instanceId = asString(input.InstanceId);
     if (!commandId) throw constraintViolation("commandId", "null", "Member must not be null");
     if (!instanceId) throw constraintViolation("instanceId", "null", "Member must not be null");
+    const requestedPlugin = asString(input.PluginName);
+    if (requestedPlugin !== undefined && requestedPlugin.length < 4) {
+      throw constraintViolation(
+        "pluginName",
+        requestedPlugin,
+        "Member must have length greater than or equal to 4",
+      );
+    }
     const invocation = world.ssm
       .invocationsOf(instanceId)
       .find(
@@ -306,28 +398,25 @@ export const ssmOperations: Record<string, Operation> = {
           candidate.visibleAt <= world.now(),
       );
     if (!invocation) throw new AwsServiceError("InvocationDoesNotExist", "");
-    const pluginName = asString(input.PluginName);
-    if (pluginName && pluginName !== invocation.pluginName) {
-      throw new AwsServiceError("InvalidPluginName", "The plugin name isn't valid.");
-    }
-    const started = invocation.startedAt;
-    const ended = invocation.endedAt;
+    const { name, result } = pluginOf(invocation, asString(input.PluginName));
+    const started = result.startedAt;
+    const ended = result.endedAt;
     return {
       CommandId: invocation.commandId,
       InstanceId: invocation.instanceId,
       Comment: invocation.comment,
       DocumentName: invocation.documentName,
       DocumentVersion: "$DEFAULT",
-      PluginName: invocation.pluginName,
-      ResponseCode: invocation.responseCode,
+      PluginName: name,
+      ResponseCode: result.responseCode,
       ExecutionStartDateTime: started ? new Date(started).toISOString() : "",
       ExecutionElapsedTime: started ? `PT${(((ended ?? world.now()) - started) / 1000).toFixed(3)}S` : "",
       ExecutionEndDateTime: ended ? new Date(ended).toISOString() : "",
-      Status: invocation.status,
-      StatusDetails: invocation.statusDetails,
-      StandardOutputContent: invocation.output.slice(0, 24_000),
+      Status: pluginStatus(result),
+      StatusDetails: result.statusDetails,
+      StandardOutputContent: result.output.slice(0, 24_000),
       StandardOutputUrl: "",
-      StandardErrorContent: invocation.errorOutput.slice(0, 8_000),
+      StandardErrorContent: result.errorOutput.slice(0, 8_000),
       StandardErrorUrl: "",
       CloudWatchOutputConfig: { CloudWatchLogGroupName: "", CloudWatchOutputEnabled: false },
     };
@@ -358,6 +447,47 @@ export const ssmOperations: Record<string, Operation> = {
       "InvalidNextToken",
     );
     return { Commands: page.map((command) => commandOutput(world, command)), NextToken: nextToken };
+  },
+
+  CreateDocument(input, { world }) {
+    const content = asString(input.Content);
+    if (content === undefined) throw constraintViolation("content", "null", "Member must not be null");
+    const info = world.ssm.createDocument({
+      name: asString(input.Name),
+      content,
+      documentType: asString(input.DocumentType),
+      documentFormat: asString(input.DocumentFormat),
+    });
+    return { DocumentDescription: documentDescription(info) };
+  },
+
+  DescribeDocument(input, { world }) {
+    const { name, ...version } = documentRequest(input);
+    return { Document: documentDescription(world.ssm.describeDocument(name, version)) };
+  },
+
+  GetDocument(input, { world }) {
+    const { name, ...version } = documentRequest(input);
+    const format = asString(input.DocumentFormat) ?? "JSON";
+    if (format !== "JSON") {
+      throw new AwsServiceError(
+        "ValidationException",
+        `Format ${format}: this sandbox keeps documents in JSON only.`,
+      );
+    }
+    const info = world.ssm.describeDocument(name, version);
+    return {
+      Name: info.name,
+      CreatedDate: new Date(info.createdAt),
+      VersionName: info.versionName,
+      DocumentVersion: info.documentVersion,
+      Status: "Active",
+      Content: info.content,
+      DocumentType: info.documentType,
+      DocumentFormat: "JSON",
+      Requires: [],
+      AttachmentsContent: [],
+    };
   },
 
   CancelCommand(input, { world }) {

@@ -12,17 +12,31 @@ export class CodeDeployAgents {
     world.events.on("instance.terminating", ({ instance }) => this.shutDown(instance));
   }
 
-  /** "Uninstall and reinstall" removes the agent first: a running one stops now. */
+  /**
+   * "Uninstall and reinstall" removes the agent first: a running one stops now. Its ongoing-deployment
+   * file lives in the deployment root, not in the package, and stays until an agent starts again.
+   */
   remove(instance: Instance): void {
     const wasRunning = instance.agent.running;
-    instance.agent = { package: null, version: null, running: false };
+    const { ongoingDeployment } = instance.agent;
+    instance.agent = {
+      package: null,
+      version: null,
+      running: false,
+      ...(ongoingDeployment ? { ongoingDeployment } : {}),
+    };
     instance.changed.notify();
     if (wasRunning) this.world.events.emit("agent.stopped", { instance, reason: "restart" });
   }
 
-  /** An install put `agent` on the instance; it runs unless the install left it stopped. */
+  /**
+   * An install put `agent` on the instance; it runs unless the install left it stopped. An agent that
+   * starts fails the event an earlier one left unfinished and cleans its ongoing-deployment directory
+   * (command_poller.rb, recover_from_crash?); one that does not start leaves the directory as it was.
+   */
   install(instance: Instance, agent: AgentState): void {
-    instance.agent = agent;
+    const { ongoingDeployment } = instance.agent;
+    instance.agent = agent.running || !ongoingDeployment ? agent : { ...agent, ongoingDeployment };
     instance.milestones.installed = this.world.now();
     instance.changed.notify();
     if (!agent.running) return;
@@ -30,7 +44,22 @@ export class CodeDeployAgents {
     this.scheduleCrash(instance);
   }
 
-  /** The agent process dies (nothing restarts it). */
+  /** The agent starts a lifecycle event of `deploymentId`: it writes the event's ongoing-deployment file. */
+  beginLifecycleEvent(instance: Instance, deploymentId: string): void {
+    // In place: the agent's identity marks one process run (scheduleCrash).
+    instance.agent.ongoingDeployment = { deploymentId, since: this.world.now() };
+  }
+
+  /**
+   * The event of `deploymentId` ended: the agent deletes its file, or, after a restart, the new agent
+   * fails the event and cleans the directory.
+   */
+  endLifecycleEvent(instance: Instance, deploymentId: string): void {
+    if (instance.agent.ongoingDeployment?.deploymentId !== deploymentId) return;
+    delete instance.agent.ongoingDeployment;
+  }
+
+  /** The agent process dies (nothing restarts it); its ongoing-deployment file stays behind. */
   crash(instance: Instance): void {
     if (!instance.agent.running) return;
     instance.agent = { ...instance.agent, running: false };

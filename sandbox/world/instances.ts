@@ -14,6 +14,13 @@ export interface AgentState {
    * even at the requested version (amazon-ssm-agent configurepackage.go, checkAlreadyInstalled).
    */
   installedByDistributor?: boolean;
+  /**
+   * The lifecycle event the agent runs now, as its `<root_dir>/ongoing-deployment/<deploymentId>`
+   * file shows it: written when the agent starts an event and deleted when the event ends
+   * (aws-codedeploy-agent command_poller.rb, deployment_command_tracker.rb). A crash leaves it behind
+   * until the next agent start fails that event and cleans the directory.
+   */
+  ongoingDeployment?: { deploymentId: string; since: number };
 }
 
 /** What an AMI brings: the platform and the CodeDeploy agent baked into it, if any. */

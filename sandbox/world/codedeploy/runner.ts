@@ -184,6 +184,9 @@ export class DeploymentRunner {
   ): Promise<EventOutcome> {
     event.status = "InProgress";
     event.startTime = this.world.now();
+    // The agent tracks the event in its ongoing-deployment directory while it runs; a restart or a
+    // crash leaves the file for the next agent start to clean up (agent.ts).
+    this.agents.beginLifecycleEvent(instance, deployment.id);
     if (instance.faults.agentCrashesOnLifecycleEvent) {
       this.world.scheduler.after(1000, () => this.agents.crash(instance));
     }
@@ -191,6 +194,7 @@ export class DeploymentRunner {
     const interruption = await new Promise<"done" | "restart" | "shutdown">((resolve) => {
       const timer = this.world.scheduler.after(durationMs, () => {
         this.running.delete(instance.id);
+        this.agents.endLifecycleEvent(instance, deployment.id);
         resolve("done");
       });
       this.running.set(instance.id, {

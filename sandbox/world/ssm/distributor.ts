@@ -3,8 +3,8 @@ import type { CodeDeployAgents } from "../agent.js";
 import type { Instance } from "../instances.js";
 import type { Random } from "../random.js";
 import type { WorldServices } from "../services.js";
-import type { Invocations } from "./invocations.js";
-import { type Command, type Invocation, isTerminal, type SsmCounters, type SsmOptions } from "./records.js";
+import type { Invocations, PluginTarget } from "./invocations.js";
+import { installInFlight, packageBeingInstalled, type SsmCounters, type SsmOptions } from "./records.js";
 
 /** Published versions per Distributor package, oldest first; the last one is "latest". */
 export const DEFAULT_PACKAGE_VERSIONS: Record<string, string[]> = {
@@ -12,10 +12,17 @@ export const DEFAULT_PACKAGE_VERSIONS: Record<string, string[]> = {
   AWSCodeDeployAgentV2: ["2.0.1", "2.1.0"],
 };
 
+/** What an install asks Distributor for: a package, and a version ("" or "latest" for the newest). */
+export interface InstallRequest {
+  packageName: string;
+  version: string;
+}
+
 /**
- * Distributor installs of the CodeDeploy agent (AWS-ConfigureAWSPackage): the per-package lock on the
- * instance, the published versions, the no-op reinstall of a version Distributor itself installed,
- * and an install that takes time and can fail or leave the agent stopped.
+ * Distributor installs of the CodeDeploy agent (AWS-ConfigureAWSPackage, or an aws:configurePackage
+ * step of a document): the per-package lock on the instance, the published versions, the no-op
+ * reinstall of a version Distributor itself installed, and an install that takes time and can fail or
+ * leave the agent stopped.
  */
 export class Distributor {
   constructor(
@@ -30,18 +37,16 @@ export class Distributor {
     return this.options.packageVersions ?? DEFAULT_PACKAGE_VERSIONS;
   }
 
-  /** Counts an install as it is sent, and a duplicate when another is still in flight there. */
-  noteInstallSent(invocation: Invocation, instance: Instance): void {
+  /**
+   * Counts an install as it is sent (AWS-ConfigureAWSPackage) or as a document's install step starts,
+   * and a duplicate when another install is still in flight there.
+   */
+  noteInstallSent(target: PluginTarget, instance: Instance): void {
+    const { invocation } = target;
     const inFlight = this.invocations
       .of(instance.id)
-      .filter(
-        (other) =>
-          other !== invocation &&
-          other.kind === "install" &&
-          other.instanceId === instance.id &&
-          !isTerminal(other.status),
-      );
-    instance.milestones.installSent ??= invocation.requestedAt;
+      .filter((other) => other !== invocation && other.instanceId === instance.id && installInFlight(other));
+    instance.milestones.installSent ??= target.step ? this.world.now() : invocation.requestedAt;
     this.counters.installsSent++;
     if (inFlight.length > 0) {
       this.counters.duplicateInstalls++;
@@ -57,29 +62,27 @@ export class Distributor {
   }
 
   /** Runs a delivered install on the instance. */
-  install(invocation: Invocation, instance: Instance, command: Command, rng: Random): void {
-    const packageName = command.parameters.name?.[0] ?? "";
-    const requested = (command.parameters.version?.[0] ?? "").trim();
+  install(target: PluginTarget, instance: Instance, request: InstallRequest, rng: Random): void {
+    const { packageName } = request;
+    const requested = request.version.trim();
     // configurepackage holds a lock per package: a second Install of the same package fails at once.
     const locked = this.invocations
       .of(instance.id)
       .some(
         (other) =>
-          other !== invocation &&
-          other.kind === "install" &&
-          other.packageName === packageName &&
+          other !== target.invocation &&
           other.instanceId === instance.id &&
-          other.status === "InProgress",
+          packageBeingInstalled(other) === packageName,
       );
-    this.invocations.markInProgress(invocation);
+    target.begin();
     if (locked) {
-      this.fail(invocation, `Package "${packageName}" is already in the process of action "Install"`);
+      this.fail(target, `Package "${packageName}" is already in the process of action "Install"`);
       return;
     }
     const versions = this.packageVersions[packageName];
     if (!versions || !AGENT_PACKAGES.includes(packageName as AgentPackage)) {
       this.fail(
-        invocation,
+        target,
         `Failed to retrieve manifest: ResourceNotFoundException: package ${packageName} not found`,
       );
       return;
@@ -87,7 +90,7 @@ export class Distributor {
     const version = requested === "" || requested === "latest" ? versions.at(-1)! : requested;
     if (!versions.includes(version)) {
       this.fail(
-        invocation,
+        target,
         `Failed to retrieve manifest: ResourceNotFoundException: version ${version} of package ${packageName} not found`,
       );
       return;
@@ -99,19 +102,16 @@ export class Distributor {
       instance.agent.running
     ) {
       // Distributor leaves a package it installed alone when the requested version is already there.
-      invocation.timers.push(
-        this.world.scheduler.after(rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000, () => {
-          if (invocation.status !== "InProgress") return;
-          this.invocations.finish(
-            invocation,
-            "Success",
-            "Success",
-            0,
-            `Package ${packageName} ${version} is already installed\n`,
-            "",
-          );
-        }),
-      );
+      target.after(rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000, () => {
+        if (!target.running) return;
+        target.finish(
+          "Success",
+          "Success",
+          0,
+          `Package ${packageName} ${version} is already installed\n`,
+          "",
+        );
+      });
       return;
     }
     // "Uninstall and reinstall": the running agent stops now, which fails a lifecycle event in progress.
@@ -128,56 +128,52 @@ export class Distributor {
       this.options.installSucceedsWithoutAgentProbability ??
       0;
     const outcome = rng.chance(failure) ? "failed" : rng.chance(silent) ? "silent" : "ok";
-    invocation.timers.push(
-      this.world.scheduler.after(duration, () => {
-        if (invocation.status !== "InProgress") return;
-        const header = `Initiating ${packageName} ${version} install\nPlugin aws:runShellScript ResultStatus Success\ninstall output: Running install.sh`;
-        if (outcome === "failed") {
-          this.invocations.finish(
-            invocation,
-            "Failed",
-            "Failed",
-            1,
-            `${header}\nFailed to install package; install status Failed`,
-            "install.sh: failed to download the agent package (exit 1)",
-          );
-          this.world.trace.record({
-            at: this.world.now(),
-            kind: "install.failed",
-            instanceId: instance.id,
-            groupName: instance.groupName ?? undefined,
-            message: `${instance.id} ${packageName} ${version} install failed`,
-          });
-          return;
-        }
-        this.agents.install(instance, {
-          package: packageName as AgentPackage,
-          version,
-          running: outcome === "ok",
-          installedByDistributor: true,
-        });
-        this.invocations.finish(
-          invocation,
-          "Success",
-          "Success",
-          0,
-          `${header}\nSuccessfully installed ${packageName} ${version}`,
-          "",
+    target.after(duration, () => {
+      if (!target.running) return;
+      const header = `Initiating ${packageName} ${version} install\nPlugin aws:runShellScript ResultStatus Success\ninstall output: Running install.sh`;
+      if (outcome === "failed") {
+        target.finish(
+          "Failed",
+          "Failed",
+          1,
+          `${header}\nFailed to install package; install status Failed`,
+          "install.sh: failed to download the agent package (exit 1)",
         );
         this.world.trace.record({
           at: this.world.now(),
-          kind: "install.succeeded",
+          kind: "install.failed",
           instanceId: instance.id,
           groupName: instance.groupName ?? undefined,
-          message: `${instance.id} ${packageName} ${version} installed${outcome === "silent" ? " (reported Success, agent not running)" : ""}`,
-          data: { version, agentRunning: outcome === "ok", source: invocation.source },
+          message: `${instance.id} ${packageName} ${version} install failed`,
         });
-      }),
-    );
+        return;
+      }
+      this.agents.install(instance, {
+        package: packageName as AgentPackage,
+        version,
+        running: outcome === "ok",
+        installedByDistributor: true,
+      });
+      target.finish(
+        "Success",
+        "Success",
+        0,
+        `${header}\nSuccessfully installed ${packageName} ${version}`,
+        "",
+      );
+      this.world.trace.record({
+        at: this.world.now(),
+        kind: "install.succeeded",
+        instanceId: instance.id,
+        groupName: instance.groupName ?? undefined,
+        message: `${instance.id} ${packageName} ${version} installed${outcome === "silent" ? " (reported Success, agent not running)" : ""}`,
+        data: { version, agentRunning: outcome === "ok", source: target.invocation.source },
+      });
+    });
   }
 
   /** An install that fails before it starts: the lock, an unknown package or version. */
-  private fail(invocation: Invocation, errorOutput: string): void {
-    this.invocations.finish(invocation, "Failed", "Failed", 1, "", errorOutput);
+  private fail(target: PluginTarget, errorOutput: string): void {
+    target.finish("Failed", "Failed", 1, "", errorOutput);
   }
 }

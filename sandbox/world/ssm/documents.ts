@@ -7,8 +7,9 @@ import {
 import { AwsServiceError } from "../service-error.js";
 import type { Command, Invocation } from "./records.js";
 
-// The Command documents Run Command runs here, with the parameters each one takes, the plugin its
-// invocation reports, and what kind of work an invocation of it is.
+// The AWS-owned Command documents Run Command runs here, with the parameters each one takes, the
+// plugin its invocation reports, and what kind of work an invocation of it is. Documents created in
+// the account are command-documents.ts's.
 
 export const DOCUMENTS: readonly string[] = [
   INSTALL_DOCUMENT,

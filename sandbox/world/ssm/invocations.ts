@@ -1,5 +1,13 @@
 import type { WorldServices } from "../services.js";
-import { type Command, detailsOf, type Invocation, type InvocationStatus, isTerminal } from "./records.js";
+import {
+  type Command,
+  detailsOf,
+  type Invocation,
+  type InvocationStatus,
+  isTerminal,
+  type PluginResult,
+  type StepRecord,
+} from "./records.js";
 
 /**
  * Every command and invocation SSM holds, by command and by instance, and how an invocation moves:
@@ -11,6 +19,10 @@ export class Invocations {
   private readonly byInstance = new Map<string, Invocation[]>();
 
   constructor(private readonly world: WorldServices) {}
+
+  now(): number {
+    return this.world.now();
+  }
 
   /** Every invocation sent to one instance, oldest first. */
   of(instanceId: string): Invocation[] {
@@ -47,6 +59,18 @@ export class Invocations {
     invocation.errorOutput = errorOutput;
     invocation.startedAt ??= this.world.now();
     invocation.endedAt = this.world.now();
+    // Cancelled or cut short by the instance going away: the steps not done end with the invocation.
+    for (const step of invocation.steps ?? []) {
+      if (isStepDone(step)) continue;
+      step.status = status;
+      step.statusDetails = details;
+      step.endedAt = this.world.now();
+    }
+  }
+
+  /** Where a plugin running for `invocation` (or for one of its steps) reports. */
+  target(invocation: Invocation, step?: StepRecord, onEnd?: () => void): PluginTarget {
+    return new PluginTarget(this, this.world, invocation, step, onEnd);
   }
 
   /** The command's overall status, derived from its invocations as SSM does. */
@@ -73,4 +97,99 @@ export class Invocations {
     else status = "Success";
     return { status, details: detailsOf(status as InvocationStatus), completed, errors, timedOut };
   }
+}
+
+export function isStepDone(step: PluginResult): boolean {
+  return step.status === "Skipped" || isTerminal(step.status as InvocationStatus);
+}
+
+/**
+ * What a plugin (a Distributor install, a script) runs for and reports to: the invocation of a
+ * one-step AWS document, or one step of a document's invocation. Its timers are the invocation's, so
+ * cancelling the invocation or the instance going away stops the plugin too.
+ */
+export class PluginTarget {
+  constructor(
+    private readonly store: Invocations,
+    private readonly world: WorldServices,
+    readonly invocation: Invocation,
+    readonly step?: StepRecord,
+    private readonly onEnd?: () => void,
+  ) {}
+
+  /** The result this plugin writes: its step's, or the whole invocation's. */
+  get result(): PluginResult {
+    return this.step ?? this.invocation;
+  }
+
+  get running(): boolean {
+    return this.result.status === "InProgress" && this.invocation.status === "InProgress";
+  }
+
+  begin(): void {
+    if (!this.step) {
+      this.store.markInProgress(this.invocation);
+      return;
+    }
+    this.step.status = "InProgress";
+    this.step.statusDetails = "In Progress";
+    this.step.startedAt = this.world.now();
+  }
+
+  /** Runs `task` `awsMs` AWS milliseconds from now, unless the invocation ends first. */
+  after(awsMs: number, task: () => void): void {
+    this.invocation.timers.push(this.world.scheduler.after(awsMs, task));
+  }
+
+  finish(
+    status: InvocationStatus,
+    details: string,
+    responseCode: number,
+    output: string,
+    errorOutput: string,
+  ): void {
+    if (!this.step) {
+      this.store.finish(this.invocation, status, details, responseCode, output, errorOutput);
+      return;
+    }
+    Object.assign(this.step, {
+      status,
+      statusDetails: details,
+      // SSM Agent reports a failed plugin with exit code 0 as 1 (contracts/aggregator.go).
+      responseCode: status === "Failed" && responseCode === 0 ? 1 : responseCode,
+      output,
+      errorOutput,
+      pluginOutput: truncatePluginOutput(output, errorOutput),
+      endedAt: this.world.now(),
+    });
+    this.step.startedAt ??= this.world.now();
+    this.onEnd?.();
+  }
+}
+
+const MAXIMUM_PLUGIN_OUTPUT = 2500;
+const ERROR_TITLE = "\n----------ERROR-------\n";
+const OUTPUT_TRUNCATED = "\n---Output truncated---";
+const ERROR_TRUNCATED = "\n---Error truncated----";
+
+/**
+ * CommandPlugins[].Output as SSM Agent builds it: stdout, then stderr after a title, 2,500 characters
+ * at most, each part cut with a marker when both do not fit
+ * (amazon-ssm-agent agent/framework/processor/executer/iohandler/iohandler.go, TruncateOutput).
+ */
+export function truncatePluginOutput(stdout: string, stderr: string): string {
+  const title = stderr.length > 0 ? ERROR_TITLE : "";
+  const available = MAXIMUM_PLUGIN_OUTPUT - title.length;
+  if (stdout.length + stderr.length < available) return `${stdout}${title}${stderr}`;
+  if (stdout.length > available / 2 && stderr.length > available / 2) {
+    const size = available - ERROR_TRUNCATED.length - OUTPUT_TRUNCATED.length;
+    const half = Math.floor(size / 2);
+    return `${stdout.slice(0, half)}${OUTPUT_TRUNCATED}${title}${stderr.slice(0, half)}${ERROR_TRUNCATED}`;
+  }
+  if (stdout.length <= available / 2) {
+    const size = available - ERROR_TRUNCATED.length;
+    return `${stdout}${title}${stderr.slice(0, size - stdout.length)}${ERROR_TRUNCATED}`;
+  }
+  const size = available - OUTPUT_TRUNCATED.length;
+  return `${stdout.slice(0, size - stderr.length)}${OUTPUT_TRUNCATED}${title}${stderr}`;
 }

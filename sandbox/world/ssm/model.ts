@@ -1,7 +1,9 @@
 import { type CodeDeployAgents, isAgentCurrent } from "../agent.js";
 import type { Instance } from "../instances.js";
 import type { WorldServices } from "../services.js";
+import type { CommandDocument } from "./command-documents.js";
 import { Distributor } from "./distributor.js";
+import { type CreateDocumentInput, type DocumentInfo, DocumentStore } from "./document-store.js";
 import { Invocations } from "./invocations.js";
 import {
   type Command,
@@ -16,12 +18,15 @@ import { isManaged, Registration } from "./registration.js";
 import { RunCommand } from "./run-command.js";
 import { Scripts } from "./scripts.js";
 import { AssociationModel } from "./state-manager.js";
+import { StepRunner } from "./step-runner.js";
 
 /**
  * Systems Manager: registration of instances (registration.ts), Run Command with its invocations and
- * eventual consistency (run-command.ts, invocations.ts, documents.ts), Distributor installs of the
- * CodeDeploy agent (distributor.ts), scripts and the service's verification answered from the
- * instance's real agent (scripts.ts), and State Manager associations (state-manager.ts).
+ * eventual consistency (run-command.ts, invocations.ts, documents.ts), the account's documents and
+ * the Command documents created in it (document-store.ts, command-documents.ts) run step by step
+ * (step-runner.ts), Distributor installs of the CodeDeploy agent (distributor.ts), scripts and the
+ * service's own scripts answered from the instance's real agent (scripts.ts), and State Manager
+ * associations (state-manager.ts).
  */
 export class SsmModel {
   readonly commands: Map<string, Command>;
@@ -32,6 +37,7 @@ export class SsmModel {
   private readonly distributor: Distributor;
   private readonly runCommand: RunCommand;
   private readonly store: Invocations;
+  private readonly documents: DocumentStore;
 
   constructor(
     world: WorldServices,
@@ -41,8 +47,21 @@ export class SsmModel {
     this.store = new Invocations(world);
     this.registration = new Registration(world, options);
     this.distributor = new Distributor(world, this.store, agents, this.counters, options);
-    const scripts = new Scripts(world, this.store, this.counters, options);
-    this.runCommand = new RunCommand(world, this.store, this.distributor, scripts, options);
+    const scripts = new Scripts(world, this.counters, options);
+    this.documents = new DocumentStore(
+      () => this.distributor.packageVersions,
+      () => world.now(),
+    );
+    const stepRunner = new StepRunner(this.store, this.distributor, scripts);
+    this.runCommand = new RunCommand(
+      world,
+      this.store,
+      this.distributor,
+      scripts,
+      this.documents,
+      stepRunner,
+      options,
+    );
     this.associations = new AssociationModel(world, this.store, this.runCommand);
     this.commands = this.store.commands;
     this.invocations = this.store.all;
@@ -69,6 +88,27 @@ export class SsmModel {
   /** Instances DescribeInstanceInformation answers for. */
   managedInstances(): Instance[] {
     return this.registration.managedInstances();
+  }
+
+  /**
+   * Creates a document in the account (CreateDocument): a Command document of schemaVersion 2.2 whose
+   * `content` is the document object (or its JSON text).
+   */
+  createDocument(input: CreateDocumentInput): DocumentInfo {
+    return this.documents.create(input);
+  }
+
+  /** DescribeDocument / GetDocument: a document created here, an AWS Command document, or a package. */
+  describeDocument(
+    name: string,
+    options: { versionName?: string; documentVersion?: string } = {},
+  ): DocumentInfo {
+    return this.documents.describe(name, options.versionName, options.documentVersion);
+  }
+
+  /** A Command document created in the account, undefined for any other name. */
+  commandDocument(name: string): CommandDocument | undefined {
+    return this.documents.commandDocument(name);
   }
 
   sendCommand(input: SendCommandInput): Command {

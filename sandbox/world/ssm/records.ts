@@ -50,7 +50,39 @@ export function detailsOf(status: InvocationStatus): string {
   return status === "InProgress" ? "In Progress" : status;
 }
 
-export interface Invocation {
+/**
+ * What one plugin run reports: the invocation of a one-step AWS document, or one step of a document's
+ * invocation (CommandPlugins[] and GetCommandInvocation).
+ */
+export interface PluginResult {
+  status: InvocationStatus | "Skipped";
+  statusDetails: string;
+  responseCode: number;
+  startedAt?: number;
+  endedAt?: number;
+  /** What the plugin wrote to stdout and stderr (GetCommandInvocation's StandardOutput/ErrorContent). */
+  output: string;
+  errorOutput: string;
+  /**
+   * CommandPlugins[].Output as SSM Agent set it when the plugin ended, when it differs from stdout and
+   * stderr joined: a skipped step's reason, or the output before an onFailure note was appended.
+   */
+  pluginOutput?: string;
+}
+
+export type PluginKind = "install" | "verify" | "script" | "other";
+
+/** One step of a Command document's invocation, as CommandPlugins[] lists it. */
+export interface StepRecord extends PluginResult {
+  /** The step's name: CommandPlugins[].Name and GetCommandInvocation's PluginName. */
+  name: string;
+  action: string;
+  kind: PluginKind;
+  /** The Distributor package an install step installs, its `{{ parameters }}` resolved. */
+  packageName?: string;
+}
+
+export interface Invocation extends PluginResult {
   commandId: string;
   instanceId: string;
   documentName: string;
@@ -58,18 +90,32 @@ export interface Invocation {
   requestedAt: number;
   visibleAt: number;
   status: InvocationStatus;
-  statusDetails: string;
-  responseCode: number;
-  startedAt?: number;
-  endedAt?: number;
-  output: string;
-  errorOutput: string;
   pluginName: string;
-  kind: "install" | "verify" | "script" | "other";
+  kind: PluginKind;
   packageName?: string;
+  /** The steps of a document created in the account (createDocument), in order; none for the AWS documents. */
+  steps?: StepRecord[];
   /** Who started it: a SendCommand call or a State Manager association (not listed as a command). */
   source: "api" | "association";
   timers: TimerHandle[];
+}
+
+/** True when the invocation installs an agent now or is about to: the whole AWS-ConfigureAWSPackage invocation until it ends, or a document's install step while it runs. */
+export function installInFlight(invocation: Invocation): boolean {
+  if (invocation.steps)
+    return invocation.steps.some((step) => step.kind === "install" && step.status === "InProgress");
+  return invocation.kind === "install" && !isTerminal(invocation.status);
+}
+
+/** The package the invocation is installing right now (Distributor holds its lock), if any. */
+export function packageBeingInstalled(invocation: Invocation): string | undefined {
+  if (invocation.steps) {
+    return invocation.steps.find((step) => step.kind === "install" && step.status === "InProgress")
+      ?.packageName;
+  }
+  return invocation.kind === "install" && invocation.status === "InProgress"
+    ? invocation.packageName
+    : undefined;
 }
 
 export interface Command {
@@ -84,6 +130,8 @@ export interface Command {
   maxConcurrency: string;
   maxErrors: string;
   invocations: Invocation[];
+  /** The document's parameters with their defaults, for a document created in the account. */
+  resolvedParameters?: Record<string, string[]>;
 }
 
 export interface SendCommandInput {

@@ -2,7 +2,9 @@ import { GROUP_TAG } from "../../../functions/core/contract.js";
 import type { Instance } from "../instances.js";
 import { ACCOUNT_ID, AwsServiceError, constraintViolation } from "../service-error.js";
 import type { WorldServices } from "../services.js";
+import { resolveParameters } from "./command-documents.js";
 import type { Distributor } from "./distributor.js";
+import type { DocumentStore } from "./document-store.js";
 import { classifyCommand, DOCUMENTS, pluginNameOf, validateParameters } from "./documents.js";
 import type { Invocations } from "./invocations.js";
 import {
@@ -14,6 +16,7 @@ import {
 } from "./records.js";
 import { isManaged } from "./registration.js";
 import type { Scripts } from "./scripts.js";
+import { invocationKind, pendingSteps, type StepRunner } from "./step-runner.js";
 
 /**
  * Run Command: SendCommand with its checks and targets, one invocation per instance that becomes
@@ -26,6 +29,8 @@ export class RunCommand {
     private readonly invocations: Invocations,
     private readonly distributor: Distributor,
     private readonly scripts: Scripts,
+    private readonly documents: DocumentStore,
+    private readonly stepRunner: StepRunner,
     private readonly options: SsmOptions,
   ) {
     world.events.on("instance.terminating", ({ instance }) => this.failOnShutdown(instance));
@@ -34,7 +39,8 @@ export class RunCommand {
   send(input: SendCommandInput): Command {
     const documentName = input.DocumentName;
     if (!documentName) throw constraintViolation("documentName", "null", "Member must not be null");
-    if (!DOCUMENTS.includes(documentName)) {
+    const document = this.documents.commandDocument(documentName);
+    if (!DOCUMENTS.includes(documentName) && !document) {
       throw new AwsServiceError("InvalidDocument", `Document with name ${documentName} does not exist.`);
     }
     const instanceIds = [...new Set(input.InstanceIds ?? [])];
@@ -74,7 +80,8 @@ export class RunCommand {
       throw constraintViolation("comment", comment, "Member must have length less than or equal to 100");
     }
     const parameters = input.Parameters ?? {};
-    validateParameters(documentName, parameters);
+    const resolvedParameters = document ? resolveParameters(document, parameters) : undefined;
+    if (!document) validateParameters(documentName, parameters);
     const invalid = instanceIds.filter((id) => !isManaged(this.world.instances.find(id)));
     if (invalid.length > 0) {
       // The whole request is refused when one target is not a managed, running node.
@@ -99,6 +106,7 @@ export class RunCommand {
       maxConcurrency: input.MaxConcurrency ?? "50",
       maxErrors: input.MaxErrors ?? "0",
       invocations: [],
+      resolvedParameters,
     };
     this.invocations.commands.set(command.commandId, command);
     for (const instanceId of instanceIds) {
@@ -118,7 +126,11 @@ export class RunCommand {
   start(command: Command, instance: Instance, source: Invocation["source"]): Invocation {
     const rng = this.world.rng.fork(`invocation:${command.commandId}:${instance.id}`);
     const now = this.world.now();
-    const kind = classifyCommand(command);
+    // A document created in the account runs step by step; the AWS documents as one plugin.
+    const parameters = command.resolvedParameters;
+    const document = parameters ? this.documents.commandDocument(command.documentName) : undefined;
+    const steps = document && parameters ? pendingSteps(document, parameters) : undefined;
+    const kind = steps ? invocationKind(steps) : classifyCommand(command);
     const invocation: Invocation = {
       commandId: command.commandId,
       instanceId: instance.id,
@@ -131,14 +143,18 @@ export class RunCommand {
       responseCode: -1,
       output: "",
       errorOutput: "",
-      pluginName: pluginNameOf(command.documentName),
+      pluginName: steps ? "" : pluginNameOf(command.documentName),
       kind,
-      packageName: kind === "install" ? command.parameters.name?.[0] : undefined,
+      packageName: kind === "install" && !steps ? command.parameters.name?.[0] : undefined,
+      steps,
       source,
       timers: [],
     };
     this.invocations.add(invocation);
-    if (kind === "install") this.distributor.noteInstallSent(invocation, instance);
+    // A document's install counts when its install step starts (step-runner.ts).
+    if (kind === "install" && !steps) {
+      this.distributor.noteInstallSent(this.invocations.target(invocation), instance);
+    }
     const delivery = rng.draw(this.options.deliverySeconds ?? { min: 0.5, max: 2 }) * 1000;
     invocation.timers.push(
       this.world.scheduler.after(delivery, () => {
@@ -154,8 +170,19 @@ export class RunCommand {
           );
           return;
         }
-        if (kind === "install") this.distributor.install(invocation, instance, command, rng);
-        else this.scripts.run(invocation, instance, rng);
+        if (document && parameters) {
+          this.stepRunner.run(invocation, instance, document, parameters, rng);
+        } else if (kind === "install") {
+          this.distributor.install(
+            this.invocations.target(invocation),
+            instance,
+            {
+              packageName: command.parameters.name?.[0] ?? "",
+              version: command.parameters.version?.[0] ?? "",
+            },
+            rng,
+          );
+        } else this.scripts.run(this.invocations.target(invocation), instance, rng);
       }),
     );
     return invocation;

@@ -1,75 +1,183 @@
-import { LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT } from "../../../functions/core/contract.js";
+import {
+  DEPLOYMENT_GUARD_MARKER,
+  LINUX_VERIFY_DOCUMENT,
+  SKIP_IF_CURRENT_MARKER,
+  VERIFY_MARKER,
+  WINDOWS_VERIFY_DOCUMENT,
+} from "../../../functions/core/contract.js";
 import type { Instance } from "../instances.js";
 import type { Random } from "../random.js";
 import type { WorldServices } from "../services.js";
-import type { Invocations } from "./invocations.js";
-import type { Invocation, SsmCounters, SsmOptions } from "./records.js";
+import type { PluginTarget } from "./invocations.js";
+import type { SsmCounters, SsmOptions } from "./records.js";
+
+/** A script step of a document: its lines, and the document parameter its probe compares against. */
+export interface ScriptStep {
+  lines: string[];
+  /** "1.8" accepts 1.8.x; "" accepts any running agent. */
+  expectedVersion: string;
+}
+
+interface ScriptResult {
+  exitCode: number;
+  stdout: string;
+}
 
 /**
- * Shell and PowerShell scripts on the instance. A document for the other platform fails its
- * precondition; the service's verification script (first line VERIFY_MARKER) is answered from the
- * instance's real agent; any other script succeeds.
+ * The CodeDeploy agent ongoing-deployment file counts for 24 hours; an older one is stale, as the
+ * agent itself treats it (aws-codedeploy-agent deployment_command_tracker.rb,
+ * DEPLOYMENT_EVENT_FILE_STALE_TIMELIMIT_SECONDS) and the guard script does (`find -mmin -1440`).
+ */
+const ONGOING_DEPLOYMENT_STALE_MS = 86_400_000;
+
+/**
+ * Shell and PowerShell scripts on the instance. A script is known by its first line: the service's
+ * scripts (functions/core/agent/scripts.ts) are answered from the instance's real agent and the
+ * command's parameters; any other script succeeds. An AWS-RunShellScript / AWS-RunPowerShellScript
+ * document for the other platform fails its precondition.
  */
 export class Scripts {
   constructor(
     private readonly world: WorldServices,
-    private readonly invocations: Invocations,
     private readonly counters: SsmCounters,
     private readonly options: SsmOptions,
   ) {}
 
-  /** Runs a delivered script on the instance. */
-  run(invocation: Invocation, instance: Instance, rng: Random): void {
-    this.invocations.markInProgress(invocation);
+  /** Runs a delivered AWS-RunShellScript / AWS-RunPowerShellScript invocation on the instance. */
+  run(target: PluginTarget, instance: Instance, rng: Random): void {
+    const { invocation } = target;
+    target.begin();
     const duration = rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000;
-    invocation.timers.push(
-      this.world.scheduler.after(duration, () => {
-        if (invocation.status !== "InProgress") return;
-        const expected = instance.platform === "Windows" ? WINDOWS_VERIFY_DOCUMENT : LINUX_VERIFY_DOCUMENT;
-        if (invocation.documentName !== expected) {
-          const platform = instance.platform === "Windows" ? "Windows" : "Linux";
-          this.invocations.finish(
-            invocation,
-            "Failed",
-            "Failed",
-            1,
-            "",
-            `Step execution skipped due to unsatisfied preconditions: '"StringEquals": [platformType, ${invocation.documentName === LINUX_VERIFY_DOCUMENT ? "Linux" : "Windows"}]' (instance platform ${platform})`,
-          );
-          return;
-        }
-        if (invocation.kind !== "verify") {
-          this.invocations.finish(invocation, "Success", "Success", 0, "", "");
-          return;
-        }
-        this.verify(invocation, instance);
-      }),
-    );
+    target.after(duration, () => {
+      if (!target.running) return;
+      const expected = instance.platform === "Windows" ? WINDOWS_VERIFY_DOCUMENT : LINUX_VERIFY_DOCUMENT;
+      if (invocation.documentName !== expected) {
+        const platform = instance.platform === "Windows" ? "Windows" : "Linux";
+        target.finish(
+          "Failed",
+          "Failed",
+          1,
+          "",
+          `Step execution skipped due to unsatisfied preconditions: '"StringEquals": [platformType, ${invocation.documentName === LINUX_VERIFY_DOCUMENT ? "Linux" : "Windows"}]' (instance platform ${platform})`,
+        );
+        return;
+      }
+      if (invocation.kind !== "verify") {
+        target.finish("Success", "Success", 0, "", "");
+        return;
+      }
+      const result = this.verify(instance, "");
+      target.finish(
+        result.exitCode === 0 ? "Success" : "Failed",
+        result.exitCode === 0 ? "Success" : "Failed",
+        result.exitCode,
+        result.stdout,
+        "",
+      );
+    });
   }
 
-  private verify(invocation: Invocation, instance: Instance): void {
-    const agent = instance.agent;
-    const status = agent.package === null ? "missing" : agent.running ? "running" : "stopped";
-    const line = `AGENTFIX_AGENT_STATUS=${status} AGENTFIX_AGENT_VERSION=${agent.version ?? ""}`;
+  /** Runs an aws:runShellScript / aws:runPowerShellScript step of a document on the instance. */
+  runStep(target: PluginTarget, instance: Instance, rng: Random, script: ScriptStep): void {
+    target.begin();
+    const duration = rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000;
+    target.after(duration, () => {
+      if (!target.running) return;
+      const marker = script.lines.join("\n").split("\n")[0]?.trim();
+      const { exitCode, stdout } =
+        marker === VERIFY_MARKER
+          ? this.verify(instance, script.expectedVersion)
+          : marker === SKIP_IF_CURRENT_MARKER
+            ? this.skipIfCurrent(instance, script.expectedVersion)
+            : marker === DEPLOYMENT_GUARD_MARKER
+              ? this.deploymentGuard(instance)
+              : { exitCode: 0, stdout: "" };
+      // runscript.go: a non-zero exit marks the plugin failed and says so on stderr.
+      if (exitCode === 0) target.finish("Success", "Success", 0, stdout, "");
+      else
+        target.finish(
+          "Failed",
+          "Failed",
+          exitCode,
+          stdout,
+          `failed to run commands: exit status ${exitCode}`,
+        );
+    });
+  }
+
+  /** verify-agent: succeeds only when the agent runs at the expected version; counts a verification. */
+  private verify(instance: Instance, expectedVersion: string): ScriptResult {
+    const probe = probeAgent(instance, expectedVersion);
     this.counters.verifications++;
-    if (status === "running") {
+    if (probe.current) {
       instance.milestones.verified = this.world.now();
       instance.changed.notify();
     }
     this.world.trace.record({
       at: this.world.now(),
-      kind: status === "running" ? "verify.running" : "verify.not-running",
+      kind: probe.current ? "verify.running" : "verify.not-running",
       instanceId: instance.id,
       groupName: instance.groupName ?? undefined,
-      message: `${instance.id} verification: agent ${status} ${agent.version ?? ""}`.trim(),
+      message:
+        `${instance.id} verification: agent ${probe.status} ${probe.version}${expectedVersion && !probe.current ? ` (expected ${expectedVersion})` : ""}`.trim(),
+      data: expectedVersion ? { expectedVersion } : undefined,
     });
-    this.invocations.finish(
-      invocation,
-      status === "running" ? "Success" : "Failed",
-      status === "running" ? "Success" : "Failed",
-      status === "running" ? 0 : 1,
-      `${line}\n`,
-      "",
-    );
+    return {
+      exitCode: probe.current ? 0 : 1,
+      stdout: `AGENTFIX_AGENT_STATUS=${probe.status} AGENTFIX_AGENT_VERSION=${probe.version}\n`,
+    };
   }
+
+  /**
+   * skip-if-current: fails (so that onFailure: successAndExit ends the document with Success) when
+   * the running agent already has the expected version; "latest" (empty) never counts as current.
+   */
+  private skipIfCurrent(instance: Instance, expectedVersion: string): ScriptResult {
+    const probe = probeAgent(instance, expectedVersion);
+    const before = `AGENTFIX_BEFORE_STATUS=${probe.status} AGENTFIX_BEFORE_VERSION=${probe.version}\n`;
+    if (expectedVersion === "" || !probe.current) return { exitCode: 0, stdout: before };
+    // The agent was seen running at the expected version: as good as a verification for the instance.
+    instance.milestones.verified = this.world.now();
+    instance.changed.notify();
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "install.skipped-current",
+      instanceId: instance.id,
+      groupName: instance.groupName ?? undefined,
+      message: `${instance.id} agent already runs ${probe.version} (expected ${expectedVersion}): nothing to install`,
+    });
+    return { exitCode: 1, stdout: `${before}AGENTFIX_ALREADY_CURRENT=${probe.short}\n` };
+  }
+
+  /** deployment-guard: fails while the agent has an ongoing-deployment file younger than 24 hours. */
+  private deploymentGuard(instance: Instance): ScriptResult {
+    const ongoing = instance.agent.ongoingDeployment;
+    if (!ongoing || this.world.now() - ongoing.since >= ONGOING_DEPLOYMENT_STALE_MS) {
+      return { exitCode: 0, stdout: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n" };
+    }
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "install.deployment-guard",
+      instanceId: instance.id,
+      deploymentId: ongoing.deploymentId,
+      groupName: instance.groupName ?? undefined,
+      message: `${instance.id} install held back: a lifecycle event of ${ongoing.deploymentId} runs there`,
+    });
+    return { exitCode: 1, stdout: `AGENTFIX_DEPLOYMENT_IN_PROGRESS=${ongoing.deploymentId}\n` };
+  }
+}
+
+/**
+ * The probe the service's scripts share (functions/core/agent/scripts.ts): missing, stopped or
+ * running; the version as the agent records it; current when it runs and its major.minor.patch starts
+ * with the expected version component by component.
+ */
+function probeAgent(instance: Instance, expectedVersion: string) {
+  const agent = instance.agent;
+  const status = agent.package === null ? "missing" : agent.running ? "running" : "stopped";
+  const version = agent.version ?? "";
+  const short = /\d+\.\d+(\.\d+)?/.exec(version)?.[0] ?? "";
+  const current =
+    status === "running" && (expectedVersion === "" || `${short}.`.startsWith(`${expectedVersion}.`));
+  return { status, version, short, current };
 }

@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { installDocumentContent } from "../../functions/core/agent/documents.js";
+import { agentDocumentNames, INSTALL_STEPS } from "../../functions/core/contract.js";
+import type { Sandbox } from "../../sandbox/sandbox.js";
+import { AGENT_RESTART_MESSAGE } from "../../sandbox/world/codedeploy/diagnostics.js";
+import type { Deployment } from "../../sandbox/world/codedeploy/records.js";
+import type { Instance } from "../../sandbox/world/instances.js";
+import { REVISION, testSandbox } from "./helpers.js";
+
+const INSTALL_DOCUMENT = agentDocumentNames("test").install;
+const GUARDED_INSTALL = { packageName: ["AWSCodeDeployAgent"], version: ["1.8.1"], expectedVersion: ["1.8"] };
+
+describe("the CodeDeploy agent's ongoing-deployment file", () => {
+  let sandbox: Sandbox;
+  afterEach(() => sandbox.close());
+
+  async function deployingInstance(seed: string): Promise<{ instance: Instance; deployment: Deployment }> {
+    sandbox = await testSandbox({ seed, world: { codeDeploy: { eventSeconds: { DownloadBundle: 120 } } } });
+    const { world } = sandbox;
+    world.ssm.createDocument({ name: INSTALL_DOCUMENT, content: installDocumentContent("test") });
+    world.autoScaling.createGroup({ name: "api", image: { imageId: "ami-1" } });
+    const instance = world.addRunningInstance("api", {
+      agent: { package: "AWSCodeDeployAgent", version: "1.6.0", running: true },
+    });
+    world.codeDeploy.createApplication("shop");
+    world.codeDeploy.createDeploymentGroup({
+      applicationName: "shop",
+      name: "api-dg",
+      autoScalingGroups: ["api"],
+      lastSuccessfulRevision: REVISION,
+    });
+    const deployment = world.codeDeploy.createDeployment({
+      applicationName: "shop",
+      deploymentGroupName: "api-dg",
+      revision: REVISION,
+    });
+    return { instance, deployment };
+  }
+
+  /** Sends the service's install document and waits for its end; returns its deployment guard step. */
+  async function guardedInstall(instance: Instance) {
+    const { world } = sandbox;
+    const command = world.ssm.sendCommand({
+      DocumentName: INSTALL_DOCUMENT,
+      InstanceIds: [instance.id],
+      Parameters: GUARDED_INSTALL,
+    });
+    const invocation = command.invocations[0]!;
+    await sandbox.waitFor(() => world.ssm.isTerminal(invocation.status), {
+      timeoutSeconds: 300,
+      pollSeconds: 1,
+    });
+    return { invocation, guard: invocation.steps!.find((step) => step.name === INSTALL_STEPS.guardLinux)! };
+  }
+
+  it("fails the event an install restarts the agent in, and is gone once the new agent starts", async () => {
+    const { instance, deployment } = await deployingInstance("ongoing-restart");
+    const { world } = sandbox;
+    const downloading = deployment.targets[0]!.lifecycleEvents[1]!;
+    await sandbox.waitFor(() => downloading.status === "InProgress", { timeoutSeconds: 120, pollSeconds: 1 });
+    expect(instance.agent.ongoingDeployment).toMatchObject({ deploymentId: deployment.id });
+    const install = world.ssm.sendCommand({
+      DocumentName: "AWS-ConfigureAWSPackage",
+      InstanceIds: [instance.id],
+      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: ["1.8.1"] },
+    });
+    await sandbox.waitFor(() => downloading.status === "Failed", { timeoutSeconds: 120, pollSeconds: 1 });
+    expect(downloading.diagnostics).toMatchObject({
+      errorCode: "UnknownError",
+      message: AGENT_RESTART_MESSAGE,
+    });
+    // The uninstall left the deployment root alone: only an agent that starts cleans it up.
+    expect(instance.agent).toMatchObject({
+      package: null,
+      ongoingDeployment: { deploymentId: deployment.id },
+    });
+    await sandbox.waitFor(() => install.invocations[0]!.status === "Success", {
+      timeoutSeconds: 120,
+      pollSeconds: 1,
+    });
+    expect(instance.agent).toMatchObject({ version: "1.8.1", running: true });
+    expect(instance.agent.ongoingDeployment).toBeUndefined();
+  });
+
+  it("stays behind when the agent dies mid-event, holding guarded installs back until an agent starts again", async () => {
+    const { instance, deployment } = await deployingInstance("ongoing-crash");
+    const { world } = sandbox;
+    instance.faults.agentCrashesOnLifecycleEvent = true;
+    await sandbox.waitFor(() => deployment.status === "Failed", { timeoutSeconds: 900, pollSeconds: 5 });
+    expect(instance.agent).toMatchObject({
+      running: false,
+      ongoingDeployment: { deploymentId: deployment.id },
+    });
+
+    const held = await guardedInstall(instance);
+    expect(held.invocation.status).toBe("Failed");
+    expect(held.guard.output).toContain(`AGENTFIX_DEPLOYMENT_IN_PROGRESS=${deployment.id}`);
+    expect(instance.agent).toMatchObject({ version: "1.6.0", running: false });
+
+    // An install without the guard starts an agent, which cleans the directory up.
+    instance.faults.agentCrashesOnLifecycleEvent = false;
+    const unguarded = world.ssm.sendCommand({
+      DocumentName: "AWS-ConfigureAWSPackage",
+      InstanceIds: [instance.id],
+      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: ["1.7.1"] },
+    });
+    await sandbox.waitFor(() => unguarded.invocations[0]!.status === "Success", {
+      timeoutSeconds: 120,
+      pollSeconds: 1,
+    });
+    expect(instance.agent.ongoingDeployment).toBeUndefined();
+    const allowed = await guardedInstall(instance);
+    expect(allowed.invocation.status).toBe("Success");
+    expect(allowed.guard.output).toBe("AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n");
+    expect(instance.agent).toMatchObject({ version: "1.8.1", running: true });
+  });
+});
