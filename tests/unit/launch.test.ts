@@ -1,43 +1,64 @@
-import { readFileSync } from "node:fs";
-import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
-import { ConditionalCheckFailedException, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import { SendCommandCommand } from "@aws-sdk/client-ssm";
+import {
+  AutoScalingClient,
+  CompleteLifecycleActionCommand,
+  DescribeAutoScalingInstancesCommand,
+  DescribeLifecycleHooksCommand,
+  DescribeScalingActivitiesCommand,
+  RecordLifecycleActionHeartbeatCommand,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
+import {
+  DescribeInstanceInformationCommand,
+  ListCommandInvocationsCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { clock, setClockScale } from "../../functions/core/common/clock.js";
 import { NO_LEASE } from "../../functions/core/common/lease.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../functions/core/config.js";
 import { clearHookCache } from "../../functions/core/launch/lifecycle.js";
 import { type LaunchRequest, reconcileLaunches } from "../../functions/core/launch/reconcile.js";
 import { handleLaunch } from "../../functions/launch.js";
-import { FakeAws, type FakeInstance } from "./support/fake-aws.js";
+import {
+  autoScalingThrottling,
+  commandSent,
+  invocation,
+  launchHook,
+  lifecycleStates,
+  listed,
+  noActiveLifecycleAction,
+  online,
+  probeOutput,
+  ssmThrottling,
+} from "./support/aws-answers.js";
+import { fixture, launchEvent, sqsRecord } from "./support/launch-events.js";
 
 // The handler reads its configuration when its module loads: give it a lease table to talk to.
 vi.hoisted(() => {
   process.env.LEASE_TABLE = "agentfix-test-leases";
 });
 
-const fixture = (name: string) => JSON.parse(readFileSync(`tests/events/${name}`, "utf8"));
+const GROUP = "web-asg";
+const HOOK = "agentfix-launch";
+const INSTALL = "AWS-ConfigureAWSPackage";
+const SHELL = "AWS-RunShellScript";
+const POWERSHELL = "AWS-RunPowerShellScript";
+/** The look for installs sent before (ahead of the engine's own): by document and time, not by command. */
+const EARLIER_INSTALLS = { CommandId: undefined };
 
-/** A real launch event from the AWS docs sample, pointed at one of the fake instances. */
-function launchEvent(
-  instanceId: string,
-  overrides: Record<string, unknown> = {},
-  file = "ec2-instance-launch-lifecycle-action.json",
-) {
-  const event = fixture(file);
-  event.time = new Date(clock.now()).toISOString();
-  event.detail = {
-    ...event.detail,
-    AutoScalingGroupName: "web-asg",
-    LifecycleHookName: "agentfix-launch",
-    EC2InstanceId: instanceId,
-    LifecycleActionToken: `token-${instanceId}`,
-    ...overrides,
-  };
-  return event;
-}
+const ssm = mockClient(SSMClient);
+const autoScaling = mockClient(AutoScalingClient);
+const dynamodb = mockClient(DynamoDBClient);
+const sqs = mockClient(SQSClient);
 
 function context(remainingMs = 600_000): Context {
   const end = clock.now() + remainingMs;
@@ -46,8 +67,8 @@ function context(remainingMs = 600_000): Context {
 
 const request = (instanceId: string, extra: Partial<LaunchRequest> = {}): LaunchRequest => ({
   instanceId,
-  group: "web-asg",
-  hook: "agentfix-launch",
+  group: GROUP,
+  hook: HOOK,
   token: `token-${instanceId}`,
   transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
   startedAt: clock.now(),
@@ -58,12 +79,6 @@ const request = (instanceId: string, extra: Partial<LaunchRequest> = {}): Launch
 const ids = (count: number, offset = 0) =>
   Array.from({ length: count }, (_, index) => `i-${(offset + index).toString(16).padStart(17, "0")}`);
 
-let aws: FakeAws;
-function fleet(instances: FakeInstance[]) {
-  aws = new FakeAws(instances);
-  return aws;
-}
-
 function run(requests: LaunchRequest[], config: Partial<LaunchConfig> = {}, remainingMs = 600_000) {
   return reconcileLaunches(requests, defaultLaunchConfig({ POLL_INTERVAL_MS: 5_000, ...config }), {
     deadline: clock.now() + remainingMs,
@@ -72,364 +87,930 @@ function run(requests: LaunchRequest[], config: Partial<LaunchConfig> = {}, rema
   });
 }
 
+/** The SendCommand inputs, of one document or all. */
+const sent = (document?: string) =>
+  ssm
+    .commandCalls(SendCommandCommand)
+    .map((call) => call.args[0].input)
+    .filter((input) => !document || input.DocumentName === document);
+/** The command ids ListCommandInvocations was asked about, in order. */
+const polled = () =>
+  ssm
+    .commandCalls(ListCommandInvocationsCommand)
+    .map((call) => call.args[0].input.CommandId)
+    .filter((commandId) => commandId !== undefined);
+const completions = () =>
+  autoScaling.commandCalls(CompleteLifecycleActionCommand).map((call) => call.args[0].input);
+const heartbeats = () =>
+  autoScaling.commandCalls(RecordLifecycleActionHeartbeatCommand).map((call) => call.args[0].input);
+const completed = (instanceId: string, result: "CONTINUE" | "ABANDON") => ({
+  AutoScalingGroupName: GROUP,
+  LifecycleHookName: HOOK,
+  LifecycleActionResult: result,
+  LifecycleActionToken: `token-${instanceId}`,
+});
+
 beforeAll(() => setClockScale(0.0005));
-afterEach(() => {
-  aws?.restore();
-  clearHookCache();
+beforeEach(() => {
+  // Each test scripts the answers it needs; any other call fails it, naming what was asked.
+  const unscripted = (input: object) => {
+    throw new Error(`no AWS answer scripted for ${JSON.stringify(input)}`);
+  };
+  ssm.reset().onAnyCommand().callsFake(unscripted);
+  autoScaling.reset().onAnyCommand().callsFake(unscripted);
+  dynamodb.reset().onAnyCommand().callsFake(unscripted);
+  sqs.reset().onAnyCommand().callsFake(unscripted);
+});
+afterEach(() => clearHookCache());
+afterAll(() => {
+  ssm.restore();
+  autoScaling.restore();
+  dynamodb.restore();
+  sqs.restore();
 });
 
 describe("launch path", () => {
   it("installs, verifies and continues a new instance", async () => {
-    fleet([{ id: "i-0000000000000000a" }]);
-    const [outcome] = await run([request("i-0000000000000000a")]);
+    const ID = "i-0000000000000000a";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolvesOnce(listed(invocation("install-1", ID, "InProgress")))
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome).toMatchObject({ outcome: "CONTINUE", agentVersion: "1.8.1" });
-    expect(aws.completions).toEqual([
-      { instanceId: "i-0000000000000000a", token: "token-i-0000000000000000a", result: "CONTINUE" },
-    ]);
-    const [install] = aws.sendCommands("AWS-ConfigureAWSPackage");
-    expect(install?.args[0].input).toMatchObject({
-      InstanceIds: ["i-0000000000000000a"],
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
+    expect(sent(INSTALL)).toHaveLength(1);
+    expect(sent(INSTALL)[0]).toMatchObject({
+      InstanceIds: [ID],
       Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: [""] },
       Comment: "agentfix install req-1",
     });
-    expect(aws.sendCommands("AWS-RunShellScript")).toHaveLength(1);
+    expect(sent(SHELL)).toMatchObject([{ InstanceIds: [ID], Comment: "agentfix verify req-1" }]);
+    expect(polled()).toEqual(["install-1", "install-1", "verify-1"]);
   });
 
   it("waits for a late SSM registration instead of failing", async () => {
-    fleet([{ id: "i-0000000000000000b", registersAfterPolls: 4 }]);
-    const [outcome] = await run([request("i-0000000000000000b")]);
+    const ID = "i-0000000000000000b";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .resolvesOnce(online([]))
+      .resolvesOnce(online([]))
+      .resolvesOnce(online([]))
+      .resolvesOnce(online([]))
+      .resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(5);
+    expect(sent(INSTALL)).toHaveLength(1);
   });
 
   it("abandons an instance that never registers with SSM", async () => {
-    fleet([{ id: "i-0000000000000000c", registersAfterPolls: 10_000 }]);
-    const [outcome] = await run([request("i-0000000000000000c")], { REGISTRATION_TIMEOUT_SECONDS: 60 });
+    const ID = "i-0000000000000000c";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([]));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { REGISTRATION_TIMEOUT_SECONDS: 60 });
+
     expect(outcome).toMatchObject({ outcome: "ABANDON" });
     expect(outcome?.reason).toMatch(/never came Online/);
-    expect(aws.sendCommands()).toHaveLength(0);
+    expect(sent()).toHaveLength(0);
+    expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
   it("retries an install that fails once and then continues", async () => {
-    fleet([{ id: "i-0000000000000000d", installs: ["failed", "success"] }]);
-    const [outcome] = await run([request("i-0000000000000000d")]);
+    const ID = "i-0000000000000000d";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL })
+      .resolvesOnce(commandSent("install-1"))
+      .resolves(commandSent("install-2"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Failed")));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
+      .resolves(listed(invocation("install-2", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(2);
+    expect(sent(INSTALL)).toHaveLength(2);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("abandons the instance when the install fails every time", async () => {
-    fleet([{ id: "i-0000000000000000e", installs: ["failed"] }]);
-    const [outcome] = await run([request("i-0000000000000000e")], { INSTALL_ATTEMPTS: 2 });
+    const ID = "i-0000000000000000e";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL })
+      .resolvesOnce(commandSent("install-1"))
+      .resolves(commandSent("install-2"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Failed")));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
+      .resolves(listed(invocation("install-2", ID, "Failed")));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { INSTALL_ATTEMPTS: 2 });
+
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/install .*Failed.* after 2 attempt/);
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(2);
-    expect(aws.completions[0]?.result).toBe("ABANDON");
+    expect(sent(INSTALL)).toHaveLength(2);
+    expect(sent(SHELL)).toHaveLength(0);
+    expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
   it("applies the failure result when the install reports Success but the agent does not run", async () => {
-    fleet([{ id: "i-0000000000000000f", installs: ["success-dead"] }]);
-    const [outcome] = await run([request("i-0000000000000000f")], { FAILURE_RESULT: "ABANDON" });
+    const ID = "i-0000000000000000f";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    // The script exits non-zero unless the agent runs.
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("stopped", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { FAILURE_RESULT: "ABANDON" });
+
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/reported Success but the agent is stopped/);
+    expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
   it("completes with CONTINUE on failure when FAILURE_RESULT says so", async () => {
-    fleet([{ id: "i-00000000000000010", installs: ["success-dead"] }]);
-    const [outcome] = await run([request("i-00000000000000010")], { FAILURE_RESULT: "CONTINUE" });
+    const ID = "i-00000000000000010";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("stopped", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { FAILURE_RESULT: "CONTINUE" });
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(outcome?.reason).toMatch(/FAILURE_RESULT/);
+    expect(outcome?.reason).toMatch(/agent is stopped.*FAILURE_RESULT/);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("fails verification when a pinned version is not the one running", async () => {
-    fleet([{ id: "i-00000000000000011", installsVersion: "1.7.1" }]);
-    const [outcome] = await run([request("i-00000000000000011")], { AGENT_VERSION: "1.8.1" });
+    const ID = "i-00000000000000011";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(
+        listed(invocation("verify-1", ID, "Success", probeOutput("running", "OFFICIAL_1.7.1-1818_rpm"))),
+      );
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { AGENT_VERSION: "1.8.1" });
+
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/1\.7\.1 is running, but version 1\.8\.1 is pinned/);
-    const [install] = aws.sendCommands("AWS-ConfigureAWSPackage");
-    expect(install?.args[0].input.Parameters?.version).toEqual(["1.8.1"]);
+    expect(sent(INSTALL)[0]?.Parameters?.version).toEqual(["1.8.1"]);
+    expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
   it("reports an instance that is no longer waiting as already completed, with no SSM call", async () => {
-    fleet([{ id: "i-00000000000000012", lifecycleState: "InService" }]);
-    const [outcome] = await run([request("i-00000000000000012")]);
+    const ID = "i-00000000000000012";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "InService"]));
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("ALREADY_COMPLETED");
-    expect(aws.ssm.calls()).toHaveLength(0);
+    expect(outcome?.reason).toMatch(/instance is InService/);
+    expect(ssm.calls()).toHaveLength(0);
+    expect(completions()).toHaveLength(0);
   });
 
   it("treats 'No active Lifecycle Action found' on completion as already completed", async () => {
-    fleet([{ id: "i-00000000000000013", installPolls: 3 }]);
-    const pending = run([request("i-00000000000000013")]);
-    await clock.sleep(12_000);
-    const instance = aws.instances.get("i-00000000000000013");
-    if (instance) instance.lifecycleState = "Pending:Proceed";
-    const [outcome] = await pending;
+    const ID = "i-00000000000000013";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    // Someone else completed the action while the agent was being set up.
+    autoScaling.on(CompleteLifecycleActionCommand).rejects(noActiveLifecycleAction(`token-${ID}`));
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("ALREADY_COMPLETED");
+    expect(outcome?.reason).toMatch(/the lifecycle action had already ended/);
+    expect(completions()).toHaveLength(1);
   });
 
   it("stops work on an instance terminated mid-install", async () => {
-    fleet([{ id: "i-00000000000000014", installPolls: 50 }]);
-    const pending = run([request("i-00000000000000014")]);
-    await clock.sleep(15_000);
-    const instance = aws.instances.get("i-00000000000000014");
-    if (instance) instance.lifecycleState = "Terminated";
-    const [outcome] = await pending;
+    const ID = "i-00000000000000014";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolvesOnce(listed(invocation("install-1", ID, "InProgress")))
+      .resolves(listed(invocation("install-1", ID, "Failed", undefined, { StatusDetails: "Terminated" })));
+    autoScaling.on(CompleteLifecycleActionCommand).rejects(noActiveLifecycleAction(`token-${ID}`));
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("ALREADY_COMPLETED");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
+    expect(sent(INSTALL)).toHaveLength(1);
+    expect(sent(SHELL)).toHaveLength(0);
   });
 
   it("follows an install already in flight instead of sending a second one (duplicate delivery)", async () => {
-    fleet([{ id: "i-00000000000000015", installPolls: 4 }]);
-    const first = run([request("i-00000000000000015")], {}, 25_000);
-    await first;
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
-    const [outcome] = await run([request("i-00000000000000015")]);
+    const ID = "i-00000000000000015";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "InProgress")));
+    autoScaling.on(RecordLifecycleActionHeartbeatCommand).resolves({});
+
+    const sentAt = new Date(clock.now());
+    const [first] = await run([request(ID)], {}, 120_000);
+    expect(first?.outcome).toBe("PENDING");
+    expect(sent(INSTALL)).toHaveLength(1);
+
+    // The duplicate finds install-1 still in flight; it succeeds by the time it is polled.
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(
+      listed(
+        invocation("install-1", ID, "InProgress", undefined, {
+          DocumentName: INSTALL,
+          Comment: "agentfix install req-1",
+          RequestedDateTime: sentAt,
+        }),
+      ),
+    );
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
+    expect(outcome?.installCommandIds).toEqual(["install-1"]);
+    expect(sent(INSTALL)).toHaveLength(1);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("retries throttled SSM calls and still completes", async () => {
-    fleet([{ id: "i-00000000000000016" }]);
-    const throttled = Object.assign(new Error("Rate exceeded"), {
-      name: "ThrottlingException",
-      $metadata: { httpStatusCode: 400 },
-    });
-    aws.ssm
-      .on(SendCommandCommand)
-      .rejectsOnce(throttled)
-      .rejectsOnce(throttled)
-      .rejectsOnce(throttled)
-      .rejectsOnce(throttled)
-      .rejectsOnce(throttled)
-      .callsFake((input) => ({ Command: { CommandId: "cmd-late", InstanceIds: input.InstanceIds } }));
-    const [outcome] = await run([request("i-00000000000000016")], { VERIFY_AGENT: false });
-    expect(aws.ssm.commandCalls(SendCommandCommand).length).toBeGreaterThanOrEqual(6);
-    expect(outcome?.reason).not.toMatch(/Throttling/);
+    const ID = "i-00000000000000016";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL })
+      .rejectsOnce(ssmThrottling())
+      .rejectsOnce(ssmThrottling())
+      .rejectsOnce(ssmThrottling())
+      .rejectsOnce(ssmThrottling())
+      .rejectsOnce(ssmThrottling())
+      .resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], { VERIFY_AGENT: false });
+
+    expect(sent(INSTALL)).toHaveLength(6);
+    expect(outcome?.outcome).toBe("CONTINUE");
+    expect(outcome?.reason).toMatch(/installed by command install-1/);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("leaves a verified instance pending, not failed, when its completion stays throttled", async () => {
-    fleet([{ id: "i-0000000000000001f" }]);
-    const throttled = Object.assign(new Error("Rate exceeded"), {
-      name: "Throttling",
-      $metadata: { httpStatusCode: 400 },
-    });
-    aws.autoScaling.on(CompleteLifecycleActionCommand).rejects(throttled);
-    const [outcome] = await run([request("i-0000000000000001f")], {}, 120_000);
+    const ID = "i-0000000000000001f";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).rejects(autoScalingThrottling());
+
+    // Verified within the first minute; the completion is retried for the rest of the budget.
+    const [outcome] = await run([request(ID)], {}, 300_000);
+
     expect(outcome?.outcome).toBe("PENDING");
     expect(outcome?.reason).toMatch(
       /agent 1\.8\.1 running; completing the lifecycle action \(CONTINUE\) stayed throttled/,
     );
-    expect(aws.autoScaling.commandCalls(CompleteLifecycleActionCommand).length).toBeGreaterThan(1);
+    expect(completions().length).toBeGreaterThan(1);
   });
 
   it("ignores groups out of scope", async () => {
-    fleet([{ id: "i-00000000000000017", group: "db-asg" }]);
-    const [outcome] = await run([request("i-00000000000000017", { group: "db-asg" })], {
-      TARGET_GROUPS: ["web-asg"],
-    });
+    const ID = "i-00000000000000017";
+
+    const [outcome] = await run([request(ID, { group: "db-asg" })], { TARGET_GROUPS: ["web-asg"] });
+
     expect(outcome).toMatchObject({
       outcome: "SKIPPED",
       reason: "group db-asg is not in scope (TARGET_GROUPS)",
     });
-    expect(aws.autoScaling.calls()).toHaveLength(0);
+    expect(autoScaling.calls()).toHaveLength(0);
+    expect(ssm.calls()).toHaveLength(0);
   });
 
   it("sends 60 instances in two install commands and polls per command", async () => {
     const instanceIds = ids(60, 0x100);
-    fleet(instanceIds.map((id) => ({ id })));
+    const [first, rest] = [instanceIds.slice(0, 50), instanceIds.slice(50)];
+    const waiting = (group: string[]) =>
+      lifecycleStates(GROUP, ...group.map((id): [string, string] => [id, "Pending:Wait"]));
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling.on(DescribeAutoScalingInstancesCommand, { InstanceIds: first }).resolves(waiting(first));
+    autoScaling.on(DescribeAutoScalingInstancesCommand, { InstanceIds: rest }).resolves(waiting(rest));
+    ssm
+      .on(DescribeInstanceInformationCommand, { Filters: [{ Key: "InstanceIds", Values: first }] })
+      .resolves(online(first));
+    ssm
+      .on(DescribeInstanceInformationCommand, { Filters: [{ Key: "InstanceIds", Values: rest }] })
+      .resolves(online(rest));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL })
+      .resolvesOnce(commandSent("install-1"))
+      .resolvesOnce(commandSent("install-2"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(...first.map((id) => invocation("install-1", id, "Success"))));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
+      .resolves(listed(...rest.map((id) => invocation("install-2", id, "Success"))));
+    ssm
+      .on(SendCommandCommand, { DocumentName: SHELL })
+      .resolvesOnce(commandSent("verify-1"))
+      .resolvesOnce(commandSent("verify-2"));
+    const running = (commandId: string, id: string) =>
+      invocation(commandId, id, "Success", probeOutput("running", "1.8.1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(...first.map((id) => running("verify-1", id))));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-2" })
+      .resolves(listed(...rest.map((id) => running("verify-2", id))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
     const outcomes = await run(instanceIds.map((id) => request(id)));
-    expect(outcomes.every((outcome) => outcome.outcome === "CONTINUE")).toBe(true);
-    const installs = aws.sendCommands("AWS-ConfigureAWSPackage");
-    expect(installs.map((call) => call.args[0].input.InstanceIds?.length)).toEqual([50, 10]);
-    expect(aws.ssm.calls().length).toBeLessThan(60);
+
+    expect(outcomes.map((outcome) => outcome.outcome)).toEqual(instanceIds.map(() => "CONTINUE"));
+    expect(sent(INSTALL).map((input) => input.InstanceIds)).toEqual([first, rest]);
+    expect(sent(SHELL).map((input) => input.InstanceIds)).toEqual([first, rest]);
+    expect(new Set(polled())).toEqual(new Set(["install-1", "install-2", "verify-1", "verify-2"]));
+    expect(ssm.calls().length).toBeLessThan(20);
+    expect(completions()).toHaveLength(60);
   });
 
   it("leaves unfinished instances pending, heartbeated, when the time budget runs out", async () => {
-    fleet([{ id: "i-00000000000000018", installPolls: 1_000 }]);
-    const [outcome] = await run([request("i-00000000000000018")], {}, 30_000);
+    const ID = "i-00000000000000018";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "InProgress")));
+    autoScaling.on(RecordLifecycleActionHeartbeatCommand).resolves({});
+
+    const [outcome] = await run([request(ID)], {}, 30_000);
+
     expect(outcome?.outcome).toBe("PENDING");
-    expect(aws.heartbeats).toContainEqual({ instanceId: undefined, token: "token-i-00000000000000018" });
-    expect(aws.completions).toHaveLength(0);
+    expect(outcome?.reason).toMatch(/when the time budget ran out; resumes on the next delivery/);
+    expect(heartbeats()).toEqual([
+      { AutoScalingGroupName: GROUP, LifecycleHookName: HOOK, LifecycleActionToken: `token-${ID}` },
+    ]);
+    expect(completions()).toHaveLength(0);
   });
 
   it("heartbeats a long wait once half the heartbeat timeout has passed", async () => {
-    fleet([{ id: "i-00000000000000019", installPolls: 80 }]);
-    const [outcome] = await run([request("i-00000000000000019")], {}, 1_500_000);
+    const ID = "i-00000000000000019";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK, 300));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    // The first poll waits 20 s and a quiet command's polls back off to one every 10 s: 20 polls in
+    // progress keep the install running past 180 s, well beyond half the 300 s heartbeat timeout.
+    const installPolls = ssm.on(ListCommandInvocationsCommand, { CommandId: "install-1" });
+    for (let poll = 0; poll < 20; poll += 1)
+      installPolls.resolvesOnce(listed(invocation("install-1", ID, "InProgress")));
+    installPolls.resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    const beatsAt: number[] = [];
+    autoScaling.on(RecordLifecycleActionHeartbeatCommand).callsFake(() => {
+      beatsAt.push(clock.now());
+      return {};
+    });
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const start = clock.now();
+    const [outcome] = await run([request(ID, { startedAt: start })], {}, 1_500_000);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.heartbeats.length).toBeGreaterThanOrEqual(1);
+    expect(beatsAt.length).toBeGreaterThanOrEqual(1);
+    expect(beatsAt[0]! - start).toBeGreaterThanOrEqual(150_000);
+    expect(heartbeats()[0]).toEqual({
+      AutoScalingGroupName: GROUP,
+      LifecycleHookName: HOOK,
+      LifecycleActionToken: `token-${ID}`,
+    });
   });
 
   it("makes no mutating call in DRY_RUN", async () => {
-    fleet([{ id: "i-0000000000000001a" }]);
-    const [outcome] = await run([request("i-0000000000000001a")], { DRY_RUN: true });
+    const ID = "i-0000000000000001a";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+
+    const [outcome] = await run([request(ID)], { DRY_RUN: true });
+
     expect(outcome?.outcome).toBe("SKIPPED");
     expect(outcome?.reason).toMatch(/dry run: would install AWSCodeDeployAgent/);
-    expect(aws.sendCommands()).toHaveLength(0);
-    expect(aws.completions).toHaveLength(0);
-    expect(aws.heartbeats).toHaveLength(0);
+    expect(sent()).toHaveLength(0);
+    expect(completions()).toHaveLength(0);
+    expect(heartbeats()).toHaveLength(0);
   });
 
   it("installs on the way into the warm pool", async () => {
-    fleet([{ id: "i-0000000000000001b", lifecycleState: "Warmed:Pending:Wait" }]);
-    const [outcome] = await run([request("i-0000000000000001b", { origin: "EC2", destination: "WarmPool" })]);
+    const ID = "i-0000000000000001b";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Warmed:Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID, { origin: "EC2", destination: "WarmPool" })]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
+    expect(sent(INSTALL)).toHaveLength(1);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("only verifies on the way out of the warm pool when the agent is current", async () => {
-    fleet([{ id: "i-0000000000000001c", agentVersion: "1.8.1", agentRunning: true }]);
-    const [outcome] = await run([
-      request("i-0000000000000001c", { origin: "WarmPool", destination: "AutoScalingGroup" }),
-    ]);
+    const ID = "i-0000000000000001c";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID, { origin: "WarmPool", destination: "AutoScalingGroup" })]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(0);
-    expect(aws.sendCommands("AWS-RunShellScript")).toHaveLength(1);
+    expect(sent(INSTALL)).toHaveLength(0);
+    expect(sent(SHELL)).toHaveLength(1);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("reinstalls on the way out of the warm pool when the agent is missing", async () => {
-    fleet([{ id: "i-0000000000000001d" }]);
-    const [outcome] = await run([
-      request("i-0000000000000001d", { origin: "WarmPool", destination: "AutoScalingGroup" }),
-    ]);
+    const ID = "i-0000000000000001d";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm
+      .on(SendCommandCommand, { DocumentName: SHELL })
+      .resolvesOnce(commandSent("verify-1"))
+      .resolves(commandSent("verify-2"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("missing", ""))));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-2" })
+      .resolves(listed(invocation("verify-2", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID, { origin: "WarmPool", destination: "AutoScalingGroup" })]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-ConfigureAWSPackage")).toHaveLength(1);
-    expect(aws.sendCommands("AWS-RunShellScript")).toHaveLength(2);
+    expect(sent(INSTALL)).toHaveLength(1);
+    expect(sent(SHELL)).toHaveLength(2);
+    expect(polled()).toEqual(["verify-1", "install-1", "verify-2"]);
   });
 
   it("uses PowerShell to verify Windows instances", async () => {
-    fleet([{ id: "i-0000000000000001e", platform: "Windows" }]);
-    const [outcome] = await run([request("i-0000000000000001e")]);
+    const ID = "i-0000000000000001e";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID], "Windows"));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: POWERSHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(aws.sendCommands("AWS-RunPowerShellScript")).toHaveLength(1);
+    expect(sent(POWERSHELL)).toHaveLength(1);
+    expect(sent(SHELL)).toHaveLength(0);
   });
 });
 
 describe("launch handler", () => {
+  /** The lease table takes every lease and its release (no other invocation holds the instances). */
+  function leasesFree() {
+    dynamodb.on(PutItemCommand, { TableName: "agentfix-test-leases" }).resolves({});
+    dynamodb.on(DeleteItemCommand, { TableName: "agentfix-test-leases" }).resolves({});
+  }
+
   it("handles a raw EventBridge event pasted into the console", async () => {
-    fleet([{ id: "i-1234567890abcdef0" }]);
-    const report = await handleLaunch(launchEvent("i-1234567890abcdef0"), context());
-    expect(report.instances).toMatchObject([{ instanceId: "i-1234567890abcdef0", outcome: "CONTINUE" }]);
+    const ID = "i-1234567890abcdef0";
+    leasesFree();
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const report = await handleLaunch(launchEvent(ID), context());
+
+    expect(report.instances).toMatchObject([{ instanceId: ID, outcome: "CONTINUE" }]);
     expect(report.batchItemFailures).toBeUndefined();
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
   it("completes by instance id on replay, resolving the group's one hook", async () => {
-    fleet([{ id: "i-1234567890abcdef1" }]);
-    const report = await handleLaunch(
-      { instanceIds: ["i-1234567890abcdef1"], autoScalingGroupName: "web-asg" },
-      context(),
-    );
-    expect(report.instances).toMatchObject([{ outcome: "CONTINUE", lifecycleHookName: "agentfix-launch" }]);
-    expect(aws.completions).toEqual([
-      { instanceId: "i-1234567890abcdef1", token: undefined, result: "CONTINUE" },
+    const ID = "i-1234567890abcdef1";
+    leasesFree();
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    // A replay carries no start: the group's scaling activities give it (none kept here), and a
+    // heartbeat by instance id confirms that our action is still open.
+    autoScaling
+      .on(DescribeScalingActivitiesCommand, { AutoScalingGroupName: GROUP })
+      .resolves({ Activities: [] });
+    autoScaling.on(RecordLifecycleActionHeartbeatCommand).resolves({});
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const report = await handleLaunch({ instanceIds: [ID], autoScalingGroupName: GROUP }, context());
+
+    expect(report.instances).toMatchObject([{ outcome: "CONTINUE", lifecycleHookName: HOOK }]);
+    expect(completions()).toEqual([
+      {
+        AutoScalingGroupName: GROUP,
+        LifecycleHookName: HOOK,
+        LifecycleActionResult: "CONTINUE",
+        InstanceId: ID,
+      },
     ]);
   });
 
   it("processes the good records of a batch and fails only the malformed one", async () => {
-    fleet([{ id: "i-1234567890abcdef2" }]);
+    const ID = "i-1234567890abcdef2";
+    leasesFree();
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "Success")));
+    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
+      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
     const bad = launchEvent("i-1234567890abcdef3");
     bad.detail.EC2InstanceId = "i-1;rm -rf /";
     delete bad.detail.LifecycleActionToken;
+
     const report = await handleLaunch(
       {
         Records: [
-          {
-            messageId: "m-good",
-            body: JSON.stringify(launchEvent("i-1234567890abcdef2")),
-            eventSource: "aws:sqs",
-          },
-          { messageId: "m-bad", body: JSON.stringify(bad), eventSource: "aws:sqs" },
-          {
-            messageId: "m-test",
-            body: JSON.stringify(fixture("autoscaling-test-notification.lifecycle-hook-sns-sqs.json")),
-            eventSource: "aws:sqs",
-          },
+          sqsRecord("m-good", launchEvent(ID)),
+          sqsRecord("m-bad", bad),
+          sqsRecord("m-test", fixture("autoscaling-test-notification.lifecycle-hook-sns-sqs.json")),
         ],
       },
       context(),
     );
-    expect(report.instances).toMatchObject([{ instanceId: "i-1234567890abcdef2", outcome: "CONTINUE" }]);
+
+    expect(report.instances).toMatchObject([{ instanceId: ID, outcome: "CONTINUE" }]);
     expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-bad" }]);
     expect(report.failedRecords?.[0]?.error).toMatch(
       /detail\.EC2InstanceId.*detail\.LifecycleActionToken|detail\.LifecycleActionToken.*detail\.EC2InstanceId/,
     );
     expect(report.skippedRecords).toEqual([{ messageId: "m-test", reason: "autoscaling:TEST_NOTIFICATION" }]);
-    for (const call of aws.sendCommands()) expect(JSON.stringify(call.args[0].input)).not.toContain("rm -rf");
+    expect(
+      JSON.stringify([...ssm.calls(), ...autoScaling.calls()].map((call) => call.args[0].input)),
+    ).not.toContain("rm -rf");
   });
 
   it("returns unfinished instances as batch item failures, handed back to the queue to resume soon", async () => {
-    fleet([{ id: "i-1234567890abcdef4", installPolls: 1_000 }]);
-    const report = await handleLaunch(
-      {
-        Records: [
-          {
-            messageId: "m-slow",
-            receiptHandle: "receipt-slow",
-            body: JSON.stringify(launchEvent("i-1234567890abcdef4")),
-            eventSource: "aws:sqs",
-          },
-        ],
-      },
-      context(60_000),
-    );
+    const ID = "i-1234567890abcdef4";
+    leasesFree();
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(invocation("install-1", ID, "InProgress")));
+    autoScaling.on(RecordLifecycleActionHeartbeatCommand).resolves({});
+    sqs.on(ChangeMessageVisibilityCommand).resolves({});
+
+    const report = await handleLaunch({ Records: [sqsRecord("m-slow", launchEvent(ID))] }, context(60_000));
+
     expect(report.instances[0]?.outcome).toBe("PENDING");
     expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-slow" }]);
-    expect(aws.sqs.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
+    expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((call) => call.args[0].input)).toEqual([
       {
         QueueUrl: "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-launch",
-        ReceiptHandle: "receipt-slow",
+        ReceiptHandle: "receipt-m-slow",
         VisibilityTimeout: 10,
       },
     ]);
+    expect(completions()).toHaveLength(0);
   });
 
   it("leaves an instance another invocation holds to the visibility timeout", async () => {
-    fleet([{ id: "i-1234567890abcdef7" }]);
-    aws.dynamodb
-      .on(PutItemCommand)
+    const ID = "i-1234567890abcdef7";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    dynamodb
+      .on(PutItemCommand, { TableName: "agentfix-test-leases" })
       .rejects(
         new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} }),
       );
-    const report = await handleLaunch(
-      {
-        Records: [
-          {
-            messageId: "m-busy",
-            receiptHandle: "receipt-busy",
-            body: JSON.stringify(launchEvent("i-1234567890abcdef7")),
-            eventSource: "aws:sqs",
-          },
-        ],
-      },
-      context(),
-    );
+
+    const report = await handleLaunch({ Records: [sqsRecord("m-busy", launchEvent(ID))] }, context());
+
     expect(report.instances[0]).toMatchObject({ outcome: "PENDING", busyElsewhere: true });
     expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-busy" }]);
-    expect(aws.sqs.commandCalls(ChangeMessageVisibilityCommand)).toHaveLength(0);
-    expect(aws.sendCommands()).toHaveLength(0);
+    expect(dynamodb.commandCalls(PutItemCommand)[0]?.args[0].input.Item?.pk).toEqual({ S: `agent#${ID}` });
+    expect(sqs.commandCalls(ChangeMessageVisibilityCommand)).toHaveLength(0);
+    expect(ssm.calls()).toHaveLength(0);
   });
 
   it("skips non-launch transitions", async () => {
-    fleet([{ id: "i-1234567890abcdef5" }]);
+    const ID = "i-1234567890abcdef5";
+
     const report = await handleLaunch(
-      launchEvent("i-1234567890abcdef5", { LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING" }),
+      launchEvent(ID, { LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING" }),
       context(),
     );
+
     expect(report.instances[0]).toMatchObject({
       outcome: "SKIPPED",
       reason: expect.stringMatching(/not a launch/),
     });
+    expect(autoScaling.calls()).toHaveLength(0);
+    expect(ssm.calls()).toHaveLength(0);
   });
 
   it("rejects a malformed console event with one error naming every bad field", async () => {
-    fleet([]);
     const event = launchEvent("i-1234567890abcdef6");
     event.detail.EC2InstanceId = 42;
     event.detail.AutoScalingGroupName = "";
+
     await expect(handleLaunch(event, context())).rejects.toThrow(
       /detail\.AutoScalingGroupName.*detail\.EC2InstanceId|detail\.EC2InstanceId.*detail\.AutoScalingGroupName/,
     );
     await expect(handleLaunch({ instanceIds: ["nope"] }, context())).rejects.toThrow(
       /instanceIds\.0.*autoScalingGroupName/,
     );
-    expect(aws.ssm.calls()).toHaveLength(0);
+    expect(ssm.calls()).toHaveLength(0);
+    expect(autoScaling.calls()).toHaveLength(0);
   });
 });
