@@ -1,14 +1,8 @@
-import { NagSuppressions } from "cdk-nag";
 import { type StackContext, use } from "sst/constructs";
 import { Foundation } from "./Foundation.js";
-import {
-  codeDeployStatements,
-  leaseStatement,
-  sendCommandStatements,
-  ssmReadStatement,
-} from "./permissions.js";
+import { failureAccess } from "./permissions.js";
 import { createServiceFunction } from "./service-function.js";
-import { createServiceQueue, createServiceRule, type StackResources } from "./service-resources.js";
+import { createServiceQueue, createServiceRule } from "./service-resources.js";
 
 /**
  * Failure path: a failed CodeDeploy deployment of a group in scope invokes
@@ -18,32 +12,13 @@ import { createServiceQueue, createServiceRule, type StackResources } from "./se
  * (stacks/wiring.ts).
  */
 export function FailurePath({ stack }: StackContext) {
-  const { config, wiring, leaseTable } = use(Foundation);
-  const resources: StackResources = { leaseTable, queues: {}, functions: {} };
+  const { config, wiring, leaseTable, pathResources } = use(Foundation);
+  const resources = pathResources();
 
-  const deadLetterQueue = createServiceQueue(stack, wiring.queues.failureDeadLetter, resources);
-  NagSuppressions.addResourceSuppressions(deadLetterQueue, [
-    {
-      id: "AwsSolutions-SQS3",
-      reason: "This queue is itself the dead-letter queue and failure destination of the failure path.",
-    },
-  ]);
-  resources.queues.failureDeadLetter = deadLetterQueue;
+  const deadLetterQueue = createServiceQueue(stack, "failureDeadLetter", resources);
 
-  const failureFunction = createServiceFunction(stack, wiring.functions.failure, {
-    config,
-    resources,
-    statements: [
-      // The failed targets of a deployment group in scope are instances of the groups in scope
-      // (every instance of the account and Region when no group is listed).
-      ...sendCommandStatements(stack, config),
-      ssmReadStatement(),
-      ...codeDeployStatements(stack, config.deploymentGroups),
-      leaseStatement(leaseTable.tableArn),
-    ],
-    wildcards: ["readOnly", "instances", "allDeploymentGroups", "deploymentConfigs"],
-  });
-  resources.functions.failure = failureFunction;
+  const access = failureAccess(stack, config, leaseTable);
+  const failureFunction = createServiceFunction(stack, "failure", resources, access);
 
   const rule = createServiceRule(stack, wiring.rules.failure, resources);
 

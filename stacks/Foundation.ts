@@ -6,6 +6,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
 import { type StageConfig, useStageConfig } from "./config.js";
+import type { StackResources } from "./service-resources.js";
 import { describeService, type ServiceWiring } from "./wiring.js";
 
 export interface FoundationOutputs {
@@ -15,11 +16,14 @@ export interface FoundationOutputs {
   leaseTable: Table;
   /** Where alarms notify; undefined when the stage configures neither an email nor a topic. */
   alarmTopic?: ITopic;
+  /** A fresh record of the resources one path's stack creates, holding the shared lease table. */
+  pathResources(): StackResources;
 }
 
 /** What every path shares: the stage configuration and its wiring, the lease table and the alarm topic. */
 export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   const config = useStageConfig(app.stage);
+  const wiring = describeService(config);
 
   // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/common/lease.ts);
   // DynamoDB's TTL sweeps the lapsed rows.
@@ -71,5 +75,6 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   }
 
   stack.addOutputs({ LeaseTableName: leaseTable.tableName });
-  return { config, wiring: describeService(config), leaseTable, alarmTopic };
+  const pathResources = (): StackResources => ({ config, wiring, leaseTable, queues: {}, functions: {} });
+  return { config, wiring, leaseTable, alarmTopic, pathResources };
 }

@@ -1,19 +1,11 @@
-import { NagSuppressions } from "cdk-nag";
 import { type StackContext, use } from "sst/constructs";
 import { Foundation } from "./Foundation.js";
-import {
-  autoScalingReadStatement,
-  leaseStatement,
-  lifecycleActionStatement,
-  sendCommandStatements,
-  ssmReadStatement,
-} from "./permissions.js";
+import { launchAccess } from "./permissions.js";
 import { createServiceFunction } from "./service-function.js";
 import {
   createLifecycleHooks,
   createServiceQueue,
   createServiceRule,
-  type StackResources,
   sqsEventSource,
 } from "./service-resources.js";
 
@@ -24,30 +16,18 @@ import {
  * the lifecycle action. Every setting comes from the stage's wiring (stacks/wiring.ts).
  */
 export function LaunchPath({ stack }: StackContext) {
-  const { config, wiring, leaseTable } = use(Foundation);
-  const resources: StackResources = { leaseTable, queues: {}, functions: {} };
+  const { config, wiring, leaseTable, pathResources } = use(Foundation);
+  const resources = pathResources();
 
-  const deadLetterQueue = createServiceQueue(stack, wiring.queues.launchDeadLetter, resources);
-  NagSuppressions.addResourceSuppressions(deadLetterQueue, [
-    { id: "AwsSolutions-SQS3", reason: "This queue is the dead-letter queue of the launch queue." },
-  ]);
-  resources.queues.launchDeadLetter = deadLetterQueue;
-  const queue = createServiceQueue(stack, wiring.queues.launch, resources);
-  resources.queues.launch = queue;
+  const deadLetterQueue = createServiceQueue(stack, "launchDeadLetter", resources);
+  const queue = createServiceQueue(stack, "launch", resources);
 
-  const launchFunction = createServiceFunction(stack, wiring.functions.launch, {
-    config,
+  const launchFunction = createServiceFunction(
+    stack,
+    "launch",
     resources,
-    statements: [
-      ...sendCommandStatements(stack, config),
-      ssmReadStatement(),
-      autoScalingReadStatement(["DescribeAutoScalingInstances", "DescribeLifecycleHooks"]),
-      lifecycleActionStatement(stack, config),
-      leaseStatement(leaseTable.tableArn),
-    ],
-    wildcards: ["readOnly", "instances", "allGroups"],
-  });
-  resources.functions.launch = launchFunction;
+    launchAccess(stack, config, leaseTable),
+  );
   for (const source of wiring.sqsSources.filter((candidate) => candidate.function === "launch")) {
     launchFunction.addEventSource(sqsEventSource(source, resources));
   }

@@ -1,10 +1,9 @@
-import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { type StackContext, use } from "sst/constructs";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
-import { autoScalingReadStatement } from "./permissions.js";
+import { sweepAccess } from "./permissions.js";
 import { createServiceFunction } from "./service-function.js";
-import { createServiceRule, type StackResources } from "./service-resources.js";
+import { createServiceRule } from "./service-resources.js";
 
 /**
  * Sweep: on a schedule, functions/sweep.ts puts instances stuck in Pending:Wait on our hook back on
@@ -12,31 +11,12 @@ import { createServiceRule, type StackResources } from "./service-resources.js";
  * stage's wiring (stacks/wiring.ts).
  */
 export function Sweep({ stack }: StackContext) {
-  const { config, wiring } = use(Foundation);
+  const { wiring, pathResources } = use(Foundation);
   const { queue } = use(LaunchPath);
-  const resources: StackResources = { queues: { launch: queue }, functions: {} };
+  const resources = pathResources();
+  resources.queues.launch = queue;
 
-  const sweepFunction = createServiceFunction(stack, wiring.functions.sweep, {
-    config,
-    resources,
-    statements: [
-      autoScalingReadStatement([
-        "DescribeAutoScalingGroups",
-        "DescribeLifecycleHooks",
-        "DescribeScalingActivities",
-        "DescribeWarmPool",
-      ]),
-      // SendMessageBatch is authorized as sqs:SendMessage.
-      new PolicyStatement({
-        sid: "EnqueueReplays",
-        effect: Effect.ALLOW,
-        actions: ["sqs:SendMessage"],
-        resources: [queue.queueArn],
-      }),
-    ],
-    wildcards: ["readOnly"],
-  });
-  resources.functions.sweep = sweepFunction;
+  const sweepFunction = createServiceFunction(stack, "sweep", resources, sweepAccess(queue));
 
   const rule = createServiceRule(stack, wiring.rules.sweep, resources);
 

@@ -1,5 +1,7 @@
 import { Stack } from "aws-cdk-lib";
+import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
+import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { AGENT_DOCUMENTS, GROUP_TAG } from "../functions/core/contract.js";
 
@@ -210,3 +212,66 @@ export const WILDCARD_EVIDENCE = {
 } as const;
 
 export type WildcardEvidence = keyof typeof WILDCARD_EVIDENCE;
+
+/** What one function may call, and why any statement holds a wildcard resource. */
+export interface FunctionAccess {
+  statements: PolicyStatement[];
+  /** Wildcard resources the statements hold, each with its written reason (WILDCARD_EVIDENCE). */
+  wildcards: WildcardEvidence[];
+}
+
+/** The launch function: its agent documents, SSM reads, lifecycle calls on its groups, its leases. */
+export function launchAccess(scope: Construct, config: Scope, leaseTable: ITable): FunctionAccess {
+  return {
+    statements: [
+      ...sendCommandStatements(scope, config),
+      ssmReadStatement(),
+      autoScalingReadStatement(["DescribeAutoScalingInstances", "DescribeLifecycleHooks"]),
+      lifecycleActionStatement(scope, config),
+      leaseStatement(leaseTable.tableArn),
+    ],
+    wildcards: ["readOnly", "instances", "allGroups"],
+  };
+}
+
+/**
+ * The failure function: the failed targets of a deployment group in scope are instances of the
+ * groups in scope (every instance of the account and Region when no group is listed).
+ */
+export function failureAccess(
+  scope: Construct,
+  config: Scope & { deploymentGroups: readonly string[] },
+  leaseTable: ITable,
+): FunctionAccess {
+  return {
+    statements: [
+      ...sendCommandStatements(scope, config),
+      ssmReadStatement(),
+      ...codeDeployStatements(scope, config.deploymentGroups),
+      leaseStatement(leaseTable.tableArn),
+    ],
+    wildcards: ["readOnly", "instances", "allDeploymentGroups", "deploymentConfigs"],
+  };
+}
+
+/** The sweep: reads of the groups and their activities, and replays onto the launch queue. */
+export function sweepAccess(launchQueue: IQueue): FunctionAccess {
+  return {
+    statements: [
+      autoScalingReadStatement([
+        "DescribeAutoScalingGroups",
+        "DescribeLifecycleHooks",
+        "DescribeScalingActivities",
+        "DescribeWarmPool",
+      ]),
+      // SendMessageBatch is authorized as sqs:SendMessage.
+      new PolicyStatement({
+        sid: "EnqueueReplays",
+        effect: Effect.ALLOW,
+        actions: ["sqs:SendMessage"],
+        resources: [launchQueue.queueArn],
+      }),
+    ],
+    wildcards: ["readOnly"],
+  };
+}

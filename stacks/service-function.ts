@@ -6,21 +6,11 @@ import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { Function as SstFunction } from "sst/constructs";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "../functions/core/contract.js";
-import type { StageConfig } from "./config.js";
-import { WILDCARD_EVIDENCE, type WildcardEvidence } from "./permissions.js";
+import { type FunctionAccess, WILDCARD_EVIDENCE } from "./permissions.js";
 import { queueOf, resourceNames, type StackResources } from "./service-resources.js";
-import type { FunctionWiring } from "./wiring.js";
+import type { FunctionKey } from "./wiring.js";
 
 export const RUNTIME = "nodejs22.x";
-
-export interface ServiceFunctionProps {
-  config: StageConfig;
-  /** The resources the function's environment and failure destination point at. */
-  resources: StackResources;
-  statements: PolicyStatement[];
-  /** Wildcard resources the statements hold, each with its written reason (stacks/permissions.ts). */
-  wildcards: WildcardEvidence[];
-}
 
 /**
  * A function of the service with the settings every one of them shares: Node.js 22 on arm64,
@@ -31,9 +21,12 @@ export interface ServiceFunctionProps {
  */
 export function createServiceFunction(
   scope: Construct,
-  wiring: FunctionWiring,
-  props: ServiceFunctionProps,
+  key: FunctionKey,
+  resources: StackResources,
+  access: FunctionAccess,
 ): SstFunction {
+  const props = { ...access, config: resources.config, resources };
+  const wiring = resources.wiring.functions[key];
   const { id } = wiring;
   const logGroup = new LogGroup(scope, `${id}Logs`, {
     logGroupName: `/aws/lambda/${wiring.name}`,
@@ -105,5 +98,6 @@ export function createServiceFunction(
       ...(onFailure ? { onFailure: new SqsDestination(queueOf(props.resources, onFailure)) } : {}),
     });
   }
+  props.resources.functions[key] = fn;
   return fn;
 }

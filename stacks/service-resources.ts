@@ -6,7 +6,9 @@ import { LambdaFunction, SqsQueue } from "aws-cdk-lib/aws-events-targets";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { type IQueue, Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { NagSuppressions } from "cdk-nag";
 import type { Construct, IDependable } from "constructs";
+import type { StageConfig } from "./config.js";
 import {
   type FunctionKey,
   isScheduleRule,
@@ -15,6 +17,7 @@ import {
   type QueueWiring,
   type ResourceNames,
   type RuleWiring,
+  type ServiceWiring,
   type SqsSourceWiring,
 } from "./wiring.js";
 
@@ -25,7 +28,10 @@ import {
  * The resources of the service a stack has at hand, its own and those it uses from other stacks,
  * by their keys in the wiring; a stack adds each resource as it creates it.
  */
+/** What one stack of a path builds from: the stage, its wiring, and the resources made so far. */
 export interface StackResources {
+  config: StageConfig;
+  wiring: ServiceWiring;
   leaseTable?: ITable;
   queues: Partial<Record<QueueKey, IQueue>>;
   functions: Partial<Record<FunctionKey, IFunction>>;
@@ -56,7 +62,21 @@ export function resourceNames(resources: StackResources): ResourceNames {
 }
 
 /** A queue of the service: encrypted with the SQS-managed key and reachable over TLS only. */
-export function createServiceQueue(scope: Construct, wiring: QueueWiring, resources: StackResources): Queue {
+/** Creates one queue of the wiring and records it under its key, so rules, sources and queues find it. */
+export function createServiceQueue(scope: Construct, key: QueueKey, resources: StackResources): Queue {
+  const { wiring } = resources;
+  const queue = newQueue(scope, wiring.queues[key], resources);
+  resources.queues[key] = queue;
+  const { deadLetterOf } = wiring.queues[key];
+  if (deadLetterOf) {
+    NagSuppressions.addResourceSuppressions(queue, [
+      { id: "AwsSolutions-SQS3", reason: `This queue is itself the dead-letter queue of ${deadLetterOf}.` },
+    ]);
+  }
+  return queue;
+}
+
+function newQueue(scope: Construct, wiring: QueueWiring, resources: StackResources): Queue {
   return new Queue(scope, wiring.id, {
     encryption: QueueEncryption.SQS_MANAGED,
     enforceSSL: true,

@@ -68,6 +68,8 @@ export interface QueueWiring {
   visibilityTimeoutSeconds?: number;
   /** Undefined: the SQS default, 4 days. */
   retentionSeconds?: number;
+  /** Whose dead-letter queue this is, when it is one (it then needs no dead-letter queue of its own). */
+  deadLetterOf?: string;
   /** The queue's redrive policy: where a message goes after maxReceiveCount receives. */
   deadLetter?: { queue: QueueKey; maxReceiveCount: number };
 }
@@ -203,6 +205,7 @@ export function describeService(config: StageConfig): ServiceWiring {
       launchDeadLetter: {
         id: "LaunchDeadLetterQueue",
         name: `${SERVICE_NAME}-launch-dlq`,
+        deadLetterOf: "the launch queue",
         retentionSeconds: DEAD_LETTER_RETENTION_SECONDS,
       },
       launch: {
@@ -217,6 +220,7 @@ export function describeService(config: StageConfig): ServiceWiring {
       failureDeadLetter: {
         id: "FailureDeadLetterQueue",
         name: `${SERVICE_NAME}-failure-dlq`,
+        deadLetterOf: "the failure path, and its function's failure destination",
         retentionSeconds: DEAD_LETTER_RETENTION_SECONDS,
       },
     },
