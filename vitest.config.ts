@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     env: {
       AWS_REGION: "us-east-1",
+      STAGE: "test",
       AWS_ACCESS_KEY_ID: "test",
       AWS_SECRET_ACCESS_KEY: "test",
       POWERTOOLS_LOG_LEVEL: "SILENT",

@@ -1,4 +1,4 @@
-import { DEFAULT_HOOK_NAME } from "../stacks/config.js";
+import { defaultHookName } from "../stacks/stage-policy.js";
 import { createSandbox } from "./sandbox.js";
 import { APPLICATION, RELEASE_1, RELEASE_2 } from "./scenarios/fleet.js";
 
@@ -75,7 +75,7 @@ export async function replayOnSandbox(
       if (targets.length === 0)
         throw new ReplayInputError("the payload names no instance to replay a launch for");
       const groupName = targets[0]!.groupName;
-      const hookName = targets[0]!.hookName ?? DEFAULT_HOOK_NAME;
+      const hookName = targets[0]!.hookName ?? defaultHookName("sandbox");
       world.autoScaling.createGroup({
         name: groupName,
         maxSize: targets.length,

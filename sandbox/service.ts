@@ -109,6 +109,11 @@ export async function deployService(
   const wiring = describeService(config);
   const triggers = options.triggers ?? true;
   world.dynamodb.createTable({ name: LEASE_TABLE, hashKey: "pk" });
+  // The stage's own documents, as the Foundation stack creates them.
+  for (const document of Object.values(wiring.documents)) {
+    if (!world.ssm.commandDocument(document.name))
+      world.ssm.createDocument({ name: document.name, content: document.content });
+  }
 
   const queues = {} as Record<QueueKey, Queue>;
   for (const [key, queue] of entries(wiring.queues)) {

@@ -1,26 +1,24 @@
 import { CfnAssociation } from "aws-cdk-lib/aws-ssm";
 import { type StackContext, use } from "sst/constructs";
-import { INSTALL_DOCUMENT } from "../functions/core/contract.js";
 import { Foundation } from "./Foundation.js";
 
-/**
- * The baseline: a State Manager association that installs the agent with Distributor on the
- * fleet, and upgrades it on a schedule (AWS-ConfigureAWSPackage leaves an agent already at the
- * requested version alone). The version parameter is present only when the stage pins one;
- * without it Distributor installs the latest published version.
- */
+// The baseline: a State Manager association that keeps the agent current on the fleet on a
+// schedule, with the stage's own install document, so it too leaves an agent already at the pinned
+// version alone and never restarts one in the middle of a deployment. Created only for the instances
+// the stage names (its groups, or association.target), never in a dry run.
 export function AgentAssociation({ app, stack }: StackContext) {
-  const { config } = use(Foundation);
+  const { config, documents } = use(Foundation);
   const { association, agent } = config;
-  if (!association.enabled) return { association: undefined };
+  if (!association.enabled || !association.target) return { association: undefined };
 
   const cfnAssociation = new CfnAssociation(stack, "InstallCodeDeployAgent", {
     associationName: `${app.name}-${app.stage}-install-codedeployagent`,
-    name: INSTALL_DOCUMENT,
+    name: documents.install.ref,
     parameters: {
-      action: ["Install"],
-      name: [agent.package],
-      ...(agent.version ? { version: [agent.version] } : {}),
+      packageName: [agent.package],
+      version: [agent.version],
+      // A pinned stage accepts only its pin; a stage on the latest accepts whatever the install puts in place.
+      expectedVersion: [agent.version],
     },
     // Target keys: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html
     targets: [{ key: association.target.key, values: association.target.values }],

@@ -13,6 +13,7 @@ import {
   readTestEvents,
   TEST_EVENT_REGISTRY,
   TEST_EVENT_SCHEMA_TYPE,
+  type TestEvent,
   testEventSchemaContent,
   testEventSchemaName,
 } from "./test-events.js";
@@ -91,7 +92,10 @@ export function ConsoleTestEvents({ app, stack }: StackContext) {
   ];
   const schemas: CfnSchema[] = [];
   for (const [id, fn, role] of functions) {
-    const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), role);
+    // A sample launch event names the stage's own hook, or the function would skip it.
+    const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), role).map((event) =>
+      withHookName(event, config.hook.name),
+    );
     if (events.length === 0) continue;
     const schema = new CfnSchema(stack, `${id}TestEvents`, {
       registryName: TEST_EVENT_REGISTRY,
@@ -106,4 +110,10 @@ export function ConsoleTestEvents({ app, stack }: StackContext) {
     schemas.push(schema);
   }
   return { schemas };
+}
+
+function withHookName(event: TestEvent, hookName: string): TestEvent {
+  const value = event.value as { detail?: { LifecycleHookName?: unknown } } | null;
+  if (!value?.detail || typeof value.detail.LifecycleHookName !== "string") return event;
+  return { ...event, value: { ...value, detail: { ...value.detail, LifecycleHookName: hookName } } };
 }

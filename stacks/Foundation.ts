@@ -1,19 +1,22 @@
-import { RemovalPolicy } from "aws-cdk-lib";
+import { Annotations, RemovalPolicy, type Stack } from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { type ITopic, Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import { CfnDocument } from "aws-cdk-lib/aws-ssm";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
 import { type StageConfig, useStageConfig } from "./config.js";
 import type { StackResources } from "./service-resources.js";
-import { describeService, type ServiceWiring } from "./wiring.js";
+import { type DocumentWiring, describeService, type ServiceWiring } from "./wiring.js";
 
 export interface FoundationOutputs {
   config: StageConfig;
   /** The functions, queues, event source, rules and hooks the other stacks build, from `config`. */
   wiring: ServiceWiring;
   leaseTable: Table;
+  /** The stage's own SSM documents, by the name the functions and the association send. */
+  documents: { install: CfnDocument; check: CfnDocument };
   /** Where alarms notify; undefined when the stage configures neither an email nor a topic. */
   alarmTopic?: ITopic;
   /** A fresh record of the resources one path's stack creates, holding the shared lease table. */
@@ -24,6 +27,8 @@ export interface FoundationOutputs {
 export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   const config = useStageConfig(app.stage);
   const wiring = describeService(config);
+  // Allowed but worth a look (no association created, no reserved concurrency): shown by the synth.
+  for (const warning of config.warnings) Annotations.of(stack).addWarning(warning);
 
   // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/common/lease.ts);
   // DynamoDB's TTL sweeps the lapsed rows.
@@ -43,6 +48,13 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
       },
     ]);
   }
+
+  // The only documents the functions may send: fixed scripts, parameters restricted to a package
+  // name and version numbers (functions/core/agent/documents.ts).
+  const documents = {
+    install: agentDocument(stack, wiring.documents.install),
+    check: agentDocument(stack, wiring.documents.check),
+  };
 
   let alarmTopic: ITopic | undefined;
   if (config.alarms.topicArn) {
@@ -76,5 +88,16 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
 
   stack.addOutputs({ LeaseTableName: leaseTable.tableName });
   const pathResources = (): StackResources => ({ config, wiring, leaseTable, queues: {}, functions: {} });
-  return { config, wiring, leaseTable, alarmTopic, pathResources };
+  return { config, wiring, leaseTable, documents, alarmTopic, pathResources };
+}
+
+function agentDocument(stack: Stack, document: DocumentWiring): CfnDocument {
+  return new CfnDocument(stack, document.id, {
+    name: document.name,
+    documentType: "Command",
+    documentFormat: "JSON",
+    content: document.content,
+    // A changed script is a new document version; the default version follows it.
+    updateMethod: "NewVersion",
+  });
 }

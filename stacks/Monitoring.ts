@@ -97,6 +97,11 @@ export function Monitoring({ app, stack }: StackContext) {
     "An instance got the failure result on launch: its agent could not be installed or verified",
   );
   alarmWhenPositive(
+    "OutdatedAgentInAmiAlarm",
+    serviceMetric(METRIC.outdatedAgentInAmi),
+    "A group's AMI starts an outdated CodeDeploy agent at boot: CodeDeploy's launch deployment can run on it before the upgrade. The launch report names the AMI; build it without the agent, or with the agent stopped and disabled",
+  );
+  alarmWhenPositive(
     "RedeployGaveUpAlarm",
     serviceMetric(METRIC.redeployGaveUp),
     "A failed deployment was not redeployed: the agent was not to blame or the attempt cap was reached",
@@ -138,6 +143,7 @@ export function Monitoring({ app, stack }: StackContext) {
       serviceMetric(METRIC.launchSkipped),
       serviceMetric(METRIC.launchPending),
       serviceMetric(METRIC.heartbeats),
+      serviceMetric(METRIC.outdatedAgentInAmi),
     ]),
     graph("Redeploys", [
       serviceMetric(METRIC.redeployCreated),

@@ -8,6 +8,13 @@ import {
   GROUP_TAG,
   REDEPLOY_POLICIES,
 } from "../functions/core/contract.js";
+import {
+  defaultHookName,
+  dryRunProblems,
+  isPinnedStage,
+  resolveAgentVersion,
+  sharedGroups,
+} from "./stage-policy.js";
 
 /**
  * Deployment configuration, per stage, in one typed place. It is validated when the stacks are
@@ -22,11 +29,6 @@ import {
  * Every field is documented in docs/configuration.md.
  */
 
-/** Stages that run production workloads: they must pin the agent version. */
-export const PINNED_STAGES: readonly string[] = ["prod", "production", "uat"];
-/** The agent version production and UAT get unless their configuration says otherwise. */
-export const DEFAULT_PINNED_AGENT_VERSION = "1.8.1";
-export const DEFAULT_HOOK_NAME = "agentfix-install-codedeploy-agent";
 export const CONFIG_FILE_NAME = "agentfix.config.json";
 
 /** Retention periods CloudWatch Logs accepts, in days. */
@@ -104,14 +106,16 @@ const agentSchema = z.strictObject({
 });
 
 const hookSchema = z.strictObject({
+  /** Default: the stage's own, agentfix-<stage>-install-codedeploy-agent. */
   name: z
     .string()
     .regex(/^[A-Za-z0-9\-_/]{1,255}$/, "1-255 letters, digits, '-', '_' or '/'")
-    .default(DEFAULT_HOOK_NAME),
+    .optional(),
   /** "stack": this stack creates the hook on each group; "group": the group's own IaC does. */
   managedBy: z.enum(["stack", "group"]).optional(),
   heartbeatTimeoutSeconds: int(30, 7_200).default(900),
-  defaultResult: result.default("ABANDON"),
+  /** Default: ABANDON, or CONTINUE in a dry run (which must not hold instances). */
+  defaultResult: result.optional(),
 });
 
 const launchSchema = z.strictObject({
@@ -134,6 +138,13 @@ const launchSchema = z.strictObject({
   // A morning scale-out of 1,000 instances is 20 batches of 50 at once; each must start at once, or
   // CodeDeploy's own launch deployment gives up waiting for an agent (5 minutes by the limits page).
   maxConcurrency: int(2, 1_000).default(50),
+  /**
+   * Concurrency reserved for the launch function; default launch.maxConcurrency. At least the event
+   * source's maximum concurrency, the function is never throttled when the account's pool runs dry,
+   * so a message is received again only after the visibility timeout: never by two invocations at
+   * once, never held past the hook. 0 reserves none (then the account's pool must always have room).
+   */
+  reservedConcurrency: int(0, 1_000).optional(),
   maxReceiveCount: int(1, 1_000).default(10),
 });
 
@@ -171,7 +182,8 @@ const associationTargetSchema = z.discriminatedUnion("key", [
 ]);
 
 const associationSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  /** Default: true, except in a dry run (which creates nothing that acts). */
+  enabled: z.boolean().optional(),
   schedule: associationSchedule.default("cron(0 3 ? * * *)"),
   /**
    * Run only at the scheduled times, not as soon as the association is created or an instance
@@ -179,7 +191,7 @@ const associationSchema = z.strictObject({
    * racing that one fails on the instance.
    */
   applyOnlyAtCronInterval: z.boolean().default(true),
-  /** Default: the groups in scope, or every instance of an Auto Scaling group when none is listed. */
+  /** Default: the instances of the groups in scope; with no group listed, no association is created. */
   target: associationTargetSchema.optional(),
   complianceSeverity: z.enum(["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNSPECIFIED"]).default("HIGH"),
   maxConcurrency: percentage(50).default("10%"),
@@ -239,22 +251,28 @@ export type StageConfigInput = z.input<typeof stageConfigSchema>;
 export interface StageConfig extends Omit<ParsedStageConfig, "agent" | "hook" | "launch" | "association"> {
   stage: string;
   agent: ParsedStageConfig["agent"] & { version: string };
-  hook: ParsedStageConfig["hook"] & { managedBy: "stack" | "group" };
-  launch: ParsedStageConfig["launch"] & { visibilityTimeoutSeconds: number };
-  association: Omit<ParsedStageConfig["association"], "target"> & {
-    target: {
-      key: "tag:Name" | "tag:aws:autoscaling:groupName" | "InstanceIds" | "tag-key";
-      values: string[];
-    };
+  hook: ParsedStageConfig["hook"] & {
+    name: string;
+    managedBy: "stack" | "group";
+    defaultResult: "ABANDON" | "CONTINUE";
   };
-}
-
-export function isPinnedStage(stage: string): boolean {
-  return PINNED_STAGES.includes(stage.toLowerCase());
+  launch: ParsedStageConfig["launch"] & { visibilityTimeoutSeconds: number; reservedConcurrency: number };
+  association: Omit<ParsedStageConfig["association"], "target" | "enabled"> & {
+    enabled: boolean;
+    /** Whom the association reaches; undefined when nothing is configured (then none is created). */
+    target?: { key: "tag:Name" | "tag:aws:autoscaling:groupName" | "InstanceIds"; values: string[] };
+  };
+  /** Choices that are allowed but deserve a look, printed when the stage is synthesized. */
+  warnings: string[];
 }
 
 /** Validates one stage's configuration and fills in the defaults that depend on the stage or other fields. */
-export function parseStageConfig(stage: string, input: unknown, source = "configuration"): StageConfig {
+export function parseStageConfig(
+  stage: string,
+  input: unknown,
+  source = "configuration",
+  otherStages: ReadonlyMap<string, readonly string[]> = new Map(),
+): StageConfig {
   const parsed = stageConfigSchema.safeParse(input ?? {});
   if (!parsed.success) {
     throw configError(
@@ -267,23 +285,47 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
     );
   }
   const config = parsed.data;
-  const pinned = isPinnedStage(stage);
-  const version = config.agent.version ?? (pinned ? DEFAULT_PINNED_AGENT_VERSION : "");
+  const { version, problems } = resolveAgentVersion(stage, config.agent);
+  const warnings: string[] = [];
+  problems.push(...sharedGroups(stage, config.groups, otherStages));
   // The stack can only put a hook on groups it knows by name.
   const managedBy = config.hook.managedBy ?? (config.groups.length > 0 ? "stack" : "group");
   const visibilityTimeoutSeconds = config.launch.visibilityTimeoutSeconds ?? 2 * config.launch.timeoutSeconds;
+  const reservedConcurrency = config.launch.reservedConcurrency ?? config.launch.maxConcurrency;
   const target = config.association.target ?? defaultAssociationTarget(config.groups);
-
-  const problems: { path: string; message: string }[] = [];
+  const associationEnabled = (config.association.enabled ?? !config.dryRun) && target !== undefined;
+  problems.push(
+    ...dryRunProblems({
+      dryRun: config.dryRun,
+      hookDefaultResult: config.hook.defaultResult,
+      associationEnabled: config.association.enabled,
+    }),
+  );
+  if (isPinnedStage(stage) && config.groups.length === 0) {
+    problems.push({
+      path: "groups",
+      message: `stage "${stage}" pins the agent and must name its Auto Scaling groups: an empty list reaches every group of the account and Region (EKS, ECS and EMR nodes included)`,
+    });
+  }
+  if ((config.association.enabled ?? true) && !config.dryRun && target === undefined) {
+    warnings.push(
+      "association: no groups and no association.target are configured, so no State Manager association is created (it would reach every Auto Scaling instance of the account, EKS, ECS and EMR nodes included)",
+    );
+  }
+  if (reservedConcurrency > 0 && reservedConcurrency < config.launch.maxConcurrency) {
+    problems.push({
+      path: "launch.reservedConcurrency",
+      message: `must be 0 or at least launch.maxConcurrency (${config.launch.maxConcurrency}): a throttled launch function leaves messages to reappear while their instances wait on the hook`,
+    });
+  }
+  if (reservedConcurrency === 0) {
+    warnings.push(
+      "launch.reservedConcurrency is 0: when the account's concurrency runs out, throttled batches wait for the queue's visibility timeout",
+    );
+  }
   // Function names are agentfix-<stage>-deployment-failure at the longest, and Lambda allows 64 characters.
   if (!/^[A-Za-z0-9-]{1,36}$/.test(stage)) {
     problems.push({ path: "(stage)", message: "a stage name is 1-36 letters, digits or '-'" });
-  }
-  if (pinned && version === "") {
-    problems.push({
-      path: "agent.version",
-      message: `stage "${stage}" runs production workloads and must pin the agent version (for example "${DEFAULT_PINNED_AGENT_VERSION}")`,
-    });
   }
   if (managedBy === "stack" && config.groups.length === 0) {
     problems.push({
@@ -334,16 +376,21 @@ export function parseStageConfig(stage: string, input: unknown, source = "config
     ...config,
     stage,
     agent: { ...config.agent, version },
-    hook: { ...config.hook, managedBy },
-    launch: { ...config.launch, visibilityTimeoutSeconds },
-    association: { ...config.association, target },
+    hook: {
+      ...config.hook,
+      name: config.hook.name ?? defaultHookName(stage),
+      managedBy,
+      defaultResult: config.hook.defaultResult ?? (config.dryRun ? "CONTINUE" : "ABANDON"),
+    },
+    launch: { ...config.launch, visibilityTimeoutSeconds, reservedConcurrency },
+    association: { ...config.association, enabled: associationEnabled, target },
+    warnings,
   };
 }
 
 function defaultAssociationTarget(groups: readonly string[]): StageConfig["association"]["target"] {
   // Every instance launched by Auto Scaling carries the aws:autoscaling:groupName tag.
-  if (groups.length > 0) return { key: `tag:${GROUP_TAG}`, values: [...groups] };
-  return { key: "tag-key", values: [GROUP_TAG] };
+  return groups.length > 0 ? { key: `tag:${GROUP_TAG}`, values: [...groups] } : undefined;
 }
 
 function configError(stage: string, source: string, problems: { path: string; message: string }[]) {
@@ -364,6 +411,7 @@ export interface ConfigSources {
 export function loadStageConfig(stage: string, sources: ConfigSources = {}): StageConfig {
   const env = sources.env ?? process.env;
   const layers: { source: string; value: Record<string, unknown> }[] = [];
+  const otherStages = new Map<string, readonly string[]>();
   const file = resolve(sources.cwd ?? process.cwd(), env.AGENTFIX_CONFIG_FILE || CONFIG_FILE_NAME);
   if (existsSync(file)) {
     const content = readJson(readFileSync(file, "utf8"), file);
@@ -374,12 +422,22 @@ export function loadStageConfig(stage: string, sources: ConfigSources = {}): Sta
         throw configError(stage, file, [{ path: key, message: "must be an object" }]);
       layers.push({ source: `${file} "${key}"`, value: layer });
     }
+    // The groups of every other stage of the file, so two stages never share one.
+    for (const [key, layer] of Object.entries(content)) {
+      if (key === "default" || key === stage || !isPlainObject(layer)) continue;
+      const groups = layer.groups ?? (isPlainObject(content.default) ? content.default.groups : undefined);
+      if (Array.isArray(groups))
+        otherStages.set(
+          key,
+          groups.filter((group) => typeof group === "string"),
+        );
+    }
   }
   if (env.AGENTFIX_CONFIG)
     layers.push({ source: "AGENTFIX_CONFIG", value: readJson(env.AGENTFIX_CONFIG, "AGENTFIX_CONFIG") });
   const merged = layers.reduce<Record<string, unknown>>((acc, layer) => deepMerge(acc, layer.value), {});
   const source = layers.length > 0 ? layers.map((layer) => layer.source).join(" + ") : "defaults";
-  return parseStageConfig(stage, merged, source);
+  return parseStageConfig(stage, merged, source, otherStages);
 }
 
 function readJson(text: string, source: string): Record<string, unknown> {

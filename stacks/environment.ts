@@ -9,6 +9,7 @@ type Environment = Record<string, string>;
 function agentEnvironment(config: StageConfig, leaseTable: string): Environment {
   const { agent } = config;
   return {
+    STAGE: config.stage,
     AGENT_PACKAGE: agent.package,
     AGENT_VERSION: agent.version,
     VERIFY_AGENT: String(agent.verify),

@@ -3,7 +3,7 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
-import { AGENT_DOCUMENTS, GROUP_TAG } from "../functions/core/contract.js";
+import { AGENT_PACKAGES, agentDocumentNames, GROUP_TAG } from "../functions/core/contract.js";
 
 /**
  * IAM statements of the service's functions, one builder per concern, so each function's role
@@ -26,6 +26,7 @@ import { AGENT_DOCUMENTS, GROUP_TAG } from "../functions/core/contract.js";
 export const SEND_COMMAND_TAG_CONDITION = `ssm:resourceTag/${GROUP_TAG}`;
 
 interface Scope {
+  stage: string;
   /** Auto Scaling groups in scope; empty means every group of the account and Region. */
   groups: readonly string[];
 }
@@ -35,10 +36,18 @@ function env(scope: Construct) {
   return { partition: stack.partition, region: stack.region, account: stack.account };
 }
 
-export function documentArns(scope: Construct): string[] {
+/** The stage's own documents (an account's documents carry its account id in their ARN). */
+export function documentArns(scope: Construct, stage: string): string[] {
+  const { partition, region, account } = env(scope);
+  return Object.values(agentDocumentNames(stage)).map(
+    (name) => `arn:${partition}:ssm:${region}:${account}:document/${name}`,
+  );
+}
+
+/** The agent's Distributor packages (AWS-owned documents have no account in their ARN). */
+export function packageArns(scope: Construct): string[] {
   const { partition, region } = env(scope);
-  // AWS-owned documents have no account in their ARN.
-  return AGENT_DOCUMENTS.map((name) => `arn:${partition}:ssm:${region}::document/${name}`);
+  return AGENT_PACKAGES.map((name) => `arn:${partition}:ssm:${region}::document/${name}`);
 }
 
 export function groupArns(scope: Construct, groups: readonly string[]): string[] {
@@ -49,17 +58,26 @@ export function groupArns(scope: Construct, groups: readonly string[]): string[]
 }
 
 /**
- * SendCommand of our three documents, on the instances of the groups in scope. With no group
- * listed ("all groups") the instances are only scoped to the account and Region.
+ * SendCommand of the stage's two documents only, whose scripts are fixed: AWS notes that whoever may
+ * run AWS-RunShellScript administers the instance, so the service is never given it
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-setting-up.html). On the
+ * instances of the groups in scope; with no group listed ("all groups") the instances are only
+ * scoped to the account and Region. DescribeDocument of the agent packages tells their newest version.
  */
-export function sendCommandStatements(scope: Construct, { groups }: Scope): PolicyStatement[] {
+export function sendCommandStatements(scope: Construct, { stage, groups }: Scope): PolicyStatement[] {
   const { partition, region, account } = env(scope);
   return [
     new PolicyStatement({
       sid: "SendAgentDocuments",
       effect: Effect.ALLOW,
       actions: ["ssm:SendCommand"],
-      resources: documentArns(scope),
+      resources: documentArns(scope, stage),
+    }),
+    new PolicyStatement({
+      sid: "ReadAgentPackageVersions",
+      effect: Effect.ALLOW,
+      actions: ["ssm:DescribeDocument"],
+      resources: packageArns(scope),
     }),
     new PolicyStatement({
       sid: "SendCommandToInstancesInScope",

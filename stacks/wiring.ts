@@ -1,4 +1,5 @@
-import { LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
+import { checkDocumentContent, installDocumentContent } from "../functions/core/agent/documents.js";
+import { agentDocumentNames, LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { failureEnvironment, launchEnvironment, sweepEnvironment } from "./environment.js";
 import { deploymentFailureEventPattern, type EventPattern, launchEventPattern } from "./patterns.js";
@@ -121,8 +122,19 @@ export interface LifecycleHookWiring {
   groups: readonly string[];
 }
 
+/** One of the stage's own SSM Command documents. */
+export interface DocumentWiring {
+  /** Construct id in its stack. */
+  id: string;
+  name: string;
+  /** The schemaVersion 2.2 document. */
+  content: Record<string, unknown>;
+}
+
 export interface ServiceWiring {
   stage: string;
+  /** The documents the functions (and the association) send: install and verify, check. */
+  documents: { install: DocumentWiring; check: DocumentWiring };
   functions: { launch: FunctionWiring; failure: FunctionWiring; sweep: FunctionWiring };
   /** In creation order: a dead-letter queue comes before the queue that redrives to it. */
   queues: { launchDeadLetter: QueueWiring; launch: QueueWiring; failureDeadLetter: QueueWiring };
@@ -153,8 +165,17 @@ export function isScheduleRule(rule: RuleWiring): rule is ScheduleRuleWiring {
 /** The wiring of one stage. */
 export function describeService(config: StageConfig): ServiceWiring {
   const { stage, launch, failure, sweep, hook } = config;
+  const documentNames = agentDocumentNames(stage);
   return {
     stage,
+    documents: {
+      install: {
+        id: "InstallAgentDocument",
+        name: documentNames.install,
+        content: installDocumentContent(stage),
+      },
+      check: { id: "CheckAgentDocument", name: documentNames.check, content: checkDocumentContent(stage) },
+    },
     functions: {
       launch: {
         id: "LaunchFunction",
@@ -164,6 +185,7 @@ export function describeService(config: StageConfig): ServiceWiring {
         description: "Installs and verifies the CodeDeploy agent on instances held by the launch hook",
         timeoutSeconds: launch.timeoutSeconds,
         memoryMb: launch.memoryMb,
+        ...(launch.reservedConcurrency > 0 ? { reservedConcurrency: launch.reservedConcurrency } : {}),
         environment: (resources) =>
           launchEnvironment(config, {
             leaseTable: resources.leaseTable,

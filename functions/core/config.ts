@@ -34,6 +34,10 @@ const int = (fallback: number, min: number, max: number) =>
 
 /** Settings shared by every path that installs or verifies the agent. */
 const agentSchema = z.object({
+  // The stage the function belongs to: it names the stage's own SSM documents and lifecycle hook.
+  STAGE: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,36}$/, "the stage name the stack deployed (1-36 letters, digits or '-')"),
   AGENT_PACKAGE: z.enum(AGENT_PACKAGES).default("AWSCodeDeployAgent"),
   // Empty or "latest" installs the latest published version; anything else pins it.
   AGENT_VERSION: z
@@ -102,10 +106,10 @@ export const loadSweepConfig = (env: NodeJS.ProcessEnv = process.env): SweepConf
 
 /** Defaults for tests and the sandbox: every value as if no variable were set. */
 export const defaultLaunchConfig = (overrides: Partial<LaunchConfig> = {}): LaunchConfig => ({
-  ...loadLaunchConfig({}),
+  ...loadLaunchConfig({ STAGE: "test" }),
   ...overrides,
 });
 export const defaultFailureConfig = (overrides: Partial<FailureConfig> = {}): FailureConfig => ({
-  ...loadFailureConfig({}),
+  ...loadFailureConfig({ STAGE: "test" }),
   ...overrides,
 });

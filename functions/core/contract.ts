@@ -12,11 +12,17 @@ export const METRICS_NAMESPACE = "Agentfix";
 export const AGENT_PACKAGES = ["AWSCodeDeployAgent", "AWSCodeDeployAgentV2"] as const;
 export type AgentPackage = (typeof AGENT_PACKAGES)[number];
 
-/** The Distributor document: installs any package, ours or another team's. */
-export const INSTALL_DOCUMENT = "AWS-ConfigureAWSPackage";
-/** Documents that run the verification script on each platform. */
-export const LINUX_VERIFY_DOCUMENT = "AWS-RunShellScript";
-export const WINDOWS_VERIFY_DOCUMENT = "AWS-RunPowerShellScript";
+/**
+ * AWS's Distributor document: installs any package, ours or another team's (the CloudWatch agent,
+ * Inspector, ...). The service never sends it; the sandbox runs it for others.
+ */
+export const DISTRIBUTOR_DOCUMENT = "AWS-ConfigureAWSPackage";
+/**
+ * AWS's free-shell documents. Whoever may send them administers the instance, so the service never
+ * does; the sandbox runs them for others.
+ */
+export const RUN_SHELL_SCRIPT_DOCUMENT = "AWS-RunShellScript";
+export const RUN_POWERSHELL_SCRIPT_DOCUMENT = "AWS-RunPowerShellScript";
 /**
  * First lines of the scripts in the service's own documents: each names its script in the instance's
  * command history, and the sandbox knows a script by it.
@@ -47,8 +53,6 @@ export const INSTALL_STEPS = {
   verifyLinux: "verifyLinux",
   verifyWindows: "verifyWindows",
 } as const;
-/** Every document the functions send. */
-export const AGENT_DOCUMENTS = [INSTALL_DOCUMENT, LINUX_VERIFY_DOCUMENT, WINDOWS_VERIFY_DOCUMENT] as const;
 
 /** A pinned agent version (`1.8.1`), or empty for the latest published one. */
 export const AGENT_VERSION_PATTERN = /^(\d+(\.\d+){0,3})?$/;
@@ -97,6 +101,7 @@ export const METRIC = {
   launchSkipped: "LaunchSkipped",
   launchPending: "LaunchPending",
   timeToComplete: "TimeToComplete",
+  outdatedAgentInAmi: "OutdatedAgentInAmi",
   heartbeats: "LifecycleHeartbeats",
   installsSent: "AgentInstallsSent",
   installsSucceeded: "AgentInstallsSucceeded",

@@ -175,7 +175,9 @@ describe("the sandbox deploys the stacks' wiring", () => {
       maximumBatchingWindowSeconds: 2,
       maximumConcurrency: 4,
     });
-    expect(was.launchPattern?.detail?.LifecycleHookName).toEqual(["agentfix-install-codedeploy-agent"]);
+    expect(was.launchPattern?.detail?.LifecycleHookName).toEqual([
+      "agentfix-sandbox-install-codedeploy-agent",
+    ]);
     expect(sandbox!.bus.rules[0]?.pattern.detail?.LifecycleHookName).toEqual(["custom-hook"]);
     expect(sandbox!.runtime.schedules[0]?.everySeconds).toBe(420);
     expect(after.failure.spec.asyncInvoke).toEqual({ maximumRetryAttempts: 1, maximumEventAgeSeconds: 600 });

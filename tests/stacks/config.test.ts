@@ -2,13 +2,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  DEFAULT_HOOK_NAME,
-  DEFAULT_PINNED_AGENT_VERSION,
-  loadStageConfig,
-  parseStageConfig,
-  StageConfigError,
-} from "../../stacks/config.js";
+import { loadStageConfig, parseStageConfig, StageConfigError } from "../../stacks/config.js";
+import { DEFAULT_PINS, defaultHookName } from "../../stacks/stage-policy.js";
+
+const DEFAULT_PINNED_AGENT_VERSION = DEFAULT_PINS.AWSCodeDeployAgent;
+const PROD = { groups: ["web-prod"] };
 
 function errorOf(action: () => unknown): StageConfigError {
   try {
@@ -28,16 +26,16 @@ function projectWith(config: unknown): string {
 
 describe("stage configuration", () => {
   it("pins the agent version on production and UAT stages and installs the latest elsewhere", () => {
-    expect(parseStageConfig("prod", {}).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
-    expect(parseStageConfig("production", {}).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
-    expect(parseStageConfig("uat", {}).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
+    expect(parseStageConfig("prod", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
+    expect(parseStageConfig("production", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
+    expect(parseStageConfig("uat", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
     expect(parseStageConfig("dev", {}).agent.version).toBe("");
     expect(parseStageConfig("dev", { agent: { version: "latest" } }).agent.version).toBe("");
     expect(parseStageConfig("dev", { agent: { version: "1.7.1" } }).agent.version).toBe("1.7.1");
   });
 
   it("refuses to leave a production stage on the latest agent", () => {
-    const error = errorOf(() => parseStageConfig("prod", { agent: { version: "" } }));
+    const error = errorOf(() => parseStageConfig("prod", { ...PROD, agent: { version: "" } }));
     expect(error.fields).toEqual(["agent.version"]);
     expect(error.message).toContain('stage "prod" runs production workloads');
   });
@@ -55,7 +53,7 @@ describe("stage configuration", () => {
       pollIntervalMs: 5000,
     });
     expect(config.hook).toEqual({
-      name: DEFAULT_HOOK_NAME,
+      name: defaultHookName("dev"),
       managedBy: "group",
       heartbeatTimeoutSeconds: 900,
       defaultResult: "ABANDON",
@@ -81,8 +79,9 @@ describe("stage configuration", () => {
       schedule: "rate(5 minutes)",
       staleAfterSeconds: 300,
     });
+    // No group listed: no association (it would reach every Auto Scaling instance of the account).
     expect(config.association).toMatchObject({
-      enabled: true,
+      enabled: false,
       schedule: "cron(0 3 ? * * *)",
       applyOnlyAtCronInterval: true,
       complianceSeverity: "HIGH",
@@ -102,17 +101,21 @@ describe("stage configuration", () => {
     expect(error.fields).toEqual(["hook.managedBy"]);
   });
 
-  it("targets the association at the groups in scope, or at every Auto Scaling instance when none is listed", () => {
-    expect(parseStageConfig("dev", { groups: ["web", "api"] }).association.target).toEqual({
-      key: "tag:aws:autoscaling:groupName",
-      values: ["web", "api"],
+  it("targets the association at the groups in scope, and creates none when nothing is named", () => {
+    const scoped = parseStageConfig("dev", { groups: ["web", "api"] }).association;
+    expect(scoped).toMatchObject({
+      enabled: true,
+      target: { key: "tag:aws:autoscaling:groupName", values: ["web", "api"] },
     });
-    expect(parseStageConfig("dev", {}).association.target).toEqual({
-      key: "tag-key",
-      values: ["aws:autoscaling:groupName"],
-    });
+    const unscoped = parseStageConfig("dev", {});
+    expect(unscoped.association.enabled).toBe(false);
+    expect(unscoped.association.target).toBeUndefined();
+    expect(unscoped.warnings.join("\n")).toContain("no State Manager association is created");
     const target = { key: "tag:Name", values: ["web-server"] };
-    expect(parseStageConfig("dev", { association: { target } }).association.target).toEqual(target);
+    expect(parseStageConfig("dev", { association: { target } }).association).toMatchObject({
+      enabled: true,
+      target,
+    });
   });
 
   it("names every bad field in one error", () => {
@@ -231,5 +234,81 @@ describe("stage configuration", () => {
     const config = loadStageConfig("dev", { cwd: mkdtempSync(join(tmpdir(), "agentfix-empty-")), env: {} });
     expect(config.groups).toEqual([]);
     expect(config.stage).toBe("dev");
+  });
+});
+
+describe("stage rules that keep a stage from harming the account", () => {
+  it("gives each stage its own launch hook", () => {
+    expect(parseStageConfig("dev", {}).hook.name).toBe("agentfix-dev-install-codedeploy-agent");
+    expect(parseStageConfig("prod", PROD).hook.name).toBe("agentfix-prod-install-codedeploy-agent");
+    expect(parseStageConfig("dev", { hook: { name: "team-hook" } }).hook.name).toBe("team-hook");
+  });
+
+  it("refuses two stages of one file that share a group", () => {
+    const cwd = projectWith({ dev: { groups: ["web", "api"] }, prod: { groups: ["web-prod", "api"] } });
+    const error = errorOf(() => loadStageConfig("prod", { cwd, env: {} }));
+    expect(error.fields).toEqual(["groups"]);
+    expect(error.message).toContain('api is also in stage "dev"');
+    expect(
+      loadStageConfig("prod", { cwd, env: { AGENTFIX_CONFIG: '{"groups":["web-prod"]}' } }).groups,
+    ).toEqual(["web-prod"]);
+  });
+
+  it("holds and installs nothing in a dry run: the hook continues, no association", () => {
+    const config = parseStageConfig("dev", { dryRun: true, groups: ["web"] });
+    expect(config.hook.defaultResult).toBe("CONTINUE");
+    expect(config.association.enabled).toBe(false);
+    const error = errorOf(() =>
+      parseStageConfig("dev", {
+        dryRun: true,
+        groups: ["web"],
+        hook: { defaultResult: "ABANDON" },
+        association: { enabled: true },
+      }),
+    );
+    expect(error.fields).toEqual(["hook.defaultResult", "association.enabled"]);
+  });
+
+  it("needs a pinned stage on the 2.x package to name its version, and a pin to match its package", () => {
+    const unnamed = errorOf(() =>
+      parseStageConfig("prod", { ...PROD, agent: { package: "AWSCodeDeployAgentV2" } }),
+    );
+    expect(unnamed.fields).toEqual(["agent.version"]);
+    expect(unnamed.message).toContain("AWSCodeDeployAgentV2 has no default pin");
+    expect(
+      parseStageConfig("prod", { ...PROD, agent: { package: "AWSCodeDeployAgentV2", version: "2.1.0" } })
+        .agent.version,
+    ).toBe("2.1.0");
+    const mismatch = errorOf(() =>
+      parseStageConfig("dev", { agent: { package: "AWSCodeDeployAgentV2", version: "1.8.1" } }),
+    );
+    expect(mismatch.fields).toEqual(["agent.version"]);
+    expect(mismatch.message).toContain("1.8.1 is not a version of AWSCodeDeployAgentV2");
+  });
+
+  it("makes a stage that reads like production or UAT choose its version explicitly", () => {
+    for (const stage of ["prd", "prod-eu", "uat2"]) {
+      const error = errorOf(() => parseStageConfig(stage, {}));
+      expect(error.fields).toEqual(["agent.version"]);
+      expect(error.message).toContain("reads like production or UAT");
+    }
+    expect(parseStageConfig("prod-eu", { agent: { version: "latest" } }).agent.version).toBe("");
+    expect(parseStageConfig("prod-eu", { agent: { version: "1.8.1" } }).agent.version).toBe("1.8.1");
+  });
+
+  it("refuses a pinned stage that names no group", () => {
+    const error = errorOf(() => parseStageConfig("prod", {}));
+    expect(error.fields).toEqual(["groups"]);
+    expect(error.message).toContain("must name its Auto Scaling groups");
+  });
+
+  it("reserves the launch function's concurrency for its event source", () => {
+    expect(parseStageConfig("dev", {}).launch.reservedConcurrency).toBe(50);
+    expect(parseStageConfig("dev", { launch: { maxConcurrency: 20 } }).launch.reservedConcurrency).toBe(20);
+    const error = errorOf(() => parseStageConfig("dev", { launch: { reservedConcurrency: 10 } }));
+    expect(error.fields).toEqual(["launch.reservedConcurrency"]);
+    expect(parseStageConfig("dev", { launch: { reservedConcurrency: 0 } }).warnings.join("\n")).toContain(
+      "launch.reservedConcurrency is 0",
+    );
   });
 });

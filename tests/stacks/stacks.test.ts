@@ -3,9 +3,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { checkDocumentContent, installDocumentContent } from "../../functions/core/agent/documents.js";
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
+import { defaultHookName } from "../../stacks/stage-policy.js";
 import {
   allowing,
   flatten,
@@ -20,14 +22,15 @@ import {
  * The service's stacks as CloudFormation sees them, for three stages of tests/stacks/fixtures:
  * - prod: groups and deployment groups listed, version pinned, alarms mailed; functions bundled
  *   as for a deploy;
- * - dev: one group, latest agent, association by tag:Name, dry run;
+ * - dev: one group, latest agent, association by tag:Name;
+ * - dry: a dry run on one group;
  * - qa: nothing configured, so every group and deployment group of the account is in scope.
  * Each stage is synthesized once; dev and qa skip the (slow) function bundling.
  */
 const FIXTURE = join(import.meta.dirname, "fixtures", "agentfix.config.json");
 const PROD_GROUPS = ["web-prod", "api-prod"];
 const PROD_PAIRS = ["billing/billing-prod", "billing/billing-prod-canary", "catalog/catalog-prod"];
-const HOOK = "agentfix-install-codedeploy-agent";
+const HOOK = defaultHookName("prod");
 const REGION = "us-east-1";
 
 const synthesized: Record<string, SynthesizedStage> = {};
@@ -38,6 +41,7 @@ beforeAll(async () => {
   synthesized.prod = await synthesizeStage({ stage: "prod" });
   synthesized.dev = await synthesizeStage({ stage: "dev", bundle: false });
   synthesized.qa = await synthesizeStage({ stage: "qa", bundle: false });
+  synthesized.dry = await synthesizeStage({ stage: "dry", bundle: false });
 }, 300_000);
 
 function template(stage: string, stack: string): Record<string, unknown> {
@@ -81,6 +85,7 @@ describe("1. configuration per stage", () => {
   it("gives each function configuration its own loader accepts, with the stage's values", () => {
     const launch = loadLaunchConfig(environmentOf("prod", "LaunchPath", "LaunchFunction"));
     expect(launch).toMatchObject({
+      STAGE: "prod",
       AGENT_PACKAGE: "AWSCodeDeployAgent",
       AGENT_VERSION: "1.8.1",
       TARGET_GROUPS: PROD_GROUPS,
@@ -113,8 +118,9 @@ describe("1. configuration per stage", () => {
       /^<Import:prod-agentfix-LaunchPath:.*LaunchQueue/,
     );
 
-    expect(loadLaunchConfig(environmentOf("dev", "LaunchPath", "LaunchFunction"))).toMatchObject({
-      TARGET_GROUPS: ["web-dev"],
+    expect(loadLaunchConfig(environmentOf("dry", "LaunchPath", "LaunchFunction"))).toMatchObject({
+      STAGE: "dry",
+      TARGET_GROUPS: ["web-dry"],
       DRY_RUN: true,
     });
     expect(loadLaunchConfig(environmentOf("qa", "LaunchPath", "LaunchFunction")).TARGET_GROUPS).toEqual([]);
@@ -155,7 +161,7 @@ describe("2. launch path", () => {
     });
 
     const qaRule = resource(template("qa", "LaunchPath"), "AWS::Events::Rule", "LaunchLifecycleRule");
-    expect(qaRule.Properties.EventPattern).toEqual(launchEventPattern([], HOOK));
+    expect(qaRule.Properties.EventPattern).toEqual(launchEventPattern([], defaultHookName("qa")));
   });
 
   it("lets only this rule send to the queue, over TLS", () => {
@@ -296,16 +302,15 @@ describe("5. sweep", () => {
 });
 
 describe("6. State Manager association", () => {
-  it("installs the pinned agent version on the groups in scope in production", () => {
+  it("installs the pinned agent version with the stage's own document, on the groups in scope, in production", () => {
     const association = resource(
       template("prod", "AgentAssociation"),
       "AWS::SSM::Association",
       "InstallCodeDeployAgent",
     );
-    expect(association.Properties).toEqual({
+    expect(association.Properties).toMatchObject({
       AssociationName: "agentfix-prod-install-codedeployagent",
-      Name: "AWS-ConfigureAWSPackage",
-      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: ["1.8.1"] },
+      Parameters: { packageName: ["AWSCodeDeployAgent"], version: ["1.8.1"], expectedVersion: ["1.8.1"] },
       Targets: [{ Key: "tag:aws:autoscaling:groupName", Values: PROD_GROUPS }],
       ScheduleExpression: "cron(0 2 ? * SUN *)",
       ApplyOnlyAtCronInterval: true,
@@ -313,9 +318,10 @@ describe("6. State Manager association", () => {
       MaxConcurrency: "20%",
       MaxErrors: "5%",
     });
+    expect(JSON.stringify(association.Properties.Name)).toMatch(/InstallAgentDocument/);
   });
 
-  it("omits the version on other stages, so Distributor installs the latest", () => {
+  it("leaves the version empty on other stages, so Distributor installs the latest", () => {
     const dev = resource(
       template("dev", "AgentAssociation"),
       "AWS::SSM::Association",
@@ -323,22 +329,20 @@ describe("6. State Manager association", () => {
     );
     expect(dev.Properties).toMatchObject({
       AssociationName: "agentfix-dev-install-codedeployagent",
-      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"] },
+      Parameters: { packageName: ["AWSCodeDeployAgent"], version: [""], expectedVersion: [""] },
       Targets: [{ Key: "tag:Name", Values: ["web-dev", "api-dev"] }],
       ScheduleExpression: "cron(0 3 ? * * *)",
       ComplianceSeverity: "HIGH",
     });
-    expect(dev.Properties.Parameters).not.toHaveProperty("version");
-    const qa = resource(
-      template("qa", "AgentAssociation"),
-      "AWS::SSM::Association",
-      "InstallCodeDeployAgent",
-    );
-    expect(qa.Properties.Targets).toEqual([{ Key: "tag-key", Values: ["aws:autoscaling:groupName"] }]);
+  });
+
+  it("creates no association when the stage names no instances, nor in a dry run", () => {
+    expect(resources(template("qa", "AgentAssociation"), "AWS::SSM::Association")).toEqual([]);
+    expect(resources(template("dry", "AgentAssociation"), "AWS::SSM::Association")).toEqual([]);
   });
 
   it("never lets a run take a whole group offline", () => {
-    for (const stage of ["prod", "dev", "qa"]) {
+    for (const stage of ["prod", "dev"]) {
       const { MaxConcurrency, MaxErrors } = resource(
         template(stage, "AgentAssociation"),
         "AWS::SSM::Association",
@@ -348,6 +352,36 @@ describe("6. State Manager association", () => {
       expect(Number.parseInt(MaxConcurrency, 10)).toBeLessThanOrEqual(50);
       expect(MaxErrors).toMatch(/^\d{1,3}%$/);
     }
+  });
+});
+
+describe("6b. the stage's own documents and a dry run", () => {
+  it("creates the install and check documents of the stage, with fixed scripts", () => {
+    const t = template("prod", "Foundation");
+    const install = resource(t, "AWS::SSM::Document", "InstallAgentDocument");
+    const check = resource(t, "AWS::SSM::Document", "CheckAgentDocument");
+    expect(install.Properties).toMatchObject({
+      Name: "agentfix-prod-install-codedeploy-agent",
+      DocumentType: "Command",
+      DocumentFormat: "JSON",
+      Content: installDocumentContent("prod"),
+    });
+    expect(check.Properties).toMatchObject({
+      Name: "agentfix-prod-check-codedeploy-agent",
+      Content: checkDocumentContent("prod"),
+    });
+  });
+
+  it("holds no launch in a dry run: its hook continues when it times out", () => {
+    const [hook] = resources(template("dry", "LaunchPath"), "AWS::AutoScaling::LifecycleHook");
+    expect(hook?.Properties).toMatchObject({
+      LifecycleHookName: defaultHookName("dry"),
+      DefaultResult: "CONTINUE",
+    });
+  });
+
+  it("reserves the launch function's concurrency for its event source", () => {
+    expect(fn("prod", "LaunchPath", "LaunchFunction").Properties.ReservedConcurrentExecutions).toBe(50);
   });
 });
 
@@ -434,9 +468,8 @@ describe("8. least privilege", () => {
     expect(sends).toEqual([
       expect.objectContaining({
         Resource: [
-          `arn:aws:ssm:${REGION}::document/AWS-ConfigureAWSPackage`,
-          `arn:aws:ssm:${REGION}::document/AWS-RunShellScript`,
-          `arn:aws:ssm:${REGION}::document/AWS-RunPowerShellScript`,
+          `arn:aws:ssm:${REGION}:123456789012:document/agentfix-prod-install-codedeploy-agent`,
+          `arn:aws:ssm:${REGION}:123456789012:document/agentfix-prod-check-codedeploy-agent`,
         ],
       }),
       expect.objectContaining({
@@ -587,7 +620,7 @@ describe("9. observability", () => {
     }
   });
 
-  it("alarms on the errors of every function and on abandoned launches and given-up redeploys", () => {
+  it("alarms on the errors of every function, on abandoned launches, AMIs that bake an outdated agent and given-up redeploys", () => {
     const all = alarms("prod");
     const errors = all.filter((alarm) => alarm.MetricName === "Errors");
     expect(errors.map((alarm) => (alarm.Dimensions as { Value: string }[])[0]?.Value).sort()).toEqual(
@@ -597,7 +630,7 @@ describe("9. observability", () => {
         expect.stringMatching(/SweepFunction/),
       ].sort(),
     );
-    for (const name of ["LaunchAbandoned", "RedeployGaveUp"]) {
+    for (const name of ["LaunchAbandoned", "OutdatedAgentInAmi", "RedeployGaveUp"]) {
       expect(all).toContainEqual(
         expect.objectContaining({
           Namespace: "Agentfix",
@@ -680,6 +713,8 @@ describe("10. console test events", () => {
       for (const file of files) {
         const name = file.slice(prefix.length + 1, -".json".length);
         const value = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "events", file), "utf8"));
+        // A sample launch event names the stage's own hook, whatever the file says.
+        if (value.detail?.LifecycleHookName) value.detail.LifecycleHookName = HOOK;
         expect(examples[name]?.value).toEqual(value);
       }
     }

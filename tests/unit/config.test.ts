@@ -3,7 +3,7 @@ import { ConfigError, loadFailureConfig, loadLaunchConfig } from "../../function
 
 describe("configuration", () => {
   it("gives every launch setting a default when nothing is set", () => {
-    const config = loadLaunchConfig({});
+    const config = loadLaunchConfig({ STAGE: "dev" });
     expect(config).toMatchObject({
       AGENT_PACKAGE: "AWSCodeDeployAgent",
       AGENT_VERSION: "",
@@ -17,6 +17,7 @@ describe("configuration", () => {
 
   it("reads lists, booleans and numbers", () => {
     const config = loadLaunchConfig({
+      STAGE: "dev",
       TARGET_GROUPS: " web-asg, api-asg ,",
       VERIFY_AGENT: "false",
       INSTALL_ATTEMPTS: "3",
@@ -30,7 +31,12 @@ describe("configuration", () => {
 
   it("names every bad variable in one error", () => {
     const load = () =>
-      loadLaunchConfig({ AGENT_PACKAGE: "CodeDeploy", FAILURE_RESULT: "RETRY", INSTALL_ATTEMPTS: "many" });
+      loadLaunchConfig({
+        STAGE: "dev",
+        AGENT_PACKAGE: "CodeDeploy",
+        FAILURE_RESULT: "RETRY",
+        INSTALL_ATTEMPTS: "many",
+      });
     expect(load).toThrow(ConfigError);
     for (const name of ["AGENT_PACKAGE", "FAILURE_RESULT", "INSTALL_ATTEMPTS"]) {
       expect(load).toThrow(name);
@@ -38,11 +44,11 @@ describe("configuration", () => {
   });
 
   it("requires application/group pairs for the deployment groups in scope", () => {
-    expect(() => loadFailureConfig({ TARGET_DEPLOYMENT_GROUPS: "app/dg,lonely" })).toThrow(
+    expect(() => loadFailureConfig({ STAGE: "dev", TARGET_DEPLOYMENT_GROUPS: "app/dg,lonely" })).toThrow(
       /TARGET_DEPLOYMENT_GROUPS\.1/,
     );
-    expect(loadFailureConfig({ TARGET_DEPLOYMENT_GROUPS: "app/dg" }).TARGET_DEPLOYMENT_GROUPS).toEqual([
-      "app/dg",
-    ]);
+    expect(
+      loadFailureConfig({ STAGE: "dev", TARGET_DEPLOYMENT_GROUPS: "app/dg" }).TARGET_DEPLOYMENT_GROUPS,
+    ).toEqual(["app/dg"]);
   });
 });

@@ -24,9 +24,11 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { clearVersionCache } from "../../functions/core/agent/versions.js";
 import { dynamoLease, type Lease, NO_LEASE } from "../../functions/core/common/lease.js";
 import { metrics } from "../../functions/core/common/powertools.js";
 import { defaultFailureConfig, type FailureConfig } from "../../functions/core/config.js";
+import { agentDocumentNames } from "../../functions/core/contract.js";
 import { RedeployDeferredError } from "../../functions/core/failure/redeploy.js";
 import {
   DeploymentLeaseHeldError,
@@ -45,6 +47,7 @@ const dynamodb = mockClient(DynamoDBClient);
 const APP = "web-app";
 const GROUP = "web-dg";
 const LATEST_AGENT = "1.8.1";
+const OUR_INSTALL_DOCUMENT = agentDocumentNames("test").install;
 const MINUTE = 60_000;
 
 const REVISION = {
@@ -222,12 +225,23 @@ class FakeSsm {
         if (instance?.ssm !== "Online") throw new Error(`command sent to unreachable ${instanceId}`);
         let output = "";
         let status = "Success";
-        if (input.DocumentName === "AWS-ConfigureAWSPackage") {
-          instance.version = input.Parameters?.version?.[0] || LATEST_AGENT;
-          instance.running = true;
-        } else {
+        const expected = input.Parameters?.expectedVersion?.[0] ?? "";
+        const line = (prefix: "BEFORE" | "AGENT") => {
           const state = instance.running ? "running" : instance.version ? "stopped" : "missing";
-          output = `AGENTFIX_AGENT_STATUS=${state} AGENTFIX_AGENT_VERSION=${instance.version ? `OFFICIAL_${instance.version}-1_rpm` : ""}`;
+          const version = instance.version ? `OFFICIAL_${instance.version}-1_rpm` : "";
+          return `AGENTFIX_${prefix}_STATUS=${state} AGENTFIX_${prefix}_VERSION=${version}`;
+        };
+        if (input.DocumentName === OUR_INSTALL_DOCUMENT) {
+          output = `${line("BEFORE")}\n`;
+          if (expected && instance.running && instance.version.startsWith(expected)) {
+            output += `AGENTFIX_ALREADY_CURRENT=${instance.version}\n`;
+          } else {
+            instance.version = input.Parameters?.version?.[0] || LATEST_AGENT;
+            instance.running = true;
+            output += `${line("AGENT")}\n`;
+          }
+        } else {
+          output = line("AGENT");
           if (!instance.running) status = "Failed";
         }
         this.invocations.push({
@@ -267,12 +281,12 @@ class FakeSsm {
 
   installsOn(instanceId: string): number {
     return this.invocations.filter(
-      (item) => item.InstanceId === instanceId && item.DocumentName === "AWS-ConfigureAWSPackage",
+      (item) => item.InstanceId === instanceId && item.DocumentName === OUR_INSTALL_DOCUMENT,
     ).length;
   }
 
   get installs(): number {
-    return this.invocations.filter((item) => item.DocumentName === "AWS-ConfigureAWSPackage").length;
+    return this.invocations.filter((item) => item.DocumentName === OUR_INSTALL_DOCUMENT).length;
   }
 }
 
@@ -390,6 +404,7 @@ beforeEach(() => {
   dynamodb.reset();
   fakeCodeDeploy = new FakeCodeDeploy();
   fakeSsm = new FakeSsm();
+  clearVersionCache();
   addMetric = vi.spyOn(metrics, "addMetric");
 });
 

@@ -14,31 +14,57 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
+  type CommandInvocation,
+  DescribeDocumentCommand,
   DescribeInstanceInformationCommand,
   ListCommandInvocationsCommand,
+  type ListCommandInvocationsCommandInput,
   SendCommandCommand,
+  type SendCommandCommandInput,
   SSMClient,
 } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { clearVersionCache } from "../../functions/core/agent/versions.js";
 import { clock, setClockScale } from "../../functions/core/common/clock.js";
 import { NO_LEASE } from "../../functions/core/common/lease.js";
+import { metrics } from "../../functions/core/common/powertools.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../functions/core/config.js";
+import {
+  agentDocumentNames,
+  DISTRIBUTOR_DOCUMENT,
+  METRIC,
+  RUN_POWERSHELL_SCRIPT_DOCUMENT,
+  RUN_SHELL_SCRIPT_DOCUMENT,
+} from "../../functions/core/contract.js";
 import { clearHookCache } from "../../functions/core/launch/lifecycle.js";
 import { type LaunchRequest, reconcileLaunches } from "../../functions/core/launch/reconcile.js";
 import { handleLaunch } from "../../functions/launch.js";
 import {
+  alreadyCurrent,
   autoScalingThrottling,
+  checkFailed,
+  checkPassed,
   commandSent,
+  deploymentInProgress,
+  installedAndVerified,
+  installedButNotVerified,
+  installFailed,
+  installLocked,
   invocation,
+  launchedFrom,
   launchHook,
   lifecycleStates,
   listed,
+  NO_AGENT,
   noActiveLifecycleAction,
   online,
-  probeOutput,
+  type Platform,
+  publishedPackage,
+  running,
   ssmThrottling,
+  stopped,
 } from "./support/aws-answers.js";
 import { fixture, launchEvent, sqsRecord } from "./support/launch-events.js";
 
@@ -49,9 +75,9 @@ vi.hoisted(() => {
 
 const GROUP = "web-asg";
 const HOOK = "agentfix-launch";
-const INSTALL = "AWS-ConfigureAWSPackage";
-const SHELL = "AWS-RunShellScript";
-const POWERSHELL = "AWS-RunPowerShellScript";
+/** The stage's own documents (the unit tests run with STAGE=test): the only ones the launch path sends. */
+const { install: INSTALL, check: CHECK } = agentDocumentNames("test");
+const AGENT_PACKAGE = "AWSCodeDeployAgent";
 /** The look for installs sent before (ahead of the engine's own): by document and time, not by command. */
 const EARLIER_INSTALLS = { CommandId: undefined };
 
@@ -75,6 +101,9 @@ const request = (instanceId: string, extra: Partial<LaunchRequest> = {}): Launch
   source: "event",
   ...extra,
 });
+/** An instance leaving the warm pool for the group. */
+const leavingWarmPool = (instanceId: string) =>
+  request(instanceId, { origin: "WarmPool", destination: "AutoScalingGroup" });
 
 const ids = (count: number, offset = 0) =>
   Array.from({ length: count }, (_, index) => `i-${(offset + index).toString(16).padStart(17, "0")}`);
@@ -99,6 +128,12 @@ const polled = () =>
     .commandCalls(ListCommandInvocationsCommand)
     .map((call) => call.args[0].input.CommandId)
     .filter((commandId) => commandId !== undefined);
+/** The looks for installs sent before: ListCommandInvocations by filters, not by command. */
+const earlierInstallLookups = () =>
+  ssm
+    .commandCalls(ListCommandInvocationsCommand)
+    .map((call) => call.args[0].input)
+    .filter((input) => input.CommandId === undefined);
 const completions = () =>
   autoScaling.commandCalls(CompleteLifecycleActionCommand).map((call) => call.args[0].input);
 const heartbeats = () =>
@@ -109,6 +144,13 @@ const completed = (instanceId: string, result: "CONTINUE" | "ABANDON") => ({
   LifecycleActionResult: result,
   LifecycleActionToken: `token-${instanceId}`,
 });
+/** The install document's parameters for the stage's package: the latest, expected at 1.8.1 unless said. */
+const installParameters = (expectedVersion = "1.8.1", version = "") => ({
+  packageName: [AGENT_PACKAGE],
+  version: [version],
+  expectedVersion: [expectedVersion],
+});
+const metricNames = () => vi.mocked(metrics.addMetric).mock.calls.map(([name]) => name);
 
 beforeAll(() => setClockScale(0.0005));
 beforeEach(() => {
@@ -120,8 +162,16 @@ beforeEach(() => {
   autoScaling.reset().onAnyCommand().callsFake(unscripted);
   dynamodb.reset().onAnyCommand().callsFake(unscripted);
   sqs.reset().onAnyCommand().callsFake(unscripted);
+  // The stages here take the latest agent (AGENT_VERSION empty), and Distributor's newest published
+  // version of the package is 1.8.1: that is the version every install must leave running.
+  ssm.on(DescribeDocumentCommand, { Name: AGENT_PACKAGE }).resolves(publishedPackage(AGENT_PACKAGE, "1.8.1"));
+  vi.spyOn(metrics, "addMetric");
 });
-afterEach(() => clearHookCache());
+afterEach(() => {
+  clearHookCache();
+  clearVersionCache();
+  vi.restoreAllMocks();
+});
 afterAll(() => {
   ssm.restore();
   autoScaling.restore();
@@ -144,25 +194,29 @@ describe("launch path", () => {
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
       .resolvesOnce(listed(invocation("install-1", ID, "InProgress")))
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID, "1.8.1")));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)]);
 
     expect(outcome).toMatchObject({ outcome: "CONTINUE", agentVersion: "1.8.1" });
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
-    expect(sent(INSTALL)).toHaveLength(1);
-    expect(sent(INSTALL)[0]).toMatchObject({
-      InstanceIds: [ID],
-      Parameters: { action: ["Install"], name: ["AWSCodeDeployAgent"], version: [""] },
-      Comment: "agentfix install req-1",
-    });
-    expect(sent(SHELL)).toMatchObject([{ InstanceIds: [ID], Comment: "agentfix verify req-1" }]);
-    expect(polled()).toEqual(["install-1", "install-1", "verify-1"]);
+    // One command installs and verifies: nothing else is sent.
+    expect(sent()).toEqual([
+      expect.objectContaining({
+        DocumentName: INSTALL,
+        InstanceIds: [ID],
+        Parameters: installParameters("1.8.1"),
+        Comment: "agentfix install req-1",
+      }),
+    ]);
+    expect(polled()).toEqual(["install-1", "install-1"]);
+    // The steps' output is only listed with Details.
+    expect(
+      ssm
+        .commandCalls(ListCommandInvocationsCommand, { CommandId: "install-1" })
+        .map((call) => call.args[0].input.Details),
+    ).toEqual([true, true]);
   });
 
   it("waits for a late SSM registration instead of failing", async () => {
@@ -184,11 +238,7 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)]);
@@ -233,19 +283,16 @@ describe("launch path", () => {
       .resolves(commandSent("install-2"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Failed")));
+      .resolves(listed(installFailed("install-1", ID)));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
-      .resolves(listed(invocation("install-2", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-2", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)]);
 
     expect(outcome?.outcome).toBe("CONTINUE");
+    expect(outcome?.installCommandIds).toEqual(["install-1", "install-2"]);
     expect(sent(INSTALL)).toHaveLength(2);
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
@@ -266,18 +313,20 @@ describe("launch path", () => {
       .resolves(commandSent("install-2"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Failed")));
+      .resolves(listed(installFailed("install-1", ID)));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
-      .resolves(listed(invocation("install-2", ID, "Failed")));
+      .resolves(listed(installFailed("install-2", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)], { INSTALL_ATTEMPTS: 2 });
 
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/install .*Failed.* after 2 attempt/);
+    // The step that failed says why, not the steps skipped after it.
+    expect(outcome?.reason).toContain("failed to download the agent package");
     expect(sent(INSTALL)).toHaveLength(2);
-    expect(sent(SHELL)).toHaveLength(0);
+    expect(sent(CHECK)).toHaveLength(0);
     expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
@@ -292,20 +341,17 @@ describe("launch path", () => {
     ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
     ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    // Distributor says Success; the verify step of the same invocation finds the agent stopped.
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    // The script exits non-zero unless the agent runs.
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("stopped", "1.8.1"))));
+      .resolves(listed(installedButNotVerified("install-1", ID, stopped("1.8.1"))));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)], { FAILURE_RESULT: "ABANDON" });
 
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/reported Success but the agent is stopped/);
+    expect(sent()).toHaveLength(1);
     expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
@@ -322,11 +368,7 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("stopped", "1.8.1"))));
+      .resolves(listed(installedButNotVerified("install-1", ID, stopped("1.8.1"))));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)], { FAILURE_RESULT: "CONTINUE" });
@@ -349,20 +391,14 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(
-        listed(invocation("verify-1", ID, "Success", probeOutput("running", "OFFICIAL_1.7.1-1818_rpm"))),
-      );
+      .resolves(listed(installedButNotVerified("install-1", ID, running("1.7.1"), { version: "1.8.1" })));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)], { AGENT_VERSION: "1.8.1" });
 
     expect(outcome?.outcome).toBe("ABANDON");
     expect(outcome?.reason).toMatch(/1\.7\.1 is running, but version 1\.8\.1 is pinned/);
-    expect(sent(INSTALL)[0]?.Parameters?.version).toEqual(["1.8.1"]);
+    expect(sent(INSTALL)[0]?.Parameters).toEqual(installParameters("1.8.1", "1.8.1"));
     expect(completions()).toEqual([completed(ID, "ABANDON")]);
   });
 
@@ -396,11 +432,7 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     // Someone else completed the action while the agent was being set up.
     autoScaling.on(CompleteLifecycleActionCommand).rejects(noActiveLifecycleAction(`token-${ID}`));
 
@@ -425,14 +457,13 @@ describe("launch path", () => {
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
       .resolvesOnce(listed(invocation("install-1", ID, "InProgress")))
-      .resolves(listed(invocation("install-1", ID, "Failed", undefined, { StatusDetails: "Terminated" })));
+      .resolves(listed(invocation("install-1", ID, "Failed", { StatusDetails: "Terminated" })));
     autoScaling.on(CompleteLifecycleActionCommand).rejects(noActiveLifecycleAction(`token-${ID}`));
 
     const [outcome] = await run([request(ID)]);
 
     expect(outcome?.outcome).toBe("ALREADY_COMPLETED");
-    expect(sent(INSTALL)).toHaveLength(1);
-    expect(sent(SHELL)).toHaveLength(0);
+    expect(sent()).toEqual([expect.objectContaining({ DocumentName: INSTALL })]);
   });
 
   it("follows an install already in flight instead of sending a second one (duplicate delivery)", async () => {
@@ -459,7 +490,7 @@ describe("launch path", () => {
     // The duplicate finds install-1 still in flight; it succeeds by the time it is polled.
     ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(
       listed(
-        invocation("install-1", ID, "InProgress", undefined, {
+        invocation("install-1", ID, "InProgress", {
           DocumentName: INSTALL,
           Comment: "agentfix install req-1",
           RequestedDateTime: sentAt,
@@ -468,19 +499,55 @@ describe("launch path", () => {
     );
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)]);
 
     expect(outcome?.outcome).toBe("CONTINUE");
     expect(outcome?.installCommandIds).toEqual(["install-1"]);
-    expect(sent(INSTALL)).toHaveLength(1);
+    expect(sent()).toHaveLength(1);
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
+  });
+
+  it("looks for installs in flight among the stage's install document only, never another team's Distributor installs", async () => {
+    const ID = "i-00000000000000025";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+      .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    // Another team's Distributor install (the CloudWatch agent) runs on the instance for a long while.
+    const cloudWatchInstall = invocation("cw-install-1", ID, "InProgress", {
+      DocumentName: DISTRIBUTOR_DOCUMENT,
+      Comment: "install AmazonCloudWatchAgent",
+    });
+    ssm
+      .on(ListCommandInvocationsCommand, EARLIER_INSTALLS)
+      .callsFake((input: ListCommandInvocationsCommandInput) => {
+        const document = input.Filters?.find((filter) => filter.key === "DocumentName")?.value;
+        return listed(...[cloudWatchInstall].filter((item) => !document || item.DocumentName === document));
+      });
+    ssm.on(ListCommandInvocationsCommand, { CommandId: "cw-install-1" }).resolves(listed(cloudWatchInstall));
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(installedAndVerified("install-1", ID)));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
+    expect(outcome?.outcome).toBe("CONTINUE");
+    expect(outcome?.installCommandIds).toEqual(["install-1"]);
+    expect(earlierInstallLookups()).not.toHaveLength(0);
+    for (const lookup of earlierInstallLookups()) {
+      expect(lookup.Filters?.filter((filter) => filter.key === "DocumentName")).toEqual([
+        { key: "DocumentName", value: INSTALL },
+      ]);
+    }
+    expect(polled()).not.toContain("cw-install-1");
   });
 
   it("retries throttled SSM calls and still completes", async () => {
@@ -503,12 +570,14 @@ describe("launch path", () => {
       .resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
+      .rejectsOnce(ssmThrottling())
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
-    const [outcome] = await run([request(ID)], { VERIFY_AGENT: false });
+    const [outcome] = await run([request(ID)]);
 
     expect(sent(INSTALL)).toHaveLength(6);
+    expect(polled()).toEqual(["install-1", "install-1"]);
     expect(outcome?.outcome).toBe("CONTINUE");
     expect(outcome?.reason).toMatch(/installed by command install-1/);
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
@@ -527,11 +596,7 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).rejects(autoScalingThrottling());
 
     // Verified within the first minute; the completion is retried for the rest of the budget.
@@ -580,31 +645,20 @@ describe("launch path", () => {
       .resolvesOnce(commandSent("install-2"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(...first.map((id) => invocation("install-1", id, "Success"))));
+      .resolves(listed(...first.map((id) => installedAndVerified("install-1", id))));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
-      .resolves(listed(...rest.map((id) => invocation("install-2", id, "Success"))));
-    ssm
-      .on(SendCommandCommand, { DocumentName: SHELL })
-      .resolvesOnce(commandSent("verify-1"))
-      .resolvesOnce(commandSent("verify-2"));
-    const running = (commandId: string, id: string) =>
-      invocation(commandId, id, "Success", probeOutput("running", "1.8.1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(...first.map((id) => running("verify-1", id))));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-2" })
-      .resolves(listed(...rest.map((id) => running("verify-2", id))));
+      .resolves(listed(...rest.map((id) => installedAndVerified("install-2", id))));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const outcomes = await run(instanceIds.map((id) => request(id)));
 
     expect(outcomes.map((outcome) => outcome.outcome)).toEqual(instanceIds.map(() => "CONTINUE"));
-    expect(sent(INSTALL).map((input) => input.InstanceIds)).toEqual([first, rest]);
-    expect(sent(SHELL).map((input) => input.InstanceIds)).toEqual([first, rest]);
-    expect(new Set(polled())).toEqual(new Set(["install-1", "install-2", "verify-1", "verify-2"]));
-    expect(ssm.calls().length).toBeLessThan(20);
+    expect(sent().map((input) => [input.DocumentName, input.InstanceIds])).toEqual([
+      [INSTALL, first],
+      [INSTALL, rest],
+    ]);
+    expect(polled().sort()).toEqual(["install-1", "install-2"]);
     expect(completions()).toHaveLength(60);
   });
 
@@ -650,11 +704,7 @@ describe("launch path", () => {
     const installPolls = ssm.on(ListCommandInvocationsCommand, { CommandId: "install-1" });
     for (let poll = 0; poll < 20; poll += 1)
       installPolls.resolvesOnce(listed(invocation("install-1", ID, "InProgress")));
-    installPolls.resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+    installPolls.resolves(listed(installedAndVerified("install-1", ID)));
     const beatsAt: number[] = [];
     autoScaling.on(RecordLifecycleActionHeartbeatCommand).callsFake(() => {
       beatsAt.push(clock.now());
@@ -675,7 +725,7 @@ describe("launch path", () => {
     });
   });
 
-  it("makes no mutating call in DRY_RUN", async () => {
+  it("sends nothing to SSM in DRY_RUN and completes the launch with CONTINUE", async () => {
     const ID = "i-0000000000000001a";
     autoScaling
       .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
@@ -685,13 +735,17 @@ describe("launch path", () => {
       .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
     ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
     ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)], { DRY_RUN: true });
 
-    expect(outcome?.outcome).toBe("SKIPPED");
-    expect(outcome?.reason).toMatch(/dry run: would install AWSCodeDeployAgent/);
+    expect(outcome?.outcome).toBe("CONTINUE");
+    expect(outcome?.reason).toMatch(
+      /dry run: would install AWSCodeDeployAgent .*completed CONTINUE so the launch is not held/,
+    );
     expect(sent()).toHaveLength(0);
-    expect(completions()).toHaveLength(0);
+    // A dry run holds no launch: its action is completed at once, and never heartbeated.
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
     expect(heartbeats()).toHaveLength(0);
   });
 
@@ -708,17 +762,13 @@ describe("launch path", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID, { origin: "EC2", destination: "WarmPool" })]);
 
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(sent(INSTALL)).toHaveLength(1);
+    expect(sent()).toEqual([expect.objectContaining({ DocumentName: INSTALL })]);
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
@@ -731,21 +781,30 @@ describe("launch path", () => {
       .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
       .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
     ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
+    ssm.on(SendCommandCommand, { DocumentName: CHECK }).resolves(commandSent("check-1"));
     ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .on(ListCommandInvocationsCommand, { CommandId: "check-1" })
+      .resolves(listed(checkPassed("check-1", ID, "1.8.1")));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
-    const [outcome] = await run([request(ID, { origin: "WarmPool", destination: "AutoScalingGroup" })]);
+    const [outcome] = await run([leavingWarmPool(ID)]);
 
-    expect(outcome?.outcome).toBe("CONTINUE");
-    expect(sent(INSTALL)).toHaveLength(0);
-    expect(sent(SHELL)).toHaveLength(1);
+    expect(outcome).toMatchObject({ outcome: "CONTINUE", agentVersion: "1.8.1" });
+    expect(sent()).toEqual([
+      expect.objectContaining({
+        DocumentName: CHECK,
+        InstanceIds: [ID],
+        Parameters: { expectedVersion: ["1.8.1"] },
+        Comment: "agentfix verify req-1",
+      }),
+    ]);
     expect(completions()).toEqual([completed(ID, "CONTINUE")]);
   });
 
-  it("reinstalls on the way out of the warm pool when the agent is missing", async () => {
+  it.each([
+    ["missing", NO_AGENT],
+    ["stopped", stopped("1.8.1")],
+  ])("reinstalls on the way out of the warm pool when the agent is %s", async (_, agent) => {
     const ID = "i-0000000000000001d";
     autoScaling
       .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
@@ -754,56 +813,287 @@ describe("launch path", () => {
       .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
       .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
     ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(SendCommandCommand, { DocumentName: CHECK }).resolves(commandSent("check-1"));
     ssm
-      .on(SendCommandCommand, { DocumentName: SHELL })
-      .resolvesOnce(commandSent("verify-1"))
-      .resolves(commandSent("verify-2"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Failed", probeOutput("missing", ""))));
+      .on(ListCommandInvocationsCommand, { CommandId: "check-1" })
+      .resolves(listed(checkFailed("check-1", ID, agent)));
     ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-2" })
-      .resolves(listed(invocation("verify-2", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID, "1.8.1", { before: agent })));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
-    const [outcome] = await run([request(ID, { origin: "WarmPool", destination: "AutoScalingGroup" })]);
+    const [outcome] = await run([leavingWarmPool(ID)]);
 
-    expect(outcome?.outcome).toBe("CONTINUE");
-    expect(sent(INSTALL)).toHaveLength(1);
-    expect(sent(SHELL)).toHaveLength(2);
-    expect(polled()).toEqual(["verify-1", "install-1", "verify-2"]);
+    expect(outcome).toMatchObject({ outcome: "CONTINUE", agentVersion: "1.8.1" });
+    // The install document verifies too: no second check follows it.
+    expect(sent().map((input) => input.DocumentName)).toEqual([CHECK, INSTALL]);
+    expect(polled()).toEqual(["check-1", "install-1"]);
   });
 
-  it("uses PowerShell to verify Windows instances", async () => {
-    const ID = "i-0000000000000001e";
+  it("sends Windows instances the same install document as Linux ones, in one command", async () => {
+    const [LINUX, WINDOWS] = ["i-0000000000000001e", "i-00000000000000020"];
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [LINUX, WINDOWS] })
+      .resolves(lifecycleStates(GROUP, [LINUX, "Pending:Wait"], [WINDOWS, "Pending:Wait"]));
+    ssm.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [
+        ...(online([LINUX], "Linux").InstanceInformationList ?? []),
+        ...(online([WINDOWS], "Windows").InstanceInformationList ?? []),
+      ],
+    });
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    // The document's steps choose the platform: the Windows instance ran the PowerShell ones.
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(
+        listed(
+          installedAndVerified("install-1", LINUX, "1.8.1"),
+          installedAndVerified("install-1", WINDOWS, "1.8.1", { platform: "Windows" }),
+        ),
+      );
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const outcomes = await run([request(LINUX), request(WINDOWS)]);
+
+    expect(outcomes).toMatchObject([
+      { instanceId: LINUX, outcome: "CONTINUE", agentVersion: "1.8.1" },
+      { instanceId: WINDOWS, outcome: "CONTINUE", agentVersion: "1.8.1" },
+    ]);
+    expect(sent()).toEqual([
+      expect.objectContaining({
+        DocumentName: INSTALL,
+        InstanceIds: [LINUX, WINDOWS],
+        Parameters: installParameters("1.8.1"),
+      }),
+    ]);
+    expect(sent(RUN_POWERSHELL_SCRIPT_DOCUMENT)).toHaveLength(0);
+  });
+
+  it("never sends AWS-RunShellScript, AWS-RunPowerShellScript or AWS-ConfigureAWSPackage", async () => {
+    // A fresh Linux launch, a fresh Windows launch whose first install fails, and a Windows instance
+    // leaving the warm pool with its agent stopped: every kind of command the launch path sends.
+    const [LINUX, WINDOWS, WARM] = ["i-00000000000000200", "i-00000000000000201", "i-00000000000000202"];
+    const platforms = new Map<string, Platform>([
+      [LINUX, "Linux"],
+      [WINDOWS, "Windows"],
+      [WARM, "Windows"],
+    ]);
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand)
+      .resolves(
+        lifecycleStates(GROUP, [LINUX, "Pending:Wait"], [WINDOWS, "Pending:Wait"], [WARM, "Pending:Wait"]),
+      );
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input) => ({
+      InstanceInformationList: (input.Filters?.[0]?.Values ?? []).flatMap(
+        (id: string) => online([id], platforms.get(id)).InstanceInformationList ?? [],
+      ),
+    }));
+    // A stand-in for the instances: what each command does there depends on its document.
+    const commands = new Map<string, SendCommandCommandInput>();
+    const installsOn = new Map<string, number>();
+    ssm.on(SendCommandCommand).callsFake((input: SendCommandCommandInput) => {
+      const commandId = `command-${commands.size + 1}`;
+      commands.set(commandId, input);
+      return commandSent(commandId);
+    });
+    ssm.on(ListCommandInvocationsCommand).callsFake((input: ListCommandInvocationsCommandInput) => {
+      const commandId = input.CommandId;
+      if (commandId === undefined) return listed();
+      const command = commands.get(commandId);
+      const answers = (command?.InstanceIds ?? []).map((id): CommandInvocation => {
+        const platform = platforms.get(id) ?? "Linux";
+        if (command?.DocumentName === CHECK) return checkFailed(commandId, id, stopped("1.8.1"), platform);
+        // Any other document fails here; the assertions below name it.
+        if (command?.DocumentName !== INSTALL) return invocation(commandId, id, "Failed");
+        const attempt = (installsOn.get(id) ?? 0) + 1;
+        installsOn.set(id, attempt);
+        return id === WINDOWS && attempt === 1
+          ? installFailed(commandId, id, { platform })
+          : installedAndVerified(commandId, id, "1.8.1", { platform });
+      });
+      return listed(...answers);
+    });
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const outcomes = await run([request(LINUX), request(WINDOWS), leavingWarmPool(WARM)]);
+
+    expect(outcomes.map((outcome) => outcome.outcome)).toEqual(["CONTINUE", "CONTINUE", "CONTINUE"]);
+    const documents = sent().map((input) => input.DocumentName);
+    expect(new Set(documents)).toEqual(new Set([INSTALL, CHECK]));
+    for (const document of [RUN_SHELL_SCRIPT_DOCUMENT, RUN_POWERSHELL_SCRIPT_DOCUMENT, DISTRIBUTOR_DOCUMENT])
+      expect(documents).not.toContain(document);
+  });
+
+  it.each([
+    [
+      "a deployment runs",
+      (commandId: string, id: string) =>
+        deploymentInProgress(commandId, id, "d-EXAMPLE111", { before: running("1.7.1") }),
+    ],
+    [
+      "another install of the package runs",
+      (commandId: string, id: string) => installLocked(commandId, id, { before: running("1.7.1") }),
+    ],
+  ])(
+    "waits about 30 s while %s on the instance, then installs without using up an attempt",
+    async (_, busy) => {
+      const ID = "i-00000000000000021";
+      autoScaling
+        .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+        .resolves(launchHook(GROUP, HOOK));
+      autoScaling
+        .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
+        .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
+      ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+      ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+      const sendsAt: number[] = [];
+      ssm.on(SendCommandCommand, { DocumentName: INSTALL }).callsFake(() => {
+        sendsAt.push(clock.now());
+        return commandSent(`install-${sendsAt.length}`);
+      });
+      let busySeenAt = 0;
+      ssm.on(ListCommandInvocationsCommand, { CommandId: "install-1" }).callsFake(() => {
+        busySeenAt ||= clock.now();
+        return listed(busy("install-1", ID));
+      });
+      // Then one ordinary failure: with INSTALL_ATTEMPTS 2 it is retried only if the wait cost no attempt.
+      ssm
+        .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
+        .resolves(listed(installFailed("install-2", ID, { before: running("1.7.1") })));
+      ssm
+        .on(ListCommandInvocationsCommand, { CommandId: "install-3" })
+        .resolves(listed(installedAndVerified("install-3", ID, "1.8.1", { before: running("1.7.1") })));
+      autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+      const [outcome] = await run([request(ID)], { INSTALL_ATTEMPTS: 2 });
+
+      expect(outcome).toMatchObject({ outcome: "CONTINUE", agentVersion: "1.8.1" });
+      expect(outcome?.installCommandIds).toEqual(["install-1", "install-2", "install-3"]);
+      expect(sendsAt[1]! - busySeenAt).toBeGreaterThanOrEqual(30_000);
+      expect(sendsAt[1]! - busySeenAt).toBeLessThan(60_000);
+      expect(completions()).toEqual([completed(ID, "CONTINUE")]);
+    },
+  );
+
+  it("continues an instance whose agent already runs at the expected version, installing nothing", async () => {
+    const ID = "i-00000000000000022";
     autoScaling
       .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
       .resolves(launchHook(GROUP, HOOK));
     autoScaling
       .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] })
       .resolves(lifecycleStates(GROUP, [ID, "Pending:Wait"]));
-    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID], "Windows"));
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
     ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: POWERSHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(alreadyCurrent("install-1", ID, "1.8.1")));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const [outcome] = await run([request(ID)]);
 
     expect(outcome?.outcome).toBe("CONTINUE");
-    expect(sent(POWERSHELL)).toHaveLength(1);
-    expect(sent(SHELL)).toHaveLength(0);
+    expect(outcome?.reason).toMatch(/agent 1\.8\.1 already runs at the expected version; nothing installed/);
+    expect(outcome?.agentVersion).toBe("1.8.1");
+    expect(outcome?.bakedAgent).toBeUndefined();
+    expect(sent()).toHaveLength(1);
+    expect(completions()).toEqual([completed(ID, "CONTINUE")]);
+    expect(metricNames()).toContain(METRIC.verified);
+    expect(metricNames()).not.toContain(METRIC.installsSucceeded);
+  });
+
+  it("names the AMI and launch template of a fresh instance that started an outdated agent at boot", async () => {
+    const ID = "i-00000000000000023";
+    const AMI = "ami-0abcdef1234567890";
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling.on(DescribeAutoScalingInstancesCommand, { InstanceIds: [ID] }).resolves(
+      launchedFrom(GROUP, ID, "Pending:Wait", AMI, {
+        LaunchTemplateId: "lt-0123456789abcdef0",
+        LaunchTemplateName: "web",
+        Version: "7",
+      }),
+    );
+    ssm.on(DescribeInstanceInformationCommand).resolves(online([ID]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(installedAndVerified("install-1", ID, "1.8.1", { before: running("1.6.0") })));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const [outcome] = await run([request(ID)]);
+
+    expect(outcome?.outcome).toBe("CONTINUE");
+    expect(outcome?.bakedAgent).toEqual({
+      imageId: AMI,
+      launchTemplate: "web version 7",
+      agentVersion: "1.6.0",
+      expectedVersion: "1.8.1",
+      fix: expect.stringContaining(`${AMI} starts CodeDeploy agent 1.6.0 at boot`),
+    });
+    expect(metricNames().filter((name) => name === METRIC.outdatedAgentInAmi)).toHaveLength(1);
+  });
+
+  it("expects the newest published version on a stage taking the latest, and reinstalls an older agent leaving the warm pool", async () => {
+    const [FRESH, WARM] = ["i-00000000000000024", "i-00000000000000026"];
+    ssm
+      .on(DescribeDocumentCommand, { Name: AGENT_PACKAGE })
+      .resolves(publishedPackage(AGENT_PACKAGE, "1.8.1"));
+    autoScaling
+      .on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: GROUP })
+      .resolves(launchHook(GROUP, HOOK));
+    autoScaling
+      .on(DescribeAutoScalingInstancesCommand, { InstanceIds: [FRESH, WARM] })
+      .resolves(lifecycleStates(GROUP, [FRESH, "Pending:Wait"], [WARM, "Pending:Wait"]));
+    ssm
+      .on(DescribeInstanceInformationCommand, { Filters: [{ Key: "InstanceIds", Values: [FRESH] }] })
+      .resolves(online([FRESH]));
+    ssm
+      .on(DescribeInstanceInformationCommand, { Filters: [{ Key: "InstanceIds", Values: [WARM] }] })
+      .resolves(online([WARM]));
+    ssm.on(ListCommandInvocationsCommand, EARLIER_INSTALLS).resolves(listed());
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL, InstanceIds: [FRESH] })
+      .resolves(commandSent("install-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
+      .resolves(listed(installedAndVerified("install-1", FRESH, "1.8.1")));
+    // The warm instance's agent runs, at 1.6.0: the check against 1.8.1 fails, so it is reinstalled.
+    ssm.on(SendCommandCommand, { DocumentName: CHECK }).resolves(commandSent("check-1"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "check-1" })
+      .resolves(listed(checkFailed("check-1", WARM, running("1.6.0"))));
+    ssm
+      .on(SendCommandCommand, { DocumentName: INSTALL, InstanceIds: [WARM] })
+      .resolves(commandSent("install-2"));
+    ssm
+      .on(ListCommandInvocationsCommand, { CommandId: "install-2" })
+      .resolves(listed(installedAndVerified("install-2", WARM, "1.8.1", { before: running("1.6.0") })));
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    const outcomes = await run([request(FRESH), leavingWarmPool(WARM)], { AGENT_VERSION: "" });
+
+    expect(outcomes).toMatchObject([
+      { instanceId: FRESH, outcome: "CONTINUE", agentVersion: "1.8.1" },
+      { instanceId: WARM, outcome: "CONTINUE", agentVersion: "1.8.1", installCommandIds: ["install-2"] },
+    ]);
+    expect(sent(INSTALL).map((input) => input.Parameters)).toEqual([
+      installParameters("1.8.1"),
+      installParameters("1.8.1"),
+    ]);
+    expect(sent(CHECK).map((input) => input.Parameters)).toEqual([{ expectedVersion: ["1.8.1"] }]);
   });
 });
 
@@ -828,11 +1118,7 @@ describe("launch handler", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
 
     const report = await handleLaunch(launchEvent(ID), context());
@@ -856,11 +1142,7 @@ describe("launch handler", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     // A replay carries no start: the group's scaling activities give it (none kept here), and a
     // heartbeat by instance id confirms that our action is still open.
     autoScaling
@@ -896,11 +1178,7 @@ describe("launch handler", () => {
     ssm.on(SendCommandCommand, { DocumentName: INSTALL }).resolves(commandSent("install-1"));
     ssm
       .on(ListCommandInvocationsCommand, { CommandId: "install-1" })
-      .resolves(listed(invocation("install-1", ID, "Success")));
-    ssm.on(SendCommandCommand, { DocumentName: SHELL }).resolves(commandSent("verify-1"));
-    ssm
-      .on(ListCommandInvocationsCommand, { CommandId: "verify-1" })
-      .resolves(listed(invocation("verify-1", ID, "Success", probeOutput("running", "1.8.1"))));
+      .resolves(listed(installedAndVerified("install-1", ID)));
     autoScaling.on(CompleteLifecycleActionCommand).resolves({});
     const bad = launchEvent("i-1234567890abcdef3");
     bad.detail.EC2InstanceId = "i-1;rm -rf /";

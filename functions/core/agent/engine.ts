@@ -14,6 +14,7 @@ import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC } from "../contract.js";
 import { type CommandKind, Pacer } from "./pacing.js";
 import {
   COMMAND_DELIVERY_TIMEOUT_SECONDS,
+  checkCommand,
   describeOnline,
   IN_FLIGHT_STATUSES,
   installCommand,
@@ -22,7 +23,6 @@ import {
   listInvocations,
   requestedAt,
   sendCommand,
-  verifyCommand,
 } from "./ssm-commands.js";
 import {
   type AgentJob,
@@ -43,6 +43,7 @@ import {
   type Verdict,
   versionBefore,
 } from "./verdicts.js";
+import { expectedVersion, noteLatestInstalled } from "./versions.js";
 
 /** How far back an install still in flight can have been sent (delivery timeout plus a long install). */
 const IN_FLIGHT_LOOKBACK_MS = 2 * 3600_000;
@@ -70,6 +71,8 @@ class AgentEngine {
   private settleError: unknown;
   /** Installs sent before this run (earlier deliveries, duplicates) are looked for once, before the first send. */
   private adopted = false;
+  /** The version the agent must run at (pinned, else the newest known); "" accepts any. */
+  private expected = "";
 
   constructor(
     private readonly request: EnsureAgentsRequest,
@@ -84,13 +87,14 @@ class AgentEngine {
   /** Each round does what is due: a registration poll, the sends that are ready, the due command polls. */
   async run(): Promise<void> {
     const base = this.settings.pollIntervalMs;
+    this.expected = await expectedVersion(this.settings);
     while (this.active().length > 0 && clock.now() < this.request.deadline) {
       if (this.inPhase("registering").length > 0 && this.pacer.registrationDue()) {
         const before = this.inPhase("registering").length;
         await this.step(this.inPhase("registering"), () => this.pollRegistration());
         this.pacer.registrationPolled(this.inPhase("registering").length < before);
       }
-      if (this.pacer.sendDue("install")) await this.step(this.inPhase("install"), () => this.sendInstalls());
+      if (this.pacer.sendDue("install")) await this.step(this.readyToInstall(), () => this.sendInstalls());
       await this.step(this.dueCommands("installing"), () => this.pollCommands("install"));
       if (this.pacer.sendDue("verify"))
         await this.step(this.inPhase("probe", "verify"), () => this.sendVerifications());
@@ -136,6 +140,12 @@ class AgentEngine {
     return [...this.jobs.values()].filter((job) => phases.includes(job.phase));
   }
 
+  /** Instances waiting to install, less those waiting out a deployment or another install. */
+  private readyToInstall(): AgentJob[] {
+    const now = clock.now();
+    return this.inPhase("install").filter((job) => (job.retryAt ?? 0) <= now);
+  }
+
   private dueCommands(...phases: Phase[]): AgentJob[] {
     const now = clock.now();
     return this.inPhase(...phases).filter((job) => this.pacer.isDue(job.commandId, now));
@@ -143,6 +153,7 @@ class AgentEngine {
 
   private finish(job: AgentJob, status: AgentStatus, reason: string): void {
     job.phase = "done";
+    job.expectedVersion = this.expected;
     job.status = status;
     job.reason = reason;
     job.commandId = undefined;
@@ -203,7 +214,7 @@ class AgentEngine {
       await this.adoptExistingInstalls(this.inPhase("install"));
       this.adopted = true;
     }
-    const toSend = this.inPhase("install");
+    const toSend = this.readyToInstall();
     if (toSend.length === 0) return;
     if (this.settings.dryRun) {
       for (const job of toSend)
@@ -220,15 +231,9 @@ class AgentEngine {
         this.finish(job, "DRY_RUN", "dry run: would check the agent and install it if needed");
       return;
     }
-    const byPlatform = new Map<string, AgentJob[]>();
-    for (const job of jobs) {
-      const platform = job.platform === "Windows" ? "Windows" : "Linux";
-      byPlatform.set(platform, [...(byPlatform.get(platform) ?? []), job]);
-    }
-    for (const group of byPlatform.values()) {
-      for (const jobsOfChunk of chunk(group, MAX_INSTANCE_IDS_PER_COMMAND))
-        await this.send("verify", jobsOfChunk);
-    }
+    // One document for every platform: each step runs only where its precondition matches.
+    for (const jobsOfChunk of chunk(jobs, MAX_INSTANCE_IDS_PER_COMMAND))
+      await this.send("verify", jobsOfChunk);
   }
 
   /** One command to these instances; those SSM refuses go back to waiting for registration. */
@@ -237,8 +242,8 @@ class AgentEngine {
       const instanceIds = jobs.map((job) => job.instanceId);
       const command =
         kind === "install"
-          ? installCommand(this.settings, instanceIds, this.installComment)
-          : verifyCommand(jobs[0]?.platform, instanceIds, this.verifyComment);
+          ? installCommand(this.settings, instanceIds, this.installComment, this.expected)
+          : checkCommand(this.settings, instanceIds, this.verifyComment, this.expected);
       const commandId = await sendCommand(command);
       const now = clock.now();
       this.pacer.sent(commandId, kind);
@@ -282,6 +287,7 @@ class AgentEngine {
     const ours = this.request.mode === "install";
     const since = ours && this.request.since !== undefined ? this.request.since : now - IN_FLIGHT_LOOKBACK_MS;
     const latest = await latestInstallsSince(
+      this.settings.installDocument,
       jobs.map((job) => job.instanceId),
       since,
     );
@@ -315,7 +321,7 @@ class AgentEngine {
     }
     await mapLimit([...byCommand], COMMAND_POLLS_IN_FLIGHT, async ([commandId, jobs]) => {
       if (clock.now() >= this.request.deadline) return;
-      const invocations = await listInvocations(commandId, kind === "verify");
+      const invocations = await listInvocations(commandId, true);
       const now = clock.now();
       let progressed = false;
       for (const job of jobs) {
@@ -342,15 +348,28 @@ class AgentEngine {
   }
 
   private onInstallEnded(job: AgentJob, invocation: CommandInvocation): void {
-    const judgement = judgeInstall(invocation, this.settings, job.attempts);
+    const judgement = judgeInstall(invocation, this.settings, job.attempts, this.expected);
+    const { before, after, verdict } = judgement;
     if (judgement.installed) job.installed = true;
-    if (judgement.metric) metrics.addMetric(judgement.metric, MetricUnit.Count, 1);
-    this.apply(job, judgement.verdict);
+    if (before) {
+      if (!job.probeDone) job.versionBefore = versionBefore(before);
+      if (before.state === "running") job.runningBefore = before.version || "unknown";
+    }
+    if (after) job.agentVersion = after.version || undefined;
+    if (judgement.installed && !this.settings.agentVersion)
+      noteLatestInstalled(this.settings.agentPackage, after?.version);
+    for (const metric of judgement.metrics ?? []) metrics.addMetric(metric, MetricUnit.Count, 1);
+    if ("next" in verdict && verdict.retryAfterMs) {
+      // Nothing was installed: waiting for a deployment or another install costs no attempt.
+      job.attempts -= 1;
+      job.retryAt = clock.now() + verdict.retryAfterMs;
+    }
+    this.apply(job, verdict);
   }
 
   private onVerificationEnded(job: AgentJob, invocation: CommandInvocation): void {
     const probing = job.phase === "probing";
-    const judgement = judgeVerification(invocation, probing, this.request.mode, this.settings);
+    const judgement = judgeVerification(invocation, probing, this.request.mode, this.expected);
     const probe = judgement.probe;
     if (probe) {
       job.agentVersion = probe.version || undefined;
@@ -359,7 +378,7 @@ class AgentEngine {
         job.versionBefore = versionBefore(probe);
       }
     }
-    if (judgement.metric) metrics.addMetric(judgement.metric, MetricUnit.Count, 1);
+    for (const metric of judgement.metrics ?? []) metrics.addMetric(metric, MetricUnit.Count, 1);
     this.apply(job, judgement.verdict);
   }
 }

@@ -84,7 +84,8 @@ export class Pacer {
     for (const job of active) {
       const poll = job.commandId ? this.commands.get(job.commandId) : undefined;
       if (poll) times.push(poll.dueAt);
-      if (job.phase === "install") times.push(this.lastSent.install + this.sendGap("install"));
+      if (job.phase === "install")
+        times.push(Math.max(this.lastSent.install + this.sendGap("install"), job.retryAt ?? 0));
       if (job.phase === "probe" || job.phase === "verify")
         times.push(this.lastSent.verify + this.sendGap("verify"));
     }

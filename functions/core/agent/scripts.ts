@@ -57,18 +57,22 @@ export const SKIP_IF_CURRENT = {
  * Fails the document (onFailure: exit) while the agent runs a lifecycle event: the agent keeps a file
  * per event in progress under `<root_dir>/ongoing-deployment` (1.x and 2.x alike; older than 24 hours
  * counts as stale, as the agent itself treats it), and a restart in the middle fails the event
- * ("Failing in-progress lifecycle event after an agent restart", aws/aws-codedeploy-agent#402).
+ * ("Failing in-progress lifecycle event after an agent restart", aws/aws-codedeploy-agent#402). Only a
+ * running agent counts: one that crashed leaves its file behind and is exactly the one to replace.
  */
 export const DEPLOYMENT_GUARD = {
   linux: [
     DEPLOYMENT_GUARD_MARKER,
-    "busy=$(find /opt/codedeploy-agent/deployment-root/ongoing-deployment -maxdepth 1 -type f -mmin -1440 2>/dev/null | head -n 1)",
+    "busy=",
+    "if systemctl is-active --quiet codedeploy-agent 2>/dev/null || service codedeploy-agent status >/dev/null 2>&1; then busy=$(find /opt/codedeploy-agent/deployment-root/ongoing-deployment -maxdepth 1 -type f -mmin -1440 2>/dev/null | head -n 1); fi",
     'if [ -n "$busy" ]; then echo "AGENTFIX_DEPLOYMENT_IN_PROGRESS=$(basename "$busy")"; exit 1; fi',
     'echo "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none"',
   ],
   windows: [
     DEPLOYMENT_GUARD_MARKER,
-    "$busy = Get-ChildItem -Path 'C:\\ProgramData\\Amazon\\CodeDeploy\\ongoing-deployment' -File -ErrorAction SilentlyContinue | Where-Object { $_.LastWriteTime -gt (Get-Date).AddHours(-24) } | Select-Object -First 1",
+    "$busy = $null",
+    "$service = Get-Service -Name codedeployagent -ErrorAction SilentlyContinue",
+    "if ($service -and $service.Status -eq 'Running') { $busy = Get-ChildItem -Path 'C:\\ProgramData\\Amazon\\CodeDeploy\\ongoing-deployment' -File -ErrorAction SilentlyContinue | Where-Object { $_.LastWriteTime -gt (Get-Date).AddHours(-24) } | Select-Object -First 1 }",
     'if ($busy) { Write-Output "AGENTFIX_DEPLOYMENT_IN_PROGRESS=$($busy.Name)"; exit 1 }',
     "Write-Output 'AGENTFIX_DEPLOYMENT_IN_PROGRESS=none'",
   ],
@@ -89,20 +93,6 @@ export const VERIFY_AGENT = {
     "if (-not $current) { exit 1 }",
   ],
 };
-
-/** The verification sent with AWS-RunShellScript / AWS-RunPowerShellScript (no expected version). */
-export const LINUX_VERIFY_COMMANDS = [
-  VERIFY_MARKER,
-  ...LINUX_PROBE.filter((line) => !line.startsWith("expected=") && !line.startsWith("current=")),
-  'echo "AGENTFIX_AGENT_STATUS=$status AGENTFIX_AGENT_VERSION=$version"',
-  '[ "$status" = running ]',
-];
-export const WINDOWS_VERIFY_COMMANDS = [
-  VERIFY_MARKER,
-  ...WINDOWS_PROBE.filter((line) => !line.startsWith("$expected") && !line.startsWith("$current")),
-  'Write-Output "AGENTFIX_AGENT_STATUS=$status AGENTFIX_AGENT_VERSION=$version"',
-  "if ($status -ne 'running') { exit 1 }",
-];
 
 export type AgentRunState = "running" | "stopped" | "missing";
 

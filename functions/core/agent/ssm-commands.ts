@@ -10,13 +10,8 @@ import {
 import { ssm } from "../common/clients.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
-import {
-  INSTALL_DOCUMENT,
-  LINUX_VERIFY_DOCUMENT,
-  MAX_INSTANCE_IDS_PER_COMMAND,
-  WINDOWS_VERIFY_DOCUMENT,
-} from "../contract.js";
-import { LINUX_VERIFY_COMMANDS, WINDOWS_VERIFY_COMMANDS } from "./scripts.js";
+import { MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
+import type { InstallParameters } from "./documents.js";
 import type { AgentSettings } from "./types.js";
 
 /** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
@@ -64,42 +59,41 @@ export interface CommandRequest {
   comment: string;
 }
 
-/** The Distributor install of the agent package at the configured version ("" is the latest). */
+/**
+ * The stage's install document: Distributor's install of the agent package at the configured version
+ * ("" is the latest), skipped when the agent already runs at `expectedVersion`, stopped when a
+ * deployment runs on the instance, then verified (documents.ts).
+ */
 export function installCommand(
   settings: AgentSettings,
   instanceIds: readonly string[],
   comment: string,
+  expectedVersion: string,
 ): CommandRequest {
+  const parameters: InstallParameters = {
+    packageName: settings.agentPackage,
+    version: settings.agentVersion,
+    expectedVersion,
+  };
   return {
-    documentName: INSTALL_DOCUMENT,
+    documentName: settings.installDocument,
     instanceIds,
-    // "In-place update" is not supported for AWS-published packages
-    // (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-configurePackage).
-    parameters: {
-      action: ["Install"],
-      installationType: ["Uninstall and reinstall"],
-      name: [settings.agentPackage],
-      version: [settings.agentVersion],
-      additionalArguments: ["{}"],
-    },
+    parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
     comment,
   };
 }
 
-/** The verification script for the instances' platform (all of one platform). */
-export function verifyCommand(
-  platform: string | undefined,
+/** The stage's check document: is the agent running at `expectedVersion` ("" accepts any)? */
+export function checkCommand(
+  settings: AgentSettings,
   instanceIds: readonly string[],
   comment: string,
+  expectedVersion: string,
 ): CommandRequest {
-  const windows = platform === "Windows";
   return {
-    documentName: windows ? WINDOWS_VERIFY_DOCUMENT : LINUX_VERIFY_DOCUMENT,
+    documentName: settings.checkDocument,
     instanceIds,
-    parameters: {
-      commands: windows ? WINDOWS_VERIFY_COMMANDS : LINUX_VERIFY_COMMANDS,
-      executionTimeout: ["60"],
-    },
+    parameters: { expectedVersion: [expectedVersion] },
     comment,
   };
 }
@@ -163,8 +157,14 @@ export async function listInvocations(
   return found;
 }
 
-/** The newest install invocation sent to each of these instances since `since` (AWS-time ms). */
+/**
+ * The newest invocation of the stage's install document on each of these instances since `since`
+ * (AWS-time ms). Only this stage's own document counts: another team's Distributor installs (the
+ * CloudWatch agent, Inspector, ...) run AWS-ConfigureAWSPackage and are never followed, and the
+ * listing grows with this stage's own launches in the window, not with the account's fleet.
+ */
 export async function latestInstallsSince(
+  installDocument: string,
   instanceIds: readonly string[],
   since: number,
 ): Promise<Map<string, CommandInvocation>> {
@@ -174,7 +174,7 @@ export async function latestInstallsSince(
     ssm.send(
       new ListCommandInvocationsCommand({
         Filters: [
-          { key: "DocumentName", value: INSTALL_DOCUMENT },
+          { key: "DocumentName", value: installDocument },
           { key: "InvokedAfter", value: new Date(since).toISOString() },
         ],
         MaxResults: 50,
@@ -209,7 +209,17 @@ export function describeInvocation(invocation: CommandInvocation): string {
     invocation.StatusDetails && invocation.StatusDetails !== invocation.Status
       ? ` (${invocation.StatusDetails})`
       : "";
-  const output = commandOutput(invocation)?.trim().split("\n").slice(-1)[0];
+  // A multi-step document: the step that failed says why; the steps skipped after it say nothing.
+  const failed = invocation.CommandPlugins?.find(
+    (plugin) => plugin.Status === "Failed" || plugin.Status === "TimedOut",
+  );
+  const text = failed ? (failed.Output ?? "") : (commandOutput(invocation) ?? "");
+  const output = text
+    .trim()
+    .split("\n")
+    // Not the separator before stderr, nor the agent's note that later steps were skipped.
+    .filter((line) => line.trim() && !/^-+ERROR-+$|^Step was found to have onFailure/.test(line.trim()))
+    .slice(-1)[0];
   return `command ${invocation.CommandId} ended ${invocation.Status}${details}${output ? `: ${output.slice(0, 200)}` : ""}`;
 }
 

@@ -1,9 +1,12 @@
 // What the install / verify engine is asked to do, what it reports per instance, and the state it
 // keeps for each instance while it works (its phases are drawn in ./README.md).
 import type { AgentConfig } from "../config.js";
-import type { AgentPackage } from "../contract.js";
+import { type AgentPackage, agentDocumentNames } from "../contract.js";
 
 export interface AgentSettings {
+  /** The stage's own documents: install (unless current or deploying) and verify; check only. */
+  installDocument: string;
+  checkDocument: string;
   agentPackage: AgentPackage;
   /** "" installs the latest published version. */
   agentVersion: string;
@@ -14,7 +17,10 @@ export interface AgentSettings {
 }
 
 export function agentSettings(config: AgentConfig): AgentSettings {
+  const documents = agentDocumentNames(config.STAGE);
   return {
+    installDocument: documents.install,
+    checkDocument: documents.check,
     agentPackage: config.AGENT_PACKAGE,
     agentVersion: config.AGENT_VERSION,
     verify: config.VERIFY_AGENT,
@@ -69,6 +75,10 @@ export interface AgentResult {
   platform?: string;
   versionBefore?: string;
   agentVersion?: string;
+  /** The agent as the install found it when it already ran (baked into the AMI and started at boot). */
+  runningBefore?: string;
+  /** The version the agent had to run at; "" when any was accepted (latest, newest unknown). */
+  expectedVersion?: string;
   installCommandIds: string[];
   verifyCommandIds: string[];
   /** True when this job sent (or followed) an install that succeeded. */
@@ -93,6 +103,8 @@ export interface AgentJob extends AgentResult {
   sentAt?: number;
   readySince?: number;
   probeDone: boolean;
+  /** AWS-time ms before which no new install is sent (a deployment or another install runs there). */
+  retryAt?: number;
 }
 
 export function newJob(instanceId: string): AgentJob {
@@ -117,6 +129,7 @@ export function toResult(job: AgentJob): AgentResult {
     sentAt: _s,
     readySince: _r,
     probeDone: _p,
+    retryAt: _t,
     ...result
   } = job;
   return result;

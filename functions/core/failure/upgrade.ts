@@ -71,9 +71,15 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
       `The time budget ran out while upgrading the agent on ${pending.map((agent) => `${agent.instanceId} (${agent.reason})`).join(", ")}; the retry resumes it`,
     );
   }
-  const firstSeen = await firstObservedVersions(results, job);
+  const firstSeen = await firstObservedVersions(results, job, config);
   for (const agent of results) {
-    if ((agent.status === "VERIFIED" || agent.status === "INSTALLED") && agent.installed) {
+    const earlier = firstSeen.get(agent.instanceId);
+    // Found current because an earlier run of this job upgraded it (nothing to install this time).
+    const upgradedEarlier = earlier !== undefined && earlier !== agent.agentVersion;
+    if (
+      (agent.status === "VERIFIED" || agent.status === "INSTALLED") &&
+      (agent.installed || upgradedEarlier)
+    ) {
       result.upgraded.push({
         instanceId: agent.instanceId,
         from: firstSeen.get(agent.instanceId) ?? agent.versionBefore ?? "unknown",
@@ -141,15 +147,22 @@ async function leaveBusyAlone(job: UpgradeJob, result: UpgradeResult): Promise<s
  * may have upgraded it (a retry after another deployment blocked the redeploy): use the version
  * that earlier run saw first.
  */
-async function firstObservedVersions(results: AgentResult[], job: UpgradeJob): Promise<Map<string, string>> {
+async function firstObservedVersions(
+  results: AgentResult[],
+  job: UpgradeJob,
+  config: FailureConfig,
+): Promise<Map<string, string>> {
   const unchanged = results.filter(
     (agent) =>
-      agent.installed && agent.versionBefore !== undefined && agent.versionBefore === agent.agentVersion,
+      (agent.status === "VERIFIED" || agent.installed) &&
+      agent.versionBefore !== undefined &&
+      agent.versionBefore === agent.agentVersion,
   );
   const since = job.failed.completeTime?.getTime();
   if (unchanged.length === 0 || since === undefined) return new Map();
   try {
     return await findFirstObservedVersions(
+      agentSettings(config).checkDocument,
       unchanged.map((agent) => agent.instanceId),
       since,
       `agentfix verify ${job.correlationId}`,

@@ -25,6 +25,9 @@ const HOOK_CACHE_MS = 5 * 60_000;
 export interface InstanceState {
   lifecycleState: string;
   group: string;
+  /** What the instance was launched from, to name the AMI that bakes an agent in. */
+  imageId?: string;
+  launchTemplate?: string;
 }
 
 /** Lifecycle state of each instance; instances Auto Scaling no longer knows are absent. */
@@ -47,9 +50,18 @@ export async function describeLifecycleStates(
     );
     for (const instance of instances) {
       if (instance.InstanceId) {
+        const template = instance.LaunchTemplate;
         states.set(instance.InstanceId, {
           lifecycleState: instance.LifecycleState ?? "",
           group: instance.AutoScalingGroupName ?? "",
+          ...(instance.ImageId ? { imageId: instance.ImageId } : {}),
+          ...(template?.LaunchTemplateName || template?.LaunchTemplateId
+            ? {
+                launchTemplate: `${template.LaunchTemplateName ?? template.LaunchTemplateId} version ${template.Version ?? "$Default"}`,
+              }
+            : instance.LaunchConfigurationName
+              ? { launchTemplate: `launch configuration ${instance.LaunchConfigurationName}` }
+              : {}),
         });
       }
     }

@@ -8,19 +8,26 @@ import { type AgentResult, agentSettings, type EnsureMode } from "../agent/types
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
 import type { Lease } from "../common/lease.js";
-import { logger, metrics } from "../common/powertools.js";
+import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import { METRIC, type MetricName, WAITING_STATES } from "../contract.js";
+import { METRIC, WAITING_STATES } from "../contract.js";
 import {
   completeAction,
   describeLifecycleStates,
-  findLaunchActivities,
+  type InstanceState,
   type LifecycleAction,
   LifecycleCalls,
   recordHeartbeat,
 } from "./lifecycle.js";
-import { newestPerInstance, outOfScope, resolveHook } from "./scope.js";
-import type { LaunchContext, LaunchOutcome, LaunchOutcomeKind, LaunchRequest } from "./types.js";
+import { recordOutcome, reportBakedAgent } from "./report.js";
+import { fillLaunchStarts, newestPerInstance, outOfScope, resolveHook } from "./scope.js";
+import type {
+  BakedAgentReport,
+  LaunchContext,
+  LaunchOutcome,
+  LaunchOutcomeKind,
+  LaunchRequest,
+} from "./types.js";
 
 export type { LaunchContext, LaunchOutcome, LaunchOutcomeKind, LaunchRequest } from "./types.js";
 
@@ -50,6 +57,8 @@ class LaunchReconciler {
   private readonly heartbeatMs = new Map<string, number>();
   private readonly lastBeat = new Map<string, number>();
   private readonly endedActions = new Set<string>();
+  /** What Auto Scaling says of each instance (state, AMI, launch template). */
+  private states = new Map<string, InstanceState>();
   private readonly lifecycle: LifecycleCalls;
 
   constructor(
@@ -68,7 +77,7 @@ class LaunchReconciler {
     for (const [instanceId, request] of newestPerInstance(inScope)) this.work.set(instanceId, request);
     await this.resolveHooks();
     await this.dropFinishedWaits();
-    await this.findLaunchStarts();
+    await fillLaunchStarts([...this.work.values()]);
     await this.confirmOurActionsOpen();
     await this.leaseInstances();
 
@@ -123,9 +132,9 @@ class LaunchReconciler {
 
   /** An instance no longer waiting needs nothing, and no SSM call. */
   private async dropFinishedWaits(): Promise<void> {
-    const states = this.work.size > 0 ? await describeLifecycleStates([...this.work.keys()]) : new Map();
+    this.states = this.work.size > 0 ? await describeLifecycleStates([...this.work.keys()]) : new Map();
     for (const request of [...this.work.values()]) {
-      const state = states.get(request.instanceId);
+      const state = this.states.get(request.instanceId);
       if (state && WAITING_STATES.has(state.lifecycleState)) continue;
       this.drop(
         request,
@@ -134,31 +143,6 @@ class LaunchReconciler {
           ? `instance is ${state.lifecycleState}; its launch wait is over`
           : "instance is no longer in the group (terminated or detached)",
       );
-    }
-  }
-
-  /**
-   * Sweeps and replays carry no lifecycle action token, and may carry no start time: the start time
-   * (and whether the instance leaves a warm pool) comes from the group's scaling activities, so every
-   * deadline counts from the launch itself, whatever brought the instance here.
-   */
-  private async findLaunchStarts(): Promise<void> {
-    const byGroup = new Map<string, LaunchRequest[]>();
-    for (const request of this.work.values()) {
-      if (request.startedAt !== undefined) continue;
-      byGroup.set(request.group, [...(byGroup.get(request.group) ?? []), request]);
-    }
-    for (const [group, requests] of byGroup) {
-      const launches = await findLaunchActivities(
-        group,
-        requests.map((request) => request.instanceId),
-      );
-      for (const request of requests) {
-        const launch = launches.get(request.instanceId);
-        if (!launch) continue;
-        request.startedAt = launch.startedAt;
-        request.origin ??= launch.origin;
-      }
     }
   }
 
@@ -292,7 +276,7 @@ class LaunchReconciler {
   private async completeIfOurs(result: AgentResult): Promise<void> {
     const request = this.work.get(result.instanceId);
     if (!request) return;
-    const ids = {
+    const ids: Partial<LaunchOutcome> = {
       installCommandIds: result.installCommandIds,
       verifyCommandIds: result.verifyCommandIds,
       agentVersion: result.agentVersion,
@@ -302,7 +286,15 @@ class LaunchReconciler {
       return;
     }
     if (result.status === "DRY_RUN") {
-      this.record(request, "SKIPPED", `${result.reason}, then complete the lifecycle action`, ids);
+      // A dry run holds nothing: its hook's default result is CONTINUE, and the action is completed
+      // with CONTINUE at once rather than left to time out.
+      const completion = await this.lifecycle.retrying(() =>
+        completeAction(this.actionOf(request), "CONTINUE"),
+      );
+      const reason = `${result.reason}, then complete the lifecycle action`;
+      if (completion === "COMPLETED")
+        this.record(request, "CONTINUE", `${reason}; completed CONTINUE so the launch is not held`, ids);
+      else this.record(request, "SKIPPED", reason, ids);
       return;
     }
     if (result.status === "PENDING") {
@@ -314,6 +306,8 @@ class LaunchReconciler {
       else this.record(request, "PENDING", result.reason, ids);
       return;
     }
+    const bakedAgent = request.origin === "WarmPool" ? undefined : this.bakedAgentReport(request, result);
+    if (bakedAgent) ids.bakedAgent = bakedAgent;
     const ok = result.status === "VERIFIED" || result.status === "INSTALLED";
     const lifecycleResult = ok ? "CONTINUE" : this.config.FAILURE_RESULT;
     const completion = await this.lifecycle.retrying(() =>
@@ -340,6 +334,10 @@ class LaunchReconciler {
     }
   }
 
+  private bakedAgentReport(request: LaunchRequest, result: AgentResult): BakedAgentReport | undefined {
+    return reportBakedAgent(request, result, this.states.get(request.instanceId));
+  }
+
   /** One outcome per instance, in the order of the requests; each logged and counted once. */
   private report(requests: readonly LaunchRequest[]): LaunchOutcome[] {
     const report = requests
@@ -349,28 +347,4 @@ class LaunchReconciler {
     for (const outcome of unique) recordOutcome(outcome);
     return unique;
   }
-}
-
-const OUTCOME_METRIC: Record<LaunchOutcomeKind, MetricName> = {
-  CONTINUE: METRIC.launchContinued,
-  ABANDON: METRIC.launchAbandoned,
-  ALREADY_COMPLETED: METRIC.launchAlreadyCompleted,
-  SKIPPED: METRIC.launchSkipped,
-  PENDING: METRIC.launchPending,
-};
-
-function recordOutcome(outcome: LaunchOutcome): void {
-  metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
-  if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON") {
-    metrics.addMetric(METRIC.timeToComplete, MetricUnit.Seconds, outcome.elapsedSeconds);
-  }
-  const log = outcome.outcome === "ABANDON" ? logger.warn.bind(logger) : logger.info.bind(logger);
-  log(`launch ${outcome.outcome}: ${outcome.reason}`, {
-    instanceId: outcome.instanceId,
-    autoScalingGroupName: outcome.autoScalingGroupName,
-    lifecycleHookName: outcome.lifecycleHookName,
-    outcome: outcome.outcome,
-    agentVersion: outcome.agentVersion,
-    elapsedSeconds: outcome.elapsedSeconds,
-  });
 }

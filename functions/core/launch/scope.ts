@@ -3,7 +3,7 @@
 // group's one hook of ours.
 import type { LaunchConfig } from "../config.js";
 import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
-import { findLaunchHooks } from "./lifecycle.js";
+import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import type { LaunchRequest } from "./types.js";
 
 /** Why a request is not ours to act on, or undefined when it is. */
@@ -57,4 +57,29 @@ export async function resolveHook(request: LaunchRequest, config: LaunchConfig):
     hook: request.hook ?? hook?.name ?? "",
     heartbeatTimeoutSeconds: hook?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
   };
+}
+
+/**
+ * Sweeps and replays carry no lifecycle action token, and may carry no start time: the start time
+ * (and whether the instance leaves a warm pool) comes from the group's scaling activities, so every
+ * deadline counts from the launch itself, whatever brought the instance here.
+ */
+export async function fillLaunchStarts(requests: readonly LaunchRequest[]): Promise<void> {
+  const byGroup = new Map<string, LaunchRequest[]>();
+  for (const request of requests) {
+    if (request.startedAt !== undefined) continue;
+    byGroup.set(request.group, [...(byGroup.get(request.group) ?? []), request]);
+  }
+  for (const [group, missing] of byGroup) {
+    const launches = await findLaunchActivities(
+      group,
+      missing.map((request) => request.instanceId),
+    );
+    for (const request of missing) {
+      const launch = launches.get(request.instanceId);
+      if (!launch) continue;
+      request.startedAt = launch.startedAt;
+      request.origin ??= launch.origin;
+    }
+  }
 }

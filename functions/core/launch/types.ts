@@ -30,6 +30,17 @@ export interface LaunchOutcome {
   verifyCommandIds?: string[];
   /** PENDING only: another invocation holds the instance, so a quick retry would only find it busy. */
   busyElsewhere?: boolean;
+  /** The instance started an outdated agent at boot: its AMI bakes one in (and what to do about it). */
+  bakedAgent?: BakedAgentReport;
+}
+
+export interface BakedAgentReport {
+  imageId?: string;
+  launchTemplate?: string;
+  /** The agent the AMI starts at boot, and the version it should be at. */
+  agentVersion: string;
+  expectedVersion: string;
+  fix: string;
 }
 
 export interface LaunchContext {

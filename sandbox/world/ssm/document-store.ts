@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import {
   AGENT_PACKAGES,
-  INSTALL_DOCUMENT,
-  LINUX_VERIFY_DOCUMENT,
-  WINDOWS_VERIFY_DOCUMENT,
+  DISTRIBUTOR_DOCUMENT,
+  RUN_POWERSHELL_SCRIPT_DOCUMENT,
+  RUN_SHELL_SCRIPT_DOCUMENT,
 } from "../../../functions/core/contract.js";
 import { ACCOUNT_ID, AwsServiceError, constraintViolation } from "../service-error.js";
 import { type CommandDocument, parseCommandDocument } from "./command-documents.js";
@@ -62,7 +62,7 @@ const DOCUMENT_TYPES = [
 
 /** The AWS-owned Command documents Run Command runs here, as their owner publishes them (in outline). */
 const AWS_COMMAND_DOCUMENTS: Record<string, { content: Record<string, unknown>; platformTypes: string[] }> = {
-  [INSTALL_DOCUMENT]: {
+  [DISTRIBUTOR_DOCUMENT]: {
     platformTypes: ["Windows", "Linux", "MacOS"],
     content: {
       schemaVersion: "2.2",
@@ -81,7 +81,7 @@ const AWS_COMMAND_DOCUMENTS: Record<string, { content: Record<string, unknown>; 
       mainSteps: [{ action: "aws:configurePackage", name: "configurePackage", inputs: {} }],
     },
   },
-  [LINUX_VERIFY_DOCUMENT]: {
+  [RUN_SHELL_SCRIPT_DOCUMENT]: {
     platformTypes: ["Linux", "MacOS"],
     content: {
       schemaVersion: "1.2",
@@ -94,7 +94,7 @@ const AWS_COMMAND_DOCUMENTS: Record<string, { content: Record<string, unknown>; 
       runtimeConfig: { "aws:runShellScript": { properties: [{ id: "0.aws:runShellScript" }] } },
     },
   },
-  [WINDOWS_VERIFY_DOCUMENT]: {
+  [RUN_POWERSHELL_SCRIPT_DOCUMENT]: {
     platformTypes: ["Windows", "Linux", "MacOS"],
     content: {
       schemaVersion: "1.2",

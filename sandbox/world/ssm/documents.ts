@@ -1,8 +1,8 @@
 import {
-  INSTALL_DOCUMENT,
-  LINUX_VERIFY_DOCUMENT,
+  DISTRIBUTOR_DOCUMENT,
+  RUN_POWERSHELL_SCRIPT_DOCUMENT,
+  RUN_SHELL_SCRIPT_DOCUMENT,
   VERIFY_MARKER,
-  WINDOWS_VERIFY_DOCUMENT,
 } from "../../../functions/core/contract.js";
 import { AwsServiceError } from "../service-error.js";
 import type { Command, Invocation } from "./records.js";
@@ -12,21 +12,21 @@ import type { Command, Invocation } from "./records.js";
 // the account are command-documents.ts's.
 
 export const DOCUMENTS: readonly string[] = [
-  INSTALL_DOCUMENT,
-  LINUX_VERIFY_DOCUMENT,
-  WINDOWS_VERIFY_DOCUMENT,
+  DISTRIBUTOR_DOCUMENT,
+  RUN_SHELL_SCRIPT_DOCUMENT,
+  RUN_POWERSHELL_SCRIPT_DOCUMENT,
 ];
 
 export function pluginNameOf(documentName: string): string {
-  if (documentName === INSTALL_DOCUMENT) return "configurePackage";
-  if (documentName === WINDOWS_VERIFY_DOCUMENT) return "aws:runPowerShellScript";
+  if (documentName === DISTRIBUTOR_DOCUMENT) return "configurePackage";
+  if (documentName === RUN_POWERSHELL_SCRIPT_DOCUMENT) return "aws:runPowerShellScript";
   return "aws:runShellScript";
 }
 
 /** An install or uninstall of a Distributor package, the service's verification, or another script. */
 export function classifyCommand(command: Command): Invocation["kind"] {
   const firstLine = (command.parameters.commands ?? []).join("\n").split("\n")[0]?.trim();
-  if (command.documentName === INSTALL_DOCUMENT)
+  if (command.documentName === DISTRIBUTOR_DOCUMENT)
     return command.parameters.action?.[0] === "Install" ? "install" : "other";
   return firstLine === VERIFY_MARKER ? "verify" : "script";
 }
@@ -38,7 +38,7 @@ export function validateParameters(documentName: string, parameters: Record<stri
       throw new AwsServiceError("InvalidParameters", `Parameter "${name}" must be a list of strings.`);
   }
   const allowed =
-    documentName === INSTALL_DOCUMENT
+    documentName === DISTRIBUTOR_DOCUMENT
       ? ["action", "installationType", "name", "version", "additionalArguments"]
       : ["commands", "workingDirectory", "executionTimeout"];
   for (const name of Object.keys(parameters)) {
@@ -49,7 +49,7 @@ export function validateParameters(documentName: string, parameters: Record<stri
       );
     }
   }
-  if (documentName === INSTALL_DOCUMENT) validatePackageParameters(parameters);
+  if (documentName === DISTRIBUTOR_DOCUMENT) validatePackageParameters(parameters);
   else if (!parameters.commands || parameters.commands.length === 0) {
     throw new AwsServiceError("InvalidParameters", 'Parameter "commands" is required.');
   }

@@ -1,9 +1,9 @@
 import {
   DEPLOYMENT_GUARD_MARKER,
-  LINUX_VERIFY_DOCUMENT,
+  RUN_POWERSHELL_SCRIPT_DOCUMENT,
+  RUN_SHELL_SCRIPT_DOCUMENT,
   SKIP_IF_CURRENT_MARKER,
   VERIFY_MARKER,
-  WINDOWS_VERIFY_DOCUMENT,
 } from "../../../functions/core/contract.js";
 import type { Instance } from "../instances.js";
 import type { Random } from "../random.js";
@@ -50,7 +50,8 @@ export class Scripts {
     const duration = rng.draw(this.options.scriptSeconds ?? { min: 1, max: 3 }) * 1000;
     target.after(duration, () => {
       if (!target.running) return;
-      const expected = instance.platform === "Windows" ? WINDOWS_VERIFY_DOCUMENT : LINUX_VERIFY_DOCUMENT;
+      const expected =
+        instance.platform === "Windows" ? RUN_POWERSHELL_SCRIPT_DOCUMENT : RUN_SHELL_SCRIPT_DOCUMENT;
       if (invocation.documentName !== expected) {
         const platform = instance.platform === "Windows" ? "Windows" : "Linux";
         target.finish(
@@ -58,7 +59,7 @@ export class Scripts {
           "Failed",
           1,
           "",
-          `Step execution skipped due to unsatisfied preconditions: '"StringEquals": [platformType, ${invocation.documentName === LINUX_VERIFY_DOCUMENT ? "Linux" : "Windows"}]' (instance platform ${platform})`,
+          `Step execution skipped due to unsatisfied preconditions: '"StringEquals": [platformType, ${invocation.documentName === RUN_SHELL_SCRIPT_DOCUMENT ? "Linux" : "Windows"}]' (instance platform ${platform})`,
         );
         return;
       }
@@ -149,10 +150,17 @@ export class Scripts {
     return { exitCode: 1, stdout: `${before}AGENTFIX_ALREADY_CURRENT=${probe.short}\n` };
   }
 
-  /** deployment-guard: fails while the agent has an ongoing-deployment file younger than 24 hours. */
+  /**
+   * deployment-guard: fails while the agent runs and has an ongoing-deployment file younger than 24
+   * hours. A stopped or crashed agent leaves its file behind, but runs no event a restart could fail.
+   */
   private deploymentGuard(instance: Instance): ScriptResult {
     const ongoing = instance.agent.ongoingDeployment;
-    if (!ongoing || this.world.now() - ongoing.since >= ONGOING_DEPLOYMENT_STALE_MS) {
+    if (
+      !ongoing ||
+      !instance.agent.running ||
+      this.world.now() - ongoing.since >= ONGOING_DEPLOYMENT_STALE_MS
+    ) {
       return { exitCode: 0, stdout: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n" };
     }
     this.world.trace.record({

@@ -1,4 +1,4 @@
-import { INSTALL_DOCUMENT } from "../../../functions/core/contract.js";
+import { DISTRIBUTOR_DOCUMENT } from "../../../functions/core/contract.js";
 import type { Instance } from "../instances.js";
 import type { Distribution } from "../random.js";
 import type { TimerHandle } from "../scheduler.js";
@@ -78,7 +78,7 @@ export class AssociationModel {
       commandId: this.world.rng
         .fork(`association-run:${associationId}:${instance.id}:${this.invocations.all.length}`)
         .uuid(),
-      documentName: INSTALL_DOCUMENT,
+      documentName: DISTRIBUTOR_DOCUMENT,
       comment: `association ${associationId}`,
       parameters: {
         action: ["Install"],
