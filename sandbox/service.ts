@@ -34,6 +34,8 @@ export interface ServiceDeployment {
   launchQueue: Queue;
   launchDeadLetterQueue: Queue;
   failureDeadLetterQueue: Queue;
+  /** Failures deferred until their group is free (or their rollback had time to appear). */
+  failureRetryQueue: Queue;
   leaseTable: string;
   launchSource: SqsSourceStats;
 }
@@ -71,13 +73,16 @@ const entries = <K extends string, V>(record: Record<K, V>) => Object.entries(re
 /**
  * A function without reserved concurrency draws on the account's unreserved pool (1,000 by
  * default). The sandbox gives it a pool as large as what invokes it can use: its queue source's
- * maximum concurrency, one run at a time when only a schedule invokes it, a few for events.
+ * maximum concurrency, one run at a time when only a schedule invokes it, a few for events (more
+ * when a queue source feeds it too).
  */
 function sandboxConcurrency(wiring: ServiceWiring, key: FunctionKey): number {
   const fn = wiring.functions[key];
   if (fn.reservedConcurrency !== undefined) return fn.reservedConcurrency;
   const source = wiring.sqsSources.find((candidate) => candidate.function === key);
-  if (source) return source.maxConcurrency;
+  const eventsToo = rulesInvoking(wiring, key).some(({ target }) => "function" in target);
+  if (source && !eventsToo) return source.maxConcurrency;
+  if (source) return EVENT_CONCURRENCY + source.maxConcurrency;
   return onlyScheduled(wiring, key) ? 1 : EVENT_CONCURRENCY;
 }
 
@@ -197,6 +202,7 @@ export async function deployService(
     launchQueue: queues.launch,
     launchDeadLetterQueue: queues.launchDeadLetter,
     failureDeadLetterQueue: queues.failureDeadLetter,
+    failureRetryQueue: queues.failureRetry,
     leaseTable: LEASE_TABLE,
     launchSource: sources[0] ?? {
       batches: 0,

@@ -157,6 +157,13 @@ const failureSchema = z.strictObject({
   retryAttempts: int(0, 2).default(2),
   /** How long Lambda and EventBridge keep retrying an event (60 s - 6 h). */
   maxEventAgeSeconds: int(60, 21_600).default(3_600),
+  /**
+   * Hours a failure waits, through the failure retry queue, while other deployments run in its group
+   * (an in-place deployment may run for 8 hours); then it is given up (GAVE_UP, alarmed).
+   */
+  busyGroupRetryHours: int(1, 48).default(4),
+  /** Seconds after a failure CodeDeploy is given to create the automatic rollback the deployment asked for. */
+  rollbackWaitSeconds: int(0, 3_600).default(120),
 });
 
 const sweepSchema = z.strictObject({
@@ -318,6 +325,7 @@ export function parseStageConfig(
       message: `must be 0 or at least launch.maxConcurrency (${config.launch.maxConcurrency}): a throttled launch function leaves messages to reappear while their instances wait on the hook`,
     });
   }
+  warnings.push(...scopeMismatch(config.groups, config.deploymentGroups));
   if (reservedConcurrency === 0) {
     warnings.push(
       "launch.reservedConcurrency is 0: when the account's concurrency runs out, throttled batches wait for the queue's visibility timeout",
@@ -386,6 +394,25 @@ export function parseStageConfig(
     association: { ...config.association, enabled: associationEnabled, target },
     warnings,
   };
+}
+
+/**
+ * The failure path upgrades the agent on the instances of the deployment groups in scope, while the
+ * launch path and the SendCommand permission follow the Auto Scaling groups in scope: naming one
+ * without the other leaves instances the failure path acts on that the rest of the stage does not cover.
+ */
+function scopeMismatch(groups: readonly string[], deploymentGroups: readonly string[]): string[] {
+  if (deploymentGroups.length > 0 && groups.length === 0) {
+    return [
+      `deploymentGroups lists ${deploymentGroups.length} deployment group(s) but groups lists no Auto Scaling group: the failure path upgrades agents on those deployment groups' instances, while the launch path covers only groups that carry its hook themselves and SendCommand is allowed on every instance of the account; list their Auto Scaling groups in groups`,
+    ];
+  }
+  if (groups.length > 0 && deploymentGroups.length === 0) {
+    return [
+      `groups lists ${groups.length} Auto Scaling group(s) but deploymentGroups lists none: the failure path handles the failures of every deployment group of the account, and its agent commands reach only the instances of the listed groups (the others are refused and reported, then redeployed with their old agent); list the deployment groups of these Auto Scaling groups in deploymentGroups`,
+    ];
+  }
+  return [];
 }
 
 function defaultAssociationTarget(groups: readonly string[]): StageConfig["association"]["target"] {

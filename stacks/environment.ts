@@ -37,7 +37,10 @@ export function launchEnvironment(
   };
 }
 
-export function failureEnvironment(config: StageConfig, resources: { leaseTable: string }): Environment {
+export function failureEnvironment(
+  config: StageConfig,
+  resources: { leaseTable: string; retryQueueUrl: string },
+): Environment {
   const { failure } = config;
   return {
     ...agentEnvironment(config, resources.leaseTable),
@@ -45,6 +48,9 @@ export function failureEnvironment(config: StageConfig, resources: { leaseTable:
     MAX_REDEPLOYS: String(failure.maxRedeploys),
     REDEPLOY_WHEN: failure.redeployWhen,
     REGISTRATION_TIMEOUT_SECONDS: String(failure.registrationTimeoutSeconds),
+    FAILURE_RETRY_QUEUE_URL: resources.retryQueueUrl,
+    BUSY_GROUP_RETRY_HOURS: String(failure.busyGroupRetryHours),
+    ROLLBACK_WAIT_SECONDS: String(failure.rollbackWaitSeconds),
   };
 }
 

@@ -252,14 +252,26 @@ export function launchAccess(scope: Construct, config: Scope, leaseTable: ITable
   };
 }
 
+/** Sending to one queue of the service (SendMessageBatch is authorized as sqs:SendMessage too). */
+function sendMessageStatement(sid: string, queue: IQueue): PolicyStatement {
+  return new PolicyStatement({
+    sid,
+    effect: Effect.ALLOW,
+    actions: ["sqs:SendMessage"],
+    resources: [queue.queueArn],
+  });
+}
+
 /**
- * The failure function: the failed targets of a deployment group in scope are instances of the
- * groups in scope (every instance of the account and Region when no group is listed).
+ * The failure function: the targets of a deployment group in scope are instances of the groups in
+ * scope (every instance of the account and Region when no group is listed); a failure it cannot act
+ * on yet goes back to its own retry queue, and to no other.
  */
 export function failureAccess(
   scope: Construct,
   config: Scope & { deploymentGroups: readonly string[] },
   leaseTable: ITable,
+  retryQueue: IQueue,
 ): FunctionAccess {
   return {
     statements: [
@@ -267,6 +279,7 @@ export function failureAccess(
       ssmReadStatement(),
       ...codeDeployStatements(scope, config.deploymentGroups),
       leaseStatement(leaseTable.tableArn),
+      sendMessageStatement("DeferFailures", retryQueue),
     ],
     wildcards: ["readOnly", "instances", "allDeploymentGroups", "deploymentConfigs"],
   };
@@ -282,13 +295,7 @@ export function sweepAccess(launchQueue: IQueue): FunctionAccess {
         "DescribeScalingActivities",
         "DescribeWarmPool",
       ]),
-      // SendMessageBatch is authorized as sqs:SendMessage.
-      new PolicyStatement({
-        sid: "EnqueueReplays",
-        effect: Effect.ALLOW,
-        actions: ["sqs:SendMessage"],
-        resources: [launchQueue.queueArn],
-      }),
+      sendMessageStatement("EnqueueReplays", launchQueue),
     ],
     wildcards: ["readOnly"],
   };

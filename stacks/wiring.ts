@@ -14,7 +14,7 @@ import { deploymentFailureEventPattern, type EventPattern, launchEventPattern } 
 /** The last part of a function's name, `agentfix-<stage>-<role>`; also its handler module's name. */
 export type FunctionRole = "launch" | "deployment-failure" | "sweep";
 export type FunctionKey = "launch" | "failure" | "sweep";
-export type QueueKey = "launch" | "launchDeadLetter" | "failureDeadLetter";
+export type QueueKey = "launch" | "launchDeadLetter" | "failureDeadLetter" | "failureRetry";
 
 /**
  * Where a deployment keeps the resources a function's environment points at: CloudFormation
@@ -137,7 +137,12 @@ export interface ServiceWiring {
   documents: { install: DocumentWiring; check: DocumentWiring };
   functions: { launch: FunctionWiring; failure: FunctionWiring; sweep: FunctionWiring };
   /** In creation order: a dead-letter queue comes before the queue that redrives to it. */
-  queues: { launchDeadLetter: QueueWiring; launch: QueueWiring; failureDeadLetter: QueueWiring };
+  queues: {
+    launchDeadLetter: QueueWiring;
+    launch: QueueWiring;
+    failureDeadLetter: QueueWiring;
+    failureRetry: QueueWiring;
+  };
   sqsSources: SqsSourceWiring[];
   rules: { launch: EventRuleWiring; failure: EventRuleWiring; sweep: ScheduleRuleWiring };
   lifecycleHooks: LifecycleHookWiring[];
@@ -145,6 +150,10 @@ export interface ServiceWiring {
 
 /** How long a message nobody could process is kept for inspection and redrive (the SQS maximum). */
 const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
+/** Receives of a failure retry record whose processing throws, before it goes to the dead-letter queue. */
+const FAILURE_RETRY_RECEIVES = 5;
+/** Deferred failures handled at once (an SQS event source allows 2 to 1,000). */
+const FAILURE_RETRY_CONCURRENCY = 5;
 
 /**
  * Functions have predictable names, `agentfix-<stage>-<role>`, so operators and tools
@@ -200,7 +209,11 @@ export function describeService(config: StageConfig): ServiceWiring {
         description: "Upgrades the CodeDeploy agent and redeploys when an outdated agent broke a deployment",
         timeoutSeconds: failure.timeoutSeconds,
         memoryMb: failure.memoryMb,
-        environment: (resources) => failureEnvironment(config, { leaseTable: resources.leaseTable }),
+        environment: (resources) =>
+          failureEnvironment(config, {
+            leaseTable: resources.leaseTable,
+            retryQueueUrl: resources.queueUrl("failureRetry"),
+          }),
         // What the function could not process stays in the failure path's dead-letter queue:
         // https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
         asyncInvoke: {
@@ -245,6 +258,17 @@ export function describeService(config: StageConfig): ServiceWiring {
         deadLetterOf: "the failure path, and its function's failure destination",
         retentionSeconds: DEAD_LETTER_RETENTION_SECONDS,
       },
+      // Failures the function cannot act on yet (another deployment runs in the group, a rollback may
+      // still be created) come back through this queue: the function re-sends each one with a delay
+      // (SendMessage DelaySeconds, up to 15 minutes) until it can act, for up to busyGroupRetryHours.
+      // A record whose processing fails comes back after the visibility timeout, above the function
+      // timeout (CreateEventSourceMapping requires it), and lands in the failure dead-letter queue.
+      failureRetry: {
+        id: "FailureRetryQueue",
+        name: `${SERVICE_NAME}-failure-retry`,
+        visibilityTimeoutSeconds: 2 * failure.timeoutSeconds,
+        deadLetter: { queue: "failureDeadLetter", maxReceiveCount: FAILURE_RETRY_RECEIVES },
+      },
     },
     // The queue batches a morning scale-out, buffers bursts and keeps unfinished work across
     // invocations; the maximum concurrency keeps the function from being throttled.
@@ -256,6 +280,15 @@ export function describeService(config: StageConfig): ServiceWiring {
         maxBatchingWindowSeconds: launch.maxBatchingWindowSeconds,
         reportBatchItemFailures: true,
         maxConcurrency: launch.maxConcurrency,
+      },
+      // One deferred failure per invocation: an upgrade can take most of the function's time budget.
+      {
+        queue: "failureRetry",
+        function: "failure",
+        batchSize: 1,
+        maxBatchingWindowSeconds: 0,
+        reportBatchItemFailures: true,
+        maxConcurrency: FAILURE_RETRY_CONCURRENCY,
       },
     ],
     rules: {

@@ -75,6 +75,15 @@ const failureSchema = agentSchema.extend({
   MAX_REDEPLOYS: int(1, 0, 10),
   REDEPLOY_WHEN: z.enum(REDEPLOY_POLICIES).default("agent-changed"),
   REGISTRATION_TIMEOUT_SECONDS: int(60, 0, 7_200),
+  // The queue that brings back a failure the function cannot act on yet (another deployment runs in
+  // the group, or an automatic rollback may still be created). Empty: the failure is rethrown and
+  // left to Lambda's asynchronous retries.
+  FAILURE_RETRY_QUEUE_URL: z.string().default(""),
+  // How long a failure waits for its busy deployment group before it is given up (GAVE_UP).
+  BUSY_GROUP_RETRY_HOURS: int(4, 1, 48),
+  // How long after a failure CodeDeploy is given to create the automatic rollback the deployment
+  // asked for, before agents are touched.
+  ROLLBACK_WAIT_SECONDS: int(120, 0, 3_600),
 });
 
 const sweepSchema = z.object({

@@ -113,6 +113,7 @@ export const METRIC = {
   redeploySkipped: "RedeploySkipped",
   redeployGaveUp: "RedeployGaveUp",
   redeployDryRun: "RedeployDryRun",
+  redeployDeferred: "RedeployDeferred",
   sweepExamined: "SweepExamined",
   sweepStale: "SweepStale",
   sweepEnqueued: "SweepEnqueued",

@@ -7,7 +7,8 @@ import { isObject, parseOrThrow } from "./parse.js";
 /**
  * What the deployment-failure function accepts: the raw EventBridge `CodeDeploy Deployment
  * State-change Notification` (what the rule delivers, and what an operator pastes into the Lambda
- * console), or a replay payload `{"deploymentId": "d-..."}`.
+ * console), a replay payload `{"deploymentId": "d-..."}`, or an SQS batch from its retry queue whose
+ * records are `{"deploymentId": "d-...", "firstSeenAt": "<ISO time>"}`.
  * Event fields: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-codedeploy.html
  */
 
@@ -29,14 +30,40 @@ export const DeploymentStateChangeEventSchema = EventBridgeSchema.extend({
 
 export const DeploymentReplaySchema = z.strictObject({ deploymentId });
 
+/** A failure put back on the retry queue: since when the function has been waiting to act on it. */
+export const FailureRetryMessageSchema = z.strictObject({ deploymentId, firstSeenAt: z.iso.datetime() });
+
 export type DeploymentStateChangeEvent = z.infer<typeof DeploymentStateChangeEventSchema>;
 export type DeploymentReplay = z.infer<typeof DeploymentReplaySchema>;
+export type FailureRetryMessage = z.infer<typeof FailureRetryMessageSchema>;
 
-/** The one thing the domain needs from either input, plus where it came from (for the logs). */
+/** The one thing the domain needs from any input, plus where it came from (for the logs). */
 export interface DeploymentFailureInput {
   deploymentId: string;
-  source: "event" | "replay";
+  source: "event" | "replay" | "retry";
   eventId?: string;
+  /** AWS-time ms the function first saw the failure (retry messages carry it). */
+  firstSeenAt?: number;
+}
+
+/** Reads one record body of the retry queue; one error names every bad field. */
+export function parseFailureRetryMessage(body: string): DeploymentFailureInput {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw new EventValidationError("Invalid failure retry message: the body is not JSON", ["(body)"]);
+  }
+  const message = parseOrThrow(
+    FailureRetryMessageSchema,
+    value,
+    'failure retry message {"deploymentId":"d-...","firstSeenAt":"..."}',
+  );
+  return {
+    deploymentId: message.deploymentId,
+    source: "retry",
+    firstSeenAt: Date.parse(message.firstSeenAt),
+  };
 }
 
 const EVENT_KEYS = ["source", "detail-type", "detail"];

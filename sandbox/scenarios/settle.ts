@@ -31,7 +31,8 @@ export async function waitUntilQuiet(
     const functions = [service.launch, service.failure];
     const working =
       functions.some((fn) => fn.inFlight > 0 || fn.pendingEvents > 0) ||
-      service.launchQueue.messages.length > 0;
+      service.launchQueue.messages.length > 0 ||
+      service.failureRetryQueue.messages.length > 0;
     const capacity = scope.groups.some((name) => {
       const group = world.autoScaling.group(name);
       return world.autoScaling.liveInstances(group).length !== group.desiredCapacity;

@@ -311,4 +311,26 @@ describe("stage rules that keep a stage from harming the account", () => {
       "launch.reservedConcurrency is 0",
     );
   });
+
+  it("warns when deployment groups are listed without Auto Scaling groups, or the reverse", () => {
+    const failureOnly = parseStageConfig("dev", { deploymentGroups: ["shop/web-dg"] }).warnings.join("\n");
+    expect(failureOnly).toContain(
+      "deploymentGroups lists 1 deployment group(s) but groups lists no Auto Scaling group",
+    );
+    const launchOnly = parseStageConfig("dev", { groups: ["web"] }).warnings.join("\n");
+    expect(launchOnly).toContain("groups lists 1 Auto Scaling group(s) but deploymentGroups lists none");
+    const both = parseStageConfig("dev", { groups: ["web"], deploymentGroups: ["shop/web-dg"] }).warnings;
+    expect(both.join("\n")).not.toMatch(/deploymentGroups lists|groups lists/);
+  });
+
+  it("waits hours for a busy group and two minutes for a rollback by default, within bounds", () => {
+    expect(parseStageConfig("dev", {}).failure).toMatchObject({
+      busyGroupRetryHours: 4,
+      rollbackWaitSeconds: 120,
+    });
+    const error = errorOf(() =>
+      parseStageConfig("dev", { failure: { busyGroupRetryHours: 0, rollbackWaitSeconds: 7200 } }),
+    );
+    expect(error.fields.sort()).toEqual(["failure.busyGroupRetryHours", "failure.rollbackWaitSeconds"]);
+  });
 });

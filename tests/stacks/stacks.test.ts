@@ -282,6 +282,55 @@ describe("4. failure path", () => {
   });
 });
 
+describe("4b. failure retry queue", () => {
+  it("brings deferred failures back through a queue the failure function reads one at a time, with a dead-letter queue", () => {
+    const t = template("prod", "FailurePath");
+    const failure = fn("prod", "FailurePath", "DeploymentFailureFunction");
+    const retry = resource(t, "AWS::SQS::Queue", "FailureRetryQueue");
+    const dlq = resource(t, "AWS::SQS::Queue", "FailureDeadLetterQueue");
+    expect(flatten(retry.Properties, t)).toMatchObject({
+      SqsManagedSseEnabled: true,
+      // Above the function timeout, or the event source mapping is refused.
+      VisibilityTimeout: 2 * Number(failure.Properties.Timeout),
+      RedrivePolicy: { deadLetterTargetArn: `<GetAtt:${dlq.id}.Arn>`, maxReceiveCount: 5 },
+    });
+    const mappings = resources(t, "AWS::Lambda::EventSourceMapping");
+    expect(mappings.map((mapping) => flatten(mapping.Properties, t))).toEqual([
+      expect.objectContaining({
+        EventSourceArn: `<GetAtt:${retry.id}.Arn>`,
+        FunctionName: `<Ref:${failure.id}>`,
+        BatchSize: 1,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        ScalingConfig: { MaximumConcurrency: 5 },
+      }),
+    ]);
+  });
+
+  it("tells the failure function its retry queue, how long to wait for a busy group and for a rollback", () => {
+    const environment = environmentOf("prod", "FailurePath", "DeploymentFailureFunction");
+    expect(environment.FAILURE_RETRY_QUEUE_URL).toMatch(/\/FailureRetryQueue[0-9A-F]+$/);
+    expect(loadFailureConfig(environment)).toMatchObject({
+      BUSY_GROUP_RETRY_HOURS: 4,
+      ROLLBACK_WAIT_SECONDS: 120,
+    });
+  });
+
+  it("lets the failure function send to its own retry queue only (Lambda sends its failure records to the dead-letter queue)", () => {
+    const statements = statementsOf("prod", "FailurePath", "DeploymentFailureFunction");
+    const retryQueue = expect.stringMatching(/^<GetAtt:FailureRetryQueue.*\.Arn>$/);
+    const deadLetterQueue = expect.stringMatching(/^<GetAtt:FailureDeadLetterQueue.*\.Arn>$/);
+    expect(allowing(statements, "sqs:SendMessage")).toEqual([
+      expect.objectContaining({ Sid: "DeferFailures", Action: ["sqs:SendMessage"], Resource: [retryQueue] }),
+      // The asynchronous-invoke failure destination, which Lambda sends to with the function's role.
+      expect.objectContaining({ Resource: [deadLetterQueue] }),
+    ]);
+    // The event source mapping reads the retry queue and nothing else.
+    expect(allowing(statements, "sqs:ReceiveMessage")).toEqual([
+      expect.objectContaining({ Resource: [retryQueue] }),
+    ]);
+  });
+});
+
 describe("5. sweep", () => {
   it("runs the sweep every five minutes against the launch queue", () => {
     const t = template("prod", "Sweep");

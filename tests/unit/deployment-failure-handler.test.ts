@@ -8,7 +8,12 @@ import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EventValidationError } from "../../functions/core/common/errors.js";
-import { parseDeploymentFailureInput } from "../../functions/schemas/deployment-failure.js";
+import type { FailureReport } from "../../functions/core/failure/run.js";
+import type { FailureBatchReport } from "../../functions/deployment-failure.js";
+import {
+  parseDeploymentFailureInput,
+  parseFailureRetryMessage,
+} from "../../functions/schemas/deployment-failure.js";
 
 const codeDeploy = mockClient(CodeDeployClient);
 
@@ -23,10 +28,21 @@ const AWS_SAMPLE = readJson("../events/codedeploy-deployment-state-change.FAILUR
 const CONSOLE_EVENT = readJson("../../events/deployment-failure.eventbridge.json");
 const CONSOLE_REPLAY = readJson("../../events/deployment-failure.replay.json");
 
-let handler: (
-  event: unknown,
-  context: Context,
-) => Promise<{ decision: string; reason: string; deploymentId: string }>;
+let invoke: (event: unknown, context: Context) => Promise<FailureReport | FailureBatchReport>;
+
+/** One failure in, one report out. */
+async function handler(event: unknown, context: Context): Promise<FailureReport> {
+  const report = await invoke(event, context);
+  if (!("decision" in report)) throw new Error("expected a single report, got a batch report");
+  return report;
+}
+
+/** A retry-queue batch in, a batch report out. */
+async function batchHandler(event: unknown): Promise<FailureBatchReport> {
+  const report = await invoke(event, CONTEXT);
+  if ("decision" in report) throw new Error("expected a batch report, got a single report");
+  return report;
+}
 
 beforeAll(async () => {
   // The handler reads its configuration once, when its module loads.
@@ -35,7 +51,7 @@ beforeAll(async () => {
   process.env.REDEPLOY_WHEN = "agent-changed";
   process.env.DRY_RUN = "false";
   process.env.LEASE_TABLE = "";
-  ({ handler } = await import("../../functions/deployment-failure.js"));
+  ({ handler: invoke } = await import("../../functions/deployment-failure.js"));
 });
 
 beforeEach(() => {
@@ -123,5 +139,47 @@ describe("deployment-failure input", () => {
     expect(() => parseDeploymentFailureInput(null)).toThrow(
       /expected a CodeDeploy Deployment State-change Notification/,
     );
+  });
+});
+
+describe("deployment-failure handler: the retry queue", () => {
+  const record = (messageId: string, body: string) => ({
+    messageId,
+    receiptHandle: `handle-${messageId}`,
+    body,
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:agentfix-failure-retry",
+  });
+
+  it("handles each retry record of an SQS batch, and a bad record fails alone", async () => {
+    const report = await batchHandler({
+      Records: [
+        record(
+          "m-1",
+          JSON.stringify({ deploymentId: "d-ABCDEF123", firstSeenAt: "2026-03-02T07:00:00.000Z" }),
+        ),
+        record("m-2", JSON.stringify({ deploymentId: "nope" })),
+        record("m-3", "not json"),
+      ],
+    });
+
+    expect(report.deployments).toEqual([
+      expect.objectContaining({ deploymentId: "d-ABCDEF123", decision: "SKIPPED" }),
+    ]);
+    expect(report.batchItemFailures).toEqual([{ itemIdentifier: "m-2" }, { itemIdentifier: "m-3" }]);
+    expect(report.failedRecords?.[0]?.error).toMatch(/deploymentId: .*firstSeenAt: /);
+    expect(codeDeploy.commandCalls(GetDeploymentCommand)).toHaveLength(1);
+  });
+
+  it("reads the time a retry record was first seen", () => {
+    expect(
+      parseFailureRetryMessage(
+        JSON.stringify({ deploymentId: "d-ABCDEF123", firstSeenAt: "2026-03-02T07:00:00.000Z" }),
+      ),
+    ).toEqual({
+      deploymentId: "d-ABCDEF123",
+      source: "retry",
+      firstSeenAt: Date.parse("2026-03-02T07:00:00.000Z"),
+    });
   });
 });

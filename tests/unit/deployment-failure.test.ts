@@ -1,420 +1,45 @@
 import {
   BatchGetDeploymentInstancesCommand,
   BatchGetDeploymentTargetsCommand,
-  CodeDeployClient,
   CreateDeploymentCommand,
-  type CreateDeploymentInput,
-  type DeploymentInfo,
   DeploymentLimitExceededException,
   GetDeploymentCommand,
-  type InstanceTarget,
-  InvalidDeploymentIdException,
-  type LifecycleEvent,
-  ListDeploymentInstancesCommand,
-  ListDeploymentsCommand,
   ListDeploymentTargetsCommand,
 } from "@aws-sdk/client-codedeploy";
-import { ConditionalCheckFailedException, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { SendCommandCommand } from "@aws-sdk/client-ssm";
+import { describe, expect, it } from "vitest";
+import { dynamoLease } from "../../functions/core/common/lease.js";
+import { DeploymentGuard } from "../../functions/core/failure/guard.js";
+import { RedeployDeferredError } from "../../functions/core/failure/retry-queue.js";
+import { DeploymentLeaseHeldError, type FailureReport } from "../../functions/core/failure/run.js";
 import {
-  type CommandInvocation,
-  DescribeInstanceInformationCommand,
-  ListCommandInvocationsCommand,
-  SendCommandCommand,
-  SSMClient,
-} from "@aws-sdk/client-ssm";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { clearVersionCache } from "../../functions/core/agent/versions.js";
-import { dynamoLease, type Lease, NO_LEASE } from "../../functions/core/common/lease.js";
-import { metrics } from "../../functions/core/common/powertools.js";
-import { defaultFailureConfig, type FailureConfig } from "../../functions/core/config.js";
-import { agentDocumentNames } from "../../functions/core/contract.js";
-import { RedeployDeferredError } from "../../functions/core/failure/redeploy.js";
-import {
-  DeploymentLeaseHeldError,
-  type FailureReport,
-  repairFailedDeployment,
-} from "../../functions/core/failure/run.js";
+  APP,
+  addFailure,
+  addMetric,
+  agentTarget,
+  codeDeploy,
+  dynamodb,
+  event,
+  failedDeployment,
+  fakeCodeDeploy,
+  fakeSsm,
+  GROUP,
+  LATEST_AGENT,
+  MINUTE,
+  metricNames,
+  REVISION,
+  run,
+  scriptFailedTarget,
+  ssm,
+  useFailureHarness,
+} from "./support/failure-fakes.js";
 
 /**
  * The failure path end to end against stateful stand-ins for CodeDeploy and SSM (aws-sdk-client-mock):
  * the real agent engine runs, so upgrades are SendCommand / ListCommandInvocations round trips.
  */
-const codeDeploy = mockClient(CodeDeployClient);
-const ssm = mockClient(SSMClient);
-const dynamodb = mockClient(DynamoDBClient);
-
-const APP = "web-app";
-const GROUP = "web-dg";
-const LATEST_AGENT = "1.8.1";
-const OUR_INSTALL_DOCUMENT = agentDocumentNames("test").install;
-const MINUTE = 60_000;
-
-const REVISION = {
-  revisionType: "S3" as const,
-  s3Location: { bucket: "artifacts", key: "web/app-42.zip", bundleType: "zip" as const, eTag: "abc123" },
-};
-
-// --- CodeDeploy stand-in ----------------------------------------------------------------------
-
-interface FakeDeployment {
-  info: DeploymentInfo;
-  targets: InstanceTarget[];
-  /** ListDeploymentTargets answers InvalidDeploymentIdException; the instances API still works. */
-  targetsUnavailable?: boolean;
-  /** ListDeploymentTargets answers an empty list; the instances API still lists the instances. */
-  targetsEmpty?: boolean;
-}
-
-class FakeCodeDeploy {
-  readonly deployments = new Map<string, FakeDeployment>();
-  readonly created: CreateDeploymentInput[] = [];
-  limitExceeded = false;
-  private counter = 0;
-
-  constructor() {
-    codeDeploy.on(GetDeploymentCommand).callsFake(({ deploymentId }) => {
-      const deployment = this.deployments.get(deploymentId);
-      if (!deployment)
-        throw new InvalidDeploymentIdException({ message: "no such deployment", $metadata: {} });
-      return { deploymentInfo: deployment.info };
-    });
-    codeDeploy.on(ListDeploymentsCommand).callsFake((input) => {
-      const start: Date | undefined = input.createTimeRange?.start;
-      const statuses: string[] | undefined = input.includeOnlyStatuses;
-      const ids = [...this.deployments.values()]
-        .filter(({ info }) => info.applicationName === input.applicationName)
-        .filter(({ info }) => info.deploymentGroupName === input.deploymentGroupName)
-        .filter(({ info }) => !start || (info.createTime?.getTime() ?? 0) >= start.getTime())
-        .filter(({ info }) => !statuses || statuses.includes(info.status ?? ""))
-        .sort((a, b) => (b.info.createTime?.getTime() ?? 0) - (a.info.createTime?.getTime() ?? 0))
-        .map(({ info }) => info.deploymentId ?? "");
-      return page(ids, input.nextToken, 10, (deployments, nextToken) => ({ deployments, nextToken }));
-    });
-    codeDeploy.on(ListDeploymentTargetsCommand).callsFake((input) => {
-      const deployment = this.require(input.deploymentId);
-      if (deployment.targetsUnavailable) {
-        throw new InvalidDeploymentIdException({ message: "targets unavailable", $metadata: {} });
-      }
-      const ids = deployment.targetsEmpty
-        ? []
-        : this.filteredTargets(deployment, input.targetFilters?.TargetStatus);
-      return page(ids, input.nextToken, 20, (targetIds, nextToken) => ({ targetIds, nextToken }));
-    });
-    codeDeploy.on(BatchGetDeploymentTargetsCommand).callsFake((input) => {
-      if (input.targetIds.length > 25) throw new Error("BatchGetDeploymentTargets takes at most 25 ids");
-      const deployment = this.require(input.deploymentId);
-      return {
-        deploymentTargets: deployment.targets
-          .filter((target) => input.targetIds.includes(target.targetId))
-          .map((instanceTarget) => ({ deploymentTargetType: "InstanceTarget", instanceTarget })),
-      };
-    });
-    codeDeploy.on(ListDeploymentInstancesCommand).callsFake((input) => {
-      const deployment = this.require(input.deploymentId);
-      const ids = this.filteredTargets(deployment, input.instanceStatusFilter);
-      return page(ids, input.nextToken, 20, (instancesList, nextToken) => ({ instancesList, nextToken }));
-    });
-    codeDeploy.on(BatchGetDeploymentInstancesCommand).callsFake((input) => {
-      if (input.instanceIds.length > 25) throw new Error("BatchGetDeploymentInstances takes at most 25 ids");
-      const deployment = this.require(input.deploymentId);
-      return {
-        instancesSummary: deployment.targets
-          .filter((target) => input.instanceIds.includes(target.targetId))
-          .map((target) => ({
-            deploymentId: input.deploymentId,
-            instanceId: `arn:aws:ec2:us-east-1:123456789012:instance/${target.targetId}`,
-            status: target.status,
-            lifecycleEvents: target.lifecycleEvents,
-          })),
-      };
-    });
-    codeDeploy.on(CreateDeploymentCommand).callsFake((input: CreateDeploymentInput) => {
-      if (this.limitExceeded) {
-        throw new DeploymentLimitExceededException({
-          message: "The deployment group web-dg already has an active deployment",
-          $metadata: {},
-        });
-      }
-      this.counter += 1;
-      const deploymentId = `d-REDEPLOY${this.counter}`;
-      this.created.push(input);
-      this.add({
-        info: {
-          ...input,
-          deploymentId,
-          status: "Created",
-          creator: "user",
-          createTime: new Date(),
-          computePlatform: "Server",
-        },
-        targets: [],
-      });
-      return { deploymentId };
-    });
-  }
-
-  add(deployment: FakeDeployment): void {
-    this.deployments.set(deployment.info.deploymentId ?? "", deployment);
-  }
-
-  /** The redeployment this service created fails too (as a user deployment of the same revision). */
-  fail(deploymentId: string, targets: InstanceTarget[]): void {
-    const deployment = this.require(deploymentId);
-    deployment.info = {
-      ...deployment.info,
-      status: "Failed",
-      completeTime: new Date(),
-      errorInformation: { code: "HEALTH_CONSTRAINTS", message: "too many individual instances failed" },
-    };
-    deployment.targets = targets.map((target) => ({ ...target, deploymentId }));
-  }
-
-  private require(deploymentId: string): FakeDeployment {
-    const deployment = this.deployments.get(deploymentId);
-    if (!deployment) throw new InvalidDeploymentIdException({ message: "no such deployment", $metadata: {} });
-    return deployment;
-  }
-
-  private filteredTargets(deployment: FakeDeployment, statuses: string[] | undefined): string[] {
-    return deployment.targets
-      .filter((target) => !statuses || statuses.includes(target.status ?? ""))
-      .map((target) => target.targetId ?? "");
-  }
-}
-
-function page<T, R>(
-  items: T[],
-  token: string | undefined,
-  size: number,
-  shape: (items: T[], next?: string) => R,
-): R {
-  const start = token ? Number(token) : 0;
-  const next = start + size < items.length ? String(start + size) : undefined;
-  return shape(items.slice(start, start + size), next);
-}
-
-// --- SSM stand-in ----------------------------------------------------------------------------
-
-interface FakeInstance {
-  /** "Online" answers commands; "ConnectionLost" is listed but cannot; "absent" is stopped or terminated. */
-  ssm: "Online" | "ConnectionLost" | "absent";
-  version: string;
-  running: boolean;
-}
-
-class FakeSsm {
-  readonly instances = new Map<string, FakeInstance>();
-  readonly invocations: (CommandInvocation & { CommandId: string; InstanceId: string })[] = [];
-  private counter = 0;
-
-  constructor() {
-    ssm.on(DescribeInstanceInformationCommand).callsFake((input) => {
-      const ids: string[] = input.Filters?.[0]?.Values ?? [];
-      return {
-        InstanceInformationList: ids
-          .filter((id) => this.instances.has(id) && this.instances.get(id)?.ssm !== "absent")
-          .map((id) => ({ InstanceId: id, PingStatus: this.instances.get(id)?.ssm, PlatformType: "Linux" })),
-      };
-    });
-    ssm.on(SendCommandCommand).callsFake((input) => {
-      this.counter += 1;
-      const commandId = `00000000-0000-0000-0000-${String(this.counter).padStart(12, "0")}`;
-      for (const instanceId of input.InstanceIds as string[]) {
-        const instance = this.instances.get(instanceId);
-        if (instance?.ssm !== "Online") throw new Error(`command sent to unreachable ${instanceId}`);
-        let output = "";
-        let status = "Success";
-        const expected = input.Parameters?.expectedVersion?.[0] ?? "";
-        const line = (prefix: "BEFORE" | "AGENT") => {
-          const state = instance.running ? "running" : instance.version ? "stopped" : "missing";
-          const version = instance.version ? `OFFICIAL_${instance.version}-1_rpm` : "";
-          return `AGENTFIX_${prefix}_STATUS=${state} AGENTFIX_${prefix}_VERSION=${version}`;
-        };
-        if (input.DocumentName === OUR_INSTALL_DOCUMENT) {
-          output = `${line("BEFORE")}\n`;
-          if (expected && instance.running && instance.version.startsWith(expected)) {
-            output += `AGENTFIX_ALREADY_CURRENT=${instance.version}\n`;
-          } else {
-            instance.version = input.Parameters?.version?.[0] || LATEST_AGENT;
-            instance.running = true;
-            output += `${line("AGENT")}\n`;
-          }
-        } else {
-          output = line("AGENT");
-          if (!instance.running) status = "Failed";
-        }
-        this.invocations.push({
-          CommandId: commandId,
-          InstanceId: instanceId,
-          DocumentName: input.DocumentName,
-          Comment: input.Comment,
-          RequestedDateTime: new Date(),
-          Status: status as "Success",
-          StatusDetails: status,
-          CommandPlugins: [{ Name: "aws:runShellScript", Status: status as "Success", Output: output }],
-        });
-      }
-      return { Command: { CommandId: commandId } };
-    });
-    ssm.on(ListCommandInvocationsCommand).callsFake((input) => {
-      let found = this.invocations;
-      if (input.CommandId) found = found.filter((item) => item.CommandId === input.CommandId);
-      for (const filter of input.Filters ?? []) {
-        if (filter.key === "DocumentName") found = found.filter((item) => item.DocumentName === filter.value);
-        if (filter.key === "InvokedAfter") {
-          const after = Date.parse(filter.value);
-          found = found.filter((item) => (item.RequestedDateTime?.getTime() ?? 0) >= after);
-        }
-      }
-      const shown = found.map((item) => (input.Details ? item : { ...item, CommandPlugins: undefined }));
-      return page(shown, input.NextToken, 50, (CommandInvocations, NextToken) => ({
-        CommandInvocations,
-        NextToken,
-      }));
-    });
-  }
-
-  add(instanceId: string, instance: Partial<FakeInstance> = {}): void {
-    this.instances.set(instanceId, { ssm: "Online", version: "1.7.1", running: true, ...instance });
-  }
-
-  installsOn(instanceId: string): number {
-    return this.invocations.filter(
-      (item) => item.InstanceId === instanceId && item.DocumentName === OUR_INSTALL_DOCUMENT,
-    ).length;
-  }
-
-  get installs(): number {
-    return this.invocations.filter((item) => item.DocumentName === OUR_INSTALL_DOCUMENT).length;
-  }
-}
-
-// --- fixtures (shapes from the CodeDeploy API reference: DeploymentInfo, InstanceTarget) ------
-
-const AGENT_NOT_REACHED =
-  "CodeDeploy agent was not able to receive the lifecycle event. Check the CodeDeploy agent logs on your host and make sure the agent is running and can connect to the CodeDeploy server.";
-
-function failedDeployment(deploymentId: string, overrides: Partial<DeploymentInfo> = {}): DeploymentInfo {
-  const now = Date.now();
-  return {
-    applicationName: APP,
-    deploymentGroupName: GROUP,
-    deploymentConfigName: "CodeDeployDefault.OneAtATime",
-    deploymentId,
-    revision: REVISION,
-    status: "Failed",
-    errorInformation: {
-      code: "HEALTH_CONSTRAINTS",
-      message: "The overall deployment failed because too many individual instances failed deployment",
-    },
-    createTime: new Date(now - 10 * MINUTE),
-    startTime: new Date(now - 10 * MINUTE),
-    completeTime: new Date(now - MINUTE),
-    description: "Release 42 of the web tier",
-    creator: "user",
-    ignoreApplicationStopFailures: true,
-    fileExistsBehavior: "OVERWRITE",
-    autoRollbackConfiguration: { enabled: false, events: ["DEPLOYMENT_FAILURE"] },
-    updateOutdatedInstancesOnly: false,
-    deploymentStyle: { deploymentType: "IN_PLACE", deploymentOption: "WITHOUT_TRAFFIC_CONTROL" },
-    computePlatform: "Server",
-    ...overrides,
-  };
-}
-
-function event(
-  name: string,
-  status: LifecycleEvent["status"],
-  errorCode?: string,
-  message?: string,
-): LifecycleEvent {
-  return {
-    lifecycleEventName: name,
-    status,
-    ...(errorCode
-      ? { diagnostics: { errorCode: errorCode as "ScriptFailed", message, scriptName: "" } }
-      : {}),
-  };
-}
-
-/** The morning story: the tomcat start script fails under an old agent. */
-function scriptFailedTarget(instanceId: string): InstanceTarget {
-  return {
-    targetId: instanceId,
-    status: "Failed",
-    lifecycleEvents: [
-      event("ApplicationStop", "Succeeded"),
-      event("DownloadBundle", "Succeeded"),
-      event("BeforeInstall", "Succeeded"),
-      event("Install", "Succeeded"),
-      event("AfterInstall", "Succeeded"),
-      event(
-        "ApplicationStart",
-        "Failed",
-        "ScriptFailed",
-        "Script at specified location: scripts/start_tomcat.sh run as user root failed with exit code 1",
-      ),
-      event("ValidateService", "Skipped"),
-    ],
-  };
-}
-
-function agentTarget(instanceId: string): InstanceTarget {
-  return {
-    targetId: instanceId,
-    status: "Failed",
-    lifecycleEvents: [
-      event("ApplicationStop", "Failed", "UnknownError", AGENT_NOT_REACHED),
-      event("DownloadBundle", "Skipped"),
-    ],
-  };
-}
-
-// --- harness ---------------------------------------------------------------------------------
-
-let fakeCodeDeploy: FakeCodeDeploy;
-let fakeSsm: FakeSsm;
-let addMetric: MockInstance<typeof metrics.addMetric>;
-
-const config = (overrides: Partial<FailureConfig> = {}): FailureConfig =>
-  defaultFailureConfig({ POLL_INTERVAL_MS: 1, REGISTRATION_TIMEOUT_SECONDS: 0, ...overrides });
-
-function run(deploymentId: string, overrides: Partial<FailureConfig> = {}, lease: Lease = NO_LEASE) {
-  return repairFailedDeployment(
-    { deploymentId, requestId: "req-1", deadline: Date.now() + 5 * MINUTE },
-    { config: config(overrides), lease },
-  );
-}
-
-function addFailure(
-  deploymentId: string,
-  targets: InstanceTarget[],
-  overrides: Partial<DeploymentInfo> = {},
-) {
-  fakeCodeDeploy.add({
-    info: failedDeployment(deploymentId, overrides),
-    targets: targets.map((target) => ({ ...target, deploymentId })),
-  });
-}
-
-beforeEach(() => {
-  codeDeploy.reset();
-  ssm.reset();
-  dynamodb.reset();
-  fakeCodeDeploy = new FakeCodeDeploy();
-  fakeSsm = new FakeSsm();
-  clearVersionCache();
-  addMetric = vi.spyOn(metrics, "addMetric");
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-function metricNames(): string[] {
-  return addMetric.mock.calls.map((call) => String(call[0]));
-}
+useFailureHarness();
 
 // --- behaviour -------------------------------------------------------------------------------
 
@@ -570,7 +195,6 @@ describe("deployment failure: what it leaves alone", () => {
       { creator: "autoscalingTermination" as const },
       "creator autoscalingTermination",
     ],
-    ["it is a rollback", { creator: "codeDeployRollback" as const }, "creator codeDeployRollback"],
     [
       "it is an automatic update of outdated instances",
       { creator: "CodeDeployAutoUpdate" as const },
@@ -579,7 +203,7 @@ describe("deployment failure: what it leaves alone", () => {
     [
       "a rollback is already under way",
       { rollbackInfo: { rollbackDeploymentId: "d-ROLLBACK1", rollbackMessage: "rolled back" } },
-      "Rollback d-ROLLBACK1 of d-SKIP00001 is already under way",
+      "Rollback d-ROLLBACK1 of d-SKIP00001 followed the failure: d-SKIP00001 is left to it",
     ],
     [
       "its group is out of scope",
@@ -748,7 +372,7 @@ describe("deployment failure: never twice, never beyond the cap", () => {
     expect(fakeSsm.installsOn("i-0aaa")).toBe(1);
   });
 
-  it("rethrows DeploymentLimitExceededException so the invocation is retried, and the retry still redeploys", async () => {
+  it("rethrows DeploymentLimitExceededException when no retry queue is configured, and the retry still redeploys", async () => {
     fakeSsm.add("i-0aaa", { version: "1.7.1" });
     addFailure("d-LIMIT0001", [scriptFailedTarget("i-0aaa")]);
     fakeCodeDeploy.limitExceeded = true;
@@ -815,9 +439,7 @@ describe("deployment failure: which agents it upgrades", () => {
     expect(fakeSsm.installsOn("i-0bbb") + fakeSsm.installsOn("i-0ccc")).toBe(0);
   });
 
-  it("never upgrades an agent on an instance a running deployment covers", async () => {
-    fakeSsm.add("i-0aaa", { version: "1.7.1" });
-    fakeSsm.add("i-0bbb", { version: "1.7.1" });
+  it("never touches an agent on an instance a running deployment covers", async () => {
     addFailure("d-BUSY00001", [scriptFailedTarget("i-0aaa"), scriptFailedTarget("i-0bbb")]);
     // A launch deployment runs on i-0bbb right now (created before the failure, still in progress).
     fakeCodeDeploy.add({
@@ -830,17 +452,12 @@ describe("deployment failure: which agents it upgrades", () => {
       targets: [{ targetId: "i-0bbb", status: "InProgress", lifecycleEvents: [] }],
     });
 
-    const report = await run("d-BUSY00001");
+    const { free, leftAlone } = await DeploymentGuard.start(APP, GROUP, ["i-0aaa", "i-0bbb"], 1);
 
-    expect(fakeSsm.installsOn("i-0bbb")).toBe(0);
-    expect(fakeSsm.installsOn("i-0aaa")).toBe(1);
-    expect(report.notUpgraded).toEqual([
-      {
-        instanceId: "i-0bbb",
-        reason: expect.stringContaining("deployment d-RUNNING01 is running on it"),
-      },
+    expect(free).toEqual(["i-0aaa"]);
+    expect(leftAlone).toEqual([
+      { instanceId: "i-0bbb", reason: expect.stringContaining("deployment d-RUNNING01 is running on it") },
     ]);
-    expect(report.decision).toBe("REDEPLOYED");
   });
 
   it("reads more than 25 failed instances in pages and batches of 25", async () => {
@@ -852,7 +469,10 @@ describe("deployment failure: which agents it upgrades", () => {
 
     expect(report.failedTargets.map((target) => target.instanceId)).toEqual(ids);
     expect(
-      codeDeploy.commandCalls(ListDeploymentTargetsCommand, { deploymentId: "d-MANY00001" }),
+      codeDeploy.commandCalls(ListDeploymentTargetsCommand, {
+        deploymentId: "d-MANY00001",
+        targetFilters: { TargetStatus: ["Failed"] },
+      }),
     ).toHaveLength(2);
     const batches = codeDeploy
       .commandCalls(BatchGetDeploymentTargetsCommand)

@@ -8,7 +8,8 @@ import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
 import type { RedeployWhen } from "../contract.js";
 import type { ClassifiedTarget } from "./classify.js";
 
-export type FailureDecision = "REDEPLOYED" | "SKIPPED" | "GAVE_UP" | "DRY_RUN";
+/** DEFERRED: the failure comes back later through the retry queue (a busy group, a rollback to come). */
+export type FailureDecision = "REDEPLOYED" | "SKIPPED" | "GAVE_UP" | "DRY_RUN" | "DEFERRED";
 
 /**
  * Deployment-level error codes an agent cannot cause: the revision, the application, the group, IAM,
@@ -55,18 +56,30 @@ export function isNonAgentErrorCode(code: string | undefined): boolean {
   return code !== undefined && NON_AGENT_ERROR_CODES.has(code);
 }
 
-/** Creators whose deployments are never redeployed, and why (DeploymentInfo.creator, API reference). */
+/**
+ * Creators whose deployments are never redeployed, and why (DeploymentInfo.creator, API reference).
+ *
+ * A failed automatic rollback (creator codeDeployRollback) is not among them. A rollback is left
+ * alone while it may still run: the deployment it rolls back is skipped once the rollback exists,
+ * and no agent is touched in a group with an active deployment. But once the rollback itself has
+ * failed, nothing is left to fight: the rollback was CodeDeploy's (and the team's configured) answer
+ * to the first failure, and redeploying its revision, the last one that deployed successfully,
+ * finishes what it set out to do. So a failed rollback is treated like any failure: redeployed only
+ * when the agent is to blame (an agent signature, or an agent the upgrade changed), after every
+ * instance it reaches was checked, and counted in the chain of the deployment it rolled back
+ * (rollbackInfo.rollbackTriggeringDeploymentId), so the attempt cap holds across deployment,
+ * rollback and redeployments. Never the failed deployment's own revision: that would undo the rollback.
+ */
 const SKIPPED_CREATORS: Record<string, string> = {
   autoscalingTermination:
     "it is a termination deployment (creator autoscalingTermination): its instance is going away",
-  codeDeployRollback: "it is a rollback (creator codeDeployRollback): redeploying would fight the rollback",
   CloudFormationRollback:
     "it is a rollback (creator CloudFormationRollback): redeploying would fight the rollback",
   CodeDeployAutoUpdate:
     "it updates outdated instances after a scale-out (creator CodeDeployAutoUpdate): CodeDeploy runs its own follow-ons",
 };
 
-/** Creators of rollbacks: a rollback after the failure is already handling it. */
+/** Creators of rollbacks: a rollback after the failure is handling it. */
 export const ROLLBACK_CREATORS: ReadonlySet<string> = new Set([
   "codeDeployRollback",
   "CloudFormationRollback",
@@ -92,12 +105,21 @@ export function whySkip(
   if (deploymentGroupsInScope.length > 0 && !deploymentGroupsInScope.includes(group)) {
     return `${group} is not one of the deployment groups in scope (TARGET_DEPLOYMENT_GROUPS).`;
   }
+  // A blue/green deployment runs on a replacement environment (copied Auto Scaling group or
+  // discovered instances) and reroutes traffic; repeating it needs a replacement environment this
+  // service does not manage, and an in-place style redeploy does not apply to it.
+  // https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-groups-create-blue-green.html
+  if (failed.deploymentStyle?.deploymentType === "BLUE_GREEN") {
+    return `${id} is a blue/green deployment: repeating it needs a replacement environment this service does not manage, so it is left alone (no agent upgraded, nothing redeployed).`;
+  }
   const creator = failed.creator ?? "";
   if (creator === "autoscaling") return "launch-deployment";
   const creatorReason = SKIPPED_CREATORS[creator];
   if (creatorReason) return `${id} is not redeployed: ${creatorReason}.`;
   const rollbackId = failed.rollbackInfo?.rollbackDeploymentId;
-  if (rollbackId) return `Rollback ${rollbackId} of ${id} is already under way.`;
+  if (rollbackId) {
+    return `Rollback ${rollbackId} of ${id} followed the failure: ${id} is left to it (no agent touched, nothing redeployed); if the rollback fails, its own failure is handled.`;
+  }
   const code = failed.errorInformation?.code;
   if (isNonAgentErrorCode(code)) {
     const message = failed.errorInformation?.message;
@@ -130,6 +152,45 @@ export function capReason(
       ? `it is the original failure and MAX_REDEPLOYS is ${maxRedeploys}`
       : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId} and MAX_REDEPLOYS is ${maxRedeploys}`;
   return `Not redeploying ${id}: the attempt cap is reached (${history}).`;
+}
+
+/**
+ * Seconds left to wait for the automatic rollback the failed deployment asked for
+ * (autoRollbackConfiguration enabled on DEPLOYMENT_FAILURE), or undefined when no rollback is to
+ * come or the wait is over. CodeDeploy creates the rollback after the failure
+ * (https://docs.aws.amazon.com/codedeploy/latest/userguide/deployments-rollback-and-redeploy.html);
+ * an agent restarted before it starts would fail it, and a redeploy would race it. A rollback is not
+ * itself rolled back, and CodeDeploy creates none when no earlier revision deployed successfully:
+ * that case is only told apart by waiting.
+ */
+export function rollbackWaitSeconds(
+  failed: DeploymentInfo,
+  now: number,
+  waitSeconds: number,
+): number | undefined {
+  const rollback = failed.autoRollbackConfiguration;
+  if (!rollback?.enabled || !rollback.events?.includes("DEPLOYMENT_FAILURE")) return undefined;
+  if (ROLLBACK_CREATORS.has(failed.creator ?? "") || failed.rollbackInfo?.rollbackDeploymentId)
+    return undefined;
+  const remainingMs = (failed.completeTime?.getTime() ?? now) + waitSeconds * 1000 - now;
+  return remainingMs > 0 ? Math.ceil(remainingMs / 1000) : undefined;
+}
+
+/** Why the failure waits for its automatic rollback. */
+export function rollbackWaitReason(id: string, group: string, waitSeconds: number): string {
+  return `Automatic rollback on failure is configured for ${id} in ${group}: waiting up to ${waitSeconds} s after the failure for CodeDeploy to create it before any agent is touched or anything redeployed`;
+}
+
+/** Why the failure waits for the deployments running in its group. */
+export function busyGroupReason(group: string, active: readonly string[]): string {
+  const which =
+    active.length > 0 ? `deployment ${active.join(", ")} is running` : "another deployment is running";
+  return `${which} in ${group} (one deployment at a time per group): no agent is restarted under it, and the redeploy waits until the group is free`;
+}
+
+/** Why a failure that waited too long for its busy group is given up. */
+export function busyGaveUpReason(reason: string, firstSeenAt: number, maxHours: number): string {
+  return `${reason}; the group has been busy since ${new Date(firstSeenAt).toISOString()}, longer than BUSY_GROUP_RETRY_HOURS (${maxHours} h): not redeploying; deploy again by hand once the group is free.`;
 }
 
 /** Why a failed deployment cannot be created again as it was, or undefined when it can. */
@@ -210,11 +271,16 @@ export function verdictBeforeUpgrade(input: {
 /** What a dry run would do once the failure passed every rule above. */
 export function dryRunReason(
   targets: readonly string[],
+  others: readonly string[],
   signature: string | undefined,
   policy: RedeployWhen,
 ) {
+  const rest = others.filter((id) => !targets.includes(id));
+  const check = rest.length > 0 ? `, check it on ${rest.length} other instance(s) the redeploy reaches,` : "";
   const upgrade =
-    targets.length > 0 ? `would upgrade the agent on ${targets.join(", ")}` : "would upgrade no agent";
+    targets.length > 0
+      ? `would upgrade the agent on ${targets.join(", ")}${check}`
+      : `would upgrade no failed instance's agent${check}`;
   const then =
     policy === "never"
       ? "and not redeploy (REDEPLOY_WHEN is never)"

@@ -62,6 +62,19 @@ export function chainOf(deployment: DeploymentInfo, deploymentId: string): Redep
 }
 
 /**
+ * The chain of a failure, rollbacks included: an automatic rollback belongs to the chain of the
+ * deployment it rolled back (rollbackInfo.rollbackTriggeringDeploymentId), so a redeploy of a failed
+ * rollback counts against the same cap and a rollback of a redeployment never starts a new chain.
+ */
+export async function findChain(deployment: DeploymentInfo, deploymentId: string): Promise<RedeployMarker> {
+  const trigger = deployment.rollbackInfo?.rollbackTriggeringDeploymentId;
+  if (parseMarker(deployment.description) || !trigger || !ROLLBACK_CREATORS.has(deployment.creator ?? "")) {
+    return chainOf(deployment, deploymentId);
+  }
+  return chainOf(await getDeployment(trigger), trigger);
+}
+
+/**
  * Looks at the deployments of the group created since the failed one: an existing redeployment of
  * this failure (a duplicate event or a retried invocation must not create a second), a rollback, or a
  * newer deployment that replaced the failed revision (redeploying the old revision would undo it).
@@ -139,28 +152,26 @@ export function redeploymentInput(failed: DeploymentInfo, marker: RedeployMarker
   };
 }
 
-/**
- * Another deployment is running in the group ("Maximum number of concurrent deployments to a
- * deployment group: 1", limits.html). Thrown so the asynchronous invocation is retried later.
- */
-export class RedeployDeferredError extends Error {
-  override name = "RedeployDeferredError";
-}
+/** What CreateDeployment made of the redeployment: created, or refused while the group is busy. */
+export type RedeployOutcome = { deploymentId: string } | { busy: string; cause: unknown };
 
-export async function createRedeployment(input: CreateDeploymentInput): Promise<string> {
+/**
+ * Creates the redeployment. `DeploymentLimitExceededException` means another deployment runs in the
+ * group ("Maximum number of concurrent deployments to a deployment group: 1",
+ * https://docs.aws.amazon.com/codedeploy/latest/userguide/limits.html): reported as busy, for the
+ * caller to try again later. Any other error is thrown.
+ */
+export async function createRedeployment(input: CreateDeploymentInput): Promise<RedeployOutcome> {
   const group = `${input.applicationName}/${input.deploymentGroupName}`;
-  const { deploymentId } = await callAws("CreateDeployment", group, () =>
-    codeDeploy.send(new CreateDeploymentCommand(input)),
-  ).catch((error: unknown) => {
+  try {
+    const { deploymentId } = await callAws("CreateDeployment", group, () =>
+      codeDeploy.send(new CreateDeploymentCommand(input)),
+    );
+    if (!deploymentId) throw new AwsCallError(`CreateDeployment for ${group} returned no deploymentId`);
+    return { deploymentId };
+  } catch (error) {
     const cause = error instanceof AwsCallError ? error.cause : error;
-    if (awsErrorName(cause) === "DeploymentLimitExceededException") {
-      throw new RedeployDeferredError(
-        `Another deployment is running in ${group}; the redeployment will be retried: ${errorMessage(cause)}`,
-        { cause },
-      );
-    }
-    throw error;
-  });
-  if (!deploymentId) throw new AwsCallError(`CreateDeployment for ${group} returned no deploymentId`);
-  return deploymentId;
+    if (awsErrorName(cause) !== "DeploymentLimitExceededException") throw error;
+    return { busy: errorMessage(cause), cause };
+  }
 }

@@ -1,6 +1,7 @@
-// The failure path: when a CodeDeploy deployment fails, decide whether the agent is to blame, upgrade
-// it on the failed instances, and deploy the same revision again, a bounded number of times. The
-// rules live in policy.ts; this file runs them in order and reports the decision.
+// The failure path: when a CodeDeploy deployment fails, decide whether the agent is to blame, bring the
+// agent current on every instance the redeploy will reach, and deploy the same revision again, a
+// bounded number of times. The rules live in policy.ts; this file runs them in order and reports the
+// decision. What cannot be done yet (a busy group, a rollback to come) is deferred (retry-queue.ts).
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
 import { clock } from "../common/clock.js";
@@ -12,29 +13,46 @@ import { METRIC, type MetricName } from "../contract.js";
 import { type ClassifiedTarget, classifyTarget } from "./classify.js";
 import {
   agentSignature,
+  busyGaveUpReason,
+  busyGroupReason,
   capReason,
   dryRunReason,
   type FailureDecision,
   laterDeploymentReason,
   launchDeploymentReason,
+  rollbackWaitReason,
+  rollbackWaitSeconds,
   verdictAfterUpgrade,
   verdictBeforeUpgrade,
   whyNotRedeployable,
   whySkip,
 } from "./policy.js";
 import {
-  chainOf,
   createRedeployment,
+  findChain,
   findLaterDeployment,
   getDeployment,
   type RedeployMarker,
   redeploymentInput,
 } from "./redeploy.js";
-import { listFailedTargets } from "./targets.js";
-import { changedAgents, summarizeUpgrade, type UpgradeResult, upgradeAgents } from "./upgrade.js";
+import {
+  type Deferral,
+  MAX_DELAY_SECONDS,
+  RedeployDeferredError,
+  retryDelaySeconds,
+  sendRetry,
+} from "./retry-queue.js";
+import { listActiveDeployments, listDeploymentInstanceIds, listFailedTargets } from "./targets.js";
+import {
+  changedAgents,
+  emptyUpgrade,
+  summarizeUpgrade,
+  type UpgradeResult,
+  upgradeAgents,
+} from "./upgrade.js";
 
 export type { FailureDecision } from "./policy.js";
-export type { NotUpgraded, UpgradedAgent } from "./upgrade.js";
+export type { CurrentAgent, NotUpgraded, UpgradedAgent } from "./upgrade.js";
 
 export interface FailureReport extends UpgradeResult {
   deploymentId: string;
@@ -52,10 +70,12 @@ export interface FailureReport extends UpgradeResult {
 
 export interface FailureJob {
   deploymentId: string;
-  /** Lambda request id: holder of the deployment lease (an async retry keeps the same id). */
+  /** Lease holder: the Lambda request id (an async retry keeps it), or the retry message's id. */
   requestId: string;
   /** AWS-time ms by which the invocation must have reported. */
   deadline: number;
+  /** AWS-time ms the function first saw this failure; a deferred failure carries it on the retry queue. */
+  firstSeenAt?: number;
 }
 
 export interface FailureDependencies {
@@ -68,11 +88,14 @@ export class DeploymentLeaseHeldError extends Error {
   override name = "DeploymentLeaseHeldError";
 }
 
+export { RedeployDeferredError } from "./retry-queue.js";
+
 const METRIC_BY_DECISION: Record<FailureDecision, MetricName> = {
   REDEPLOYED: METRIC.redeployCreated,
   SKIPPED: METRIC.redeploySkipped,
   GAVE_UP: METRIC.redeployGaveUp,
   DRY_RUN: METRIC.redeployDryRun,
+  DEFERRED: METRIC.redeployDeferred,
 };
 
 type Outcome = Omit<FailureReport, "elapsedSeconds">;
@@ -117,15 +140,17 @@ function recordDecision(report: FailureReport): void {
 
 class DeploymentRepair {
   private readonly config: FailureConfig;
+  private readonly firstSeenAt: number;
   private chain: RedeployMarker;
   private failedTargets: ClassifiedTarget[] = [];
-  private upgrade: UpgradeResult = { upgraded: [], notUpgraded: [] };
+  private upgrade: UpgradeResult = emptyUpgrade();
 
   constructor(
     private readonly job: FailureJob,
     private readonly deps: FailureDependencies,
   ) {
     this.config = deps.config;
+    this.firstSeenAt = job.firstSeenAt ?? clock.now();
     this.chain = { originalDeploymentId: job.deploymentId, attempt: 0 };
   }
 
@@ -136,6 +161,7 @@ class DeploymentRepair {
       reason,
       upgraded: this.upgrade.upgraded,
       notUpgraded: this.upgrade.notUpgraded,
+      alreadyCurrent: this.upgrade.alreadyCurrent,
       ...(redeploymentId ? { redeploymentId } : {}),
       originalDeploymentId: this.chain.originalDeploymentId,
       attempt: this.chain.attempt + 1,
@@ -148,7 +174,7 @@ class DeploymentRepair {
     // Events carry no reason (only ids and the state), and are best effort: GetDeployment is the truth.
     // https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-codedeploy.html
     const failed = await getDeployment(id);
-    this.chain = chainOf(failed, id);
+    this.chain = await findChain(failed, id);
 
     const skip = whySkip(failed, id, this.config.TARGET_DEPLOYMENT_GROUPS);
     if (skip === "launch-deployment") {
@@ -204,10 +230,13 @@ class DeploymentRepair {
 
   private async decide(failed: DeploymentInfo): Promise<Outcome> {
     const id = this.job.deploymentId;
-    const later = await findLaterDeployment(failed, id, this.chain);
-    if (later) {
-      const redeploymentId = later.kind === "redeployment" ? later.deploymentId : undefined;
-      return this.outcome("SKIPPED", laterDeploymentReason(id, later), redeploymentId);
+    const group = `${failed.applicationName}/${failed.deploymentGroupName}`;
+    const later = await this.laterDeployment(failed);
+    if (later) return later;
+    const rollbackWait = rollbackWaitSeconds(failed, clock.now(), this.config.ROLLBACK_WAIT_SECONDS);
+    if (rollbackWait !== undefined) {
+      const reason = rollbackWaitReason(id, group, this.config.ROLLBACK_WAIT_SECONDS);
+      return this.defer({ kind: "rollback", reason, afterSeconds: rollbackWait });
     }
 
     await this.readFailedTargets();
@@ -217,30 +246,88 @@ class DeploymentRepair {
     const early = verdictBeforeUpgrade(facts);
     if (early) return this.outcome(early.decision, early.reason);
 
-    const targets = this.failedTargets.map((target) => target.instanceId);
-    if (this.config.DRY_RUN) return this.outcome("DRY_RUN", dryRunReason(targets, signature, policy));
+    // One deployment at a time per group: while another runs, no agent is restarted under it and the
+    // redeploy could not be created anyway.
+    const active = await listActiveDeployments(
+      failed.applicationName ?? "",
+      failed.deploymentGroupName ?? "",
+    );
+    if (active.length > 0) return this.defer({ kind: "busy-group", reason: busyGroupReason(group, active) });
 
+    const failedIds = this.failedTargets.map((target) => target.instanceId);
+    // A redeploy goes to the whole group: the instances CodeDeploy skipped or finished keep whatever
+    // agent they run, and fail the redeploy if it is outdated.
+    const others = (await listDeploymentInstanceIds(id)) ?? [];
+    if (this.config.DRY_RUN) {
+      return this.outcome("DRY_RUN", dryRunReason(failedIds, others, signature, policy));
+    }
     this.upgrade = await upgradeAgents(
-      { failed, instanceIds: targets, correlationId: id, deadline: this.job.deadline },
+      {
+        failed,
+        failedInstanceIds: failedIds,
+        otherInstanceIds: others,
+        correlationId: id,
+        deadline: this.job.deadline,
+      },
       this.config,
     );
+    const failedSet = new Set(failedIds);
     const verdict = verdictAfterUpgrade({
       ...facts,
-      changed: changedAgents(this.upgrade),
+      // Only an agent that failed the deployment can explain it: an upgrade elsewhere proves nothing.
+      changed: changedAgents(this.upgrade).filter((agent) => failedSet.has(agent.instanceId)),
       upgradeSummary: summarizeUpgrade(this.upgrade),
     });
     if ("decision" in verdict) return this.outcome(verdict.decision, verdict.reason);
 
+    // The upgrade took a while: a rollback, a newer deployment or a duplicate's redeployment may exist now.
+    const laterStill = await this.laterDeployment(failed);
+    if (laterStill) return laterStill;
     const attempt = this.chain.attempt + 1;
     const input = redeploymentInput(failed, {
       originalDeploymentId: this.chain.originalDeploymentId,
       attempt,
     });
-    const redeploymentId = await createRedeployment(input);
+    const created = await createRedeployment(input);
+    if ("busy" in created) {
+      const reason = `${busyGroupReason(group, [])} (${created.busy})`;
+      return this.defer({ kind: "busy-group", reason, cause: created.cause });
+    }
     return this.outcome(
       "REDEPLOYED",
-      `Redeployed ${id} as ${redeploymentId} (attempt ${attempt} of ${this.config.MAX_REDEPLOYS}): ${verdict.redeployBecause}.`,
-      redeploymentId,
+      `Redeployed ${id} as ${created.deploymentId} (attempt ${attempt} of ${this.config.MAX_REDEPLOYS}): ${verdict.redeployBecause}.`,
+      created.deploymentId,
     );
+  }
+
+  private async laterDeployment(failed: DeploymentInfo): Promise<Outcome | undefined> {
+    const id = this.job.deploymentId;
+    const later = await findLaterDeployment(failed, id, this.chain);
+    if (!later) return undefined;
+    const redeploymentId = later.kind === "redeployment" ? later.deploymentId : undefined;
+    return this.outcome("SKIPPED", laterDeploymentReason(id, later), redeploymentId);
+  }
+
+  /**
+   * The failure comes back later through the retry queue (or, with none configured, Lambda's retries);
+   * a group busy for longer than BUSY_GROUP_RETRY_HOURS is given up, as a decision, not an error.
+   */
+  private async defer(deferral: Deferral): Promise<Outcome> {
+    const waitedMs = clock.now() - this.firstSeenAt;
+    if (deferral.kind === "busy-group" && waitedMs >= this.config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+      return this.outcome(
+        "GAVE_UP",
+        busyGaveUpReason(deferral.reason, this.firstSeenAt, this.config.BUSY_GROUP_RETRY_HOURS),
+      );
+    }
+    const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
+    if (!queueUrl) {
+      throw new RedeployDeferredError(`${deferral.reason}; left to Lambda's retries`, {
+        cause: deferral.cause,
+      });
+    }
+    const delay = Math.min(MAX_DELAY_SECONDS, deferral.afterSeconds ?? retryDelaySeconds(waitedMs));
+    await sendRetry(queueUrl, { deploymentId: this.job.deploymentId, firstSeenAt: this.firstSeenAt }, delay);
+    return this.outcome("DEFERRED", `${deferral.reason}; looking again in ${delay} s.`);
   }
 }

@@ -27,8 +27,18 @@ const TARGETS_UNAVAILABLE = new Set([
   "InvalidDeploymentInstanceTypeException",
 ]);
 
-/** Deployments that may still touch instances: never restart an agent under them. */
-export const ACTIVE_DEPLOYMENT_STATUSES: readonly DeploymentStatus[] = ["InProgress", "Queued", "Created"];
+/**
+ * Deployments that may still touch instances, and that hold the group (one deployment at a time):
+ * never restart an agent under them. `Baking` and `Ready` (a blue/green deployment waiting to reroute
+ * traffic) have not ended either.
+ */
+export const ACTIVE_DEPLOYMENT_STATUSES: readonly DeploymentStatus[] = [
+  "InProgress",
+  "Queued",
+  "Created",
+  "Baking",
+  "Ready",
+];
 
 /**
  * The failed instances of a deployment, with their lifecycle events and diagnostics. Uses
@@ -78,6 +88,14 @@ export async function listDeployments(
   );
 }
 
+/** The deployments of a group that have not ended, newest first. */
+export function listActiveDeployments(
+  applicationName: string,
+  deploymentGroupName: string,
+): Promise<string[]> {
+  return listDeployments(applicationName, deploymentGroupName, { statuses: ACTIVE_DEPLOYMENT_STATUSES });
+}
+
 export interface BusyInstances {
   /** instance id -> the active deployment that covers it */
   byInstance: Map<string, string>;
@@ -95,9 +113,7 @@ export async function findBusyInstances(
   deploymentGroupName: string,
 ): Promise<BusyInstances> {
   const busy: BusyInstances = { byInstance: new Map(), unknown: [] };
-  const active = await listDeployments(applicationName, deploymentGroupName, {
-    statuses: ACTIVE_DEPLOYMENT_STATUSES,
-  });
+  const active = await listActiveDeployments(applicationName, deploymentGroupName);
   for (const deploymentId of active) {
     const instanceIds = await listDeploymentInstanceIds(deploymentId);
     if (instanceIds === undefined) {

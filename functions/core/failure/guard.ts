@@ -1,0 +1,88 @@
+// Never restart an agent under a deployment. Upgrading the agent restarts it, and a restart fails the
+// lifecycle event in progress ("Failing in-progress lifecycle event after an agent restart",
+// https://github.com/aws/aws-codedeploy-agent/issues/402). Instances that an active deployment of the
+// group covers are left alone from the start, and while the agents are being checked and installed the
+// group is looked at again before each round: a deployment that starts meanwhile (an automatic
+// rollback created after the failure, a launch deployment, an operator's) stops the work on every
+// instance not yet finished.
+import { clock } from "../common/clock.js";
+import { errorMessage } from "../common/errors.js";
+import { logger } from "../common/powertools.js";
+import { findBusyInstances, listActiveDeployments } from "./targets.js";
+
+export interface LeftAlone {
+  instanceId: string;
+  reason: string;
+}
+
+export class DeploymentGuard {
+  private readonly known: ReadonlySet<string>;
+  private checkedAt: number;
+  private started: string | undefined;
+
+  private constructor(
+    private readonly applicationName: string,
+    private readonly deploymentGroupName: string,
+    known: Iterable<string>,
+    private readonly intervalMs: number,
+  ) {
+    this.known = new Set(known);
+    this.checkedAt = clock.now();
+  }
+
+  /**
+   * Looks at the group once: returns the guard and the instances an active deployment covers, each
+   * with why it is left alone. While an active deployment's instances are not known yet (it has not
+   * started), every instance is left alone.
+   */
+  static async start(
+    applicationName: string,
+    deploymentGroupName: string,
+    instanceIds: readonly string[],
+    intervalMs: number,
+  ): Promise<{ guard: DeploymentGuard; free: string[]; leftAlone: LeftAlone[] }> {
+    const busy = await findBusyInstances(applicationName, deploymentGroupName);
+    const free: string[] = [];
+    const leftAlone: LeftAlone[] = [];
+    for (const instanceId of instanceIds) {
+      const pending = busy.unknown[0];
+      const running = busy.byInstance.get(instanceId);
+      if (!pending && !running) {
+        free.push(instanceId);
+        continue;
+      }
+      const why = pending
+        ? `deployment ${pending} is about to start in the group and its instances are not known yet`
+        : `deployment ${running} is running on it`;
+      leftAlone.push({ instanceId, reason: `${why}: restarting its agent now would fail that deployment` });
+    }
+    const known = [...busy.unknown, ...busy.byInstance.values()];
+    const guard = new DeploymentGuard(applicationName, deploymentGroupName, known, intervalMs);
+    return { guard, free, leftAlone };
+  }
+
+  /**
+   * The engine's per-round callback: the instances to stop working on, that is all of them once a
+   * deployment the guard did not know of is active in the group. One look per interval, however many
+   * engines share the guard.
+   */
+  readonly onTick = async (now: number, pending: string[]): Promise<readonly string[] | undefined> => {
+    if (this.started) return pending;
+    if (now - this.checkedAt < this.intervalMs) return undefined;
+    this.checkedAt = now;
+    try {
+      const active = await listActiveDeployments(this.applicationName, this.deploymentGroupName);
+      this.started ??= active.find((deploymentId) => !this.known.has(deploymentId));
+    } catch (error) {
+      // Not known this round; the next round looks again, and the install document itself refuses to
+      // restart an agent that runs a lifecycle event.
+      logger.warn("Could not look for deployments started in the group", { error: errorMessage(error) });
+    }
+    return this.started ? pending : undefined;
+  };
+
+  /** Why an instance the engine stopped was left alone. */
+  stoppedReason(): string {
+    return `deployment ${this.started ?? "(unknown)"} started in the group while the agents were being checked: left alone, so that its agent is not restarted under it`;
+  }
+}
