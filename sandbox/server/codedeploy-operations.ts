@@ -42,6 +42,7 @@ function returnedRevision(revision: RevisionLocation | undefined): RevisionLocat
 }
 
 function deploymentInfo(world: World, deployment: Deployment) {
+  const group = world.codeDeploy.deploymentGroup(deployment.applicationName, deployment.deploymentGroupName);
   return {
     applicationName: deployment.applicationName,
     deploymentGroupName: deployment.deploymentGroupName,
@@ -61,17 +62,21 @@ function deploymentInfo(world: World, deployment: Deployment) {
     autoRollbackConfiguration: deployment.autoRollbackConfiguration,
     updateOutdatedInstancesOnly: deployment.updateOutdatedInstancesOnly,
     rollbackInfo: deployment.rollbackInfo,
-    deploymentStyle: { deploymentType: "IN_PLACE", deploymentOption: "WITHOUT_TRAFFIC_CONTROL" },
+    deploymentStyle: group.deploymentStyle,
+    ...(group.deploymentStyle.deploymentType === "BLUE_GREEN"
+      ? {
+          blueGreenDeploymentConfiguration: {
+            greenFleetProvisioningOption: { action: "DISCOVER_EXISTING" },
+            deploymentReadyOption: { actionOnTimeout: "CONTINUE_DEPLOYMENT" },
+            terminateBlueInstancesOnDeploymentSuccess: { action: "KEEP_ALIVE" },
+          },
+        }
+      : {}),
     instanceTerminationWaitTimeStarted: false,
     fileExistsBehavior: deployment.fileExistsBehavior,
     deploymentStatusMessages: [],
     computePlatform: "Server",
-    targetInstances: {
-      autoScalingGroups: world.codeDeploy.deploymentGroup(
-        deployment.applicationName,
-        deployment.deploymentGroupName,
-      ).autoScalingGroups,
-    },
+    targetInstances: { autoScalingGroups: group.autoScalingGroups },
   };
 }
 
@@ -163,7 +168,7 @@ export const codeDeployOperations: Record<string, Operation> = {
     const ids = deployment.targets
       .filter((target) => statuses.length === 0 || statuses.includes(target.status))
       // In-place targets carry no Blue/Green label.
-      .filter(() => labels.length === 0)
+      .filter((target) => labels.length === 0 || labels.includes(target.instanceLabel ?? ""))
       .map((target) => target.instanceId);
     const { page, nextToken } = paginate(
       ids,
@@ -207,6 +212,7 @@ export const codeDeployOperations: Record<string, Operation> = {
           status: target.status,
           lastUpdatedAt: new Date(target.lastUpdatedAt),
           lifecycleEvents: lifecycleEvents(target),
+          ...(target.instanceLabel ? { instanceLabel: target.instanceLabel } : {}),
         },
       })),
     };
@@ -262,7 +268,7 @@ export const codeDeployOperations: Record<string, Operation> = {
   },
 
   CreateDeployment(input, { world }) {
-    const deployment = world.codeDeploy.createDeployment(input as CreateDeploymentInput);
+    const deployment = world.codeDeploy.requestDeployment(input as CreateDeploymentInput);
     return { deploymentId: deployment.id };
   },
 
@@ -299,7 +305,7 @@ export const codeDeployOperations: Record<string, Operation> = {
         triggerConfigurations: [],
         alarmConfiguration: { enabled: false, ignorePollAlarmFailure: false, alarms: [] },
         autoRollbackConfiguration: group.autoRollbackConfiguration ?? { enabled: false, events: [] },
-        deploymentStyle: { deploymentType: "IN_PLACE", deploymentOption: "WITHOUT_TRAFFIC_CONTROL" },
+        deploymentStyle: group.deploymentStyle,
         outdatedInstancesStrategy: "UPDATE",
         lastSuccessfulDeployment: summary(group.lastSuccessfulDeploymentId),
         lastAttemptedDeployment: summary(group.lastAttemptedDeploymentId),

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { clock } from "../../functions/core/common/clock.js";
 import { AwsServiceError } from "../world/service-error.js";
 import type { World } from "../world/world.js";
+import { AccessPolicies } from "./access.js";
 import { autoScalingOperations } from "./auto-scaling-operations.js";
 import { codeDeployOperations } from "./codedeploy-operations.js";
 import { dynamoDbOperations } from "./dynamodb-operations.js";
@@ -84,6 +85,8 @@ export interface ServerOptions {
 export class SandboxServer {
   readonly counters = new ApiCounters();
   traffic = new Traffic();
+  /** What the callers' roles would refuse them (reset with each world). */
+  access = new AccessPolicies();
   world?: World;
   private constructor(
     private readonly server: Server,
@@ -116,6 +119,7 @@ export class SandboxServer {
     this.world = world;
     world.endpoint = this.endpoint;
     this.traffic = new Traffic({ seed: world.options.seed, ...traffic });
+    this.access = new AccessPolicies();
     this.counters.reset();
   }
 
@@ -241,6 +245,8 @@ export class SandboxServer {
       return;
     }
     try {
+      const denied = this.access.check(caller, operationKey, input, world);
+      if (denied) throw denied;
       const output = await operation(input, { world, requestId });
       send(200, JSON.stringify(toJsonValue(output ?? {})));
     } catch (error) {

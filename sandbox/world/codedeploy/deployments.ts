@@ -1,10 +1,12 @@
 import { AwsServiceError } from "../service-error.js";
 import type { WorldServices } from "../services.js";
+import type { DeploymentHarm } from "./harm.js";
 import type { LaunchHook } from "./launch-hook.js";
 import {
   type CreateDeploymentInput,
   type Deployment,
   type DeploymentGroup,
+  type DeploymentStyle,
   type RevisionLocation,
   revisionKey,
 } from "./records.js";
@@ -21,6 +23,7 @@ export class DeploymentRequests {
     private readonly registry: CodeDeployRegistry,
     private readonly launchHook: LaunchHook,
     private readonly runner: DeploymentRunner,
+    private readonly harm: DeploymentHarm,
   ) {}
 
   createDeploymentGroup(spec: {
@@ -31,6 +34,8 @@ export class DeploymentRequests {
     autoRollbackConfiguration?: { enabled: boolean; events: string[] };
     /** A revision that deployed successfully before the scenario starts (what launches get). */
     lastSuccessfulRevision?: RevisionLocation;
+    /** Default in place; blue/green deploys onto a replacement environment (createDeployment). */
+    deploymentStyle?: DeploymentStyle;
   }): DeploymentGroup {
     const group = this.registry.addDeploymentGroup({ ...spec, targetRevision: spec.lastSuccessfulRevision });
     this.launchHook.install(group);
@@ -56,8 +61,16 @@ export class DeploymentRequests {
     return group;
   }
 
-  /** CreateDeployment; `id` forces the deployment id (a replay of a real deployment's events). */
-  createDeployment(input: CreateDeploymentInput, creator = "user", id?: string): Deployment {
+  /**
+   * CreateDeployment; `id` forces the deployment id (a replay of a real deployment's events).
+   * `viaApi`: the request came over the wire, from outside the world (counted for harm).
+   */
+  createDeployment(
+    input: CreateDeploymentInput,
+    creator = "user",
+    id?: string,
+    from: { viaApi?: boolean } = {},
+  ): Deployment {
     const group = this.registry.deploymentGroup(input.applicationName, input.deploymentGroupName);
     const revision = input.revision ?? group.targetRevision;
     if (!revision) throw new AwsServiceError("RevisionRequiredException", "Revision must be specified");
@@ -101,7 +114,8 @@ export class DeploymentRequests {
             }
           : group.autoRollbackConfiguration,
     });
-    const instances = group.autoScalingGroups
+    const blueGreen = group.deploymentStyle.deploymentType === "BLUE_GREEN";
+    const instances = this.targetGroups(group, input)
       .flatMap((name) => this.world.instances.inGroup(name))
       .filter((instance) => instance.lifecycleState === "InService")
       .filter(
@@ -109,9 +123,26 @@ export class DeploymentRequests {
           !deployment.updateOutdatedInstancesOnly ||
           this.registry.revisionOn(instance.id) !== revisionKey(revision),
       );
-    deployment.targets = instances.map((instance) => this.registry.newTarget(instance.id));
+    deployment.targets = instances.map((instance) => ({
+      ...this.registry.newTarget(instance.id),
+      ...(blueGreen ? { instanceLabel: "Green" as const } : {}),
+    }));
     group.targetRevision = revision;
+    if (from.viaApi) this.harm.onRequested(deployment, group);
     this.runner.start(deployment);
     return deployment;
+  }
+
+  /**
+   * The Auto Scaling groups a deployment runs on: the group's own in place; for blue/green the
+   * replacement environment, the groups `targetInstances` names (DISCOVER_EXISTING). With none named,
+   * the group's own stand in for the copy CodeDeploy would provision (COPY_AUTO_SCALING_GROUP), which
+   * this model does not make: traffic rerouting and the original environment are not modelled.
+   */
+  private targetGroups(group: DeploymentGroup, input: CreateDeploymentInput): string[] {
+    const replacement = input.targetInstances?.autoScalingGroups ?? [];
+    return group.deploymentStyle.deploymentType === "BLUE_GREEN" && replacement.length > 0
+      ? replacement
+      : group.autoScalingGroups;
   }
 }

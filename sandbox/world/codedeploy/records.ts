@@ -35,7 +35,23 @@ export interface CodeDeployOptions {
   managedHookHeartbeatSeconds?: number;
   /** AWS seconds between a managed hook notification and the launch deployment's creation. */
   launchDeploymentDelaySeconds?: Distribution;
+  /**
+   * AWS seconds between a failure and the creation of its automatic rollback (default 0: at once).
+   * A later rollback is what a remediation acting on the failure can race.
+   */
+  rollbackDelaySeconds?: Distribution;
 }
+
+/** How a deployment group deploys: in place, or blue/green onto a replacement environment. */
+export interface DeploymentStyle {
+  deploymentType: "IN_PLACE" | "BLUE_GREEN";
+  deploymentOption: "WITH_TRAFFIC_CONTROL" | "WITHOUT_TRAFFIC_CONTROL";
+}
+
+export const IN_PLACE: DeploymentStyle = {
+  deploymentType: "IN_PLACE",
+  deploymentOption: "WITHOUT_TRAFFIC_CONTROL",
+};
 
 export interface RevisionLocation {
   revisionType?: string;
@@ -65,6 +81,8 @@ export interface DeploymentTarget {
   status: "Pending" | "InProgress" | "Succeeded" | "Failed" | "Skipped" | "Unknown" | "Ready";
   lastUpdatedAt: number;
   lifecycleEvents: LifecycleEventRecord[];
+  /** Blue/green deployments label their replacement instances Green. */
+  instanceLabel?: "Blue" | "Green";
 }
 
 export interface Application {
@@ -84,6 +102,7 @@ export interface DeploymentGroup {
   targetRevision?: RevisionLocation;
   lastSuccessfulDeploymentId?: string;
   lastAttemptedDeploymentId?: string;
+  deploymentStyle: DeploymentStyle;
 }
 
 export type DeploymentStatus =
@@ -135,6 +154,8 @@ export interface CreateDeploymentInput {
   fileExistsBehavior?: string;
   updateOutdatedInstancesOnly?: boolean;
   autoRollbackConfiguration?: { enabled?: boolean; events?: string[] };
+  /** Blue/green only: the replacement environment (DISCOVER_EXISTING names its Auto Scaling groups). */
+  targetInstances?: { autoScalingGroups?: string[] };
 }
 
 export function revisionKey(revision: RevisionLocation | undefined): string {

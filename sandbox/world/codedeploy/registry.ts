@@ -1,4 +1,5 @@
 import { deploymentStateEvent } from "../../events/shapes.js";
+import type { Distribution } from "../random.js";
 import { ACCOUNT_ID, AwsServiceError } from "../service-error.js";
 import type { WorldServices } from "../services.js";
 import { ONE_AT_A_TIME } from "./deployment-configs.js";
@@ -7,8 +8,11 @@ import {
   type Deployment,
   type DeploymentGroup,
   type DeploymentStatus,
+  type DeploymentStyle,
   type DeploymentTarget,
+  IN_PLACE,
   LIFECYCLE_EVENTS,
+  type LifecycleEventName,
   type RevisionLocation,
   revisionKey,
 } from "./records.js";
@@ -27,6 +31,7 @@ export class CodeDeployRegistry {
   /** Deployment ids in creation order (ListDeployments answers newest first). */
   readonly order: string[] = [];
   private readonly brokenRevisions = new Set<string>();
+  private readonly slowRevisions = new Map<string, Partial<Record<LifecycleEventName, Distribution>>>();
   private readonly unfinished = new Set<string>();
   private readonly instanceRevisions = new Map<string, string>();
 
@@ -64,6 +69,7 @@ export class CodeDeployRegistry {
     deploymentConfigName?: string;
     autoRollbackConfiguration?: { enabled: boolean; events: string[] };
     targetRevision?: RevisionLocation;
+    deploymentStyle?: DeploymentStyle;
   }): DeploymentGroup {
     this.application(spec.applicationName);
     const key = groupKey(spec.applicationName, spec.name);
@@ -82,6 +88,7 @@ export class CodeDeployRegistry {
       autoRollbackConfiguration: spec.autoRollbackConfiguration,
       serviceRoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/CodeDeployServiceRole`,
       targetRevision: spec.targetRevision,
+      deploymentStyle: spec.deploymentStyle ?? IN_PLACE,
     };
     this.groups.set(key, group);
     return group;
@@ -113,6 +120,18 @@ export class CodeDeployRegistry {
 
   isRevisionBroken(revision: RevisionLocation | undefined): boolean {
     return this.brokenRevisions.has(revisionKey(revision));
+  }
+
+  /** Makes deployments of this revision take this long in these lifecycle events (a large bundle, slow scripts). */
+  markRevisionSlow(
+    revision: RevisionLocation,
+    eventSeconds: Partial<Record<LifecycleEventName, Distribution>>,
+  ): void {
+    this.slowRevisions.set(revisionKey(revision), eventSeconds);
+  }
+
+  eventSecondsOf(revision: RevisionLocation | undefined, name: LifecycleEventName): Distribution | undefined {
+    return this.slowRevisions.get(revisionKey(revision))?.[name];
   }
 
   /** The revision an instance last deployed successfully, as `revisionKey` writes it. */

@@ -1,19 +1,31 @@
-import type { Deployment, DeploymentError } from "./records.js";
+import type { WorldServices } from "../services.js";
+import type { CodeDeployOptions, Deployment, DeploymentError, DeploymentGroup } from "./records.js";
 import type { CodeDeployRegistry } from "./registry.js";
 import type { DeploymentRunner } from "./runner.js";
 
 /**
  * Automatic rollback: when a deployment whose group (or request) enables it for DEPLOYMENT_FAILURE
  * fails, CodeDeploy redeploys the last successful revision to the same instances (creator
- * `codeDeployRollback`). Launch deployments and rollbacks themselves are not rolled back.
+ * `codeDeployRollback`), `rollbackDelaySeconds` after the failure. Launch deployments and rollbacks
+ * themselves are not rolled back, and nothing is when no revision deployed successfully before.
  * https://docs.aws.amazon.com/codedeploy/latest/userguide/deployments-rollback-and-redeploy.html
  */
 export class AutomaticRollback {
+  /** Groups whose failed deployment's rollback is scheduled but not created yet. */
+  private readonly due = new Set<DeploymentGroup>();
+
   constructor(
+    private readonly world: WorldServices,
     private readonly registry: CodeDeployRegistry,
     private readonly runner: DeploymentRunner,
+    private readonly options: CodeDeployOptions,
   ) {
     runner.onCompleted((deployment, error) => this.onCompleted(deployment, error));
+  }
+
+  /** A rollback of the group is scheduled and not created yet. */
+  isDue(group: DeploymentGroup): boolean {
+    return this.due.has(group);
   }
 
   private onCompleted(deployment: Deployment, error: DeploymentError | undefined): void {
@@ -31,8 +43,23 @@ export class AutomaticRollback {
       !previous?.revision
     )
       return;
+    const revision = previous.revision;
+    const delay = this.options.rollbackDelaySeconds;
+    if (delay === undefined) {
+      this.rollBack(deployment, group, revision);
+      return;
+    }
+    this.due.add(group);
+    const seconds = this.world.rng.fork(`rollback:${deployment.id}`).draw(delay);
+    this.world.scheduler.after(seconds * 1000, () => {
+      this.due.delete(group);
+      this.rollBack(deployment, group, revision);
+    });
+  }
+
+  private rollBack(deployment: Deployment, group: DeploymentGroup, revision: Deployment["revision"]): void {
     const rollbackDeployment = this.registry.newDeployment(group, {
-      revision: previous.revision,
+      revision: revision!,
       creator: "codeDeployRollback",
       rollbackInfo: { rollbackTriggeringDeploymentId: deployment.id },
     });

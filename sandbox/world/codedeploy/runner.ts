@@ -144,7 +144,8 @@ export class DeploymentRunner {
           instance,
           event,
           rng.draw(
-            this.options.eventSeconds?.[event.lifecycleEventName] ??
+            this.registry.eventSecondsOf(deployment.revision, event.lifecycleEventName) ??
+              this.options.eventSeconds?.[event.lifecycleEventName] ??
               DEFAULT_EVENT_SECONDS[event.lifecycleEventName],
           ) * 1000,
         );
