@@ -308,6 +308,17 @@ describe("13. a busy group is waited for, for hours", () => {
     expect(addMetric).toHaveBeenCalledWith("RedeployGaveUp", "Count", 1);
   });
 
+  it("says in a dry run that it would wait, and sends nothing to the retry queue", async () => {
+    addFailure("d-DRYBUSY01", [agentTarget("i-0aaa")]);
+    addRunning("d-LAUNCH003", { creator: "autoscaling" }, ["i-0new"]);
+
+    const report = await run("d-DRYBUSY01", { FAILURE_RETRY_QUEUE_URL: QUEUE, DRY_RUN: true });
+
+    expect(report.decision).toBe("DRY_RUN");
+    expect(report.reason).toContain("would wait and look again: deployment d-LAUNCH003 is running");
+    expect(sentRetries()).toHaveLength(0);
+  });
+
   it("leaves the wait to Lambda's retries when no retry queue is configured", async () => {
     addFailure("d-NOQUEUE01", [agentTarget("i-0aaa")]);
     addRunning("d-LAUNCH002", { creator: "autoscaling" }, ["i-0new"]);

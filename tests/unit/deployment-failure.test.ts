@@ -452,7 +452,7 @@ describe("deployment failure: which agents it upgrades", () => {
       targets: [{ targetId: "i-0bbb", status: "InProgress", lifecycleEvents: [] }],
     });
 
-    const { free, leftAlone } = await DeploymentGuard.start(APP, GROUP, ["i-0aaa", "i-0bbb"], 1);
+    const { free, leftAlone } = await DeploymentGuard.start(APP, GROUP, ["i-0aaa", "i-0bbb"]);
 
     expect(free).toEqual(["i-0aaa"]);
     expect(leftAlone).toEqual([

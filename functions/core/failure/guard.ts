@@ -5,7 +5,6 @@
 // group is looked at again before each round: a deployment that starts meanwhile (an automatic
 // rollback created after the failure, a launch deployment, an operator's) stops the work on every
 // instance not yet finished.
-import { clock } from "../common/clock.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import { findBusyInstances, listActiveDeployments } from "./targets.js";
@@ -17,17 +16,16 @@ export interface LeftAlone {
 
 export class DeploymentGuard {
   private readonly known: ReadonlySet<string>;
-  private checkedAt: number;
   private started: string | undefined;
+  /** The look at the group in flight, shared by the engines that tick meanwhile. */
+  private looking: Promise<void> | undefined;
 
   private constructor(
     private readonly applicationName: string,
     private readonly deploymentGroupName: string,
     known: Iterable<string>,
-    private readonly intervalMs: number,
   ) {
     this.known = new Set(known);
-    this.checkedAt = clock.now();
   }
 
   /**
@@ -39,7 +37,6 @@ export class DeploymentGuard {
     applicationName: string,
     deploymentGroupName: string,
     instanceIds: readonly string[],
-    intervalMs: number,
   ): Promise<{ guard: DeploymentGuard; free: string[]; leftAlone: LeftAlone[] }> {
     const busy = await findBusyInstances(applicationName, deploymentGroupName);
     const free: string[] = [];
@@ -57,19 +54,27 @@ export class DeploymentGuard {
       leftAlone.push({ instanceId, reason: `${why}: restarting its agent now would fail that deployment` });
     }
     const known = [...busy.unknown, ...busy.byInstance.values()];
-    const guard = new DeploymentGuard(applicationName, deploymentGroupName, known, intervalMs);
+    const guard = new DeploymentGuard(applicationName, deploymentGroupName, known);
     return { guard, free, leftAlone };
   }
 
   /**
    * The engine's per-round callback: the instances to stop working on, that is all of them once a
-   * deployment the guard did not know of is active in the group. One look per interval, however many
-   * engines share the guard.
+   * deployment the guard did not know of is active in the group. The engine sends installs at the
+   * start of a round, after the check results of the round before, so every install follows a look
+   * at the group; engines that tick at the same time share one look.
    */
-  readonly onTick = async (now: number, pending: string[]): Promise<readonly string[] | undefined> => {
-    if (this.started) return pending;
-    if (now - this.checkedAt < this.intervalMs) return undefined;
-    this.checkedAt = now;
+  readonly onTick = async (_now: number, pending: string[]): Promise<readonly string[] | undefined> => {
+    if (!this.started) {
+      this.looking ??= this.look().finally(() => {
+        this.looking = undefined;
+      });
+      await this.looking;
+    }
+    return this.started ? pending : undefined;
+  };
+
+  private async look(): Promise<void> {
     try {
       const active = await listActiveDeployments(this.applicationName, this.deploymentGroupName);
       this.started ??= active.find((deploymentId) => !this.known.has(deploymentId));
@@ -78,8 +83,7 @@ export class DeploymentGuard {
       // restart an agent that runs a lifecycle event.
       logger.warn("Could not look for deployments started in the group", { error: errorMessage(error) });
     }
-    return this.started ? pending : undefined;
-  };
+  }
 
   /** Why an instance the engine stopped was left alone. */
   stoppedReason(): string {

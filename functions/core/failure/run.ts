@@ -320,6 +320,9 @@ class DeploymentRepair {
         busyGaveUpReason(deferral.reason, this.firstSeenAt, this.config.BUSY_GROUP_RETRY_HOURS),
       );
     }
+    // A dry run changes nothing, its own queue included: it says it would wait.
+    if (this.config.DRY_RUN)
+      return this.outcome("DRY_RUN", `Dry run: would wait and look again: ${deferral.reason}.`);
     const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
     if (!queueUrl) {
       throw new RedeployDeferredError(`${deferral.reason}; left to Lambda's retries`, {

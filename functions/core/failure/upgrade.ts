@@ -74,7 +74,6 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
     job.failed.applicationName ?? "",
     job.failed.deploymentGroupName ?? "",
     all,
-    config.POLL_INTERVAL_MS,
   );
   result.notUpgraded.push(...leftAlone);
   if (free.length === 0) return result;
