@@ -53,6 +53,37 @@ function groupInstances(world: World, group: AutoScalingGroup): Instance[] {
   return [...group.instances].map((id) => world.instance(id)).filter((instance) => !instance.terminated);
 }
 
+/** The warm pool's instances, warming, warmed or on their way out (not yet terminated). */
+function warmPoolInstances(world: World, group: AutoScalingGroup): Instance[] {
+  return [...(group.warmPool?.instances ?? [])]
+    .map((id) => world.instance(id))
+    .filter((instance) => !instance.terminated);
+}
+
+function instanceOutput(group: AutoScalingGroup, instance: Instance) {
+  return {
+    InstanceId: instance.id,
+    InstanceType: instance.instanceType,
+    AvailabilityZone: instance.availabilityZone,
+    LifecycleState: instance.lifecycleState,
+    HealthStatus: "Healthy",
+    LaunchTemplate: launchTemplate(group),
+    // The AMI the instance runs (the launch template's at its launch, not the group's now).
+    ImageId: instance.imageId,
+    ProtectedFromScaleIn: false,
+  };
+}
+
+function warmPoolConfiguration(group: AutoScalingGroup) {
+  const pool = group.warmPool;
+  if (!pool) return undefined;
+  return {
+    MaxGroupPreparedCapacity: pool.maxGroupPreparedCapacity ?? -1,
+    MinSize: pool.minSize,
+    PoolState: pool.poolState,
+  };
+}
+
 export const autoScalingOperations: Record<string, Operation> = {
   DescribeAutoScalingInstances(input, { world }) {
     const ids = asStrings(input.InstanceIds) ?? [];
@@ -63,8 +94,12 @@ export const autoScalingOperations: Record<string, Operation> = {
       );
     }
     const size = maxRecords(input, 50, 50);
+    // Instances of a warm pool are listed too, in their Warmed:* states.
     const all = [...world.autoScaling.groups.values()].flatMap((group) =>
-      groupInstances(world, group).map((instance) => ({ group, instance })),
+      [...groupInstances(world, group), ...warmPoolInstances(world, group)].map((instance) => ({
+        group,
+        instance,
+      })),
     );
     // Unknown ids are ignored without an error.
     const rows = ids.length > 0 ? all.filter(({ instance }) => ids.includes(instance.id)) : all;
@@ -79,6 +114,7 @@ export const autoScalingOperations: Record<string, Operation> = {
         // DescribeAutoScalingInstances spells health in capitals, DescribeAutoScalingGroups does not.
         HealthStatus: "HEALTHY",
         LaunchTemplate: launchTemplate(group),
+        ImageId: instance.imageId,
         ProtectedFromScaleIn: false,
       })),
       NextToken: nextToken,
@@ -106,15 +142,14 @@ export const autoScalingOperations: Record<string, Operation> = {
         TargetGroupARNs: [],
         HealthCheckType: "EC2",
         HealthCheckGracePeriod: 300,
-        Instances: groupInstances(world, group).map((instance) => ({
-          InstanceId: instance.id,
-          InstanceType: instance.instanceType,
-          AvailabilityZone: instance.availabilityZone,
-          LifecycleState: instance.lifecycleState,
-          HealthStatus: "Healthy",
-          LaunchTemplate: launchTemplate(group),
-          ProtectedFromScaleIn: false,
-        })),
+        // A warm pool's instances are not the group's: DescribeWarmPool lists them.
+        Instances: groupInstances(world, group).map((instance) => instanceOutput(group, instance)),
+        ...(group.warmPool
+          ? {
+              WarmPoolConfiguration: warmPoolConfiguration(group),
+              WarmPoolSize: warmPoolInstances(world, group).length,
+            }
+          : {}),
         CreatedTime: new Date(group.createdAt),
         SuspendedProcesses: [],
         VPCZoneIdentifier: "subnet-0sandbox",
@@ -210,6 +245,31 @@ export const autoScalingOperations: Record<string, Operation> = {
         Progress: activity.Progress,
         Details: activity.Details,
       })),
+      NextToken: nextToken,
+    };
+  },
+
+  PutWarmPool(input, { world }) {
+    world.autoScaling.putWarmPool(required(input, "AutoScalingGroupName"), {
+      minSize: asNumber(input.MinSize),
+      maxGroupPreparedCapacity: asNumber(input.MaxGroupPreparedCapacity),
+      poolState: asString(input.PoolState),
+    });
+    return {};
+  },
+
+  DescribeWarmPool(input, { world }) {
+    const group = world.autoScaling.group(required(input, "AutoScalingGroupName"));
+    const size = maxRecords(input, 50, 50);
+    const { page, nextToken } = paginate(
+      warmPoolInstances(world, group),
+      size,
+      asString(input.NextToken),
+      "InvalidNextToken",
+    );
+    return {
+      WarmPoolConfiguration: warmPoolConfiguration(group),
+      Instances: page.map((instance) => instanceOutput(group, instance)),
       NextToken: nextToken,
     };
   },

@@ -60,7 +60,11 @@ export type Milestone =
   | "verified"
   | "inService"
   | "abandoned"
-  | "terminated";
+  | "terminated"
+  /** Stopped in its group's warm pool, prepared (Warmed:Stopped, or Warmed:Running / Hibernated). */
+  | "warmed"
+  /** Started again to leave the warm pool for the group. */
+  | "leftWarmPool";
 
 export interface Instance {
   id: string;
@@ -70,8 +74,13 @@ export interface Instance {
   instanceType: string;
   availabilityZone: string;
   launchedAt: number;
-  /** Auto Scaling lifecycle state (`Pending`, `Pending:Wait`, `InService`, `Terminating`, ...). */
+  /** Auto Scaling lifecycle state (`Pending`, `Pending:Wait`, `InService`, `Warmed:Stopped`, ...). */
   lifecycleState: string;
+  /**
+   * EC2's own state: a warm pool stops its prepared instances (or hibernates them). A stopped instance
+   * runs nothing: Run Command cannot reach it and DescribeInstanceInformation leaves it out.
+   */
+  ec2State: "running" | "stopped";
   terminated: boolean;
   ssm: { registersAt: number | null; registeredAt: number | null; agentVersion: string };
   agent: AgentState;
@@ -147,6 +156,7 @@ export function createInstance(fields: {
   return {
     ...fields,
     instanceType: fields.platform === "Windows" ? "m5.large" : "t3.medium",
+    ec2State: "running",
     terminated: false,
     ssm: { registersAt: null, registeredAt: null, agentVersion: SSM_AGENT_VERSION },
     faults: fields.faults ?? {},

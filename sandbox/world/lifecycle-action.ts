@@ -8,11 +8,21 @@ export type LifecycleResult = "CONTINUE" | "ABANDON";
 
 export type CompletedBy = "api" | "codedeploy" | "timeout" | "terminated";
 
+/** Where a launch comes from and goes to, as the launch event's `Origin` and `Destination` say. */
+export type LaunchPlace = "EC2" | "AutoScalingGroup" | "WarmPool";
+
 export interface LifecycleAction {
   token: string;
   hookName: string;
   groupName: string;
   instanceId: string;
+  /**
+   * A warm pool makes two launch actions per instance, each with its own token: EC2 to WarmPool when
+   * the instance is launched into the pool, WarmPool to AutoScalingGroup when it leaves it
+   * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pools-eventbridge-events.html).
+   */
+  origin: LaunchPlace;
+  destination: LaunchPlace;
   startedAt: number;
   heartbeatDeadline: number;
   globalDeadline: number;

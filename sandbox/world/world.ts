@@ -52,6 +52,11 @@ export class World {
   readonly dynamodb: DynamoDbModel;
   readonly sqs: SqsModel;
   readonly associations: AssociationModel;
+  /**
+   * What one model does that others react to (launches, registrations, agent starts and stops), for
+   * observers of a run: they subscribe after the models, so they see each event after the models did.
+   */
+  readonly events = new WorldEvents();
   /** Base URL of the protocol server, set when a server serves this world (queue URLs point at it). */
   endpoint = "http://127.0.0.1";
   private readonly registry = new InstanceRegistry();
@@ -71,7 +76,7 @@ export class World {
       scheduler: this.scheduler,
       trace: this.trace,
       instances: this.registry,
-      events: new WorldEvents(),
+      events: this.events,
       publisher: this.publisher,
       now: () => this.now(),
     };

@@ -72,6 +72,7 @@ describe("Auto Scaling over the Query protocol", () => {
       AutoScalingGroupName: "web",
       LifecycleState: "Pending:Wait",
       HealthStatus: "HEALTHY",
+      ImageId: "ami-1",
     });
     const activities = await autoScaling.send(
       new DescribeScalingActivitiesCommand({ AutoScalingGroupName: "web" }),

@@ -20,16 +20,25 @@ export class ScalingActivities {
 
   constructor(private readonly world: WorldServices) {}
 
+  /**
+   * A launch into the group, into its warm pool, or from the pool into the group: "Launching a new EC2
+   * instance: i-...", "... into warm pool: i-...", "... from warm pool: i-..."
+   * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pools-eventbridge-events.html).
+   */
   startLaunch(
     group: AutoScalingGroup,
     instance: Instance,
     capacityBefore: number,
     capacityAfter: number,
+    warmPool?: "into" | "from",
   ): void {
+    const cause =
+      warmPool === "into"
+        ? `At ${isoSeconds(this.world.now())} an instance was launched in response to a difference between the warm pool's desired and actual size, increasing the warm pool size from ${capacityBefore} to ${capacityAfter}.`
+        : `${group.lastCapacityCause ?? ""}  At ${isoSeconds(this.world.now())} an instance was ${warmPool === "from" ? "taken from the warm pool" : "started"} in response to a difference between desired and actual capacity, increasing the capacity from ${capacityBefore} to ${capacityAfter}.`.trim();
     const activity = this.add(group, {
-      Description: `${LAUNCH_ACTIVITY_PREFIX}: ${instance.id}`,
-      Cause:
-        `${group.lastCapacityCause ?? ""}  At ${isoSeconds(instance.launchedAt)} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from ${capacityBefore} to ${capacityAfter}.`.trim(),
+      Description: `${LAUNCH_ACTIVITY_PREFIX}${warmPool ? ` ${warmPool} warm pool` : ""}: ${instance.id}`,
+      Cause: cause,
       StatusCode: "InProgress",
       Progress: 30,
       instanceId: instance.id,

@@ -6,10 +6,12 @@ import type { LifecycleHooks } from "./hooks.js";
 import type { Launches } from "./launches.js";
 import { type AutoScalingGroup, findGroup, type GroupSpec } from "./records.js";
 import type { Termination } from "./termination.js";
+import type { WarmPools } from "./warm-pool.js";
 
 /**
- * Groups and their capacity: the group launches what it misses and scales in what it has too many of,
- * and backs off relaunching after abandoned launches.
+ * Groups and their capacity: the group launches what it misses (drawing on its warm pool first) and
+ * scales in what it has too many of, keeps its warm pool filled, and backs off relaunching after
+ * abandoned launches.
  */
 export class Groups {
   constructor(
@@ -18,6 +20,7 @@ export class Groups {
     private readonly hooks: LifecycleHooks,
     private readonly launches: Launches,
     private readonly termination: Termination,
+    private readonly warmPools: WarmPools,
   ) {}
 
   create(spec: GroupSpec): AutoScalingGroup {
@@ -43,7 +46,9 @@ export class Groups {
       nextLaunchAt: 0,
     };
     this.groups.set(spec.name, group);
+    if (spec.warmPool) this.warmPools.put(group, spec.warmPool);
     if (spec.desiredCapacity) this.setDesiredCapacity(spec.name, spec.desiredCapacity);
+    else if (spec.warmPool) this.reconcile(group);
     return group;
   }
 
@@ -93,10 +98,9 @@ export class Groups {
         })
         .slice(0, live.length - group.desiredCapacity);
       for (const instance of victims) this.termination.terminate(instance, "scale-in");
-      return;
     }
     const missing = group.desiredCapacity - live.length;
-    if (missing <= 0) return;
+    if (missing <= 0 && this.warmPools.missing(group) === 0) return;
     const now = this.world.now();
     if (now < group.nextLaunchAt) {
       if (!group.launchTimer) {
@@ -108,7 +112,18 @@ export class Groups {
       return;
     }
     const before = live.length;
-    for (let index = 0; index < missing; index++) this.launches.launch(group, before, group.desiredCapacity);
+    const fromPool = this.warmPools.ready(group).slice(0, Math.max(0, missing));
+    for (const instance of fromPool) this.warmPools.leave(group, instance, before, group.desiredCapacity);
+    for (let index = fromPool.length; index < missing; index++)
+      this.launches.launch(group, before, group.desiredCapacity);
+    this.warmPools.refill(group);
+  }
+
+  /** PutWarmPool: the group's pool, filled at once. */
+  putWarmPool(groupName: string, spec: Parameters<WarmPools["put"]>[1]): void {
+    const group = findGroup(this.groups, groupName);
+    this.warmPools.put(group, spec);
+    this.reconcile(group);
   }
 
   /**

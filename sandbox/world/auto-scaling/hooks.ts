@@ -83,17 +83,28 @@ export class LifecycleHooks {
     for (const [hook, token] of Object.entries(tokens)) this.givenTokens.set(`${instanceId}:${hook}`, token);
   }
 
-  /** Starts one action per hook on the instance, each with its own timeout. */
-  start(group: AutoScalingGroup, instance: Instance, hooks: LifecycleHook[], now: number): LifecycleAction[] {
+  /**
+   * Starts one action per hook on the instance, each with its own timeout. An instance leaving a warm
+   * pool meets the hooks a second time, with new tokens.
+   */
+  start(
+    group: AutoScalingGroup,
+    instance: Instance,
+    hooks: LifecycleHook[],
+    now: number,
+    leg: Pick<LifecycleAction, "origin" | "destination">,
+  ): LifecycleAction[] {
     const started: LifecycleAction[] = [];
+    const earlier = this.actionsOf(instance.id).length;
     for (const hook of hooks) {
+      const given = earlier === 0 ? this.givenTokens.get(`${instance.id}:${hook.name}`) : undefined;
+      const stream = `token:${instance.id}:${hook.name}${earlier === 0 ? "" : `:${earlier}`}`;
       const action: LifecycleAction = {
-        token:
-          this.givenTokens.get(`${instance.id}:${hook.name}`) ??
-          this.world.rng.fork(`token:${instance.id}:${hook.name}`).uuid(),
+        token: given ?? this.world.rng.fork(stream).uuid(),
         hookName: hook.name,
         groupName: group.name,
         instanceId: instance.id,
+        ...leg,
         startedAt: now,
         heartbeatDeadline: now + hook.heartbeatTimeout * 1000,
         globalDeadline: now + hook.globalTimeout * 1000,

@@ -16,12 +16,16 @@ export class Launches {
     private readonly options: AutoScalingOptions,
   ) {}
 
-  /** `given.id` names the instance after a real one (a replay). */
+  /**
+   * `given.id` names the instance after a real one (a replay); `into` "warm-pool" launches it into the
+   * group's warm pool (capacities are then the pool's).
+   */
   launch(
     group: AutoScalingGroup,
     capacityBefore: number,
     capacityAfter: number,
     given: { id?: string } = {},
+    into: "group" | "warm-pool" = "group",
   ): Instance {
     const ordinal = this.world.instances.nextOrdinal(`launch:${group.name}`);
     const rng = this.world.rng.fork(`instance:${group.name}:${ordinal}`);
@@ -40,20 +44,28 @@ export class Launches {
       imageId: group.image.imageId,
       availabilityZone: rng.pick(group.availabilityZones),
       launchedAt: now,
-      lifecycleState: "Pending",
+      lifecycleState: into === "warm-pool" ? "Warmed:Pending" : "Pending",
       agent: baked
         ? { package: baked.package ?? "AWSCodeDeployAgent", version: baked.version, running: baked.running }
         : { package: null, version: null, running: false },
     });
     this.world.instances.add(instance);
-    group.instances.add(instance.id);
-    this.activities.startLaunch(group, instance, capacityBefore, capacityAfter);
+    if (into === "warm-pool" && group.warmPool) group.warmPool.instances.add(instance.id);
+    else group.instances.add(instance.id);
+    this.activities.startLaunch(
+      group,
+      instance,
+      capacityBefore,
+      capacityAfter,
+      into === "warm-pool" ? "into" : undefined,
+    );
     this.world.trace.record({
       at: now,
       kind: "instance.launched",
       instanceId: instance.id,
       groupName: group.name,
-      message: `${instance.id} launched in ${group.name} (${platform}, agent ${baked ? `${baked.version}${baked.running ? "" : " stopped"}` : "none"})`,
+      message: `${instance.id} launched in ${group.name}${into === "warm-pool" ? "'s warm pool" : ""} (${platform}, agent ${baked ? `${baked.version}${baked.running ? "" : " stopped"}` : "none"})`,
+      data: { imageId: group.image.imageId, into },
     });
     this.world.events.emit("instance.launched", { instance, image: group.image, rng });
     this.world.scheduler.after(rng.draw(this.options.bootSeconds ?? { min: 1, max: 3 }) * 1000, () =>

@@ -1,7 +1,7 @@
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../../../functions/core/contract.js";
 import { launchLifecycleEvent } from "../../events/shapes.js";
 import type { Instance } from "../instances.js";
-import type { CompletedBy, LifecycleAction, LifecycleResult } from "../lifecycle-action.js";
+import type { CompletedBy, LaunchPlace, LifecycleAction, LifecycleResult } from "../lifecycle-action.js";
 import { AwsServiceError } from "../service-error.js";
 import type { WorldServices } from "../services.js";
 import type { ScalingActivities } from "./activities.js";
@@ -15,7 +15,9 @@ import type { Termination } from "./termination.js";
  * https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html: every launch hook gets
  * its own action (token) at once; the instance waits until every action is completed with CONTINUE;
  * one ABANDON (or a heartbeat timeout whose default result is ABANDON) terminates it, and the group
- * launches a replacement, more slowly after each consecutive failure.
+ * launches a replacement, more slowly after each consecutive failure. An instance launched into a
+ * warm pool goes the same way in Warmed:* states (Warmed:Pending:Wait, Warmed:Pending:Proceed) and
+ * ends warmed in the pool; when it leaves the pool it meets the launch hooks again.
  */
 export class LaunchLifecycle {
   constructor(
@@ -25,27 +27,36 @@ export class LaunchLifecycle {
     private readonly activities: ScalingActivities,
     private readonly termination: Termination,
     private readonly options: AutoScalingOptions,
+    /** The instance is prepared in the warm pool: the pool stops it (or keeps it running). */
+    private readonly warmed: (group: AutoScalingGroup, instance: Instance) => void,
   ) {}
 
-  /** The booted instance meets the group's launch hooks, or goes on to InService when it has none. */
-  enterLaunchHooks(group: AutoScalingGroup, instance: Instance): void {
-    if (instance.terminated || instance.lifecycleState !== "Pending") return;
+  /**
+   * The booted instance meets the group's launch hooks, or goes on when it has none. `origin` is
+   * where it comes from: EC2 (a new instance, into the group or its warm pool) or the warm pool.
+   */
+  enterLaunchHooks(group: AutoScalingGroup, instance: Instance, origin: LaunchPlace = "EC2"): void {
+    const intoPool = instance.lifecycleState === "Warmed:Pending";
+    if (instance.terminated || (instance.lifecycleState !== "Pending" && !intoPool)) return;
     const hooks = [...group.hooks.values()].filter((hook) => hook.transition === LAUNCH_TRANSITION);
     if (hooks.length === 0) {
       this.proceed(group, instance);
       return;
     }
     const now = this.world.now();
-    setLifecycleState(instance, "Pending:Wait");
+    const waiting = intoPool ? "Warmed:Pending:Wait" : "Pending:Wait";
+    setLifecycleState(instance, waiting);
     instance.milestones.pendingWait = now;
     this.activities.waitOnHooks(instance);
-    const started = this.hooks.start(group, instance, hooks, now);
+    const destination = intoPool ? "WarmPool" : "AutoScalingGroup";
+    const started = this.hooks.start(group, instance, hooks, now, { origin, destination });
     this.world.trace.record({
       at: now,
       kind: "instance.pending-wait",
       instanceId: instance.id,
       groupName: group.name,
-      message: `${instance.id} Pending:Wait on ${hooks.map((hook) => hook.name).join(", ")}`,
+      message: `${instance.id} ${waiting} on ${hooks.map((hook) => hook.name).join(", ")}${origin === "EC2" && !intoPool ? "" : ` (${origin} to ${destination})`}`,
+      data: { origin, destination },
     });
     // Auto Scaling "sends notifications for all of the hooks at once".
     for (const action of started) {
@@ -109,10 +120,19 @@ export class LaunchLifecycle {
   }
 
   private proceed(group: AutoScalingGroup, instance: Instance): void {
-    setLifecycleState(instance, "Pending:Proceed");
+    const intoPool = instance.lifecycleState.startsWith("Warmed:");
+    setLifecycleState(instance, intoPool ? "Warmed:Pending:Proceed" : "Pending:Proceed");
+    const leg = instance.milestones.leftWarmPool === undefined ? "" : ":from-warm-pool";
     const delay = this.world.rng
-      .fork(`proceed:${instance.id}`)
+      .fork(`proceed:${instance.id}${intoPool ? ":into-warm-pool" : leg}`)
       .draw(this.options.proceedSeconds ?? { min: 1, max: 3 });
+    if (intoPool) {
+      this.world.scheduler.after(delay * 1000, () => {
+        if (!instance.terminated && instance.lifecycleState === "Warmed:Pending:Proceed")
+          this.warmed(group, instance);
+      });
+      return;
+    }
     this.world.scheduler.after(delay * 1000, () => {
       if (instance.terminated || instance.lifecycleState !== "Pending:Proceed") return;
       setLifecycleState(instance, "InService");
@@ -164,8 +184,8 @@ export class LaunchLifecycle {
         hookName: action.hookName,
         instanceId: instance.id,
         notificationMetadata: group.hooks.get(action.hookName)?.notificationMetadata,
-        origin: "EC2",
-        destination: "AutoScalingGroup",
+        origin: action.origin,
+        destination: action.destination,
       }),
     );
   }

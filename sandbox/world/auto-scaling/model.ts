@@ -13,13 +13,15 @@ import {
   type GroupSpec,
   type LifecycleHook,
   type ScalingActivity,
+  type WarmPoolSpec,
 } from "./records.js";
 import { Termination, type TerminationCause } from "./termination.js";
+import { WarmPools } from "./warm-pool.js";
 
 /**
  * EC2 Auto Scaling: groups and their capacity (groups.ts), launches (launches.ts), lifecycle hooks and
- * actions (hooks.ts), the launch lifecycle (lifecycle.ts), termination (termination.ts) and scaling
- * activities (activities.ts). It knows no other service: it tells the world when it launches and
+ * actions (hooks.ts), the launch lifecycle (lifecycle.ts), warm pools (warm-pool.ts), termination
+ * (termination.ts) and scaling activities (activities.ts). It knows no other service: it tells the world when it launches and
  * terminates an instance and when a launch hook starts holding one.
  */
 export class AutoScalingModel {
@@ -30,6 +32,7 @@ export class AutoScalingModel {
   private readonly lifecycle: LaunchLifecycle;
   private readonly termination: Termination;
   private readonly fleet: Groups;
+  private readonly warmPools: WarmPools;
 
   constructor(world: WorldServices, options: AutoScalingOptions = {}) {
     const activities = new ScalingActivities(world);
@@ -46,9 +49,11 @@ export class AutoScalingModel {
       activities,
       this.termination,
       options,
+      (group, instance) => this.warmPools.warm(group, instance),
     );
     const launches = new Launches(world, activities, this.lifecycle, options);
-    this.fleet = new Groups(world, this.groups, this.hooks, launches, this.termination);
+    this.warmPools = new WarmPools(world, activities, launches, this.lifecycle, options);
+    this.fleet = new Groups(world, this.groups, this.hooks, launches, this.termination, this.warmPools);
     this.actions = this.hooks.actions;
     this.activities = activities.all;
   }
@@ -74,9 +79,24 @@ export class AutoScalingModel {
     this.fleet.setDesiredCapacity(groupName, desired, cause);
   }
 
+  /** PutWarmPool: creates or updates the group's warm pool and fills it. */
+  putWarmPool(groupName: string, spec: WarmPoolSpec): void {
+    this.fleet.putWarmPool(groupName, spec);
+  }
+
   /** Instances that count toward capacity: everything not on its way out. */
   liveInstances(group: AutoScalingGroup): Instance[] {
     return this.fleet.liveInstances(group);
+  }
+
+  /** The instances of the group's warm pool not on their way out (DescribeWarmPool lists them). */
+  warmPoolInstances(group: AutoScalingGroup): Instance[] {
+    return this.warmPools.members(group);
+  }
+
+  /** How many instances the group's warm pool lacks (0 without a pool). */
+  warmPoolMissing(group: AutoScalingGroup): number {
+    return this.warmPools.missing(group);
   }
 
   /** The action an API call names by token or instance id, or the ValidationError AWS returns. */

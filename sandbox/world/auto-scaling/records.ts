@@ -33,6 +33,35 @@ export interface ScalingActivity {
   instanceId?: string;
 }
 
+export type WarmPoolState = "Stopped" | "Running" | "Hibernated";
+
+/**
+ * A warm pool beside a group: instances launched ahead of need, taken through the launch hooks once
+ * on the way in (Warmed:Pending:Wait) and stopped (or kept running, or hibernated) until a scale-out
+ * draws them into the group, through the launch hooks again (Pending:Wait).
+ * https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html
+ */
+export interface WarmPool {
+  minSize: number;
+  /**
+   * Instances allowed in the pool and the group together; undefined: the group's maximum size ("If a
+   * value for MaxGroupPreparedCapacity is not specified, Amazon EC2 Auto Scaling launches and
+   * maintains the difference between the group's maximum capacity and its desired capacity").
+   */
+  maxGroupPreparedCapacity?: number;
+  poolState: WarmPoolState;
+  /** The pool's instances (warming, warmed, or on their way out), by id. */
+  instances: Set<string>;
+}
+
+export interface WarmPoolSpec {
+  minSize?: number;
+  /** -1 (or left out): the group's maximum size. */
+  maxGroupPreparedCapacity?: number;
+  /** Stopped (default), Running or Hibernated; anything else is refused as AWS refuses it. */
+  poolState?: string;
+}
+
 export interface AutoScalingGroup {
   name: string;
   arn: string;
@@ -43,7 +72,9 @@ export interface AutoScalingGroup {
   image: ImageProfile;
   availabilityZones: string[];
   hooks: Map<string, LifecycleHook>;
+  /** The group's own instances (a warm pool's are the pool's until they leave it). */
   instances: Set<string>;
+  warmPool?: WarmPool;
   tags: Record<string, string>;
   /** Consecutive launches that ended abandoned: Auto Scaling slows down relaunching. */
   consecutiveFailures: number;
@@ -60,6 +91,7 @@ export interface GroupSpec {
   desiredCapacity?: number;
   availabilityZones?: string[];
   tags?: Record<string, string>;
+  warmPool?: WarmPoolSpec;
 }
 
 export interface AutoScalingOptions {

@@ -46,6 +46,7 @@ export class Termination {
       });
       if (group) {
         group.instances.delete(instance.id);
+        group.warmPool?.instances.delete(instance.id);
         this.activities.finishTermination(instance);
         this.reconcile(group);
       }

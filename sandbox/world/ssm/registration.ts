@@ -3,12 +3,13 @@ import type { Random } from "../random.js";
 import type { WorldServices } from "../services.js";
 import type { SsmOptions } from "./records.js";
 
-/** Managed and reachable: registered, and EC2 not shutting down or terminated. */
+/** Managed and reachable: registered, and EC2 running (not stopped in a warm pool, shutting down or terminated). */
 export function isManaged(instance: Instance | undefined): instance is Instance {
   return (
     instance !== undefined &&
     instance.ssm.registeredAt !== null &&
     !instance.terminated &&
+    instance.ec2State === "running" &&
     !instance.lifecycleState.startsWith("Terminating")
   );
 }
@@ -28,7 +29,10 @@ export class Registration {
   /** Instances DescribeInstanceInformation answers for ("does not return information for nodes that are Stopped or Terminated"). */
   managedInstances(): Instance[] {
     return [...this.world.instances.all.values()]
-      .filter((instance) => instance.ssm.registeredAt !== null && !instance.terminated)
+      .filter(
+        (instance) =>
+          instance.ssm.registeredAt !== null && !instance.terminated && instance.ec2State === "running",
+      )
       .sort((a, b) => (a.ssm.registeredAt ?? 0) - (b.ssm.registeredAt ?? 0));
   }
 
