@@ -43,9 +43,18 @@ export class Distributor {
    */
   noteInstallSent(target: PluginTarget, instance: Instance): void {
     const { invocation } = target;
+    const packageName = target.step?.packageName ?? invocation.packageName;
+    // Another team's package (the CloudWatch agent, Inspector...) is no agent install.
+    if (!AGENT_PACKAGES.includes(packageName as AgentPackage)) return;
     const inFlight = this.invocations
       .of(instance.id)
-      .filter((other) => other !== invocation && other.instanceId === instance.id && installInFlight(other));
+      .filter(
+        (other) =>
+          other !== invocation &&
+          other.instanceId === instance.id &&
+          installInFlight(other) &&
+          (other.steps ? packageBeingInstalled(other) : other.packageName) === packageName,
+      );
     instance.milestones.installSent ??= target.step ? this.world.now() : invocation.requestedAt;
     this.counters.installsSent++;
     if (inFlight.length > 0) {
@@ -80,7 +89,7 @@ export class Distributor {
       return;
     }
     const versions = this.packageVersions[packageName];
-    if (!versions || !AGENT_PACKAGES.includes(packageName as AgentPackage)) {
+    if (!versions) {
       this.fail(
         target,
         `Failed to retrieve manifest: ResourceNotFoundException: package ${packageName} not found`,
@@ -93,6 +102,14 @@ export class Distributor {
         target,
         `Failed to retrieve manifest: ResourceNotFoundException: version ${version} of package ${packageName} not found`,
       );
+      return;
+    }
+    if (!AGENT_PACKAGES.includes(packageName as AgentPackage)) {
+      // Another package: it takes its time and leaves the CodeDeploy agent alone.
+      target.after(rng.draw(this.options.installSeconds ?? { median: 25, p95: 60, min: 8 }) * 1000, () => {
+        if (target.running)
+          target.finish("Success", "Success", 0, `Successfully installed ${packageName} ${version}`, "");
+      });
       return;
     }
     if (
