@@ -1,3 +1,4 @@
+import { SERVICE_NAME } from "../functions/core/contract.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
 import {
   describeService,
@@ -23,6 +24,12 @@ import type { World } from "./world/world.js";
 // What the sandbox leaves out: queue retention (a run is far shorter than any retention period),
 // and EventBridge's retry policy and dead-letter queue for a failed delivery (the sandbox's bus
 // delivers to a queue or function without failing; its faults drop events before the target).
+//
+// Several stages can be deployed into one sandbox, as into one account: each has its own functions
+// (`agentfix-<stage>-<role>`), documents and hook. The wiring's queue names carry no stage (in the
+// stacks CloudFormation names the queues) and each stage's stacks have a lease table of their own,
+// so a stage deployed after another gets its queues, lease table and rule names prefixed with its
+// stage here, as its own stacks would give it resources of its own.
 
 export interface ServiceDeployment {
   config: StageConfig;
@@ -57,6 +64,8 @@ export interface DeployOptions {
 }
 
 export const LEASE_TABLE = "agentfix-sandbox-leases";
+/** The stages deployed into each world. */
+const deployedStages = new WeakMap<World, Set<string>>();
 /** The sandbox's stand-in for the unreserved pool of a function that events invoke. */
 const EVENT_CONCURRENCY = 10;
 
@@ -111,9 +120,16 @@ export async function deployService(
   options: DeployOptions = {},
 ): Promise<ServiceDeployment> {
   const config = parseStageConfig(options.stage ?? "sandbox", input, "sandbox configuration");
-  const wiring = describeService(config);
+  const stages = deployedStages.get(world) ?? new Set<string>();
+  if (stages.has(config.stage))
+    throw new RangeError(`stage ${config.stage} is already deployed in this sandbox`);
+  const prefix = stages.size === 0 ? "" : `${config.stage}-`;
+  stages.add(config.stage);
+  deployedStages.set(world, stages);
+  const wiring = ownNames(describeService(config), prefix);
+  const leaseTable = prefix ? `${SERVICE_NAME}-${config.stage}-sandbox-leases` : LEASE_TABLE;
   const triggers = options.triggers ?? true;
-  world.dynamodb.createTable({ name: LEASE_TABLE, hashKey: "pk" });
+  world.dynamodb.createTable({ name: leaseTable, hashKey: "pk" });
   // The stage's own documents, as the Foundation stack creates them.
   for (const document of Object.values(wiring.documents)) {
     if (!world.ssm.commandDocument(document.name))
@@ -130,7 +146,7 @@ export async function deployService(
     });
   }
   const resources = {
-    leaseTable: LEASE_TABLE,
+    leaseTable,
     queueUrl: (key: QueueKey) => world.sqs.queueUrl(queues[key].name),
   };
   const scheduleRuns = (rule: { enabled: boolean }) => triggers && (options.sweep ?? rule.enabled);
@@ -162,10 +178,10 @@ export async function deployService(
     }
     for (const rule of rules) {
       if (isScheduleRule(rule)) {
-        if (scheduleRuns(rule)) runtime.schedule(fn, rateSeconds(rule.schedule), rule.id);
+        if (scheduleRuns(rule)) runtime.schedule(fn, rateSeconds(rule.schedule), `${prefix}${rule.id}`);
       } else if (triggers && rule.enabled) {
         const { target } = rule;
-        bus.addRule(rule.id, rule.pattern, (event) => {
+        bus.addRule(`${prefix}${rule.id}`, rule.pattern, (event) => {
           if ("queue" in target) world.sqs.sendMessage(queues[target.queue], JSON.stringify(event));
           else runtime.invokeAsync(fn, event);
         });
@@ -203,7 +219,7 @@ export async function deployService(
     launchDeadLetterQueue: queues.launchDeadLetter,
     failureDeadLetterQueue: queues.failureDeadLetter,
     failureRetryQueue: queues.failureRetry,
-    leaseTable: LEASE_TABLE,
+    leaseTable,
     launchSource: sources[0] ?? {
       batches: 0,
       messagesReceived: 0,
@@ -212,6 +228,19 @@ export async function deployService(
       failedBatches: 0,
     },
   };
+}
+
+/** The wiring with the sandbox's names of its queues: `<prefix><name>` after the service's own prefix. */
+function ownNames(wiring: ServiceWiring, prefix: string): ServiceWiring {
+  if (!prefix) return wiring;
+  const rename = (name: string) =>
+    name.startsWith(`${SERVICE_NAME}-`)
+      ? `${SERVICE_NAME}-${prefix}${name.slice(SERVICE_NAME.length + 1)}`
+      : `${prefix}${name}`;
+  const queues = Object.fromEntries(
+    entries(wiring.queues).map(([key, queue]) => [key, { ...queue, name: rename(queue.name) }]),
+  ) as ServiceWiring["queues"];
+  return { ...wiring, queues };
 }
 
 function deployFunction(

@@ -219,4 +219,33 @@ describe("the sandbox deploys the stacks' wiring", () => {
     expect(service.launchQueue.sent).toBe(1);
     expect(sandbox!.bus.ruleStats[service.wiring.rules.launch.id]).toMatchObject({ matched: 1 });
   });
+
+  it("deploys a second stage beside the first with resources of its own, each on its own groups", async () => {
+    const dev = await deploy({ groups: ["web"] });
+    const prod = await sandbox!.deployService({ groups: ["api"] }, { stage: "prod" });
+    const { world, runtime, bus } = sandbox!;
+    const names = (service: ServiceDeployment) => [
+      ...Object.values(service.wiring.queues).map((queue) => queue.name),
+      service.leaseTable,
+      ...Object.values(service.wiring.functions).map((fn) => fn.name),
+      ...Object.values(service.wiring.documents).map((document) => document.name),
+    ];
+    // Nothing of one stage is the other's: queues, lease table, functions, documents.
+    expect(names(prod).filter((name) => names(dev).includes(name))).toEqual([]);
+    expect(names(prod).every((name) => name.includes("prod"))).toBe(true);
+    expect(world.sqs.queue(prod.launchQueue.name)).toBe(prod.launchQueue);
+    expect(world.sqs.queue(dev.launchQueue.name)).toBe(dev.launchQueue);
+    expect(world.dynamodb.tables.has(prod.leaseTable) && world.dynamodb.tables.has(LEASE_TABLE)).toBe(true);
+    expect(prod.launch.spec.env?.LAUNCH_QUEUE_URL).toBe(world.sqs.queueUrl(prod.launchQueue.name));
+    expect(new Set(bus.rules.map((rule) => rule.name)).size).toBe(bus.rules.length);
+    expect(new Set(runtime.schedules.map((schedule) => schedule.ruleName)).size).toBe(
+      runtime.schedules.length,
+    );
+    // Each stage's hook is on its own groups only.
+    expect([...world.autoScaling.group("web").hooks.keys()]).toEqual([dev.config.hook.name]);
+    expect([...world.autoScaling.group("api").hooks.keys()]).toEqual([prod.config.hook.name]);
+    await expect(sandbox!.deployService({ groups: ["other"] }, { stage: "prod" })).rejects.toThrow(
+      /already deployed/,
+    );
+  });
 });
