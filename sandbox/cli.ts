@@ -92,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     onProgress: out,
   });
   out("");
-  out(formatSummary(result, result.sandbox.runtime.functions.size > 0 ? serviceGroupsOf(result) : []));
+  out(formatSummary(result, serviceGroupsOf(result)));
   if (values.report) {
     const { renderReport } = await import("./scenarios/report.js");
     writeFileSync(values.report, renderReport(result));
@@ -122,11 +122,15 @@ function writeOut(text: string): Promise<void> {
   return new Promise((resolve) => process.stdout.write(text, () => resolve()));
 }
 
-function serviceGroupsOf(result: Awaited<ReturnType<typeof runScenario>>): string[] {
-  const launch = [...result.sandbox.runtime.functions.values()].find((fn) =>
-    fn.spec.name.endsWith("-launch"),
-  );
-  return (launch?.spec.env?.TARGET_GROUPS ?? "").split(",").filter(Boolean);
+/** The stage whose launch function has each group in scope. */
+function serviceGroupsOf(result: Awaited<ReturnType<typeof runScenario>>): Record<string, string> {
+  const stages: Record<string, string> = {};
+  for (const fn of result.sandbox.runtime.functions.values()) {
+    if (!fn.spec.name.endsWith("-launch")) continue;
+    for (const group of (fn.spec.env?.TARGET_GROUPS ?? "").split(",").filter(Boolean))
+      stages[group] = fn.spec.env?.STAGE ?? "yes";
+  }
+  return stages;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

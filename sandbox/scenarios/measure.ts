@@ -6,6 +6,8 @@ import { compareVersions } from "../world/random.js";
 export interface Scope {
   groups: string[];
   hookName: string;
+  /** The hooks of further stages, when the groups belong to more than one. */
+  otherHookNames?: string[];
   /** application/deployment-group pairs whose deployments count. */
   deploymentGroups: string[];
   /** Only instances launched at or after this AWS time (long-lived instances are not counted). */
@@ -79,7 +81,8 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
   const instances = scopeInstances(sandbox, scope);
   const inScope = new Set(instances.map((instance) => instance.id));
   const actions = instances.flatMap((instance) => world.autoScaling.actionsOf(instance.id));
-  const ours = actions.filter((action) => action.hookName === scope.hookName);
+  const hooks = new Set([scope.hookName, ...(scope.otherHookNames ?? [])]);
+  const ours = actions.filter((action) => hooks.has(action.hookName));
   const lost: { instanceId: string; why: string }[] = [];
   let inService = 0;
   let verified = 0;
@@ -87,7 +90,7 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
   for (const instance of instances) {
     const timedOut = world.autoScaling
       .actionsOf(instance.id)
-      .some((action) => action.hookName === scope.hookName && action.completed?.by === "timeout");
+      .some((action) => hooks.has(action.hookName) && action.completed?.by === "timeout");
     if (instance.milestones.abandoned !== undefined) abandoned++;
     if (instance.lifecycleState === "InService") {
       inService++;

@@ -22,6 +22,7 @@ const COLOURS: Record<string, string> = {
   verifying: "#f2dc6b",
   completing: "#b7d99a",
   "in-service": "#3f9b4f",
+  warmed: "#8fb8b0",
   "agent-change": "#b3541e",
   abandoned: "#d64545",
   succeeded: "#3f9b4f",
@@ -44,6 +45,8 @@ function instanceSegments(instance: Instance, start: number, end: number): Segme
     { at: at(m.installSent), kind: "installing", label: "agent install sent" },
     { at: at(m.installed), kind: "verifying", label: "agent installed; verification" },
     { at: at(m.verified), kind: "completing", label: "agent verified; completing the lifecycle action" },
+    { at: at(m.warmed), kind: "warmed", label: "prepared and stopped in the warm pool" },
+    { at: at(m.leftWarmPool), kind: "launching", label: "started again, leaving the warm pool" },
   ];
   const launch = phases
     .filter(

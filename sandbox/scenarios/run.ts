@@ -1,6 +1,8 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { getClockScale } from "../../functions/core/common/clock.js";
 import { createSandbox, type Sandbox } from "../sandbox.js";
+import { careFigures } from "./do-no-harm.js";
+import { describeHarm, harmFigures, stageScope, watchHarm } from "./harm-watch.js";
 import type { Figures } from "./measure.js";
 import { measure } from "./measure.js";
 import { formatProgress } from "./progress.js";
@@ -31,6 +33,7 @@ export async function runScenario(
   const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   lag.enable();
   const { world } = sandbox;
+  const watch = watchHarm(sandbox);
   let startedAt = world.now();
   let started = false;
   const unsubscribe = world.trace.subscribe((entry) => {
@@ -53,9 +56,19 @@ export async function runScenario(
     },
     deploy: (config, deployOptions) => sandbox.deployService(config, deployOptions),
   });
+  watch.stop();
   const figures = measure(sandbox, play.scope);
+  const stages = (play.services ?? [play.service]).map(stageScope);
+  const harm = harmFigures(sandbox, watch.records, stages);
+  const care = careFigures(sandbox, watch.records, stages);
+  const context = { harm, care, records: watch.records, stages };
   const checks: Check[] = [
-    ...play.checks(figures),
+    ...play.checks(figures, context),
+    {
+      name: "first, do no harm: no launch abandoned that would have succeeded, no agent restarted under a deployment, no forbidden redeploy, no install out of scope",
+      ok: harm.harm === 0,
+      detail: describeHarm(harm),
+    },
     {
       name: "no instance lost, no duplicate install, no lifecycle action left waiting",
       ok: figures.lost === 0 && figures.duplicateInstalls === 0 && figures.waitingActions === 0,
@@ -95,11 +108,13 @@ export async function runScenario(
     realSeconds: Math.round((performance.now() - realStart) / 100) / 10,
     checks,
     lostInstances,
+    harm,
+    care,
     throttledByOperation: { ...sandbox.counters.throttled },
     faultsByOperation: { ...sandbox.counters.faults },
     apiErrors: { ...sandbox.counters.errors },
     timing,
-    ...(play.extra?.() ?? {}),
+    ...(play.extra?.(context) ?? {}),
   };
   if (!options.keepOpen) await sandbox.close();
   return { summary, figures, sandbox, startedAt };

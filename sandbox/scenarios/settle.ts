@@ -3,39 +3,43 @@ import type { ServiceDeployment } from "../service.js";
 
 /**
  * Waits until nothing is left to happen: no deployment running in the given deployment groups, no
- * invocation of the service running or waiting for a retry, an empty launch queue, and no instance
- * of `groups` still launching; held for `quietSeconds`. Returns false if that never happens.
+ * invocation of the service (of any of its stages) running or waiting for a retry, empty launch
+ * queues, and no instance of `groups` (or of their warm pools) still launching; held for
+ * `quietSeconds`. Returns false if that never happens.
  */
 export async function waitUntilQuiet(
   sandbox: Sandbox,
-  service: ServiceDeployment,
+  service: ServiceDeployment | readonly ServiceDeployment[],
   scope: { groups: string[]; deploymentGroups: string[] },
   options: { quietSeconds?: number; timeoutSeconds: number },
 ): Promise<boolean> {
   const { world } = sandbox;
+  const services = Array.isArray(service) ? service : [service];
   const busy = () => {
     const deploying = world.codeDeploy
       .active()
       .some((deployment) =>
         scope.deploymentGroups.includes(`${deployment.applicationName}/${deployment.deploymentGroupName}`),
       );
-    const launching = scope.groups.some((name) =>
-      [...world.autoScaling.group(name).instances].some((id) => {
+    const launching = scope.groups.some((name) => {
+      const group = world.autoScaling.group(name);
+      return [...group.instances, ...(group.warmPool?.instances ?? [])].some((id) => {
         const instance = world.instance(id);
-        return (
-          !instance.terminated &&
-          (instance.lifecycleState.startsWith("Pending") || instance.lifecycleState.startsWith("Terminating"))
-        );
-      }),
+        return !instance.terminated && /^(Warmed:)?(Pending|Terminating)/.test(instance.lifecycleState);
+      });
+    });
+    const working = services.some(
+      (deployed) =>
+        [deployed.launch, deployed.failure].some((fn) => fn.inFlight > 0 || fn.pendingEvents > 0) ||
+        deployed.launchQueue.messages.length > 0 ||
+        deployed.failureRetryQueue.messages.length > 0,
     );
-    const functions = [service.launch, service.failure];
-    const working =
-      functions.some((fn) => fn.inFlight > 0 || fn.pendingEvents > 0) ||
-      service.launchQueue.messages.length > 0 ||
-      service.failureRetryQueue.messages.length > 0;
     const capacity = scope.groups.some((name) => {
       const group = world.autoScaling.group(name);
-      return world.autoScaling.liveInstances(group).length !== group.desiredCapacity;
+      return (
+        world.autoScaling.liveInstances(group).length !== group.desiredCapacity ||
+        world.autoScaling.warmPoolMissing(group) > 0
+      );
     });
     return deploying || launching || working || capacity;
   };

@@ -10,8 +10,26 @@ function pad(rows: string[][]): string[] {
   );
 }
 
-/** The summary printed at the end of a run: groups, deployments, figures and checks. */
-export function formatSummary(result: ScenarioResult, serviceGroups: readonly string[]): string {
+/** The do-no-harm figures: the harm done (0 when none) and how the stages kept to the rules. */
+function harmLines(summary: ScenarioResult["summary"]): string[] {
+  const { harm, care } = summary;
+  const reports = Object.entries(care.bakedAgentReports);
+  return [
+    `do no harm: harm ${harm.harm} · launches abandoned that would have succeeded ${harm.abandonedThatWouldHaveSucceeded} · agent restarts during a deployment ${harm.agentRestartsDuringDeployments} · forbidden redeploys ${harm.forbiddenRedeploys} · installs out of scope ${harm.installsOutOfScope}`,
+    `  instances touched by two stages ${care.instancesTouchedByTwoStages} · given two agent versions ${care.instancesGivenTwoAgentVersions} · installs after our own hook let go ${care.installsAfterOwnHook} · held by another hook, left alone ${care.leftAloneForAnotherHook} (sweeps found ${care.sweepFoundHeldByCodeDeploy})`,
+    `  leaving a warm pool: ${care.leavingWarmPool.instances} instances, ${care.leavingWarmPool.checks} checks, ${care.leavingWarmPool.installs} installs · other teams' installs followed ${care.otherTeamsInstallsFollowed} · AMIs baking an outdated agent: ${reports.length === 0 ? "none reported" : reports.map(([ami, count]) => `${ami} x${count}`).join(", ")}`,
+    ...harm.items.slice(0, 10).map((item) => `  HARM ${item.kind}: ${item.detail}`),
+  ];
+}
+
+/**
+ * The summary printed at the end of a run: groups (and the stage whose service has each in scope),
+ * deployments, figures, the do-no-harm figures and checks.
+ */
+export function formatSummary(
+  result: ScenarioResult,
+  serviceGroups: Readonly<Record<string, string>>,
+): string {
   const { summary, sandbox, startedAt } = result;
   const { world } = sandbox;
   const lines: string[] = [];
@@ -22,12 +40,13 @@ export function formatSummary(result: ScenarioResult, serviceGroups: readonly st
   const groupRows = [
     [
       "group",
-      "service hook",
+      "service (stage)",
       "launched",
       "in service",
       "verified agent",
       "replaced",
       "launch deployments ok/failed",
+      "warm pool",
     ],
   ];
   for (const group of world.autoScaling.groups.values()) {
@@ -42,7 +61,7 @@ export function formatSummary(result: ScenarioResult, serviceGroups: readonly st
     );
     groupRows.push([
       group.name,
-      serviceGroups.includes(group.name) ? "yes" : "no",
+      serviceGroups[group.name] ?? "no",
       `${fresh.length}${instances.length > fresh.length ? ` (+${instances.length - fresh.length} long-lived)` : ""}`,
       String(instances.filter((instance) => instance.lifecycleState === "InService").length),
       String(
@@ -55,6 +74,9 @@ export function formatSummary(result: ScenarioResult, serviceGroups: readonly st
       ),
       String(fresh.filter((instance) => instance.milestones.abandoned !== undefined).length),
       `${deployments.filter((deployment) => deployment.status === "Succeeded").length}/${deployments.filter((deployment) => deployment.status === "Failed").length}`,
+      group.warmPool
+        ? `${world.autoScaling.warmPoolInstances(group).length} (min ${group.warmPool.minSize})`
+        : "",
     ]);
   }
   lines.push(...pad(groupRows), "");
@@ -87,6 +109,7 @@ export function formatSummary(result: ScenarioResult, serviceGroups: readonly st
   lines.push(
     `lost ${summary.lost} · duplicate installs ${summary.duplicateInstalls} · lifecycle timeouts ${summary.lifecycleTimeouts} · redeploys ${summary.redeploys} (${summary.redeploysSucceeded} succeeded)`,
     `hook to complete (AWS s): p50 ${hook.p50} · p95 ${hook.p95} · max ${hook.max}`,
+    ...harmLines(summary),
     `API calls: ${Object.entries(calls)
       .map(([service, count]) => `${service} ${count}`)
       .join(" · ")} · throttled ${summary.throttled}`,

@@ -1,5 +1,7 @@
 import type { Sandbox, SandboxOptions } from "../sandbox.js";
 import type { ServiceDeployment } from "../service.js";
+import type { CareFigures } from "./do-no-harm.js";
+import type { HarmFigures, HarmRecords, StageScope } from "./harm-watch.js";
 import type { Figures, Scope } from "./measure.js";
 
 export interface ScenarioOptions {
@@ -59,12 +61,22 @@ export interface ScenarioContext {
   ): Promise<ServiceDeployment>;
 }
 
+/** What the run watched for the do-no-harm rules, and how it judged it. */
+export interface HarmContext {
+  harm: HarmFigures;
+  care: CareFigures;
+  records: HarmRecords;
+  stages: StageScope[];
+}
+
 export interface ScenarioPlay {
   scope: Scope;
   service: ServiceDeployment;
-  checks: (figures: Figures) => Check[];
+  /** Every stage the story deployed, when more than `service` (the harm figure covers them all). */
+  services?: ServiceDeployment[];
+  checks: (figures: Figures, harm: HarmContext) => Check[];
   /** Figures of other parts of the world worth reporting (e.g. the group run without the service). */
-  extra?: () => Record<string, unknown>;
+  extra?: (harm: HarmContext) => Record<string, unknown>;
 }
 
 export interface Scenario {
@@ -85,6 +97,10 @@ export type Summary = Omit<Figures, "lostInstances"> & {
   realSeconds: number;
   checks: Check[];
   lostInstances: Figures["lostInstances"];
+  /** What the do-no-harm rules forbid, done by any stage deployed (0 when none). */
+  harm: HarmFigures;
+  /** How the stages kept to the do-no-harm rules (scopes, warm pools, other hooks, other teams). */
+  care: CareFigures;
   throttledByOperation: Record<string, number>;
   faultsByOperation: Record<string, number>;
   /** Error answers by `Service.Operation:ErrorCode` (throttling and injected faults excluded). */
