@@ -2,6 +2,7 @@ import { burst } from "./burst.js";
 import { chaos } from "./chaos.js";
 import { deployFailure } from "./deploy-failure.js";
 import { deployFailureHarm } from "./deploy-failure-harm.js";
+import { harm } from "./harm.js";
 import { morning } from "./morning.js";
 import type { Scenario } from "./types.js";
 
@@ -11,4 +12,5 @@ export const SCENARIOS: Record<string, Scenario> = {
   "deploy-failure-harm": deployFailureHarm,
   burst,
   chaos,
+  harm,
 };

