@@ -9,8 +9,12 @@ import type { Scenario } from "../../sandbox/scenarios/types.js";
  * The chaos scenario (every event twice, 5% dropped, throttling, 5xx answers, invocations cut off
  * mid-install, instances terminated mid-install or never registering, failed installs, installs that
  * report Success with no running agent, a deployment group busy when its redeploy is due) on a small
- * fleet, for 20 seeds: the same invariants must hold for every one. The clock skips the stretches in
- * which nothing can happen (bench/idle-skip.ts), so twenty long stories fit in well under a minute.
+ * fleet, for 20 seeds: the same invariants must hold for every one. Beside the fleet, one instance
+ * each of the rest of an account (CHAOS_NEIGHBOURS): a second stage, a warm pool, an AMI that starts
+ * an outdated agent at boot, another team's Distributor installs, and CodeDeploy launch deployments
+ * outlasting the service's hook under a sweep every minute; the harm figure must stay 0. The clock
+ * skips the stretches in which nothing can happen (bench/idle-skip.ts), so twenty long stories fit
+ * in about a minute.
  */
 const SEEDS = Array.from({ length: 20 }, (_, index) => index + 1);
 const INSTANCES = 6;
@@ -85,6 +89,22 @@ describe("the chaos scenario, seed after seed", () => {
         expect(world.errors).toEqual([]);
         // The faults did happen: every event came twice.
         expect((summary.events as { duplicated: number }).duplicated).toBeGreaterThan(0);
+
+        // First, do no harm: whatever the faults, nothing the rules forbid.
+        expect(summary.harm.items).toEqual([]);
+        expect(summary.harm.harm).toBe(0);
+        const neighbours = summary.neighbours as { group: string; wanted: number; verified: number }[];
+        for (const group of neighbours) expect(group.verified, group.group).toBe(group.wanted);
+        expect(summary.care).toMatchObject({
+          instancesTouchedByTwoStages: 0,
+          instancesGivenTwoAgentVersions: 0,
+          installsAfterOwnHook: 0,
+          otherTeamsInstallsFollowed: 0,
+          leavingWarmPool: { installs: 0 },
+        });
+        // The cases did happen: the pool was left, the other team installed, the second stage ran.
+        expect(summary.care.leavingWarmPool.checks).toBeGreaterThan(0);
+        expect(summary.otherTeamCommands).toBeGreaterThan(0);
       } finally {
         await sandbox.close();
       }
