@@ -1,15 +1,18 @@
 import { createSandbox, type Sandbox } from "../sandbox/sandbox.js";
 import { addGroupWithDeployments } from "../sandbox/scenarios/fleet.js";
+import { harmFigures, stageScope, watchHarm } from "../sandbox/scenarios/harm-watch.js";
 import { measure, type Percentiles } from "../sandbox/scenarios/measure.js";
 import type { RateLimit } from "../sandbox/server/traffic.js";
 import type { ServiceDeployment } from "../sandbox/service.js";
 import type { StageConfigInput } from "../stacks/config.js";
 import {
+  type HarmSummary,
   ofService,
   perInstance,
   round,
   seedMathRandom,
   startRunClock,
+  summarizeHarm,
   tallySsmCalls,
   waitUntilSettled,
 } from "./harness.js";
@@ -71,6 +74,8 @@ export interface BurstResult {
   };
   /** Lifecycle actions that ran out of heartbeat, by hook. */
   lifecycleTimeoutsByHook: Record<string, number>;
+  /** What "first, do no harm" forbids, done during the burst (0 when none). */
+  harm: HarmSummary;
   settled: boolean;
   awsSeconds: number;
   realSeconds: number;
@@ -102,6 +107,7 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       mergeConfig({ groups: [BURST_GROUP], deploymentGroups: [pair] }, options.config),
     );
     const purposes = await tallySsmCalls();
+    const watch = watchHarm(sandbox);
     const skip = await skipIdleTime(sandbox);
     const since = world.now();
     world.autoScaling.setDesiredCapacity(BURST_GROUP, options.instances);
@@ -116,6 +122,8 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       { quietSeconds: 60, timeoutSeconds: 3 * 3600 },
     );
     const { skippedSeconds } = skip.stop();
+    watch.stop();
+    const harm = harmFigures(sandbox, watch.records, [stageScope(service)]);
     const awsSeconds = Math.round((world.now() - since) / 1000);
     const figures = measure(sandbox, {
       groups: [BURST_GROUP],
@@ -165,6 +173,7 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
           .filter((action) => action.startedAt >= since && action.completed?.by === "timeout")
           .map((action) => action.hookName),
       ),
+      harm: summarizeHarm(watch.records, harm),
       settled,
       awsSeconds,
       realSeconds,

@@ -131,10 +131,21 @@ export function evaluateGoals(report: Omit<BenchReport, "goals">): Goal[] {
         value: percent(burst.overheadP50),
         met: burst.overheadP50 <= 0.1,
       },
+      {
+        goal: "burst: harm 0",
+        value: harmLine(burst.harm),
+        met: burst.harm.harm === 0,
+      },
     );
   }
   if (sideBySide) {
     for (const comparison of sideBySide.byAgentWait) {
+      const { service } = comparison;
+      goals.push({
+        goal: `side by side (agent wait ${comparison.agentWaitSeconds} s): the service's harm 0, and no failed launch deployment caused by it`,
+        value: `${harmLine(service.harm)}; ${service.launchDeploymentFailuresCausedByIt} failed launch deployments caused by it`,
+        met: service.harm.harm === 0 && service.launchDeploymentFailuresCausedByIt === 0,
+      });
       const value = comparison.ratios.ssmCallsPerInstancePollingOverService;
       goals.push({
         goal: `side by side (agent wait ${comparison.agentWaitSeconds} s): SSM calls per instance, per-instance polling / service >= 5`,
@@ -224,6 +235,7 @@ export function formatSummary(report: BenchReport): string {
           "launch invocations",
           `${burst.launchInvocations.invocations}, ${burst.launchInvocations.errors} failed${prefixed(compact(burst.launchInvocations.errorMessages))}, ${burst.launchInvocations.timeouts} timed out`,
         ],
+        ["harm", harmLine(burst.harm)],
         ["run", runLine(burst)],
       ]),
     );
@@ -264,6 +276,20 @@ export function formatSummary(report: BenchReport): string {
                   (r) => (r.alternative === "associationOnly" ? "no hook" : String(r.hookTimeouts)),
                 ],
                 ["duplicate installs", (r) => String(r.duplicateInstalls)],
+                ["failed launch deployments it caused", (r) => String(r.launchDeploymentFailuresCausedByIt)],
+                ["harm", (r) => String(r.harm.harm)],
+                [
+                  "  agent restarts under a deployment",
+                  (r) =>
+                    `${r.harm.agentRestartsDuringDeployments} (${r.harm.agentRestartsDuringLifecycleEvents} during an event)`,
+                ],
+                [
+                  "  ready launches abandoned by its hook",
+                  (r) =>
+                    r.alternative === "associationOnly"
+                      ? "no hook"
+                      : String(r.harm.abandonedThatWouldHaveSucceeded),
+                ],
                 ["in service, current agent", (r) => `${r.inServiceWithCurrentAgent}/${r.instances}`],
                 [
                   "AWS s (real s)",
@@ -283,10 +309,12 @@ export function formatSummary(report: BenchReport): string {
           `replaced a/c ${ratios.replacedAssociationOverService ?? "n/a"}x`,
       );
       for (const result of [a, b, c]) {
-        if (Object.keys(result.launchDeploymentFailures).length === 0) continue;
+        const causes = Object.entries(result.launchDeploymentFailures);
         lines.push(
-          `     why launch deployments failed, ${label(result.alternative)}: ${compact(result.launchDeploymentFailures)}`,
+          `     why launch deployments failed, ${label(result.alternative)}:${causes.length === 0 ? " none failed" : ""}`,
         );
+        for (const [cause, count] of causes.sort((x, y) => y[1] - x[1]))
+          lines.push(`       ${String(count).padStart(5)}  ${cause}`);
       }
     }
   }
@@ -331,6 +359,10 @@ export function formatSummary(report: BenchReport): string {
   lines.push("");
   lines.push(`${report.realSeconds} s in all on this machine. Reproduce: ${report.command}`);
   return lines.join("\n");
+}
+
+function harmLine(harm: AlternativeResult["harm"]): string {
+  return `${harm.harm} (agent restarts under a deployment ${harm.agentRestartsDuringDeployments}, ready launches abandoned ${harm.abandonedThatWouldHaveSucceeded}, forbidden redeploys ${harm.forbiddenRedeploys}, installs out of scope ${harm.installsOutOfScope})`;
 }
 
 function label(alternative: Alternative): string {

@@ -1,19 +1,23 @@
 import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
 import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
 import { createSandbox } from "../sandbox/sandbox.js";
+import { launchFailures } from "../sandbox/scenarios/do-no-harm.js";
 import { addGroupWithDeployments } from "../sandbox/scenarios/fleet.js";
+import { harmFigures, INSTALLERS, stageScopeOf, watchHarm } from "../sandbox/scenarios/harm-watch.js";
 import type { RateLimit } from "../sandbox/server/traffic.js";
 import { compareVersions } from "../sandbox/world/random.js";
 import type { Queue } from "../sandbox/world/sqs.js";
 import { parseStageConfig, type StageConfigInput } from "../stacks/config.js";
 import { launchEventPattern } from "../stacks/patterns.js";
-import { mergeConfig, tally } from "./burst.js";
+import { mergeConfig } from "./burst.js";
 import {
+  type HarmSummary,
   ofService,
   perInstance,
   round,
   seedMathRandom,
   startRunClock,
+  summarizeHarm,
   TERMINATED_PURPOSE,
   tallySsmCalls,
   waitUntilSettled,
@@ -78,8 +82,15 @@ export interface AlternativeResult {
   launchDeploymentsFailed: number;
   /** Failed launch deployments as a share of the launch deployments that ended. */
   launchDeploymentsFailedShare: number;
-  /** Why launch deployments failed: the failing lifecycle event and error code, by count. */
+  /**
+   * Why launch deployments failed, by count: no agent picked an event up, the agent was outdated, the
+   * agent restarted under the deployment (and whose install restarted it), the instance went away.
+   */
   launchDeploymentFailures: Record<string, number>;
+  /** Failed launch deployments the alternative itself caused (its install restarted the agent, its hook abandoned a ready instance). */
+  launchDeploymentFailuresCausedByIt: number;
+  /** What "first, do no harm" forbids, done during the run (sandbox/scenarios/harm-watch.ts). */
+  harm: HarmSummary;
   /** SSM requests the server answered (throttled retries included). */
   ssmCalls: number;
   ssmCallsPerInstance: number;
@@ -197,6 +208,7 @@ export async function runAlternative(
       if (world.instances.get(entry.instanceId)?.agent.version) bakedAtLaunch.add(entry.instanceId);
     });
     const purposes = await tallySsmCalls(world);
+    const watch = watchHarm(sandbox);
     const skip = await skipIdleTime(sandbox);
     const since = world.now();
     world.autoScaling.setDesiredCapacity(SIDE_BY_SIDE_GROUP, options.instances);
@@ -209,6 +221,10 @@ export async function runAlternative(
     );
     const { skippedSeconds } = skip.stop();
     unsubscribe();
+    watch.stop();
+    // Every alternative installs for the same stage configuration, under its hook (or none).
+    const stages = [stageScopeOf(config)];
+    const harm = harmFigures(sandbox, watch.records, stages);
     const awsSeconds = Math.round((world.now() - since) / 1000);
 
     const launched = [...world.instances.values()].filter(
@@ -235,6 +251,16 @@ export async function runAlternative(
       (action) => action.groupName === SIDE_BY_SIDE_GROUP && action.startedAt >= since,
     );
     const trace = world.trace.entries.filter((entry) => entry.at >= since);
+    // Whose installs are the alternative's own: the association's, the polling function's
+    // AWS-ConfigureAWSPackage commands, or the service's install document.
+    const ownInstaller: Record<Alternative, (by: string) => boolean> = {
+      associationOnly: (by) => by === INSTALLERS.association,
+      perInstancePolling: (by) => by === INSTALLERS.distributorCommand,
+      service: (by) => by === stages[0]!.installDocument,
+    };
+    const failures = launchFailures(sandbox, launchDeployments, watch.records, stages, harm, (restart) =>
+      ownInstaller[alternative](restart.by),
+    );
     const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
     return {
       alternative,
@@ -247,11 +273,9 @@ export async function runAlternative(
       launchDeployments: launchDeployments.length,
       launchDeploymentsFailed: failed,
       launchDeploymentsFailedShare: round(failed / Math.max(1, ended), 4),
-      launchDeploymentFailures: tally(
-        launchDeployments
-          .filter((deployment) => deployment.status === "Failed")
-          .map((deployment) => failureCause(deployment.targets.flatMap((target) => target.lifecycleEvents))),
-      ),
+      launchDeploymentFailures: failures.byCause,
+      launchDeploymentFailuresCausedByIt: failures.causedByService,
+      harm: summarizeHarm(watch.records, harm),
       ssmCalls: sandbox.counters.total("SSM"),
       ssmCallsPerInstance: perInstance(sandbox.counters.total("SSM"), launched.length),
       ssmCallsByOperation: ofService(sandbox.counters.calls, "SSM"),
@@ -287,25 +311,4 @@ export async function runAlternative(
     await sandbox.close();
     restoreRandom();
   }
-}
-
-/** The first failed lifecycle event of a deployment, with its error code and message. */
-function failureCause(
-  events: {
-    lifecycleEventName: string;
-    status: string;
-    diagnostics?: { errorCode: string; message: string };
-  }[],
-): string {
-  const failed = events.find((event) => event.status === "Failed");
-  if (!failed) return "no lifecycle event failed (instance gone)";
-  const message = failed.diagnostics?.message ?? "";
-  const why = message.startsWith("CodeDeploy agent was not able to receive")
-    ? "no agent picked it up"
-    : message.startsWith("Failing in-progress lifecycle event after an agent restart")
-      ? "the agent restarted during it"
-      : message.includes("start_tomcat")
-        ? "the start script failed on an outdated agent"
-        : message.slice(0, 80);
-  return `${failed.lifecycleEventName} ${failed.diagnostics?.errorCode ?? ""}: ${why}`;
 }

@@ -2,7 +2,13 @@ import type { LaunchOutcome } from "../../functions/core/launch/types.js";
 import type { Sandbox } from "../sandbox.js";
 import { AGENT_NOT_RECEIVING_MESSAGE, AGENT_RESTART_MESSAGE } from "../world/codedeploy/diagnostics.js";
 import type { Deployment } from "../world/codedeploy/records.js";
-import { type HarmFigures, type HarmRecords, harmFigures, type StageScope } from "./harm-watch.js";
+import {
+  type AgentRestart,
+  type HarmFigures,
+  type HarmRecords,
+  harmFigures,
+  type StageScope,
+} from "./harm-watch.js";
 
 // The behaviours the do-no-harm rules ask for, shown beside the harm figure: each stage keeps to its
 // own instances, CodeDeploy's launch deployment gets no install after our hook let the instance go,
@@ -144,7 +150,8 @@ export interface LaunchFailures {
  * Failed launch deployments by cause: no agent picked an event up (absent, or stopped), the agent was
  * outdated (the start script fails on it), the agent restarted under the deployment (and by whose
  * install), or the instance went away (abandoned by a hook, terminated). A failure is the service's
- * when its own install restarted the agent, or its hook abandoned an instance whose agent was current.
+ * when its own install restarted the agent (`ours` says whose installs are its own: by default a
+ * stage's install document), or its hook abandoned an instance whose agent was current.
  */
 export function launchFailures(
   sandbox: Sandbox,
@@ -152,6 +159,7 @@ export function launchFailures(
   records: HarmRecords,
   stages: readonly StageScope[],
   harm: HarmFigures = harmFigures(sandbox, records, stages),
+  ours: (restart: AgentRestart) => boolean = (restart) => restart.stage !== undefined,
 ): LaunchFailures {
   const causes: string[] = [];
   let causedByService = 0;
@@ -176,7 +184,7 @@ export function launchFailures(
           candidate.deployments.some((running) => running.id === deployment.id),
       );
       cause = `agent restarted during the deployment by ${restart?.by ?? "an unknown install"}`;
-      byService = restart?.stage !== undefined;
+      byService = restart !== undefined && ours(restart);
     } else if (message.startsWith(AGENT_NOT_RECEIVING_MESSAGE)) {
       cause = "agent absent or stopped: no agent picked up a lifecycle event";
     } else if (

@@ -1,4 +1,6 @@
 import { AGENT_PACKAGES, type AgentPackage, DISTRIBUTOR_DOCUMENT } from "../../functions/core/contract.js";
+import type { StageConfig } from "../../stacks/config.js";
+import { describeService, type ServiceWiring } from "../../stacks/wiring.js";
 import type { Sandbox } from "../sandbox.js";
 import type { ServiceDeployment } from "../service.js";
 import { compareVersions } from "../world/random.js";
@@ -28,7 +30,14 @@ export interface StageScope {
 }
 
 export function stageScope(service: ServiceDeployment): StageScope {
-  const { config, wiring } = service;
+  return stageScopeOf(service.config, service.wiring);
+}
+
+/** The scope of a stage configuration, deployed or not (an alternative run under its hook). */
+export function stageScopeOf(
+  config: StageConfig,
+  wiring: ServiceWiring = describeService(config),
+): StageScope {
   return {
     stage: config.stage,
     groups: config.groups,
@@ -231,10 +240,17 @@ export function watchHarm(sandbox: Sandbox): HarmWatch {
   };
 }
 
+/** Who restarted an agent, when it was not a stage's install document (named by its own name). */
+export const INSTALLERS = {
+  association: "a State Manager association",
+  distributorCommand: `an ${DISTRIBUTOR_DOCUMENT} command`,
+  unknown: "an unknown install",
+} as const;
+
 function installerOf(invocation: { documentName: string; source: string } | undefined): string {
-  if (!invocation) return "an unknown install";
-  if (invocation.source === "association") return "a State Manager association";
-  if (invocation.documentName === DISTRIBUTOR_DOCUMENT) return `an ${DISTRIBUTOR_DOCUMENT} command`;
+  if (!invocation) return INSTALLERS.unknown;
+  if (invocation.source === "association") return INSTALLERS.association;
+  if (invocation.documentName === DISTRIBUTOR_DOCUMENT) return INSTALLERS.distributorCommand;
   return invocation.documentName;
 }
 
