@@ -258,9 +258,10 @@ export async function runAlternative(
       perInstancePolling: (by) => by === INSTALLERS.distributorCommand,
       service: (by) => by === stages[0]!.installDocument,
     };
-    const failures = launchFailures(sandbox, launchDeployments, watch.records, stages, harm, (restart) =>
-      ownInstaller[alternative](restart.by),
-    );
+    const failures = launchFailures(sandbox, launchDeployments, watch.records, stages, harm, {
+      installs: (restart) => ownInstaller[alternative](restart.by),
+      name: "it",
+    });
     const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
     return {
       alternative,

@@ -150,8 +150,8 @@ export interface LaunchFailures {
  * Failed launch deployments by cause: no agent picked an event up (absent, or stopped), the agent was
  * outdated (the start script fails on it), the agent restarted under the deployment (and by whose
  * install), or the instance went away (abandoned by a hook, terminated). A failure is the service's
- * when its own install restarted the agent (`ours` says whose installs are its own: by default a
- * stage's install document), or its hook abandoned an instance whose agent was current.
+ * when its own install restarted the agent (`own.installs` says whose installs are its own: by
+ * default a stage's install document), or its hook abandoned an instance whose agent was current.
  */
 export function launchFailures(
   sandbox: Sandbox,
@@ -159,7 +159,10 @@ export function launchFailures(
   records: HarmRecords,
   stages: readonly StageScope[],
   harm: HarmFigures = harmFigures(sandbox, records, stages),
-  ours: (restart: AgentRestart) => boolean = (restart) => restart.stage !== undefined,
+  own: { installs: (restart: AgentRestart) => boolean; name: string } = {
+    installs: (restart) => restart.stage !== undefined,
+    name: "the service",
+  },
 ): LaunchFailures {
   const causes: string[] = [];
   let causedByService = 0;
@@ -184,7 +187,7 @@ export function launchFailures(
           candidate.deployments.some((running) => running.id === deployment.id),
       );
       cause = `agent restarted during the deployment by ${restart?.by ?? "an unknown install"}`;
-      byService = restart !== undefined && ours(restart);
+      byService = restart !== undefined && own.installs(restart);
     } else if (message.startsWith(AGENT_NOT_RECEIVING_MESSAGE)) {
       cause = "agent absent or stopped: no agent picked up a lifecycle event";
     } else if (
@@ -195,7 +198,7 @@ export function launchFailures(
     } else {
       cause = `${failed.lifecycleEventName} ${failed.diagnostics?.errorCode ?? ""}: ${message.slice(0, 60)}`;
     }
-    causes.push(byService ? `${cause} (caused by the service)` : cause);
+    causes.push(byService ? `${cause} (caused by ${own.name})` : cause);
     if (byService) causedByService++;
   }
   return { byCause: tally(causes), causedByService };
