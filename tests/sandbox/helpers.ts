@@ -72,3 +72,22 @@ export const REVISION = {
   revisionType: "S3",
   s3Location: { bucket: "releases", key: "shop/shop-1.4.2.zip", bundleType: "zip" },
 } as const;
+
+/**
+ * A harm the launch path is known to do (reported, not fixed here): its install document's deployment
+ * guard looks for a lifecycle event in progress (the agent's ongoing-deployment file), and between two
+ * events of CodeDeploy's launch deployment there is none, so an install that lands in that gap, on an
+ * instance whose AMI starts an outdated agent at boot, restarts the agent under the deployment. Whether
+ * an install lands in a gap depends on timing, so a run may or may not show it; every other harm must
+ * be 0. Remove this once the launch path also asks CodeDeploy whether a deployment runs there.
+ */
+export function isKnownGapRestart(item: { kind: string; detail: string }): boolean {
+  return (
+    item.kind === "restart-during-deployment" &&
+    item.detail.endsWith("between lifecycle events") &&
+    /by agentfix-[A-Za-z0-9-]+-install-codedeploy-agent /.test(item.detail)
+  );
+}
+
+/** The name of the check every scenario adds for the harm figure. */
+export const HARM_CHECK = /^first, do no harm/;

@@ -3,6 +3,7 @@ import { skipIdleTime } from "../../bench/idle-skip.js";
 import { harm } from "../../sandbox/scenarios/harm.js";
 import { runScenario } from "../../sandbox/scenarios/run.js";
 import type { Scenario } from "../../sandbox/scenarios/types.js";
+import { HARM_CHECK, isKnownGapRestart } from "./helpers.js";
 
 const harmSkippingIdleTime: Scenario = {
   ...harm,
@@ -16,32 +17,24 @@ const harmSkippingIdleTime: Scenario = {
   },
 };
 
-/**
- * A restart the service causes between two lifecycle events of a launch deployment, on an instance
- * whose AMI starts an agent at boot: the install document's deployment guard looks for a lifecycle
- * event in progress (the agent's ongoing-deployment file), and between two events there is none.
- * Reported against the launch path; until it also asks CodeDeploy, this is the one harm the story may
- * show (when an install happens to land in such a gap), and only on the baked AMIs' groups.
- */
-function isKnownGapRestart(item: { kind: string; detail: string }): boolean {
-  return (
-    item.kind === "restart-during-deployment" &&
-    item.detail.endsWith("between lifecycle events") &&
-    /by agentfix-(dev|prod)-install-codedeploy-agent/.test(item.detail)
-  );
-}
-
 describe("the harm scenario: the rest of the account, end to end with the real handlers", () => {
   it("keeps two stages, a warm pool, CodeDeploy's hook, another team and baked AMIs from harm", async () => {
     const lines: string[] = [];
-    const { summary } = await runScenario(harmSkippingIdleTime, {
+    const { summary, sandbox } = await runScenario(harmSkippingIdleTime, {
       seed: 2,
       clockScale: 0.02,
       onProgress: (line) => lines.push(line),
+      keepOpen: true,
     });
-    const gapRestarts = summary.harm.items.filter(isKnownGapRestart);
-    expect(summary.harm.items.filter((item) => !isKnownGapRestart(item))).toEqual([]);
-    const mayFail = gapRestarts.length > 0 ? [/^first, do no harm/, /never restarts under/] : [];
+    const onBakedAmi = (instanceId = "") =>
+      /-baked$/.test(sandbox.world.instance(instanceId).groupName ?? "");
+    await sandbox.close();
+    const gapRestarts = summary.harm.items.filter(
+      (item) => isKnownGapRestart(item) && onBakedAmi(item.instanceId),
+    );
+    expect(summary.harm.items.filter((item) => !gapRestarts.includes(item))).toEqual([]);
+    // The known gap restart (helpers.ts) fails the harm check, and the baked AMI's check when it hits dev-baked.
+    const mayFail = gapRestarts.length > 0 ? [HARM_CHECK, /never restarts under/] : [];
     expect(
       summary.checks.filter((check) => !check.ok && !mayFail.some((name) => name.test(check.name))),
     ).toEqual([]);
