@@ -15,6 +15,8 @@ const SHOWN = new Set([
   "verify.not-running",
   "hook.completed",
   "hook.timeout",
+  "instance.warmed",
+  "instance.leaves-warm-pool",
   "instance.in-service",
   "instance.abandoned",
   "instance.terminated",
