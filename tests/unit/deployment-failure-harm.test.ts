@@ -196,6 +196,7 @@ describe("12. never race an automatic rollback", () => {
       {
         instanceId: "i-0aaa",
         reason: expect.stringContaining("deployment d-ROLLBK002 started in the group"),
+        reachable: true,
       },
     ]);
     expect(report.decision).toBe("SKIPPED");
@@ -344,7 +345,7 @@ describe("13. a busy group is waited for, for hours", () => {
 });
 
 describe("14. an SSM refusal stays with its instances", () => {
-  it("reports the instance SSM refused and still upgrades the others of its command and redeploys", async () => {
+  it("reports the instance SSM refused, still upgrades the others of its command, and redeploys nothing that would reach the refused one", async () => {
     fakeSsm.add("i-0aaa", { version: "1.7.1" });
     fakeSsm.add("i-0out", { version: "1.7.1" });
     fakeSsm.denied.add("i-0out");
@@ -354,9 +355,12 @@ describe("14. an SSM refusal stays with its instances", () => {
 
     expect(report.upgraded).toEqual([{ instanceId: "i-0aaa", from: "1.7.1", to: LATEST_AGENT }]);
     expect(report.notUpgraded).toEqual([
-      { instanceId: "i-0out", reason: expect.stringContaining("AccessDeniedException") },
+      { instanceId: "i-0out", reason: expect.stringContaining("AccessDeniedException"), reachable: true },
     ]);
-    expect(report.decision).toBe("REDEPLOYED");
+    // The redeploy would reach i-0out's outdated agent and fail again there.
+    expect(report.decision).toBe("GAVE_UP");
+    expect(report.reason).toContain("could not be brought current: i-0out");
+    expect(codeDeploy.commandCalls(CreateDeploymentCommand)).toHaveLength(0);
   });
 
   it("reports a whole batch when the refusal names no instance, and goes on with the other batches", async () => {
@@ -377,6 +381,6 @@ describe("14. an SSM refusal stays with its instances", () => {
     expect(report.upgraded).toEqual([{ instanceId: "i-0aaa", from: "1.7.1", to: LATEST_AGENT }]);
     expect(report.notUpgraded.map((item) => item.instanceId).sort()).toEqual(["i-0bbb", "i-0ccc"]);
     expect(report.notUpgraded[0]?.reason).toContain("not authorized to perform: ssm:SendCommand");
-    expect(report.decision).toBe("REDEPLOYED");
+    expect(report.decision).toBe("GAVE_UP");
   });
 });

@@ -194,6 +194,19 @@ export function busyGaveUpReason(reason: string, firstSeenAt: number, maxHours: 
 }
 
 /** Why a failed deployment cannot be created again as it was, or undefined when it can. */
+/** Instances the redeploy would reach without a current agent. */
+export function outdatedReason(
+  id: string,
+  agents: readonly { instanceId: string; reason: string }[],
+): string {
+  const shown = agents
+    .slice(0, 5)
+    .map((agent) => `${agent.instanceId} (${agent.reason})`)
+    .join("; ");
+  const more = agents.length > 5 ? ` and ${agents.length - 5} more` : "";
+  return `Not redeploying ${id}: the redeploy would reach agents that could not be brought current: ${shown}${more}.`;
+}
+
 export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
   if (failed.deploymentMode === "RESTART") return undefined;
   const revision = failed.revision;

@@ -20,6 +20,7 @@ import {
   type FailureDecision,
   laterDeploymentReason,
   launchDeploymentReason,
+  outdatedReason,
   rollbackWaitReason,
   rollbackWaitSeconds,
   verdictAfterUpgrade,
@@ -283,6 +284,10 @@ class DeploymentRepair {
     // The upgrade took a while: a rollback, a newer deployment or a duplicate's redeployment may exist now.
     const laterStill = await this.laterDeployment(failed);
     if (laterStill) return laterStill;
+    // Every instance the redeploy reaches must run a current agent first: one the service could not
+    // bring current (outside the stage's scope, an install that failed) would fail it again.
+    const outdated = this.upgrade.notUpgraded.filter((agent) => agent.reachable);
+    if (outdated.length > 0) return this.outcome("GAVE_UP", outdatedReason(id, outdated));
     const attempt = this.chain.attempt + 1;
     const input = redeploymentInput(failed, {
       originalDeploymentId: this.chain.originalDeploymentId,

@@ -26,6 +26,12 @@ export interface UpgradedAgent {
 export interface NotUpgraded {
   instanceId: string;
   reason: string;
+  /**
+   * The instance is there (SSM answered for it, or a deployment runs on it) with an agent that is not
+   * known to be current, so a redeploy would reach it. False when it never came Online with SSM or
+   * cannot run commands: stopped or terminated, most likely.
+   */
+  reachable: boolean;
 }
 
 /** An instance whose agent was checked and found current: nothing was installed. */
@@ -75,7 +81,7 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
     job.failed.deploymentGroupName ?? "",
     all,
   );
-  result.notUpgraded.push(...leftAlone);
+  result.notUpgraded.push(...leftAlone.map((item) => ({ ...item, reachable: true })));
   if (free.length === 0) return result;
 
   const settings = agentSettings(config);
@@ -102,9 +108,10 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
       MAX_INSTANCE_IDS_PER_COMMAND,
     ).map((ids) => ({ ids, mode: "verify-first" as const })),
   ];
+  const refused = new Set<string>();
   const results = (
     await mapLimit(batches, ENGINES_IN_FLIGHT, (batch) =>
-      ensureIsolated(batch.ids, batch.mode, base, settings),
+      ensureIsolated(batch.ids, batch.mode, base, settings, refused),
     )
   ).flat();
   const pending = results.filter((agent) => agent.status === "PENDING");
@@ -130,7 +137,9 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
       result.alreadyCurrent.push({ instanceId: agent.instanceId, version: agent.agentVersion ?? "unknown" });
     } else {
       const reason = agent.status === "STOPPED" ? guard.stoppedReason() : agent.reason;
-      result.notUpgraded.push({ instanceId: agent.instanceId, reason });
+      const reachable =
+        agent.status !== "FAILED" || agent.platform !== undefined || refused.has(agent.instanceId);
+      result.notUpgraded.push({ instanceId: agent.instanceId, reason, reachable });
     }
   }
   return result;
@@ -148,6 +157,7 @@ async function ensureIsolated(
   mode: EnsureMode,
   base: Omit<Parameters<typeof ensureAgents>[0], "instanceIds" | "mode">,
   settings: AgentSettings,
+  refused: Set<string>,
 ): Promise<AgentResult[]> {
   const results: AgentResult[] = [];
   let remaining = [...ids];
@@ -159,14 +169,15 @@ async function ensureIsolated(
       if (!isServiceError(error) || isTransient(error)) throw error;
       const message = errorMessage(error);
       const named = remaining.find((id) => message.includes(id));
-      const refused = named ? [named] : remaining;
+      const refusedIds = named ? [named] : remaining;
       logger.warn("SSM refused the agent commands for some instances; the others go on", {
-        instanceIds: refused,
+        instanceIds: refusedIds,
         errorName: awsErrorName(error),
         error: message,
       });
-      results.push(...refused.map((instanceId) => refusedResult(instanceId, error)));
-      remaining = remaining.filter((id) => !refused.includes(id));
+      results.push(...refusedIds.map((instanceId) => refusedResult(instanceId, error)));
+      for (const id of refusedIds) refused.add(id);
+      remaining = remaining.filter((id) => !refusedIds.includes(id));
     }
   }
   return results;
