@@ -281,6 +281,14 @@ class LaunchReconciler {
       verifyCommandIds: result.verifyCommandIds,
       agentVersion: result.agentVersion,
     };
+    // Named whatever the launch's end: when the baked agent is older than the fix, CodeDeploy's launch
+    // deployment fails on it and ends the launch before the agent is replaced, and that is the case
+    // where the AMI matters most. A pending instance is named when it settles.
+    const bakedAgent =
+      request.origin === "WarmPool" || result.status === "PENDING"
+        ? undefined
+        : this.bakedAgentReport(request, result);
+    if (bakedAgent) ids.bakedAgent = bakedAgent;
     if (result.status === "STOPPED" || this.endedActions.has(request.instanceId)) {
       this.record(request, "ALREADY_COMPLETED", ACTION_ENDED, ids);
       return;
@@ -306,8 +314,6 @@ class LaunchReconciler {
       else this.record(request, "PENDING", result.reason, ids);
       return;
     }
-    const bakedAgent = request.origin === "WarmPool" ? undefined : this.bakedAgentReport(request, result);
-    if (bakedAgent) ids.bakedAgent = bakedAgent;
     const ok = result.status === "VERIFIED" || result.status === "INSTALLED";
     const lifecycleResult = ok ? "CONTINUE" : this.config.FAILURE_RESULT;
     const completion = await this.lifecycle.retrying(() =>
