@@ -1,10 +1,12 @@
-import { createSandbox, type Sandbox } from "../sandbox/sandbox.js";
+import type { DeliveryFaults } from "../sandbox/events/bus.js";
+import { skipIdleTime } from "../sandbox/runtime/idle-skip.js";
+import { createSandbox } from "../sandbox/sandbox.js";
 import { addGroupWithDeployments } from "../sandbox/scenarios/fleet.js";
 import { harmFigures, stageScope, watchHarm } from "../sandbox/scenarios/harm-watch.js";
 import { measure, type Percentiles } from "../sandbox/scenarios/measure.js";
 import type { RateLimit } from "../sandbox/server/traffic.js";
-import type { ServiceDeployment } from "../sandbox/service.js";
 import type { StageConfigInput } from "../stacks/config.js";
+import { gbSecondsPer1000 } from "./billing.js";
 import {
   type HarmSummary,
   ofService,
@@ -16,7 +18,7 @@ import {
   tallySsmCalls,
   waitUntilSettled,
 } from "./harness.js";
-import { skipIdleTime } from "./idle-skip.js";
+import { type OverheadBreakdown, overheads } from "./overhead.js";
 
 /**
  * The morning burst: one group scales from 0 to N at once, with the service deployed as the stacks
@@ -33,6 +35,8 @@ export interface BurstOptions {
   config?: StageConfigInput;
   /** CodeDeploy's wait for an absent agent, AWS seconds. */
   agentWaitSeconds?: number;
+  /** Drops, duplicates and delays of EventBridge deliveries (every rule: launch events and SSM's alike). */
+  events?: DeliveryFaults;
 }
 
 export interface BurstResult {
@@ -40,15 +44,23 @@ export interface BurstResult {
   /** In service with a verified, current agent, as a share of the instances asked for. */
   verifiedShare: number;
   lifecycleTimeouts: number;
+  /** Lifecycle actions of the service's own hook that ran out of heartbeat. */
+  hookTimeouts: number;
+  /** Instances that ended neither in service with a verified agent nor abandoned with a reason. */
+  lost: number;
   duplicateInstalls: number;
   /** SSM requests the server answered (throttled retries included) per instance launched. */
   ssmCallsPerInstance: number;
   autoScalingCallsPerInstance: number;
   throttled: number;
   hookToCompleteSeconds: Percentiles;
-  /** Median over instances of (hook-to-complete - ideal) / ideal. */
+  /** Median over instances of (hook-to-complete - floor) / floor (bench/overhead.ts). */
   overheadP50: number;
-  /** Median of the ideal: the instance's own registration + install + verification time. */
+  /** 95th percentile (nearest rank) of the same ratio. */
+  overheadP95: number;
+  /** Instances the overhead figures are about (let in by the hook after a successful install and verification). */
+  overheadMeasured: number;
+  /** Median of the floor: the instance's own registration + install + verification time. */
   idealSecondsP50: number;
   /** Where the overhead goes: medians of the waits between the steps, AWS seconds. */
   overheadBreakdownP50: OverheadBreakdown;
@@ -65,6 +77,15 @@ export interface BurstResult {
   throttledByOperation: Record<string, number>;
   /** SSM calls as the callers asked for them (before SDK retries), by purpose. */
   ssmCallsByPurpose: Record<string, number>;
+  /**
+   * Lambda GB-seconds billed for the launch function per 1,000 instances launched: the sum over its
+   * invocations of billed duration (AWS time) x configured memory (bench/billing.ts).
+   */
+  lambdaGbSecondsPer1000: number;
+  /** Memory of the launch function, MB. */
+  launchMemoryMb: number;
+  /** What the event bus did with the deliveries (drops and duplicates when `events` asks for them). */
+  eventDeliveries: { matched: number; delivered: number; dropped: number; duplicated: number };
   launchInvocations: {
     invocations: number;
     errors: number;
@@ -95,6 +116,7 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
     clockScale: options.clockScale,
     traffic: { rateLimits: options.rates },
     world: { codeDeploy: { agentWaitSeconds: options.agentWaitSeconds ?? 300 } },
+    events: options.events,
   });
   try {
     const { world } = sandbox;
@@ -131,18 +153,28 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       deploymentGroups: [pair],
       since,
     });
-    const overhead = overheads(sandbox, service, since);
+    const overhead = overheads(world, service.config.hook.name, since);
+    const { matched, delivered, dropped, duplicated } = sandbox.bus.stats;
     const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
     return {
       instances: options.instances,
       verifiedShare: round(figures.verified / options.instances, 4),
       lifecycleTimeouts: figures.lifecycleTimeouts,
+      hookTimeouts: world.autoScaling.actions.filter(
+        (action) =>
+          action.hookName === service.config.hook.name &&
+          action.startedAt >= since &&
+          action.completed?.by === "timeout",
+      ).length,
+      lost: figures.lost,
       duplicateInstalls: figures.duplicateInstalls,
       ssmCallsPerInstance: perInstance(sandbox.counters.total("SSM"), figures.instances),
       autoScalingCallsPerInstance: perInstance(sandbox.counters.total("AutoScaling"), figures.instances),
       throttled: figures.throttled,
       hookToCompleteSeconds: figures.hookToCompleteSeconds,
       overheadP50: overhead.overheadP50,
+      overheadP95: overhead.overheadP95,
+      overheadMeasured: overhead.measured,
       idealSecondsP50: overhead.idealSecondsP50,
       overheadBreakdownP50: overhead.breakdownP50,
       launched: figures.instances,
@@ -158,6 +190,9 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       },
       throttledByOperation: { ...sandbox.counters.throttled },
       ssmCallsByPurpose: sortByCount(purposes.total()),
+      lambdaGbSecondsPer1000: gbSecondsPer1000(service.launch.invocations, figures.instances),
+      launchMemoryMb: service.config.launch.memoryMb,
+      eventDeliveries: { matched, delivered, dropped, duplicated },
       launchInvocations: {
         invocations: service.launch.stats.invocations,
         errors: service.launch.stats.errors,
@@ -185,98 +220,6 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
     await sandbox.close();
     restoreRandom();
   }
-}
-
-/**
- * Where the time between the ideal and the actual goes, per instance (medians, AWS seconds): each
- * span is a wait for the service to notice that a step ended (or for SSM to deliver a command); their
- * sum is the overhead.
- */
-export interface OverheadBreakdown {
-  /** From SSM registration (or the start of the action, if later) to our install command. */
-  registrationToInstallSent: number;
-  /** From our install command to the install starting on the instance (SSM delivery). */
-  installDelivery: number;
-  /** From the install's end to our verification command. */
-  installEndToVerifySent: number;
-  /** From our verification command to the script starting on the instance (SSM delivery). */
-  verifyDelivery: number;
-  /** From the verification's end to the CompleteLifecycleAction that let the instance in. */
-  verifyEndToComplete: number;
-}
-
-/**
- * The overhead the service adds to each launch: from the start of the lifecycle action to the
- * service's CompleteLifecycleAction, against the ideal for that very instance, its own SSM
- * registration delay (counted from the start of the action) plus the run time of its install and of
- * its verification, back to back, as if each step started the moment the previous one ended.
- */
-export function overheads(
-  sandbox: Sandbox,
-  service: ServiceDeployment,
-  since: number,
-): { overheadP50: number; idealSecondsP50: number; breakdownP50: OverheadBreakdown; measured: number } {
-  const { world } = sandbox;
-  const hookName = service.config.hook.name;
-  type Run = { requestedAt: number; startedAt: number; endedAt: number };
-  const succeeded = new Map<string, { install?: Run; verify?: Run }>();
-  for (const invocation of world.ssm.invocations) {
-    const { startedAt, endedAt, requestedAt } = invocation;
-    if (invocation.status !== "Success" || startedAt === undefined || endedAt === undefined) continue;
-    if (requestedAt < since || (invocation.kind !== "install" && invocation.kind !== "verify")) continue;
-    const mine = succeeded.get(invocation.instanceId) ?? {};
-    // The last successful run of each kind is the one that let the instance in.
-    mine[invocation.kind] = { requestedAt, startedAt, endedAt };
-    succeeded.set(invocation.instanceId, mine);
-  }
-  const ratios: number[] = [];
-  const ideals: number[] = [];
-  const spans: Record<keyof OverheadBreakdown, number[]> = {
-    registrationToInstallSent: [],
-    installDelivery: [],
-    installEndToVerifySent: [],
-    verifyDelivery: [],
-    verifyEndToComplete: [],
-  };
-  for (const action of world.autoScaling.actions) {
-    if (action.hookName !== hookName || action.startedAt < since) continue;
-    if (action.completed?.by !== "api" || action.completed.result !== "CONTINUE") continue;
-    const instance = world.instances.get(action.instanceId);
-    const { install, verify } = succeeded.get(action.instanceId) ?? {};
-    if (!instance || !install || !verify) continue;
-    const registered = Math.max(instance.milestones.ssmOnline ?? action.startedAt, action.startedAt);
-    const ideal =
-      registered -
-      action.startedAt +
-      (install.endedAt - install.startedAt) +
-      (verify.endedAt - verify.startedAt);
-    ideals.push(ideal / 1000);
-    ratios.push((action.completed.at - action.startedAt - ideal) / ideal);
-    spans.registrationToInstallSent.push(install.requestedAt - registered);
-    spans.installDelivery.push(install.startedAt - install.requestedAt);
-    spans.installEndToVerifySent.push(verify.requestedAt - install.endedAt);
-    spans.verifyDelivery.push(verify.startedAt - verify.requestedAt);
-    spans.verifyEndToComplete.push(action.completed.at - verify.endedAt);
-  }
-  const seconds = (values: number[]) => (values.length === 0 ? 0 : round(median(values) / 1000, 1));
-  return {
-    overheadP50: ratios.length === 0 ? 0 : round(median(ratios), 3),
-    idealSecondsP50: seconds(ideals.map((value) => value * 1000)),
-    breakdownP50: {
-      registrationToInstallSent: seconds(spans.registrationToInstallSent),
-      installDelivery: seconds(spans.installDelivery),
-      installEndToVerifySent: seconds(spans.installEndToVerifySent),
-      verifyDelivery: seconds(spans.verifyDelivery),
-      verifyEndToComplete: seconds(spans.verifyEndToComplete),
-    },
-    measured: ratios.length,
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** Objects merge key by key, anything else (arrays included) is replaced, as the stage configuration does. */

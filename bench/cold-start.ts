@@ -27,6 +27,9 @@ const BANNER = [
   'const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))',
 ].join("\n");
 
+/** The launch function's row with tracing switched off (stage setting `tracing: false`). */
+const UNTRACED = "launch (tracing off)";
+
 export interface ColdStartRow {
   function: string;
   bundleBytes: number;
@@ -54,7 +57,7 @@ async function bundle(entry: { file: string } | { source: string }, outfile: str
   return statSync(outfile).size;
 }
 
-function importOnce(file: string): number {
+function importOnce(file: string, extraEnv: Record<string, string> = {}): number {
   const script = `const t = performance.now(); await import(${JSON.stringify(file)}); process.stdout.write(String(performance.now() - t));`;
   const output = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
     env: {
@@ -68,6 +71,8 @@ function importOnce(file: string): number {
       LIFECYCLE_HOOK_NAME: "agentfix-launch",
       LAUNCH_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-launch",
       LEASE_TABLE: "agentfix-leases",
+      STAGE: "bench",
+      ...extraEnv,
     },
     encoding: "utf8",
   });
@@ -90,19 +95,23 @@ export async function measureColdStart(
     const file = join(dir, `${name}.mjs`);
     files.set(name, { file, bytes: await bundle({ file: resolve(`functions/${name}.ts`) }, file) });
   }
-  const samples = new Map<string, number[]>([...files.keys()].map((name) => [name, []]));
+  const samples = new Map<string, number[]>([...files.keys(), UNTRACED].map((name) => [name, []]));
   for (let run = 0; run < runs; run += 1) {
     for (const [name, { file }] of files) samples.get(name)?.push(importOnce(file));
+    // The launch function again with tracing off: the tracer and its X-Ray SDK are not loaded.
+    samples
+      .get(UNTRACED)
+      ?.push(importOnce(files.get("launch")?.file ?? "", { POWERTOOLS_TRACE_ENABLED: "false" }));
   }
   const bareMs = median(samples.get("bare") ?? []);
   const row = (name: string): ColdStartRow => {
     const initMs = median(samples.get(name) ?? []);
     return {
       function: name,
-      bundleBytes: files.get(name)?.bytes ?? 0,
+      bundleBytes: files.get(name === UNTRACED ? "launch" : name)?.bytes ?? 0,
       initMs: Math.round(initMs * 10) / 10,
       initRatio: Math.round((initMs / bareMs) * 100) / 100,
     };
   };
-  return { bare: row("bare"), functions: FUNCTIONS.map(row) };
+  return { bare: row("bare"), functions: [...FUNCTIONS, UNTRACED].map(row) };
 }

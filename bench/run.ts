@@ -7,6 +7,7 @@ import { ASSUMED_RATE_LIMITS } from "../sandbox/server/rates.js";
 import type { StageConfigInput } from "../stacks/config.js";
 import { runBurst } from "./burst.js";
 import { measureColdStart } from "./cold-start.js";
+import { EVENT_LOSS_INSTANCES, runEventLoss } from "./event-loss.js";
 import {
   type BenchReport,
   compare,
@@ -20,7 +21,8 @@ import { ALTERNATIVES, type AlternativeResult, runAlternative, SIDE_BY_SIDE_FAUL
 /**
  * `npm run bench`: the service's figures on the sandbox, in one process and one run: a 1,000-instance
  * burst under throttling, a side-by-side with the alternatives under both of CodeDeploy's documented
- * agent waits, the cold start of each function, and SSM calls against fleet size. A readable summary,
+ * agent waits, the cold start of each function, SSM calls against fleet size, and the burst again with
+ * EventBridge events dropped and repeated. A readable summary,
  * then (with --json) one JSON object as the last line of stdout.
  */
 const USAGE = `Usage: npm run bench -- [options]
@@ -29,15 +31,19 @@ const USAGE = `Usage: npm run bench -- [options]
   --instances <n>        burst size (default 1000)
   --side-instances <n>   fleet of the side-by-side comparison (default 200)
   --seed <s>             random seed of the fleets and faults (default 1)
-  --scale <r>            real ms per AWS ms while something happens (default 0.2; idle time is skipped)
+  --scale <r>            real ms per AWS ms while something happens (default 1; idle time is skipped)
   --config <json>        stage configuration of the service, merged over the defaults
                          (e.g. '{"agent":{"pollIntervalMs":10000},"launch":{"maxConcurrency":10}}')
-  --only <parts>         comma-separated subset of: burst, side-by-side, cold-start, scaling
+  --loss-instances <n>   burst size of the event-loss part (default ${EVENT_LOSS_INSTANCES})
+  --with-5000            add a 5,000-instance point to the scaling part (slow)
+  --only <parts>         comma-separated subset of: burst, side-by-side, cold-start, scaling, event-loss
 `;
 
-const PARTS = ["burst", "side-by-side", "cold-start", "scaling"] as const;
+const PARTS = ["burst", "side-by-side", "cold-start", "scaling", "event-loss"] as const;
 const AGENT_WAITS = [300, 3600] as const;
-const SCALING_SIZES = [10, 100] as const;
+/** Fleet sizes of the scaling part (the burst's own size is added); 5,000 only with --with-5000. */
+const SCALING_SIZES = [100, 1000] as const;
+const LARGE_SCALING_SIZE = 5000;
 
 export class BenchUsageError extends Error {
   override name = "BenchUsageError";
@@ -84,6 +90,8 @@ export async function main(argv: string[]): Promise<BenchReport | undefined> {
       json: { type: "boolean", default: false },
       instances: { type: "string" },
       "side-instances": { type: "string" },
+      "loss-instances": { type: "string" },
+      "with-5000": { type: "boolean", default: false },
       seed: { type: "string" },
       scale: { type: "string" },
       config: { type: "string" },
@@ -98,7 +106,10 @@ export async function main(argv: string[]): Promise<BenchReport | undefined> {
   }
   const instances = Math.round(positive(values.instances, "instances", 1000));
   const sideInstances = Math.round(positive(values["side-instances"], "side-instances", 200));
-  const scale = positive(values.scale, "scale", 0.2);
+  const lossInstances = Math.round(
+    positive(values["loss-instances"], "loss-instances", EVENT_LOSS_INSTANCES),
+  );
+  const scale = positive(values.scale, "scale", 1);
   const seed = values.seed === undefined ? 1 : /^\d+$/.test(values.seed) ? Number(values.seed) : values.seed;
   let config: StageConfigInput | undefined;
   if (values.config !== undefined) {
@@ -138,13 +149,18 @@ export async function main(argv: string[]): Promise<BenchReport | undefined> {
   }
 
   if (only.includes("scaling") && report.burst) {
+    const sizes = new Set<number>([...SCALING_SIZES, instances]);
+    if (values["with-5000"]) sizes.add(LARGE_SCALING_SIZE);
     const points: ScalingPoint[] = [];
-    for (const size of SCALING_SIZES.filter((size) => size < instances)) {
+    for (const size of [...sizes].sort((a, b) => a - b)) {
+      if (size === instances) {
+        points.push(scalingPoint(report.burst));
+        continue;
+      }
       progress(`scaling: ${size} instances...`);
       const run = await runBurst({ instances: size, seed, clockScale: scale, rates, config });
       points.push(scalingPoint(run));
     }
-    points.push(scalingPoint(report.burst));
     report.scaling = points;
   }
   if (!only.includes("burst")) report.burst = undefined;
@@ -179,6 +195,13 @@ export async function main(argv: string[]): Promise<BenchReport | undefined> {
     report.sideBySide = sideBySide;
   }
 
+  if (only.includes("event-loss")) {
+    report.eventLoss = await runEventLoss(
+      { instances: lossInstances, seed, clockScale: scale, rates, config },
+      progress,
+    );
+  }
+
   const realSeconds = Math.round((performance.now() - started) / 1000);
   const goals = evaluateGoals({ ...report, realSeconds });
   const full: BenchReport = { ...report, goals, realSeconds };
@@ -187,11 +210,12 @@ export async function main(argv: string[]): Promise<BenchReport | undefined> {
   return full;
 }
 
-function scalingPoint(run: Awaited<ReturnType<typeof runBurst>>): ScalingPoint {
+export function scalingPoint(run: Awaited<ReturnType<typeof runBurst>>): ScalingPoint {
   return {
     instances: run.instances,
     ssmCalls: run.ssmCalls,
     ssmCallsPerInstance: run.ssmCallsPerInstance,
+    autoScalingCallsPerInstance: run.autoScalingCallsPerInstance,
     ssmCallsAskedPerInstance:
       Math.round(
         (Object.values(run.ssmCallsByPurpose).reduce((sum, count) => sum + count, 0) / run.launched) * 100,

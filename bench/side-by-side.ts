@@ -1,4 +1,5 @@
 import { LAUNCH_TRANSITION } from "../functions/core/contract.js";
+import { skipIdleTime } from "../sandbox/runtime/idle-skip.js";
 import type { LambdaFunction } from "../sandbox/runtime/lambda.js";
 import { createSandbox } from "../sandbox/sandbox.js";
 import { launchFailures } from "../sandbox/scenarios/do-no-harm.js";
@@ -9,6 +10,7 @@ import { compareVersions } from "../sandbox/world/random.js";
 import type { Queue } from "../sandbox/world/sqs.js";
 import { parseStageConfig, type StageConfigInput } from "../stacks/config.js";
 import { launchEventPattern } from "../stacks/patterns.js";
+import { gbSecondsPer1000 } from "./billing.js";
 import { mergeConfig } from "./burst.js";
 import {
   type HarmSummary,
@@ -22,7 +24,7 @@ import {
   tallySsmCalls,
   waitUntilSettled,
 } from "./harness.js";
-import { skipIdleTime } from "./idle-skip.js";
+import { overheads } from "./overhead.js";
 
 /**
  * The same fleet, seed, fault model and throttling, three ways of getting the CodeDeploy agent onto
@@ -32,9 +34,11 @@ import { skipIdleTime } from "./idle-skip.js";
  *   (the original fix);
  * - `perInstancePolling`: a lifecycle hook and one asynchronous Lambda invocation per launch event that
  *   polls its own instance (bench/alternatives/per-instance-polling.ts, the AWS samples' pattern);
- * - `service`: this service as the stacks deploy it.
+ * - `service`: this service as the stacks deploy it, with event completion (the default);
+ * - `servicePolling`: the same with `launch.completion: "polling"` (one invocation per batch polls
+ *   SSM until its installs end).
  */
-export const ALTERNATIVES = ["associationOnly", "perInstancePolling", "service"] as const;
+export const ALTERNATIVES = ["associationOnly", "perInstancePolling", "service", "servicePolling"] as const;
 export type Alternative = (typeof ALTERNATIVES)[number];
 
 /** Faults of the fleet, the same for every alternative. */
@@ -95,6 +99,12 @@ export interface AlternativeResult {
   ssmCalls: number;
   ssmCallsPerInstance: number;
   ssmCallsByOperation: Record<string, number>;
+  autoScalingCallsPerInstance: number;
+  /** Over each instance's floor, for the instances its hook let in (bench/overhead.ts); null when none was measured. */
+  overheadP50: number | null;
+  overheadP95: number | null;
+  /** GB-seconds of its installing function per 1,000 instances launched; null when it has none. */
+  lambdaGbSecondsPer1000: number | null;
   /** SSM calls as the callers asked for them (before SDK retries), by purpose. */
   ssmCallsByPurpose: Record<string, number>;
   /**
@@ -158,9 +168,14 @@ export async function runAlternative(
         bakedAgentShare: faults.bakedOutdatedAgentShare,
       },
     });
-    const stage = mergeConfig({ groups: [SIDE_BY_SIDE_GROUP], deploymentGroups: [pair] }, options.config);
+    const completion = alternative === "servicePolling" ? "polling" : "events";
+    const stage = mergeConfig(
+      mergeConfig({ groups: [SIDE_BY_SIDE_GROUP], deploymentGroups: [pair] }, options.config),
+      { launch: { completion } },
+    );
     const config = parseStageConfig("sandbox", stage, "benchmark configuration");
     const functions: LambdaFunction[] = [];
+    let installer: LambdaFunction | undefined;
     const queues: Queue[] = [];
     if (alternative === "associationOnly") {
       // Applied when an instance registers; its cron schedule does not fall within the run.
@@ -183,6 +198,8 @@ export async function runAlternative(
         name: PER_INSTANCE_FUNCTION,
         module: "bench/alternatives/per-instance-polling.ts",
         timeoutSeconds: PER_INSTANCE_TIMEOUT_SECONDS,
+        // The service's launch memory, so that GB-seconds compare durations.
+        memoryMb: config.launch.memoryMb,
         reservedConcurrency: UNRESERVED_CONCURRENCY,
         env: {
           POLL_INTERVAL_MS: String(config.agent.pollIntervalMs),
@@ -195,9 +212,11 @@ export async function runAlternative(
         (event) => runtime.invokeAsync(fn, event, { maximumRetryAttempts: 2 }),
       );
       functions.push(fn);
+      installer = fn;
     } else {
       const service = await sandbox.deployService(stage);
       functions.push(service.launch, service.failure);
+      installer = service.launch;
       queues.push(service.launchQueue);
     }
 
@@ -257,11 +276,16 @@ export async function runAlternative(
       associationOnly: (by) => by === INSTALLERS.association,
       perInstancePolling: (by) => by === INSTALLERS.distributorCommand,
       service: (by) => by === stages[0]!.installDocument,
+      servicePolling: (by) => by === stages[0]!.installDocument,
     };
     const failures = launchFailures(sandbox, launchDeployments, watch.records, stages, harm, {
       installs: (restart) => ownInstaller[alternative](restart.by),
       name: "it",
     });
+    // Null without a hook, or without an instance let in after a successful install to measure.
+    const overhead =
+      alternative === "associationOnly" ? undefined : overheads(world, config.hook.name, since);
+    const measured = overhead && overhead.measured > 0 ? overhead : undefined;
     const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
     return {
       alternative,
@@ -280,6 +304,10 @@ export async function runAlternative(
       ssmCalls: sandbox.counters.total("SSM"),
       ssmCallsPerInstance: perInstance(sandbox.counters.total("SSM"), launched.length),
       ssmCallsByOperation: ofService(sandbox.counters.calls, "SSM"),
+      autoScalingCallsPerInstance: perInstance(sandbox.counters.total("AutoScaling"), launched.length),
+      overheadP50: measured?.overheadP50 ?? null,
+      overheadP95: measured?.overheadP95 ?? null,
+      lambdaGbSecondsPer1000: installer ? gbSecondsPer1000(installer.invocations, launched.length) : null,
       ssmCallsByPurpose: Object.fromEntries(Object.entries(purposes.total()).sort((a, b) => b[1] - a[1])),
       ssmCallsPerInstanceOnLiveInstances: perInstance(
         Object.entries(purposes.total())

@@ -20,6 +20,7 @@ export async function handleSweep(event: unknown): Promise<SweepReport> {
     queueUrl: config.LAUNCH_QUEUE_URL,
     staleAfterSeconds: config.STALE_AFTER_SECONDS,
     dryRun: config.DRY_RUN || input.dryRun === true,
+    leaseTable: config.LEASE_TABLE,
   });
   metrics.addMetric(METRIC.sweepExamined, MetricUnit.Count, report.examined);
   metrics.addMetric(METRIC.sweepStale, MetricUnit.Count, report.stale.length);

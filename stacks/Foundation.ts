@@ -30,7 +30,8 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   // Allowed but worth a look (no association created, no reserved concurrency): shown by the synth.
   for (const warning of config.warnings) Annotations.of(stack).addWarning(warning);
 
-  // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/common/lease.ts);
+  // Short leases keyed `agent#<instanceId>` / `deployment#<deploymentId>` (functions/core/common/lease.ts)
+  // and the launch records of event completion, `launch#<instanceId>` (functions/core/launch/records.ts);
   // DynamoDB's TTL sweeps the lapsed rows.
   const leaseTable = new Table(stack, "LeaseTable", {
     partitionKey: { name: "pk", type: AttributeType.STRING },
@@ -44,7 +45,7 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
       {
         id: "AwsSolutions-DDB3",
         reason:
-          "The table holds only leases that lapse within minutes; there is nothing to restore. Enable leaseTable.pointInTimeRecovery to turn it on.",
+          "The table holds leases that lapse within minutes and launch records that expire after a day; there is nothing worth restoring. Enable leaseTable.pointInTimeRecovery to turn it on.",
       },
     ]);
   }

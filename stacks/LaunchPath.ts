@@ -26,13 +26,14 @@ export function LaunchPath({ stack }: StackContext) {
     stack,
     "launch",
     resources,
-    launchAccess(stack, config, leaseTable),
+    launchAccess(stack, config, leaseTable, queue),
   );
   for (const source of wiring.sqsSources.filter((candidate) => candidate.function === "launch")) {
     launchFunction.addEventSource(sqsEventSource(source, resources));
   }
 
   const rule = createServiceRule(stack, wiring.rules.launch, resources);
+  const installEndedRule = createServiceRule(stack, wiring.rules.commandEnded, resources);
   const hooks = createLifecycleHooks(stack, wiring.lifecycleHooks, [rule, launchFunction]);
 
   stack.addOutputs({
@@ -40,5 +41,5 @@ export function LaunchPath({ stack }: StackContext) {
     LaunchQueueUrl: queue.queueUrl,
     LaunchDeadLetterQueueUrl: deadLetterQueue.queueUrl,
   });
-  return { launchFunction, queue, deadLetterQueue, rule, hooks };
+  return { launchFunction, queue, deadLetterQueue, rule, installEndedRule, hooks };
 }

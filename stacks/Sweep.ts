@@ -11,12 +11,12 @@ import { createServiceRule } from "./service-resources.js";
  * stage's wiring (stacks/wiring.ts).
  */
 export function Sweep({ stack }: StackContext) {
-  const { wiring, pathResources } = use(Foundation);
+  const { wiring, pathResources, leaseTable } = use(Foundation);
   const { queue } = use(LaunchPath);
   const resources = pathResources();
   resources.queues.launch = queue;
 
-  const sweepFunction = createServiceFunction(stack, "sweep", resources, sweepAccess(queue));
+  const sweepFunction = createServiceFunction(stack, "sweep", resources, sweepAccess(queue, leaseTable));
 
   const rule = createServiceRule(stack, wiring.rules.sweep, resources);
 

@@ -118,12 +118,28 @@ const hookSchema = z.strictObject({
   defaultResult: result.optional(),
 });
 
+export const LAUNCH_COMPLETIONS = ["events", "polling"] as const;
+
 const launchSchema = z.strictObject({
   failureResult: result.default("ABANDON"),
   registrationTimeoutSeconds: int(30, 7_200).default(600),
-  // Long enough for a slow SSM registration, an install and a verification in one invocation, so
-  // most instances never wait for a redelivery; work left over resumes after resumeAfterSeconds.
-  ...functionSize({ minTimeout: 30, timeout: 300, memory: 512 }),
+  /**
+   * "events": each invocation takes the next step and returns; SSM's command-invocation events say
+   * when an install ended, and polling is only the fallback for an event that is overdue.
+   * "polling": one invocation registers, installs and verifies, polling SSM until it is done.
+   */
+  completion: z.enum(LAUNCH_COMPLETIONS).default("events"),
+  /**
+   * Default 40 s with event completion (an invocation takes a step and returns, so a cut-off one
+   * comes back within a minute), 300 s with polling (long enough for a slow registration, an
+   * install and a verification in one invocation).
+   */
+  timeoutSeconds: int(30, 900).optional(),
+  memoryMb: int(128, 10_240).default(512),
+  /** Event completion: seconds between looks at an instance that has not registered with SSM yet. */
+  registrationPollSeconds: int(2, 300).default(10),
+  /** Event completion: seconds after which an install whose end event has not come is looked up. */
+  commandOverdueSeconds: int(15, 900).default(60),
   /**
    * Visibility timeout of the launch queue. Default: twice the function timeout. It only decides
    * when a crashed invocation's messages come back: unfinished instances are handed back after
@@ -134,7 +150,8 @@ const launchSchema = z.strictObject({
   /** Seconds after which an instance left unfinished by one invocation is picked up by the next. */
   resumeAfterSeconds: int(0, 900).default(10),
   batchSize: int(1, 50).default(50),
-  maxBatchingWindowSeconds: int(0, 300).default(5),
+  /** Default: 2 s with event completion (every step waits for it), 5 s with polling. */
+  maxBatchingWindowSeconds: int(0, 300).optional(),
   // A morning scale-out of 1,000 instances is 20 batches of 50 at once; each must start at once, or
   // CodeDeploy's own launch deployment gives up waiting for an agent (5 minutes by the limits page).
   maxConcurrency: int(2, 1_000).default(50),
@@ -145,7 +162,12 @@ const launchSchema = z.strictObject({
    * once, never held past the hook. 0 reserves none (then the account's pool must always have room).
    */
   reservedConcurrency: int(0, 1_000).optional(),
-  maxReceiveCount: int(1, 1_000).default(10),
+  /**
+   * Receives of a launch message before it goes to the dead-letter queue. Default: 100 with event
+   * completion (a message comes back every registrationPollSeconds until its instance registers),
+   * 10 with polling.
+   */
+  maxReceiveCount: int(1, 1_000).optional(),
 });
 
 const failureSchema = z.strictObject({
@@ -168,8 +190,10 @@ const failureSchema = z.strictObject({
 
 const sweepSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  schedule: scheduleExpression.default("rate(5 minutes)"),
-  staleAfterSeconds: int(30, 172_800).default(300),
+  /** Default: rate(1 minute) with event completion, rate(5 minutes) with polling. */
+  schedule: scheduleExpression.optional(),
+  /** Default: 30 s with event completion (a launch in hand has a record), 300 s with polling. */
+  staleAfterSeconds: int(30, 172_800).optional(),
   ...functionSize({ minTimeout: 10, timeout: 60, memory: 256 }),
 });
 
@@ -215,6 +239,11 @@ const stageConfigSchema = z.strictObject({
   /** CodeDeploy application/deployment-group pairs in scope; empty means all. */
   deploymentGroups: z.array(deploymentGroupPair).default([]),
   dryRun: z.boolean().default(false),
+  /**
+   * X-Ray tracing of the functions (active tracing, Powertools' tracer). Off, a cold start neither
+   * loads nor evaluates the tracer and its X-Ray SDK.
+   */
+  tracing: z.boolean().default(true),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
   logRetentionDays: z
     .number()
@@ -255,7 +284,8 @@ type ParsedStageConfig = z.infer<typeof stageConfigSchema>;
 export type StageConfigInput = z.input<typeof stageConfigSchema>;
 
 /** The validated configuration of one stage, with every default and derived value filled in. */
-export interface StageConfig extends Omit<ParsedStageConfig, "agent" | "hook" | "launch" | "association"> {
+export interface StageConfig
+  extends Omit<ParsedStageConfig, "agent" | "hook" | "launch" | "sweep" | "association"> {
   stage: string;
   agent: ParsedStageConfig["agent"] & { version: string };
   hook: ParsedStageConfig["hook"] & {
@@ -263,7 +293,14 @@ export interface StageConfig extends Omit<ParsedStageConfig, "agent" | "hook" | 
     managedBy: "stack" | "group";
     defaultResult: "ABANDON" | "CONTINUE";
   };
-  launch: ParsedStageConfig["launch"] & { visibilityTimeoutSeconds: number; reservedConcurrency: number };
+  launch: ParsedStageConfig["launch"] & {
+    timeoutSeconds: number;
+    maxReceiveCount: number;
+    maxBatchingWindowSeconds: number;
+    visibilityTimeoutSeconds: number;
+    reservedConcurrency: number;
+  };
+  sweep: ParsedStageConfig["sweep"] & { schedule: string; staleAfterSeconds: number };
   association: Omit<ParsedStageConfig["association"], "target" | "enabled"> & {
     enabled: boolean;
     /** Whom the association reaches; undefined when nothing is configured (then none is created). */
@@ -297,7 +334,17 @@ export function parseStageConfig(
   problems.push(...sharedGroups(stage, config.groups, otherStages));
   // The stack can only put a hook on groups it knows by name.
   const managedBy = config.hook.managedBy ?? (config.groups.length > 0 ? "stack" : "group");
-  const visibilityTimeoutSeconds = config.launch.visibilityTimeoutSeconds ?? 2 * config.launch.timeoutSeconds;
+  const events = config.launch.completion === "events";
+  const launchTimeoutSeconds = config.launch.timeoutSeconds ?? (events ? 40 : 300);
+  const maxBatchingWindowSeconds = config.launch.maxBatchingWindowSeconds ?? (events ? 2 : 5);
+  // Event completion: a cut-off invocation's messages come back 10 s after its timeout.
+  const visibilityTimeoutSeconds =
+    config.launch.visibilityTimeoutSeconds ?? (events ? launchTimeoutSeconds + 10 : 2 * launchTimeoutSeconds);
+  const sweep = {
+    ...config.sweep,
+    schedule: config.sweep.schedule ?? (events ? "rate(1 minute)" : "rate(5 minutes)"),
+    staleAfterSeconds: config.sweep.staleAfterSeconds ?? (events ? 30 : 300),
+  };
   const reservedConcurrency = config.launch.reservedConcurrency ?? config.launch.maxConcurrency;
   const target = config.association.target ?? defaultAssociationTarget(config.groups);
   const associationEnabled = (config.association.enabled ?? !config.dryRun) && target !== undefined;
@@ -341,26 +388,23 @@ export function parseStageConfig(
       message: 'the stack can create the hook only on groups listed in "groups"; list them or set "group"',
     });
   }
-  if (visibilityTimeoutSeconds <= config.launch.timeoutSeconds) {
+  if (visibilityTimeoutSeconds <= launchTimeoutSeconds) {
     problems.push({
       path: "launch.visibilityTimeoutSeconds",
-      message: `must exceed launch.timeoutSeconds (${config.launch.timeoutSeconds}), or SQS redelivers a batch while it is still being worked on`,
+      message: `must exceed launch.timeoutSeconds (${launchTimeoutSeconds}), or SQS redelivers a batch while it is still being worked on`,
     });
   }
   // A pending instance is heartbeated before the invocation ends and comes back after the visibility
   // timeout: it must come back before that heartbeat runs out, or the hook's default result applies.
-  if (
-    visibilityTimeoutSeconds + config.launch.maxBatchingWindowSeconds >=
-    config.hook.heartbeatTimeoutSeconds
-  ) {
+  if (visibilityTimeoutSeconds + maxBatchingWindowSeconds >= config.hook.heartbeatTimeoutSeconds) {
     problems.push({
       path: "launch.visibilityTimeoutSeconds",
-      message: `${visibilityTimeoutSeconds} s plus the ${config.launch.maxBatchingWindowSeconds} s batching window must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}); lower launch.timeoutSeconds or raise the heartbeat timeout`,
+      message: `${visibilityTimeoutSeconds} s plus the ${maxBatchingWindowSeconds} s batching window must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}); lower launch.timeoutSeconds or raise the heartbeat timeout`,
     });
   }
   // Lambda reads more than 10 messages per batch from a standard queue only with a batching window:
   // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
-  if (config.launch.batchSize > 10 && config.launch.maxBatchingWindowSeconds < 1) {
+  if (config.launch.batchSize > 10 && maxBatchingWindowSeconds < 1) {
     problems.push({
       path: "launch.maxBatchingWindowSeconds",
       message: "must be at least 1 when launch.batchSize is above 10",
@@ -372,7 +416,7 @@ export function parseStageConfig(
       message: "must stay below the hook's global timeout (100 x the heartbeat timeout)",
     });
   }
-  if (config.sweep.staleAfterSeconds >= config.hook.heartbeatTimeoutSeconds) {
+  if (sweep.staleAfterSeconds >= config.hook.heartbeatTimeoutSeconds) {
     problems.push({
       path: "sweep.staleAfterSeconds",
       message: `must stay below hook.heartbeatTimeoutSeconds (${config.hook.heartbeatTimeoutSeconds}), or a stranded instance times out before the sweep picks it up`,
@@ -390,7 +434,15 @@ export function parseStageConfig(
       managedBy,
       defaultResult: config.hook.defaultResult ?? (config.dryRun ? "CONTINUE" : "ABANDON"),
     },
-    launch: { ...config.launch, visibilityTimeoutSeconds, reservedConcurrency },
+    launch: {
+      ...config.launch,
+      timeoutSeconds: launchTimeoutSeconds,
+      maxBatchingWindowSeconds,
+      visibilityTimeoutSeconds,
+      reservedConcurrency,
+      maxReceiveCount: config.launch.maxReceiveCount ?? (events ? 100 : 10),
+    },
+    sweep,
     association: { ...config.association, enabled: associationEnabled, target },
     warnings,
   };

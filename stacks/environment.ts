@@ -34,6 +34,9 @@ export function launchEnvironment(
     REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
     LAUNCH_QUEUE_URL: resources.launchQueueUrl,
     RESUME_AFTER_SECONDS: String(launch.resumeAfterSeconds),
+    LAUNCH_COMPLETION: launch.completion,
+    REGISTRATION_POLL_SECONDS: String(launch.registrationPollSeconds),
+    COMMAND_OVERDUE_SECONDS: String(launch.commandOverdueSeconds),
   };
 }
 
@@ -54,8 +57,12 @@ export function failureEnvironment(
   };
 }
 
-export function sweepEnvironment(config: StageConfig, resources: { launchQueueUrl: string }): Environment {
+export function sweepEnvironment(
+  config: StageConfig,
+  resources: { launchQueueUrl: string; leaseTable: string },
+): Environment {
   return {
+    LEASE_TABLE: resources.leaseTable,
     TARGET_GROUPS: config.groups.join(","),
     LIFECYCLE_HOOK_NAME: config.hook.name,
     LAUNCH_QUEUE_URL: resources.launchQueueUrl,

@@ -1,8 +1,11 @@
 import {
   AUTOSCALING_SOURCE,
   CODEDEPLOY_SOURCE,
+  COMMAND_END_STATUSES,
+  COMMAND_INVOCATION_DETAIL_TYPE,
   DEPLOYMENT_DETAIL_TYPE,
   LAUNCH_DETAIL_TYPE,
+  SSM_SOURCE,
 } from "../functions/core/contract.js";
 
 /**
@@ -20,6 +23,15 @@ export function launchEventPattern(groups: readonly string[], hookName: string):
   const detail: Record<string, unknown> = { LifecycleHookName: [hookName] };
   if (groups.length > 0) detail.AutoScalingGroupName = [...groups];
   return { source: [AUTOSCALING_SOURCE], "detail-type": [LAUNCH_DETAIL_TYPE], detail };
+}
+
+/** Invocations of the stage's install document that ended: the launch path's "install done" signal. */
+export function commandEndedEventPattern(installDocument: string): EventPattern {
+  return {
+    source: [SSM_SOURCE],
+    "detail-type": [COMMAND_INVOCATION_DETAIL_TYPE],
+    detail: { "document-name": [installDocument], status: [...COMMAND_END_STATUSES] },
+  };
 }
 
 /**

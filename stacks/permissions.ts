@@ -239,7 +239,12 @@ export interface FunctionAccess {
 }
 
 /** The launch function: its agent documents, SSM reads, lifecycle calls on its groups, its leases. */
-export function launchAccess(scope: Construct, config: Scope, leaseTable: ITable): FunctionAccess {
+export function launchAccess(
+  scope: Construct,
+  config: Scope,
+  leaseTable: ITable,
+  launchQueue: IQueue,
+): FunctionAccess {
   return {
     statements: [
       ...sendCommandStatements(scope, config),
@@ -247,6 +252,8 @@ export function launchAccess(scope: Construct, config: Scope, leaseTable: ITable
       autoScalingReadStatement(["DescribeAutoScalingInstances", "DescribeLifecycleHooks"]),
       lifecycleActionStatement(scope, config),
       leaseStatement(leaseTable.tableArn),
+      // A launch replayed by hand that is not done when the invocation ends goes on to the queue.
+      sendMessageStatement("HandOverReplays", launchQueue),
     ],
     wildcards: ["readOnly", "instances", "allGroups"],
   };
@@ -286,9 +293,16 @@ export function failureAccess(
 }
 
 /** The sweep: reads of the groups and their activities, and replays onto the launch queue. */
-export function sweepAccess(launchQueue: IQueue): FunctionAccess {
+export function sweepAccess(launchQueue: IQueue, leaseTable: ITable): FunctionAccess {
   return {
     statements: [
+      // The launch records: the sweep leaves alone the launches the launch path has in hand.
+      new PolicyStatement({
+        sid: "ReadLaunchRecords",
+        effect: Effect.ALLOW,
+        actions: ["dynamodb:GetItem"],
+        resources: [leaseTable.tableArn],
+      }),
       autoScalingReadStatement([
         "DescribeAutoScalingGroups",
         "DescribeLifecycleHooks",

@@ -60,7 +60,7 @@ export function createServiceFunction(
     ...(wiring.reservedConcurrency !== undefined
       ? { reservedConcurrentExecutions: wiring.reservedConcurrency }
       : {}),
-    tracing: "active",
+    tracing: props.config.tracing ? "active" : "disabled",
     // Minified (SST keeps function and class names, so stack traces stay readable): a smaller
     // bundle loads faster on a cold start (`npm run bench` measures both). Separate sourcemaps
     // would only feed SST's console, which this service does not use.
@@ -71,6 +71,7 @@ export function createServiceFunction(
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: props.config.logLevel,
+      POWERTOOLS_TRACE_ENABLED: String(props.config.tracing),
       ...wiring.environment(resourceNames(props.resources)),
     },
   });

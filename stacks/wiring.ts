@@ -2,7 +2,12 @@ import { checkDocumentContent, installDocumentContent } from "../functions/core/
 import { agentDocumentNames, LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { failureEnvironment, launchEnvironment, sweepEnvironment } from "./environment.js";
-import { deploymentFailureEventPattern, type EventPattern, launchEventPattern } from "./patterns.js";
+import {
+  commandEndedEventPattern,
+  deploymentFailureEventPattern,
+  type EventPattern,
+  launchEventPattern,
+} from "./patterns.js";
 
 // The service's wiring, described once from the stage configuration: its functions and their
 // settings, the queues between them, the SQS event source, the EventBridge rules with their retry
@@ -144,7 +149,12 @@ export interface ServiceWiring {
     failureRetry: QueueWiring;
   };
   sqsSources: SqsSourceWiring[];
-  rules: { launch: EventRuleWiring; failure: EventRuleWiring; sweep: ScheduleRuleWiring };
+  rules: {
+    launch: EventRuleWiring;
+    commandEnded: EventRuleWiring;
+    failure: EventRuleWiring;
+    sweep: ScheduleRuleWiring;
+  };
   lifecycleHooks: LifecycleHookWiring[];
 }
 
@@ -231,7 +241,10 @@ export function describeService(config: StageConfig): ServiceWiring {
         timeoutSeconds: sweep.timeoutSeconds,
         memoryMb: sweep.memoryMb,
         environment: (resources) =>
-          sweepEnvironment(config, { launchQueueUrl: resources.queueUrl("launch") }),
+          sweepEnvironment(config, {
+            launchQueueUrl: resources.queueUrl("launch"),
+            leaseTable: resources.leaseTable,
+          }),
         // The next run comes within minutes: a failed run is not retried, it shows in the error alarm.
         asyncInvoke: { retryAttempts: 0, maxEventAgeSeconds: 300 },
       },
@@ -304,6 +317,21 @@ export function describeService(config: StageConfig): ServiceWiring {
           queue: "launch",
           retryAttempts: 185,
           maxEventAgeSeconds: 24 * 3600,
+          deadLetterQueue: "launchDeadLetter",
+        },
+      },
+      // Event completion: an ended install of this stage's document wakes the launch path at once.
+      // A lost event costs time, not the instance: the launch message comes back when the install is
+      // overdue and the launch path looks it up.
+      commandEnded: {
+        id: "InstallEndedRule",
+        description: `Ended invocations of the ${documentNames.install} document`,
+        pattern: commandEndedEventPattern(documentNames.install),
+        enabled: launch.completion === "events",
+        target: {
+          queue: "launch",
+          retryAttempts: 185,
+          maxEventAgeSeconds: 3600,
           deadLetterQueue: "launchDeadLetter",
         },
       },

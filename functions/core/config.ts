@@ -66,6 +66,13 @@ const launchSchema = agentSchema.extend({
   // instead of waiting out the visibility timeout. Empty: leave redelivery to the visibility timeout.
   LAUNCH_QUEUE_URL: z.string().default(""),
   RESUME_AFTER_SECONDS: int(10, 0, 900),
+  // "events": take the next step and return; SSM's command-invocation events (through the launch
+  // queue) say when an install ended. "polling": work on the batch until it is done or out of time.
+  LAUNCH_COMPLETION: z.enum(["events", "polling"]).default("events"),
+  // Events: seconds between looks at an instance not yet registered with SSM.
+  REGISTRATION_POLL_SECONDS: int(10, 1, 300),
+  // Events: seconds after which an install whose end event has not come is looked up in SSM.
+  COMMAND_OVERDUE_SECONDS: int(60, 5, 900),
 });
 
 const failureSchema = agentSchema.extend({
@@ -92,6 +99,8 @@ const sweepSchema = z.object({
   LAUNCH_QUEUE_URL: z.string().url(),
   STALE_AFTER_SECONDS: int(300, 30, 172_800),
   DRY_RUN: bool(false),
+  // The launch records of event completion; the sweep leaves the launches they show in hand alone.
+  LEASE_TABLE: z.string().default(""),
 });
 
 export type LaunchConfig = z.infer<typeof launchSchema>;

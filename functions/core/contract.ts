@@ -90,6 +90,24 @@ export const AUTOSCALING_SOURCE = "aws.autoscaling";
 export const CODEDEPLOY_SOURCE = "aws.codedeploy";
 export const LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action";
 export const DEPLOYMENT_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification";
+export const SSM_SOURCE = "aws.ssm";
+/**
+ * One command's invocation on one instance changed status (detail: command-id, document-name,
+ * instance-id, requested-date-time, status). Best effort, no output and no comment:
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html
+ */
+export const COMMAND_INVOCATION_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification";
+/** The statuses with which an invocation ends, as the event's `status` gives them. */
+export const COMMAND_END_STATUSES = [
+  "Success",
+  "Failed",
+  "TimedOut",
+  "Cancelled",
+  "Undeliverable",
+  "Terminated",
+  "Delivery Timed Out",
+  "Execution Timed Out",
+] as const;
 
 // --- Metrics --------------------------------------------------------------------------------
 

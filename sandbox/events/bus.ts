@@ -1,6 +1,7 @@
 import { type EventPattern, matchesPattern } from "../../stacks/patterns.js";
 import { type Distribution, Random } from "../world/random.js";
 import type { World } from "../world/world.js";
+import { instanceIdsIn } from "./instance-ids.js";
 import type { EventBridgeEvent } from "./shapes.js";
 
 /**
@@ -77,9 +78,11 @@ export class EventBus {
         this.world.trace.record({
           at: this.world.now(),
           kind: "event.dropped",
-          instanceId: typeof event.detail.EC2InstanceId === "string" ? event.detail.EC2InstanceId : undefined,
+          // A launch event's EC2InstanceId, a Run Command event's instance-id, CodeDeploy's instanceId.
+          instanceId: instanceIdsIn(event.detail)[0],
           deploymentId: typeof event.detail.deploymentId === "string" ? event.detail.deploymentId : undefined,
           message: `event ${event.id} (${event["detail-type"]}) dropped before ${rule.name}`,
+          data: { detailType: event["detail-type"], rule: rule.name },
         });
         continue;
       }

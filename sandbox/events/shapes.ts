@@ -1,9 +1,11 @@
 import {
   AUTOSCALING_SOURCE,
   CODEDEPLOY_SOURCE,
+  COMMAND_INVOCATION_DETAIL_TYPE,
   DEPLOYMENT_DETAIL_TYPE,
   LAUNCH_DETAIL_TYPE,
   LAUNCH_TRANSITION,
+  SSM_SOURCE,
 } from "../../functions/core/contract.js";
 import { ACCOUNT_ID } from "../world/service-error.js";
 
@@ -101,4 +103,37 @@ export function deploymentStateEvent(fields: {
     ],
     detail,
   } as EventBridgeEvent;
+}
+
+/**
+ * Run Command's per-instance status change, as in tests/events/ssm-command-invocation-status-change.json
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html).
+ */
+export function commandInvocationEvent(fields: {
+  id: string;
+  at: number;
+  region: string;
+  commandId: string;
+  documentName: string;
+  instanceId: string;
+  requestedAt: number;
+  status: string;
+}): EventBridgeEvent {
+  return {
+    version: "0",
+    id: fields.id,
+    "detail-type": COMMAND_INVOCATION_DETAIL_TYPE,
+    source: SSM_SOURCE,
+    account: ACCOUNT_ID,
+    time: eventTime(fields.at),
+    region: fields.region,
+    resources: [`arn:aws:ec2:${fields.region}:${ACCOUNT_ID}:instance/${fields.instanceId}`],
+    detail: {
+      "command-id": fields.commandId,
+      "document-name": fields.documentName,
+      "instance-id": fields.instanceId,
+      "requested-date-time": new Date(fields.requestedAt).toISOString(),
+      status: fields.status,
+    },
+  };
 }

@@ -5,6 +5,7 @@ import type { EventBridgeEvent } from "../events/shapes.js";
 import { eventTime } from "../events/shapes.js";
 import { ACCOUNT_ID } from "../world/service-error.js";
 import type { World } from "../world/world.js";
+import { recordCutOff } from "./cut-off.js";
 import { applyEnvironment } from "./environment.js";
 import { instrumentClient, invocationScope } from "./instrument.js";
 
@@ -64,7 +65,23 @@ export interface InvocationResult {
   error?: { errorType: string; errorMessage: string };
   startedAt: number;
   endedAt: number;
+  /**
+   * Duration Lambda bills, AWS ms: the handler's run rounded up to the millisecond, the whole budget
+   * for an invocation cut off at its timeout. https://aws.amazon.com/lambda/pricing/
+   */
+  billedDurationMs: number;
+  /** Memory configured when the invocation ran, MB (what the duration is billed at). */
+  memoryMb: number;
 }
+
+/** How an invocation ended, before the runtime adds its times and billing. */
+type Outcome = Omit<
+  InvocationResult,
+  "requestId" | "startedAt" | "endedAt" | "billedDurationMs" | "memoryMb"
+>;
+
+/** Memory of a function deployed without a size, MB (the sandbox's choice; Lambda's own default is 128). */
+export const DEFAULT_MEMORY_MB = 512;
 
 export interface FunctionStats {
   invocations: number;
@@ -212,43 +229,50 @@ export class LambdaRuntime {
     const budgetMs = cutOff
       ? faults.draw({ min: 1, max: fn.spec.timeoutSeconds }) * 1000
       : fn.spec.timeoutSeconds * 1000;
-    const outcome = await new Promise<Omit<InvocationResult, "requestId" | "startedAt" | "endedAt">>(
-      (settle) => {
-        const timer = this.world.scheduler.after(budgetMs, () => {
-          scope.frozen = true;
-          settle({
-            ok: false,
-            timedOut: true,
-            error: {
-              errorType: "Sandbox.Timedout",
-              errorMessage: `Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds`,
+    const outcome = await new Promise<Outcome>((settle) => {
+      const timer = this.world.scheduler.after(budgetMs, () => {
+        scope.frozen = true;
+        settle({
+          ok: false,
+          timedOut: true,
+          error: {
+            errorType: "Sandbox.Timedout",
+            errorMessage: `Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds`,
+          },
+        });
+      });
+      invocationScope.run(scope, () => {
+        Promise.resolve()
+          .then(() => fn.handler(event, context))
+          .then(
+            (result) => {
+              timer.cancel();
+              settle({ ok: true, timedOut: false, result });
             },
-          });
-        });
-        invocationScope.run(scope, () => {
-          Promise.resolve()
-            .then(() => fn.handler(event, context))
-            .then(
-              (result) => {
-                timer.cancel();
-                settle({ ok: true, timedOut: false, result });
-              },
-              (error: unknown) => {
-                timer.cancel();
-                const failure = error instanceof Error ? error : new Error(String(error));
-                settle({
-                  ok: false,
-                  timedOut: false,
-                  error: { errorType: failure.name, errorMessage: failure.message },
-                });
-              },
-            );
-        });
-      },
-    );
+            (error: unknown) => {
+              timer.cancel();
+              const failure = error instanceof Error ? error : new Error(String(error));
+              settle({
+                ok: false,
+                timedOut: false,
+                error: { errorType: failure.name, errorMessage: failure.message },
+              });
+            },
+          );
+      });
+    });
+    if (cutOff && outcome.timedOut) recordCutOff(this.world, fn.spec.name, requestId, budgetMs, event);
     if (outcome.timedOut) fn.stats.timeouts++;
     else if (!outcome.ok) fn.stats.errors++;
-    const result: InvocationResult = { requestId, startedAt, endedAt: this.world.now(), ...outcome };
+    const endedAt = this.world.now();
+    const result: InvocationResult = {
+      requestId,
+      startedAt,
+      endedAt,
+      billedDurationMs: Math.ceil(endedAt - startedAt),
+      memoryMb: fn.spec.memoryMb ?? DEFAULT_MEMORY_MB,
+      ...outcome,
+    };
     fn.invocations.push(result);
     this.world.trace.record({
       at: result.endedAt,
@@ -267,7 +291,7 @@ export class LambdaRuntime {
       functionName: fn.spec.name,
       functionVersion: "$LATEST",
       invokedFunctionArn: fn.arn,
-      memoryLimitInMB: String(fn.spec.memoryMb ?? 512),
+      memoryLimitInMB: String(fn.spec.memoryMb ?? DEFAULT_MEMORY_MB),
       awsRequestId: requestId,
       logGroupName: `/aws/lambda/${fn.spec.name}`,
       logStreamName: `${day}/[$LATEST]${requestId.replaceAll("-", "")}`,

@@ -2,6 +2,7 @@ import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { APPLICATION, addGroupWithDeployments, RELEASE_2 } from "./fleet.js";
 import { hasVerifiedAgent, REDEPLOY_MARKER, scopeInstances } from "./measure.js";
 import { accountPackageVersions, otherTeamInstalls } from "./other-team.js";
+import { describeAvoidable } from "./recovery.js";
 import { waitUntilQuiet } from "./settle.js";
 import { baseSandboxOptions, type Scenario } from "./types.js";
 
@@ -285,6 +286,11 @@ export const chaos: Scenario = {
             care.leavingWarmPool.installs === 0 &&
             care.otherTeamsInstallsFollowed === 0,
           detail: `${care.instancesTouchedByTwoStages} instances touched by both stages, ${care.instancesGivenTwoAgentVersions} given two agent versions, ${care.installsAfterOwnHook} installs after our hook let go (sweeps found ${care.sweepFoundHeldByCodeDeploy} held by CodeDeploy's), ${care.leavingWarmPool.installs} installs and ${care.leavingWarmPool.checks} checks leaving the warm pool, ${care.otherTeamsInstallsFollowed} of ${otherTeam.commands.size} other-team installs followed`,
+        },
+        {
+          name: "no launch deployment failed for want of an agent on an instance the service could have given one",
+          ok: figures.avoidableLaunchDeploymentFailures === 0,
+          detail: `${figures.avoidableLaunchDeploymentFailures} avoidable of ${figures.launchDeploymentsFailed} failed launch deployments${describeAvoidable(figures.avoidableLaunchDeploymentFailureInstances)}`,
         },
         {
           name: "redeploys never above the cap",

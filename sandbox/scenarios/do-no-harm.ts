@@ -23,11 +23,18 @@ export interface CareFigures {
   instancesGivenTwoAgentVersions: number;
   /** Installs a stage sent to a launching instance after its own hook had let it go. */
   installsAfterOwnHook: number;
-  /** Instances leaving a warm pool: the checks and the installs sent to them (only checks are due). */
+  /**
+   * Instances leaving a warm pool: the checks sent to them, and the installs that ran there (only
+   * checks are due). An install document whose first step found the agent current and ended it
+   * early is a check: its install step never ran.
+   */
   leavingWarmPool: { instances: number; checks: number; installs: number };
   /** Other teams' Distributor commands that a stage's launch outcomes count as its installs. */
   otherTeamsInstallsFollowed: number;
-  /** Instances a sweep found waiting after the stage's own hook had let them go (CodeDeploy's hook held them). */
+  /**
+   * Instances a sweep found waiting after the stage's own hook had let them go (CodeDeploy's hook held
+   * them): enqueued for the launch function to leave alone, or left alone by the sweep itself.
+   */
   sweepFoundHeldByCodeDeploy: number;
   /** Sweep and replay requests the launch function left alone: its own action was no longer open. */
   leftAloneForAnotherHook: number;
@@ -35,6 +42,20 @@ export interface CareFigures {
   bakedAgentReports: Record<string, number>;
   /** Every agent restart, by who caused it. */
   agentRestartsBy: Record<string, number>;
+}
+
+/** Whether a command sent to an instance installed the agent there (its install step ran, or runs). */
+function installRan(
+  sandbox: Sandbox,
+  send: { commandId: string; instanceId: string; documentName: string },
+  installDocuments: ReadonlySet<string>,
+): boolean {
+  if (!installDocuments.has(send.documentName)) return false;
+  const invocation = sandbox.world.ssm.invocations.find(
+    (candidate) => candidate.commandId === send.commandId && candidate.instanceId === send.instanceId,
+  );
+  const step = invocation?.steps?.find((candidate) => candidate.kind === "install");
+  return step === undefined || (step.status !== "Skipped" && step.status !== "Pending");
 }
 
 function invocationResults<T>(sandbox: Sandbox, functionName: string): { startedAt: number; result: T }[] {
@@ -102,13 +123,14 @@ export function careFigures(
   );
   let sweepFound = 0;
   for (const stage of stages) {
-    for (const { startedAt, result } of invocationResults<{ stale?: { instanceId: string }[] }>(
-      sandbox,
-      stage.sweepFunction,
-    )) {
-      for (const stale of result.stale ?? []) {
+    for (const { startedAt, result } of invocationResults<{
+      stale?: { instanceId: string }[];
+      inHand?: string[];
+    }>(sandbox, stage.sweepFunction)) {
+      const seen = [...(result.stale ?? []).map((stale) => stale.instanceId), ...(result.inHand ?? [])];
+      for (const instanceId of seen) {
         const ours = world.autoScaling
-          .actionsOf(stale.instanceId)
+          .actionsOf(instanceId)
           .filter((action) => action.hookName === stage.hookName && action.startedAt <= startedAt)
           .at(-1);
         if (ours?.completed && ours.completed.at < startedAt) sweepFound++;
@@ -121,8 +143,8 @@ export function careFigures(
     installsAfterOwnHook: afterOwnHook.length,
     leavingWarmPool: {
       instances: new Set(leaving.map((send) => send.instanceId)).size,
-      checks: leaving.filter((send) => !installs.has(send.documentName)).length,
-      installs: leaving.filter((send) => installs.has(send.documentName)).length,
+      checks: leaving.filter((send) => !installRan(sandbox, send, installs)).length,
+      installs: leaving.filter((send) => installRan(sandbox, send, installs)).length,
     },
     otherTeamsInstallsFollowed: followed.length,
     sweepFoundHeldByCodeDeploy: sweepFound,

@@ -1,6 +1,7 @@
 import type { Sandbox } from "../sandbox.js";
 import type { Instance } from "../world/instances.js";
 import { compareVersions } from "../world/random.js";
+import { type RecoveryFigures, recoveryFigures } from "./recovery.js";
 
 /** Which part of the world the figures are about: the groups (and hook) the service manages. */
 export interface Scope {
@@ -20,7 +21,7 @@ export interface Percentiles {
   max: number;
 }
 
-export interface Figures {
+export interface Figures extends RecoveryFigures {
   /** Instances launched in scope during the run (replacements included). */
   instances: number;
   inService: number;
@@ -137,6 +138,16 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
         .filter((action) => action.completed?.by === "api")
         .map((action) => (action.completed!.at - action.startedAt) / 1000),
     ),
+    ...recoveryFigures({
+      instances,
+      serviceActions: (instanceId) =>
+        world.autoScaling.actionsOf(instanceId).filter((action) => hooks.has(action.hookName)),
+      endedVerified: (instance) =>
+        instance.lifecycleState === "InService" && hasVerifiedAgent(sandbox, instance),
+      trace: world.trace.entries,
+      launchDeployments: launches,
+      handledAt: launchHandling(sandbox),
+    }),
   };
 }
 
@@ -145,4 +156,22 @@ function countDuplicates(sandbox: Sandbox, inScope: Set<string>): number {
   return sandbox.world.trace.entries.filter(
     (entry) => entry.kind === "install.duplicate" && entry.instanceId && inScope.has(entry.instanceId),
   ).length;
+}
+
+/** When each instance was reported by an invocation of a launch function (any stage's), by instance. */
+function launchHandling(sandbox: Sandbox): (instanceId: string) => readonly number[] {
+  const byInstance = new Map<string, number[]>();
+  for (const [name, fn] of sandbox.runtime.functions) {
+    if (!name.endsWith("-launch")) continue;
+    for (const invocation of fn.invocations) {
+      const result = invocation.result as { instances?: { instanceId: string }[] } | undefined;
+      for (const outcome of result?.instances ?? []) {
+        byInstance.set(outcome.instanceId, [
+          ...(byInstance.get(outcome.instanceId) ?? []),
+          invocation.startedAt,
+        ]);
+      }
+    }
+  }
+  return (instanceId) => byInstance.get(instanceId) ?? [];
 }

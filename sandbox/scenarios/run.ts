@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { getClockScale } from "../../functions/core/common/clock.js";
+import { skipIdleTime } from "../runtime/idle-skip.js";
 import { createSandbox, type Sandbox } from "../sandbox.js";
 import { careFigures } from "./do-no-harm.js";
 import { describeHarm, harmFigures, stageScope, watchHarm } from "./harm-watch.js";
@@ -41,21 +42,26 @@ export async function runScenario(
     const line = formatProgress(entry, startedAt);
     if (line !== undefined) options.onProgress?.(line);
   });
-  const play = await scenario.play({
-    sandbox,
-    instances,
-    options,
-    note: (message) => {
-      if (!started) {
-        started = true;
-        startedAt = world.now();
-        // The set-up (importing the handlers) blocks the loop before anything is scheduled.
-        lag.reset();
-      }
-      world.trace.record({ at: world.now(), kind: "scenario", message });
-    },
-    deploy: (config, deployOptions) => sandbox.deployService(config, deployOptions),
-  });
+  // The stretches in which nothing can happen are skipped, so the clock can run slow enough for the
+  // handlers' own time (short Lambda timeouts included) without a long story taking long.
+  const skip = await skipIdleTime(sandbox);
+  const play = await scenario
+    .play({
+      sandbox,
+      instances,
+      options,
+      note: (message) => {
+        if (!started) {
+          started = true;
+          startedAt = world.now();
+          // The set-up (importing the handlers) blocks the loop before anything is scheduled.
+          lag.reset();
+        }
+        world.trace.record({ at: world.now(), kind: "scenario", message });
+      },
+      deploy: (config, deployOptions) => sandbox.deployService(config, deployOptions),
+    })
+    .finally(() => skip.stop());
   watch.stop();
   const figures = measure(sandbox, play.scope);
   const stages = (play.services ?? [play.service]).map(stageScope);

@@ -1,3 +1,4 @@
+import { describeAvoidable } from "./recovery.js";
 import type { ScenarioResult } from "./run.js";
 
 function pad(rows: string[][]): string[] {
@@ -19,6 +20,21 @@ function harmLines(summary: ScenarioResult["summary"]): string[] {
     `  instances touched by two stages ${care.instancesTouchedByTwoStages} · given two agent versions ${care.instancesGivenTwoAgentVersions} · installs after our own hook let go ${care.installsAfterOwnHook} · held by another hook, left alone ${care.leftAloneForAnotherHook} (sweeps found ${care.sweepFoundHeldByCodeDeploy})`,
     `  leaving a warm pool: ${care.leavingWarmPool.instances} instances, ${care.leavingWarmPool.checks} checks, ${care.leavingWarmPool.installs} installs · other teams' installs followed ${care.otherTeamsInstallsFollowed} · AMIs baking an outdated agent: ${reports.length === 0 ? "none reported" : reports.map(([ami, count]) => `${ami} x${count}`).join(", ")}`,
     ...harm.items.slice(0, 10).map((item) => `  HARM ${item.kind}: ${item.detail}`),
+  ];
+}
+
+/** Launch to a verified agent, recovery from each fault kind, and the launch deployments the service could have saved. */
+function recoveryLines(summary: ScenarioResult["summary"]): string[] {
+  const verified = summary.timeToVerifiedSeconds;
+  const show = (value: number | null) => (value === null ? "-" : String(value));
+  const kinds = Object.entries(summary.recoverySeconds).map(
+    ([kind, figure]) =>
+      `${kind} ${figure.recovered}/${figure.hit} recovered, resumed after p50 ${show(figure.resumed.p50)} · max ${show(figure.resumed.max)}, to CONTINUE p50 ${show(figure.p50)} · max ${show(figure.max)}`,
+  );
+  return [
+    `launch to verified agent (AWS s): p50 ${show(verified.p50)} · p95 ${show(verified.p95)} · p99 ${show(verified.p99)}`,
+    `recovery (AWS s): ${kinds.join("; ")}`,
+    `avoidable launch deployment failures ${summary.avoidableLaunchDeploymentFailures}${describeAvoidable(summary.avoidableLaunchDeploymentFailureInstances, 5)}`,
   ];
 }
 
@@ -109,6 +125,7 @@ export function formatSummary(
   lines.push(
     `lost ${summary.lost} · duplicate installs ${summary.duplicateInstalls} · lifecycle timeouts ${summary.lifecycleTimeouts} · redeploys ${summary.redeploys} (${summary.redeploysSucceeded} succeeded)`,
     `hook to complete (AWS s): p50 ${hook.p50} · p95 ${hook.p95} · max ${hook.max}`,
+    ...recoveryLines(summary),
     ...harmLines(summary),
     `API calls: ${Object.entries(calls)
       .map(([service, count]) => `${service} ${count}`)

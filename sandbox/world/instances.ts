@@ -57,9 +57,14 @@ export type Milestone =
   | "ssmOnline"
   | "installSent"
   | "installed"
+  /** The last time a verification (or a skip-if-current probe) found the agent running at the expected version. */
   | "verified"
+  /** The first such time: when the instance first had a verified agent (the launch's time to verified). */
+  | "firstVerified"
   | "inService"
   | "abandoned"
+  /** Auto Scaling began to terminate it (Terminating); `terminated` is when EC2 was done. */
+  | "terminating"
   | "terminated"
   /** Stopped in its group's warm pool, prepared (Warmed:Stopped, or Warmed:Running / Hibernated). */
   | "warmed"

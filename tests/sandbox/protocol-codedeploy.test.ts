@@ -11,6 +11,7 @@ import {
   ListDeploymentTargetsCommand,
 } from "@aws-sdk/client-codedeploy";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CODEDEPLOY_HOOK_PREFIX } from "../../functions/core/contract.js";
 import type { Sandbox } from "../../sandbox/sandbox.js";
 import { expectAwsError, REVISION, sdkClients, testSandbox } from "./helpers.js";
 
@@ -190,5 +191,80 @@ describe("CodeDeploy over the wire", () => {
       lastAttemptedDeployment: { deploymentId, status: "Failed" },
       lastSuccessfulDeployment: { status: "Succeeded" },
     });
+  });
+});
+
+describe("CodeDeploy's quota of concurrent deployments per account", () => {
+  const LIMIT = 2;
+  let sandbox: Sandbox;
+  let codeDeploy: ReturnType<typeof sdkClients>["codeDeploy"];
+
+  beforeAll(async () => {
+    sandbox = await testSandbox({
+      seed: "codedeploy-quota",
+      world: { codeDeploy: { maxConcurrentDeployments: LIMIT, managedHookHeartbeatTimeout: 60 } },
+    });
+    codeDeploy = sdkClients(sandbox.endpoint).codeDeploy;
+    const { world } = sandbox;
+    world.codeDeploy.createApplication("shop");
+    // No agent runs anywhere: each deployment waits for one, and stays active for minutes.
+    for (const name of ["a", "b", "c", "scaled"]) {
+      world.autoScaling.createGroup({ name, maxSize: 2, image: { imageId: "ami-1" } });
+      if (name !== "scaled")
+        world.addRunningInstance(name, { agent: { package: null, version: null, running: false } });
+      world.codeDeploy.createDeploymentGroup({
+        applicationName: "shop",
+        name: `${name}-dg`,
+        autoScalingGroups: [name],
+        lastSuccessfulRevision: REVISION,
+      });
+    }
+  });
+  afterAll(() => sandbox.close());
+
+  it("refuses CreateDeployment beyond the quota with DeploymentLimitExceededException, whatever the group", async () => {
+    for (const group of ["a-dg", "b-dg"]) {
+      await codeDeploy.send(
+        new CreateDeploymentCommand({
+          applicationName: "shop",
+          deploymentGroupName: group,
+          revision: REVISION,
+        }),
+      );
+    }
+    expect(sandbox.world.codeDeploy.active()).toHaveLength(LIMIT);
+    await expectAwsError(
+      codeDeploy.send(
+        new CreateDeploymentCommand({
+          applicationName: "shop",
+          deploymentGroupName: "c-dg",
+          revision: REVISION,
+        }),
+      ),
+      "DeploymentLimitExceededException",
+      400,
+      "The number of allowed deployments was exceeded.",
+    );
+  });
+
+  it("creates no launch deployment beyond the quota: the managed hook runs out and abandons the instance", async () => {
+    const { world } = sandbox;
+    world.autoScaling.setDesiredCapacity("scaled", 1);
+    await sandbox.waitFor(() => world.trace.count("deployment.limit-exceeded") > 0, {
+      timeoutSeconds: 60,
+      pollSeconds: 1,
+    });
+    const [refused] = world.trace.entries.filter((entry) => entry.kind === "deployment.limit-exceeded");
+    const action = world.autoScaling
+      .actionsOf(refused!.instanceId!)
+      .find((candidate) => candidate.hookName.startsWith(CODEDEPLOY_HOOK_PREFIX));
+    await sandbox.waitFor(() => action?.completed !== undefined, { timeoutSeconds: 120, pollSeconds: 1 });
+    expect(action?.completed).toMatchObject({ result: "ABANDON", by: "timeout" });
+    expect(
+      [...world.codeDeploy.deployments.values()].filter(
+        (deployment) =>
+          deployment.creator === "autoscaling" && deployment.deploymentGroupName === "scaled-dg",
+      ),
+    ).toEqual([]);
   });
 });

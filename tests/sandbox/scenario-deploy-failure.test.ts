@@ -4,7 +4,7 @@ import { runScenario } from "../../sandbox/scenarios/run.js";
 
 describe("the deploy-failure scenario, end to end with the real handlers", () => {
   it("redeploys after an agent failure, not after an application failure, and never beyond the cap", async () => {
-    const { summary } = await runScenario(deployFailure, { seed: 5, clockScale: 0.003 });
+    const { summary } = await runScenario(deployFailure, { seed: 5 });
     expect(summary.checks.filter((check) => !check.ok)).toEqual([]);
     expect(summary.ok).toBe(true);
     const deployments = summary.deployments as Record<

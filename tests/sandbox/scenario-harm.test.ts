@@ -1,28 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { skipIdleTime } from "../../bench/idle-skip.js";
 import { harm } from "../../sandbox/scenarios/harm.js";
 import { runScenario } from "../../sandbox/scenarios/run.js";
-import type { Scenario } from "../../sandbox/scenarios/types.js";
 import { HARM_CHECK, isKnownGapRestart } from "./helpers.js";
-
-const harmSkippingIdleTime: Scenario = {
-  ...harm,
-  async play(context) {
-    const skip = await skipIdleTime(context.sandbox);
-    try {
-      return await harm.play(context);
-    } finally {
-      skip.stop();
-    }
-  },
-};
 
 describe("the harm scenario: the rest of the account, end to end with the real handlers", () => {
   it("keeps two stages, a warm pool, CodeDeploy's hook, another team and baked AMIs from harm", async () => {
     const lines: string[] = [];
-    const { summary, sandbox } = await runScenario(harmSkippingIdleTime, {
+    const { summary, sandbox } = await runScenario(harm, {
       seed: 2,
-      clockScale: 0.02,
+      clockScale: 0.2,
       onProgress: (line) => lines.push(line),
       keepOpen: true,
     });

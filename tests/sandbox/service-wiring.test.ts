@@ -163,10 +163,11 @@ describe("the sandbox deploys the stacks' wiring", () => {
     await expectDeployedAsDescribed(after);
     // The settings moved from the defaults to the changed values, in the sandbox itself.
     expect(was).toMatchObject({
-      visibility: 600,
-      maxReceiveCount: 10,
-      mapping: { batchSize: 50, maximumBatchingWindowSeconds: 5, maximumConcurrency: 50 },
-      sweepEvery: 300,
+      // Event completion: 40 s invocations, a message back every few seconds while its launch runs.
+      visibility: 50,
+      maxReceiveCount: 100,
+      mapping: { batchSize: 50, maximumBatchingWindowSeconds: 2, maximumConcurrency: 50 },
+      sweepEvery: 60,
       failureRetries: 2,
     });
     expect(after.launchQueue).toMatchObject({ visibilityTimeoutSeconds: 400, maxReceiveCount: 3 });

@@ -60,13 +60,16 @@ describe("stage configuration", () => {
     });
     expect(config.launch).toMatchObject({
       failureResult: "ABANDON",
-      timeoutSeconds: 300,
-      visibilityTimeoutSeconds: 600,
+      completion: "events",
+      timeoutSeconds: 40,
+      visibilityTimeoutSeconds: 50,
       resumeAfterSeconds: 10,
+      registrationPollSeconds: 10,
+      commandOverdueSeconds: 60,
       batchSize: 50,
-      maxBatchingWindowSeconds: 5,
+      maxBatchingWindowSeconds: 2,
       maxConcurrency: 50,
-      maxReceiveCount: 10,
+      maxReceiveCount: 100,
     });
     expect(config.failure).toMatchObject({
       maxRedeploys: 1,
@@ -76,8 +79,8 @@ describe("stage configuration", () => {
     });
     expect(config.sweep).toMatchObject({
       enabled: true,
-      schedule: "rate(5 minutes)",
-      staleAfterSeconds: 300,
+      schedule: "rate(1 minute)",
+      staleAfterSeconds: 30,
     });
     // No group listed: no association (it would reach every Auto Scaling instance of the account).
     expect(config.association).toMatchObject({
@@ -160,8 +163,21 @@ describe("stage configuration", () => {
     expect(error.message).toContain('Unrecognized key: "typo"');
   });
 
+  it("takes the polling launch path's own defaults when it is chosen", () => {
+    const config = parseStageConfig("dev", { launch: { completion: "polling" } });
+    expect(config.launch).toMatchObject({
+      timeoutSeconds: 300,
+      visibilityTimeoutSeconds: 600,
+      maxBatchingWindowSeconds: 5,
+      maxReceiveCount: 10,
+    });
+    expect(config.sweep).toMatchObject({ schedule: "rate(5 minutes)", staleAfterSeconds: 300 });
+  });
+
   it("keeps the launch queue's redelivery inside the hook's heartbeat window", () => {
-    const tooSlow = errorOf(() => parseStageConfig("dev", { launch: { timeoutSeconds: 450 } }));
+    const tooSlow = errorOf(() =>
+      parseStageConfig("dev", { launch: { completion: "polling", timeoutSeconds: 450 } }),
+    );
     expect(tooSlow.fields).toEqual(["launch.visibilityTimeoutSeconds"]);
     expect(tooSlow.message).toContain("must stay below hook.heartbeatTimeoutSeconds (900)");
 
@@ -172,10 +188,14 @@ describe("stage configuration", () => {
     expect(tooShort.message).toContain("must exceed launch.timeoutSeconds (120)");
 
     const fits = parseStageConfig("dev", {
-      launch: { timeoutSeconds: 300 },
+      launch: { completion: "polling", timeoutSeconds: 300 },
       hook: { heartbeatTimeoutSeconds: 3600 },
     });
     expect(fits.launch.visibilityTimeoutSeconds).toBe(600);
+    // Event completion: the message of a cut-off invocation is back 10 s after the function's timeout.
+    expect(parseStageConfig("dev", { launch: { timeoutSeconds: 450 } }).launch.visibilityTimeoutSeconds).toBe(
+      460,
+    );
   });
 
   it("requires a batching window for batches above ten messages and a sweep faster than the heartbeat", () => {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkDocumentContent, installDocumentContent } from "../../functions/core/agent/documents.js";
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
+import { agentDocumentNames } from "../../functions/core/contract.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
 import { defaultHookName } from "../../stacks/stage-policy.js";
@@ -94,6 +95,9 @@ describe("1. configuration per stage", () => {
       INSTALL_ATTEMPTS: 2,
       VERIFY_AGENT: true,
       DRY_RUN: false,
+      LAUNCH_COMPLETION: "events",
+      REGISTRATION_POLL_SECONDS: 10,
+      COMMAND_OVERDUE_SECONDS: 60,
     });
     expect(launch.LEASE_TABLE).toMatch(/^<Import:prod-agentfix-Foundation:.*LeaseTable/);
 
@@ -112,8 +116,9 @@ describe("1. configuration per stage", () => {
     expect(sweep).toMatchObject({
       TARGET_GROUPS: PROD_GROUPS,
       LIFECYCLE_HOOK_NAME: HOOK,
-      STALE_AFTER_SECONDS: 300,
+      STALE_AFTER_SECONDS: 30,
     });
+    expect(sweep.LEASE_TABLE).toMatch(/^<Import:prod-agentfix-Foundation:.*LeaseTable/);
     expect(environmentOf("prod", "Sweep", "SweepFunction").LAUNCH_QUEUE_URL).toMatch(
       /^<Import:prod-agentfix-LaunchPath:.*LaunchQueue/,
     );
@@ -192,15 +197,34 @@ describe("2. launch path", () => {
     const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
     const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
     const timeout = fn("prod", "LaunchPath", "LaunchFunction").Properties.Timeout as number;
-    expect(timeout).toBe(300);
+    // Event completion: an invocation takes a step and returns, so a cut-off one is back in a minute.
+    expect(timeout).toBe(40);
     expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
-    expect(queue.Properties.VisibilityTimeout).toBe(2 * timeout);
-    expect(queue.Properties.VisibilityTimeout as number).toBeLessThan(1200);
+    expect(queue.Properties.VisibilityTimeout).toBe(timeout + 10);
+    // A launch message comes back every few seconds while its instance registers (10 minutes at most).
     expect(flatten(queue.Properties.RedrivePolicy, t)).toEqual({
       deadLetterTargetArn: `<GetAtt:${dlq.id}.Arn>`,
-      maxReceiveCount: 10,
+      maxReceiveCount: 100,
     });
+  });
+
+  it("sends the ended invocations of the stage's install document to the launch queue", () => {
+    const t = template("prod", "LaunchPath");
+    const rule = resource(t, "AWS::Events::Rule", "InstallEndedRule");
+    const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
+    expect(rule.Properties.State).toBe("ENABLED");
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ["aws.ssm"],
+      "detail-type": ["EC2 Command Invocation Status-change Notification"],
+      detail: {
+        "document-name": [agentDocumentNames("prod").install],
+        status: expect.arrayContaining(["Success", "Failed", "TimedOut", "Cancelled"]),
+      },
+    });
+    expect((flatten(rule.Properties.Targets, t) as { Arn: string }[])[0]?.Arn).toBe(
+      `<GetAtt:${queue.id}.Arn>`,
+    );
   });
 
   it("feeds the launch function in batches of up to 50 with partial batch responses and capped concurrency", () => {
@@ -212,7 +236,7 @@ describe("2. launch path", () => {
       EventSourceArn: `<GetAtt:${queue.id}.Arn>`,
       FunctionName: `<Ref:${launch.id}>`,
       BatchSize: 50,
-      MaximumBatchingWindowInSeconds: 5,
+      MaximumBatchingWindowInSeconds: 2,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
       ScalingConfig: { MaximumConcurrency: 50 },
     });
@@ -332,11 +356,11 @@ describe("4b. failure retry queue", () => {
 });
 
 describe("5. sweep", () => {
-  it("runs the sweep every five minutes against the launch queue", () => {
+  it("runs the sweep every minute against the launch queue", () => {
     const t = template("prod", "Sweep");
     const rule = resource(t, "AWS::Events::Rule", "SweepSchedule");
     const sweep = fn("prod", "Sweep", "SweepFunction");
-    expect(rule.Properties.ScheduleExpression).toBe("rate(5 minutes)");
+    expect(rule.Properties.ScheduleExpression).toBe("rate(1 minute)");
     expect(rule.Properties.State).toBe("ENABLED");
     expect((flatten(rule.Properties.Targets, t) as { Arn: string }[])[0]?.Arn).toBe(
       `<GetAtt:${sweep.id}.Arn>`,
@@ -344,7 +368,7 @@ describe("5. sweep", () => {
     expect(environmentOf("prod", "Sweep", "SweepFunction")).toMatchObject({
       TARGET_GROUPS: PROD_GROUPS.join(","),
       LIFECYCLE_HOOK_NAME: HOOK,
-      STALE_AFTER_SECONDS: "300",
+      STALE_AFTER_SECONDS: "30",
       DRY_RUN: "false",
     });
   });
@@ -450,8 +474,14 @@ describe("7. functions", () => {
           POWERTOOLS_SERVICE_NAME: "agentfix",
           POWERTOOLS_METRICS_NAMESPACE: "Agentfix",
           POWERTOOLS_LOG_LEVEL: stage === "dev" ? "DEBUG" : "INFO",
+          POWERTOOLS_TRACE_ENABLED: "true",
         });
       }
+    }
+    // Tracing off: no X-Ray, and the handlers never load the tracer.
+    for (const [stack, id] of FUNCTIONS) {
+      expect(fn("dry", stack, id).Properties.TracingConfig).toBeUndefined();
+      expect(environmentOf("dry", stack, id).POWERTOOLS_TRACE_ENABLED).toBe("false");
     }
     expect(fn("prod", "FailurePath", "DeploymentFailureFunction").Properties).toMatchObject({
       Timeout: 900,
@@ -871,5 +901,6 @@ describe("checks", () => {
       output = failure.stdout ?? String(error);
     }
     expect(output.trim()).toBe("");
-  });
+    // cfn-lint reads every template of four stages: a busy machine needs more than the default 30 s.
+  }, 180_000);
 });

@@ -69,8 +69,11 @@ import {
 import { fixture, launchEvent, sqsRecord } from "./support/launch-events.js";
 
 // The handler reads its configuration when its module loads: give it a lease table to talk to.
+// These tests follow the polling launch path (launch.completion "polling"); event completion is
+// tested in launch-events.test.ts.
 vi.hoisted(() => {
   process.env.LEASE_TABLE = "agentfix-test-leases";
+  process.env.LAUNCH_COMPLETION = "polling";
 });
 
 const GROUP = "web-asg";

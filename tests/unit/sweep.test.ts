@@ -7,6 +7,7 @@ import {
   DescribeScalingActivitiesCommand,
   DescribeWarmPoolCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -20,6 +21,7 @@ import { LaunchReplaySchema } from "../../functions/schemas/launch-event.js";
 
 const autoScaling = mockClient(AutoScalingClient);
 const sqs = mockClient(SQSClient);
+const dynamodb = mockClient(DynamoDBClient);
 
 const HOOK = "agentfix-launch";
 const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/launch";
@@ -117,6 +119,48 @@ describe("sweepStaleLaunches", () => {
         source: "sweep",
       },
     ]);
+  });
+
+  it("leaves alone the launches whose records say they are in hand, or done with our action completed", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group("web", [
+          ["i-0busy", "Pending:Wait"],
+          ["i-0done", "Pending:Wait"],
+          ["i-0quiet", "Pending:Wait"],
+          ["i-0lost", "Pending:Wait"],
+        ]),
+      ],
+    });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({
+      Activities: ["i-0busy", "i-0done", "i-0quiet", "i-0lost"].map((id) => launched(id, 120)),
+    });
+    const record = (instanceId: string, fields: object) => ({
+      Item: {
+        pk: { S: `launch#${instanceId}` },
+        record: { S: JSON.stringify({ instanceId, startedAt: startOf(120), ...fields }) },
+      },
+    });
+    dynamodb.reset();
+    dynamodb.on(GetItemCommand).resolves({});
+    // Worked on a moment ago: its launch message is in the queue.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0busy" } } })
+      .resolves(record("i-0busy", { phase: "installing", updatedAt: NOW - 20_000 }));
+    // Our CONTINUE is given: CodeDeploy's own hook holds it now.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0done" } } })
+      .resolves(record("i-0done", { phase: "done", outcome: "CONTINUE", updatedAt: NOW - 60_000 }));
+    // Nothing heard of it for minutes: its message was lost.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0quiet" } } })
+      .resolves(record("i-0quiet", { phase: "registering", updatedAt: NOW - 400_000 }));
+
+    const report = await sweepStaleLaunches({ ...SETTINGS, staleAfterSeconds: 60, leaseTable: "leases" });
+
+    expect(report.inHand).toEqual(["i-0busy", "i-0done"]);
+    expect(report.stale.map((instance) => instance.instanceId)).toEqual(["i-0quiet", "i-0lost"]);
+    expect(sentBodies().map((body) => body.instanceIds[0])).toEqual(["i-0quiet", "i-0lost"]);
   });
 
   it("carries the launch's start and a warm-pool exit in the replay payload", async () => {

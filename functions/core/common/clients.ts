@@ -9,7 +9,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfiguredRetryStrategy } from "@smithy/util-retry";
 import { clock } from "./clock.js";
-import { tracer } from "./powertools.js";
+import { traced } from "./powertools.js";
 
 const MAX_ATTEMPTS = Number(process.env.AWS_MAX_ATTEMPTS ?? "5") || 5;
 const BACKOFF_BASE_MS = 250;
@@ -30,18 +30,14 @@ function clientConfig() {
 
 // Annotated pure so that esbuild leaves out the clients (and SDK packages) a function does not use:
 // each function's bundle holds only its own clients, which keeps its size and cold start down.
-export const ssm = /* @__PURE__ */ tracer.captureAWSv3Client(
-  /* @__PURE__ */ new SSMClient(/* @__PURE__ */ clientConfig()),
-);
-export const autoScaling = /* @__PURE__ */ tracer.captureAWSv3Client(
+export const ssm = /* @__PURE__ */ traced(/* @__PURE__ */ new SSMClient(/* @__PURE__ */ clientConfig()));
+export const autoScaling = /* @__PURE__ */ traced(
   /* @__PURE__ */ new AutoScalingClient(/* @__PURE__ */ clientConfig()),
 );
-export const codeDeploy = /* @__PURE__ */ tracer.captureAWSv3Client(
+export const codeDeploy = /* @__PURE__ */ traced(
   /* @__PURE__ */ new CodeDeployClient(/* @__PURE__ */ clientConfig()),
 );
-export const dynamodb = /* @__PURE__ */ tracer.captureAWSv3Client(
+export const dynamodb = /* @__PURE__ */ traced(
   /* @__PURE__ */ new DynamoDBClient(/* @__PURE__ */ clientConfig()),
 );
-export const sqs = /* @__PURE__ */ tracer.captureAWSv3Client(
-  /* @__PURE__ */ new SQSClient(/* @__PURE__ */ clientConfig()),
-);
+export const sqs = /* @__PURE__ */ traced(/* @__PURE__ */ new SQSClient(/* @__PURE__ */ clientConfig()));

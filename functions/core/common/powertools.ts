@@ -1,11 +1,11 @@
 // The Powertools singletons (logger, metrics, tracer) of every function, with one service name, and
-// the one middleware chain every handler uses, in the same order.
+// the one middleware chain every handler uses, in the same order. The tracer (and the X-Ray SDK it
+// carries) is loaded only when tracing is on: with POWERTOOLS_TRACE_ENABLED=false a cold start
+// neither loads nor evaluates it.
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
-import { Tracer } from "@aws-lambda-powertools/tracer";
-import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import type { MiddlewareObj } from "@middy/core";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "../contract.js";
 
@@ -15,7 +15,22 @@ const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE;
 
 export const logger = new Logger({ serviceName });
 export const metrics = new Metrics({ namespace, serviceName });
-export const tracer = new Tracer({ serviceName });
+
+async function loadTracer() {
+  const [{ Tracer }, { captureLambdaHandler }] = await Promise.all([
+    import("@aws-lambda-powertools/tracer"),
+    import("@aws-lambda-powertools/tracer/middleware"),
+  ]);
+  const tracer = new Tracer({ serviceName });
+  return { tracer, middleware: captureLambdaHandler(tracer) };
+}
+
+const tracing = process.env.POWERTOOLS_TRACE_ENABLED === "false" ? undefined : await loadTracer();
+
+/** The client, its calls traced as X-Ray subsegments when tracing is on. */
+export function traced<T>(client: T): T {
+  return tracing ? tracing.tracer.captureAWSv3Client(client) : client;
+}
 
 /**
  * Logger, metrics, tracer, in that order, for every handler: the Lambda context and a fresh set of
@@ -25,6 +40,6 @@ export function observability(): MiddlewareObj[] {
   return [
     injectLambdaContext(logger, { resetKeys: true }),
     logMetrics(metrics),
-    captureLambdaHandler(tracer),
+    ...(tracing ? [tracing.middleware] : []),
   ];
 }

@@ -1,7 +1,8 @@
-// The launch queue's side of the launch path: an SQS batch becomes launch requests (a malformed record
-// fails alone), the outcomes become a partial batch response, and records with unfinished instances
-// go back to the queue to be resumed within seconds.
+// The launch queue's side of the launch path: an SQS batch becomes launch requests and command
+// signals (a malformed record fails alone), the outcomes become a partial batch response, and records
+// with unfinished instances go back to the queue, each to come back when its instance is next due.
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import { type CommandSignal, parseCommandSignal } from "../../schemas/command-event.js";
 import { parseLaunchInput } from "../../schemas/launch-input.js";
 import { parseOrThrow } from "../../schemas/parse.js";
 import { SqsBatchSchema } from "../../schemas/sqs.js";
@@ -23,23 +24,49 @@ export interface LaunchReport {
 export interface QueueSettings {
   /** The queue the function reads; empty leaves redelivery to the visibility timeout. */
   queueUrl: string;
-  /** Visibility timeout given to records with unfinished instances. */
+  /** Visibility timeout given to records with unfinished instances that name no time of their own. */
   resumeAfterSeconds: number;
 }
+
+/** What the launch queue's records ask for: launches to work on, installs that ended. */
+export interface LaunchWork {
+  requests: LaunchRequest[];
+  signals: CommandSignal[];
+}
+
+export interface Reconciled {
+  instances: LaunchOutcome[];
+  /** When each unfinished instance is next due (default: the settings' resumeAfterSeconds). */
+  resumeAfterSeconds?: ReadonlyMap<string, number>;
+  /** Instances another invocation works on: their command events come back soon. */
+  busy?: ReadonlySet<string>;
+  /** Command events that wait for their command's next read, and for how many seconds. */
+  deferred?: ReadonlyMap<string, number>;
+}
+
+/** A command event for an instance busy elsewhere comes back this soon. */
+const BUSY_SIGNAL_RETRY_SECONDS = 5;
 
 /** Reconciles the instances of every valid record of an SQS batch and reports per record. */
 export async function reconcileQueueBatch(
   event: unknown,
-  reconcile: (requests: LaunchRequest[]) => Promise<LaunchOutcome[]>,
+  reconcile: (work: LaunchWork) => Promise<Reconciled>,
   settings: QueueSettings,
 ): Promise<LaunchReport> {
   const batch = parseOrThrow(SqsBatchSchema, event, "SQS batch");
   const failed: { messageId: string; error: string }[] = [];
   const skipped: { messageId: string; reason: string }[] = [];
   const requestsByRecord = new Map<string, LaunchRequest[]>();
+  const signalsByRecord = new Map<string, CommandSignal>();
   for (const record of batch.Records) {
     try {
-      const requests = parseLaunchInput(parseBody(record.body));
+      const body = parseBody(record.body);
+      const signal = parseCommandSignal(body);
+      if (signal) {
+        signalsByRecord.set(record.messageId, signal);
+        continue;
+      }
+      const requests = parseLaunchInput(body);
       if (requests === "test-notification")
         skipped.push({ messageId: record.messageId, reason: "autoscaling:TEST_NOTIFICATION" });
       else requestsByRecord.set(record.messageId, requests);
@@ -50,27 +77,44 @@ export async function reconcileQueueBatch(
       failed.push({ messageId: record.messageId, error: errorMessage(error) });
     }
   }
-  const instances = await reconcile([...requestsByRecord.values()].flat());
+  const reconciled = await reconcile({
+    requests: [...requestsByRecord.values()].flat(),
+    signals: [...signalsByRecord.values()],
+  });
+  const { instances } = reconciled;
   const unfinished = new Set(
     instances.filter((item) => item.outcome === "PENDING").map((item) => item.instanceId),
   );
   const unfinishedRecords = [...requestsByRecord].filter(([, requests]) =>
     requests.some((request) => unfinished.has(request.instanceId)),
   );
-  // Out of time here: resume soon. Busy in another invocation: the visibility timeout is the right wait.
+  // Busy in another invocation: the visibility timeout is the right wait for a launch message; a
+  // command event comes back soon (the other invocation may not have read that install's end).
   const busy = new Set(instances.filter((item) => item.busyElsewhere).map((item) => item.instanceId));
-  const resumeSoon = new Set(
-    unfinishedRecords
-      .filter(([, requests]) => !requests.some((request) => busy.has(request.instanceId)))
-      .map(([messageId]) => messageId),
+  for (const id of reconciled.busy ?? []) busy.add(id);
+  const deferred = reconciled.deferred ?? new Map<string, number>();
+  const busySignals = [...signalsByRecord].filter(
+    ([, signal]) => busy.has(signal.instanceId) || deferred.has(signal.instanceId),
   );
+  const visibility = new Map<string, number>();
+  for (const [messageId, requests] of unfinishedRecords) {
+    if (requests.some((request) => busy.has(request.instanceId))) continue;
+    const due = requests.map(
+      (request) => reconciled.resumeAfterSeconds?.get(request.instanceId) ?? settings.resumeAfterSeconds,
+    );
+    visibility.set(messageId, Math.min(...due));
+  }
+  for (const [messageId, signal] of busySignals)
+    visibility.set(messageId, deferred.get(signal.instanceId) ?? BUSY_SIGNAL_RETRY_SECONDS);
   await handBack(
-    batch.Records.filter((record) => resumeSoon.has(record.messageId)),
-    settings,
+    batch.Records.filter((record) => visibility.has(record.messageId)),
+    visibility,
+    settings.queueUrl,
   );
   const batchItemFailures = [
     ...failed.map((item) => item.messageId),
     ...unfinishedRecords.map(([messageId]) => messageId),
+    ...busySignals.map(([messageId]) => messageId),
   ].map((itemIdentifier) => ({ itemIdentifier }));
   return {
     instances,
@@ -88,17 +132,18 @@ export async function reconcileQueueBatch(
  */
 async function handBack(
   records: { messageId: string; receiptHandle?: string }[],
-  settings: QueueSettings,
+  visibility: ReadonlyMap<string, number>,
+  queueUrl: string,
 ): Promise<void> {
-  if (!settings.queueUrl) return;
+  if (!queueUrl) return;
   for (const record of records) {
     if (!record.receiptHandle) continue;
     try {
       await sqs.send(
         new ChangeMessageVisibilityCommand({
-          QueueUrl: settings.queueUrl,
+          QueueUrl: queueUrl,
           ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: settings.resumeAfterSeconds,
+          VisibilityTimeout: visibility.get(record.messageId),
         }),
       );
     } catch (error) {

@@ -17,6 +17,13 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
 import { findLaunchActivities } from "./lifecycle.js";
+import { dynamoBook, type LaunchRecord } from "./records.js";
+
+/**
+ * A launch record written this recently is in hand: its launch message comes back at least every
+ * command-overdue interval (a minute by default), so a live launch is never this quiet.
+ */
+const IN_HAND_MS = 150_000;
 
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_SIZE = 10;
@@ -29,6 +36,8 @@ export interface SweepSettings {
   queueUrl: string;
   staleAfterSeconds: number;
   dryRun: boolean;
+  /** The lease table that holds the launch records of event completion; empty: none is read. */
+  leaseTable?: string;
 }
 
 export interface StaleInstance {
@@ -46,6 +55,8 @@ export interface SweepReport {
   groups: string[];
   examined: number;
   stale: StaleInstance[];
+  /** Stale by age but in hand: a launch record says the launch path works on it, or has completed our action. */
+  inHand: string[];
   enqueued: number;
   dryRun: boolean;
 }
@@ -112,8 +123,38 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     }
   }
 
-  const enqueued = settings.dryRun ? 0 : await enqueueReplays(settings.queueUrl, settings.hookName, stale);
-  return { groups: examinedGroups, examined, stale, enqueued, dryRun: settings.dryRun };
+  const adrift = await leaveInHand(stale, settings.leaseTable ?? "");
+  const enqueued = settings.dryRun ? 0 : await enqueueReplays(settings.queueUrl, settings.hookName, adrift);
+  return {
+    groups: examinedGroups,
+    examined,
+    stale: adrift,
+    inHand: stale.filter((instance) => !adrift.includes(instance)).map((instance) => instance.instanceId),
+    enqueued,
+    dryRun: settings.dryRun,
+  };
+}
+
+/**
+ * With event completion, an instance waits a minute or more while it registers and installs: its
+ * launch record says so, and a replay would only cost a heartbeat. An instance whose record says our
+ * action was completed waits on another hook (CodeDeploy's launch deployment): not ours either.
+ * What remains has no record (its launch event was lost) or a record gone quiet.
+ */
+async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<StaleInstance[]> {
+  if (!leaseTable || stale.length === 0) return stale;
+  const records = await dynamoBook(leaseTable).read(stale.map((instance) => instance.instanceId));
+  const now = clock.now();
+  return stale.filter((instance) => !isInHand(records.get(instance.instanceId), instance, now));
+}
+
+function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
+  if (!record) return false;
+  // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
+  const thisLaunch = instance.startedAt === undefined || record.startedAt >= instance.startedAt - 60_000;
+  if (!thisLaunch) return false;
+  if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
+  return now - (record.updatedAt ?? 0) < IN_HAND_MS;
 }
 
 async function describeGroups(names: readonly string[]): Promise<AutoScalingGroup[]> {

@@ -29,6 +29,7 @@ export class Termination {
     // An abandoned launch already ended its activity as Failed; it gets no termination activity.
     if (group && why !== "abandon") this.activities.startTermination(group, instance, why);
     setLifecycleState(instance, "Terminating");
+    instance.milestones.terminating = this.world.now();
     this.world.events.emit("instance.terminating", { instance });
     const delay = this.world.rng
       .fork(`terminate:${instance.id}`)

@@ -2,7 +2,9 @@ import { AwsServiceError } from "../service-error.js";
 import type { WorldServices } from "../services.js";
 import type { DeploymentHarm } from "./harm.js";
 import type { LaunchHook } from "./launch-hook.js";
+import { assertBelowAccountLimit } from "./quota.js";
 import {
+  type CodeDeployOptions,
   type CreateDeploymentInput,
   type Deployment,
   type DeploymentGroup,
@@ -24,6 +26,7 @@ export class DeploymentRequests {
     private readonly launchHook: LaunchHook,
     private readonly runner: DeploymentRunner,
     private readonly harm: DeploymentHarm,
+    private readonly options: CodeDeployOptions,
   ) {}
 
   createDeploymentGroup(spec: {
@@ -97,6 +100,7 @@ export class DeploymentRequests {
         `The Deployment Group '${group.name}' already has an active Deployment '${active.id}'`,
       );
     }
+    assertBelowAccountLimit(this.registry, this.options);
     const deployment = this.registry.newDeployment(group, {
       id,
       revision,

@@ -5,6 +5,7 @@ import type { TimerHandle } from "../scheduler.js";
 import { AwsServiceError } from "../service-error.js";
 import type { WorldServices } from "../services.js";
 import type { AutoScalingApi } from "./auto-scaling-api.js";
+import { accountAtLimit, concurrentDeploymentLimit } from "./quota.js";
 import type { CodeDeployOptions, Deployment, DeploymentGroup } from "./records.js";
 import type { CodeDeployRegistry } from "./registry.js";
 import type { DeploymentRunner } from "./runner.js";
@@ -64,6 +65,10 @@ export class LaunchHook {
         this.complete(action, "CONTINUE");
         return;
       }
+      if (accountAtLimit(this.registry, this.options)) {
+        this.refuseOverQuota(action, instance);
+        return;
+      }
       const deployment = this.registry.newDeployment(group, {
         revision: last.revision,
         creator: "autoscaling",
@@ -71,6 +76,22 @@ export class LaunchHook {
       });
       deployment.targets = [this.registry.newTarget(instance.id)];
       this.runner.start(deployment);
+    });
+  }
+
+  /**
+   * The account runs its quota of concurrent deployments: CodeDeploy cannot create the launch
+   * deployment, so nothing heartbeats or completes its hook, which runs out and takes its default
+   * result, ABANDON ("Heartbeat Timeout"). The knowledge center names this quota among the causes of
+   * lifecycle actions that never complete: https://repost.aws/knowledge-center/lifecycle-actions-code-deploy
+   */
+  private refuseOverQuota(action: LifecycleAction, instance: Instance): void {
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "deployment.limit-exceeded",
+      instanceId: instance.id,
+      groupName: action.groupName,
+      message: `${instance.id}: no launch deployment, the account runs ${concurrentDeploymentLimit(this.options)} concurrent deployments`,
     });
   }
 

@@ -49,7 +49,7 @@ export class CodeDeployModel {
     const launchHook = new LaunchHook(world, this.registry, this.runner, autoScaling, options);
     const rollback = new AutomaticRollback(world, this.registry, this.runner, options);
     this.harm = new DeploymentHarm(world, this.registry, (group) => rollback.isDue(group));
-    this.requests = new DeploymentRequests(world, this.registry, launchHook, this.runner, this.harm);
+    this.requests = new DeploymentRequests(world, this.registry, launchHook, this.runner, this.harm, options);
     this.applications = this.registry.applications;
     this.groups = this.registry.groups;
     this.deployments = this.registry.deployments;

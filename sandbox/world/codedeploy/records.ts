@@ -40,6 +40,8 @@ export interface CodeDeployOptions {
    * A later rollback is what a remediation acting on the failure can race.
    */
   rollbackDelaySeconds?: Distribution;
+  /** The account's concurrent deployments quota (default 1,000; quota.ts). */
+  maxConcurrentDeployments?: number;
 }
 
 /** How a deployment group deploys: in place, or blue/green onto a replacement environment. */

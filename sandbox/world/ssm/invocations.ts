@@ -1,3 +1,4 @@
+import { commandInvocationEvent } from "../../events/shapes.js";
 import type { WorldServices } from "../services.js";
 import {
   type Command,
@@ -40,6 +41,29 @@ export class Invocations {
     invocation.status = "InProgress";
     invocation.statusDetails = "In Progress";
     invocation.startedAt = this.world.now();
+    this.publishStatus(invocation);
+  }
+
+  /**
+   * Run Command's status-change event for one invocation of a SendCommand (an association's runs
+   * report through State Manager's events instead). Best effort: the bus may drop or repeat it.
+   */
+  private publishStatus(invocation: Invocation): void {
+    if (invocation.source !== "api") return;
+    this.world.publisher.publish(
+      commandInvocationEvent({
+        id: this.world.rng
+          .fork(`ssm-event:${invocation.commandId}:${invocation.instanceId}:${invocation.status}`)
+          .uuid(),
+        at: this.world.now(),
+        region: this.world.region,
+        commandId: invocation.commandId,
+        documentName: invocation.documentName,
+        instanceId: invocation.instanceId,
+        requestedAt: invocation.requestedAt,
+        status: invocation.status,
+      }),
+    );
   }
 
   finish(
@@ -66,6 +90,7 @@ export class Invocations {
       step.statusDetails = details;
       step.endedAt = this.world.now();
     }
+    this.publishStatus(invocation);
   }
 
   /** Where a plugin running for `invocation` (or for one of its steps) reports. */

@@ -112,6 +112,7 @@ export class Scripts {
     this.counters.verifications++;
     if (probe.current) {
       instance.milestones.verified = this.world.now();
+      instance.milestones.firstVerified ??= instance.milestones.verified;
       instance.changed.notify();
     }
     this.world.trace.record({
@@ -139,6 +140,7 @@ export class Scripts {
     if (expectedVersion === "" || !probe.current) return { exitCode: 0, stdout: before };
     // The agent was seen running at the expected version: as good as a verification for the instance.
     instance.milestones.verified = this.world.now();
+    instance.milestones.firstVerified ??= instance.milestones.verified;
     instance.changed.notify();
     this.world.trace.record({
       at: this.world.now(),

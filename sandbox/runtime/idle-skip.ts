@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { clock, getClockScale, setClockScale } from "../functions/core/common/clock.js";
-import { type InvocationScope, invocationScope } from "../sandbox/runtime/instrument.js";
-import type { Sandbox } from "../sandbox/sandbox.js";
-import type { Scheduler } from "../sandbox/world/scheduler.js";
+import { clock, getClockScale, setClockScale } from "../../functions/core/common/clock.js";
+import type { Sandbox } from "../sandbox.js";
+import type { Scheduler } from "../world/scheduler.js";
+import { type InvocationScope, invocationScope } from "./instrument.js";
 
 /**
  * Skips the AWS time in which nothing can happen. A morning is mostly waiting: for instances to boot
@@ -31,7 +31,7 @@ interface CallInFlight {
  * Powertools singletons they load) read when they are first imported.
  */
 async function sharedClients() {
-  const clients = await import("../functions/core/common/clients.js");
+  const clients = await import("../../functions/core/common/clients.js");
   return [clients.ssm, clients.autoScaling, clients.codeDeploy, clients.dynamodb, clients.sqs];
 }
 /** A skip is worth making only past this many real milliseconds. */

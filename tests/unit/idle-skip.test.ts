@@ -1,8 +1,8 @@
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { afterEach, describe, expect, it } from "vitest";
 import { seedMathRandom } from "../../bench/harness.js";
-import { skipIdleTime } from "../../bench/idle-skip.js";
 import { clock } from "../../functions/core/common/clock.js";
+import { skipIdleTime } from "../../sandbox/runtime/idle-skip.js";
 import { createSandbox, type Sandbox } from "../../sandbox/sandbox.js";
 
 const open: Sandbox[] = [];
