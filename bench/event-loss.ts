@@ -37,6 +37,12 @@ export interface EventLossRun {
 
 export interface EventLoss {
   instances: number;
+  /** The lossy run's share of EventBridge deliveries dropped, and what it came to. */
+  lossRate: number;
+  verifiedShare: number;
+  lifecycleTimeouts: number;
+  lost: number;
+  ssmCallsPerInstance: number;
   faults: DeliveryFaults;
   baseline: EventLossRun;
   withLoss: EventLossRun;
@@ -80,6 +86,11 @@ export function compareEventLoss(
   const delta = (key: keyof EventLoss["cost"], digits: number) => round(lossy[key] - clean[key], digits);
   return {
     instances: withLoss.instances,
+    lossRate: faults.dropProbability ?? 0,
+    verifiedShare: withLoss.verifiedShare,
+    lifecycleTimeouts: withLoss.lifecycleTimeouts,
+    lost: withLoss.lost,
+    ssmCallsPerInstance: withLoss.ssmCallsPerInstance,
     faults,
     baseline: clean,
     withLoss: lossy,

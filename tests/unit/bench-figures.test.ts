@@ -201,6 +201,14 @@ describe("event loss", () => {
       eventsDuplicated: 589,
     });
     expect(loss.baseline).toMatchObject({ instancesLost: 0, eventsDropped: 0 });
+    // The output contract's summary of the lossy run.
+    expect(loss).toMatchObject({
+      lossRate: EVENT_LOSS_FAULTS.dropProbability,
+      lost: 1,
+      ssmCallsPerInstance: 1.75,
+      verifiedShare: lossy.verifiedShare,
+      lifecycleTimeouts: lossy.lifecycleTimeouts,
+    });
     expect(loss.cost).toEqual({
       ssmCallsPerInstance: 0.25,
       autoScalingCallsPerInstance: 0,
