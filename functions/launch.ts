@@ -31,10 +31,11 @@ const stepByStep = config.LAUNCH_COMPLETION === "events" && !config.DRY_RUN;
 
 export async function handleLaunch(event: unknown, context: Context): Promise<LaunchReport> {
   const deadline = clock.now() + context.getRemainingTimeInMillis() - config.TIME_RESERVE_SECONDS * 1000;
+  const leaseUntil = clock.now() + context.getRemainingTimeInMillis();
   const launchContext = { deadline, correlationId: context.awsRequestId, lease };
   const reconcile = async (work: LaunchWork): Promise<Reconciled> =>
     stepByStep
-      ? advanceLaunches(work, config, { ...launchContext, book })
+      ? advanceLaunches(work, config, { ...launchContext, book, leaseUntil })
       : { instances: await reconcileLaunches(work.requests, config, launchContext) };
 
   if (isObject(event) && "Records" in event) {
@@ -49,7 +50,7 @@ export async function handleLaunch(event: unknown, context: Context): Promise<La
   if (requests === "test-notification") return { instances: [] };
   const work = { requests, signals: signal ? [signal] : [] };
   if (!stepByStep) return { instances: (await reconcile(work)).instances };
-  return { instances: await advanceByHand(work, config, { ...launchContext, book }) };
+  return { instances: await advanceByHand(work, config, { ...launchContext, book, leaseUntil }) };
 }
 
 export const handler = middy(handleLaunch).use(observability());

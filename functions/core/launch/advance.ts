@@ -37,6 +37,8 @@ export interface AdvanceInput {
 export interface AdvanceContext extends LaunchContext {
   lease: Lease;
   book: LaunchBook;
+  /** When the invocation ends for good (its Lambda timeout): leases last until then. */
+  leaseUntil?: number;
   /** Replayed by hand: installs are looked at every step. */
   byHand?: boolean;
   /** A later step of a replay by hand: a launch it finished meanwhile is reported as it ended. */
@@ -236,13 +238,27 @@ class LaunchStepper {
   /** Two invocations never work on one instance at once (a command event and its launch message). */
   private async lease(): Promise<void> {
     const items = [...this.hand.values()];
+    // Until the invocation's hard end, not its deadline: work that overruns must not meet another's.
+    const until = this.context.leaseUntil ?? this.context.deadline;
     const leased = await mapLimit(items, CALLS_IN_FLIGHT, (item) =>
-      this.context.lease.acquire(
-        `agent#${item.record.instanceId}`,
-        this.context.correlationId,
-        this.context.deadline,
-      ),
+      this.context.lease.acquire(`agent#${item.record.instanceId}`, this.context.correlationId, until),
     );
+    // The records were read before the leases: another invocation may have moved a launch on while
+    // this one waited (sent its install, completed it). Its newer record wins.
+    const held = items.filter((_, index) => leased[index]);
+    const fresh =
+      held.length > 0 ? await this.context.book.read(held.map(({ record }) => record.instanceId)) : new Map();
+    for (const item of held) {
+      const record = fresh.get(item.record.instanceId);
+      if (!record || (record.updatedAt ?? 0) <= (item.record.updatedAt ?? 0)) continue;
+      // Only a record of this same launch (a warm-pool instance launches twice).
+      const sameLaunch =
+        record.startedAt === item.record.startedAt || (!!record.token && record.token === item.record.token);
+      if (!sameLaunch) continue;
+      const sameCommand = record.commandId === item.record.commandId;
+      item.record = record;
+      if (!sameCommand || record.phase !== "installing") item.readNow = false;
+    }
     for (const [index, item] of items.entries()) {
       if (leased[index]) continue;
       this.hand.delete(item.record.instanceId);

@@ -50,7 +50,7 @@ export async function spaceReads(
  */
 export async function takeSettled(
   ended: Map<string, CommandInvocation>,
-  context: { book: LaunchBook; lease: Lease; correlationId: string; deadline: number },
+  context: { book: LaunchBook; lease: Lease; correlationId: string; deadline: number; leaseUntil?: number },
   settings: AgentSettings,
   expected: () => Promise<string>,
 ): Promise<InHand[]> {
@@ -62,7 +62,11 @@ export async function takeSettled(
       : [];
   });
   const leased = await mapLimit(candidates, CALLS_IN_FLIGHT, ({ item }) =>
-    context.lease.acquire(`agent#${item.record.instanceId}`, context.correlationId, context.deadline),
+    context.lease.acquire(
+      `agent#${item.record.instanceId}`,
+      context.correlationId,
+      context.leaseUntil ?? context.deadline,
+    ),
   );
   const taken = candidates.filter((_, index) => leased[index]);
   await settleRead(taken, settings, await expected());

@@ -85,7 +85,10 @@ export function memoryBook(): LaunchBook {
       return found;
     },
     async write(records) {
-      for (const record of records) items.set(record.instanceId, JSON.stringify(record));
+      for (const record of records) {
+        record.updatedAt = clock.now();
+        items.set(record.instanceId, JSON.stringify(record));
+      }
     },
   };
 }
