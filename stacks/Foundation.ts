@@ -16,7 +16,7 @@ export interface FoundationOutputs {
   wiring: ServiceWiring;
   leaseTable: Table;
   /** The stage's own SSM documents, by the name the functions and the association send. */
-  documents: { install: CfnDocument; check: CfnDocument };
+  documents: { install: CfnDocument };
   /** Where alarms notify; undefined when the stage configures neither an email nor a topic. */
   alarmTopic?: ITopic;
   /** A fresh record of the resources one path's stack creates, holding the shared lease table. */
@@ -54,7 +54,6 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
   // name and version numbers (functions/core/agent/documents.ts).
   const documents = {
     install: agentDocument(stack, wiring.documents.install),
-    check: agentDocument(stack, wiring.documents.check),
   };
 
   let alarmTopic: ITopic | undefined;

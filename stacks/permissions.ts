@@ -101,6 +101,37 @@ export function ssmReadStatement(): PolicyStatement {
   });
 }
 
+/**
+ * Before an older running agent on a launching instance is replaced, CodeDeploy is asked whether a
+ * deployment is in flight there (functions/core/launch/deployments.ts): read-only list calls. Any
+ * deployment group may deploy to a launching group (CodeDeploy's own hook names it), so they reach
+ * every application and deployment group of the account and Region; ListApplications has no
+ * resource-level permission.
+ */
+function deploymentReadStatements(scope: Construct): PolicyStatement[] {
+  const { partition, region, account } = env(scope);
+  const prefix = `arn:${partition}:codedeploy:${region}:${account}`;
+  return [
+    new PolicyStatement({
+      sid: "ListApplications",
+      effect: Effect.ALLOW,
+      actions: ["codedeploy:ListApplications"],
+      resources: ["*"],
+    }),
+    new PolicyStatement({
+      sid: "ReadDeploymentsInFlight",
+      effect: Effect.ALLOW,
+      actions: [
+        "codedeploy:ListDeploymentGroups",
+        "codedeploy:ListDeployments",
+        "codedeploy:ListDeploymentTargets",
+        "codedeploy:ListDeploymentInstances",
+      ],
+      resources: [`${prefix}:application:*`, `${prefix}:deploymentgroup:*`],
+    }),
+  ];
+}
+
 export function autoScalingReadStatement(actions: string[]): PolicyStatement {
   return new PolicyStatement({
     sid: "ReadAutoScaling",
@@ -220,6 +251,13 @@ export const WILDCARD_EVIDENCE = {
     reason:
       "No deployment group is configured for this stage, so the failure path covers every deployment group of the account and Region by design; list deploymentGroups to narrow it.",
   },
+  launchDeployments: {
+    appliesTo: {
+      regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):\\*$/",
+    },
+    reason:
+      "Before an older running agent on a launching instance is replaced, the launch function lists the deployments in flight of whichever deployment group CodeDeploy's own hook on that group names: read-only list calls, in this account and Region.",
+  },
   deploymentConfigs: {
     appliesTo: {
       regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:deploymentconfig:\\*$/",
@@ -249,13 +287,18 @@ export function launchAccess(
     statements: [
       ...sendCommandStatements(scope, config),
       ssmReadStatement(),
-      autoScalingReadStatement(["DescribeAutoScalingInstances", "DescribeLifecycleHooks"]),
+      autoScalingReadStatement([
+        "DescribeAutoScalingInstances",
+        "DescribeLifecycleHooks",
+        "DescribeScalingActivities",
+      ]),
+      ...deploymentReadStatements(scope),
       lifecycleActionStatement(scope, config),
       leaseStatement(leaseTable.tableArn),
       // A launch replayed by hand that is not done when the invocation ends goes on to the queue.
       sendMessageStatement("HandOverReplays", launchQueue),
     ],
-    wildcards: ["readOnly", "instances", "allGroups"],
+    wildcards: ["readOnly", "instances", "allGroups", "launchDeployments"],
   };
 }
 

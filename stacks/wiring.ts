@@ -1,4 +1,4 @@
-import { checkDocumentContent, installDocumentContent } from "../functions/core/agent/documents.js";
+import { installDocumentContent } from "../functions/core/agent/documents.js";
 import { agentDocumentNames, LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { failureEnvironment, launchEnvironment, sweepEnvironment } from "./environment.js";
@@ -138,8 +138,8 @@ export interface DocumentWiring {
 
 export interface ServiceWiring {
   stage: string;
-  /** The documents the functions (and the association) send: install and verify, check. */
-  documents: { install: DocumentWiring; check: DocumentWiring };
+  /** The document the functions (and the association) send: install and verify. */
+  documents: { install: DocumentWiring };
   functions: { launch: FunctionWiring; failure: FunctionWiring; sweep: FunctionWiring };
   /** In creation order: a dead-letter queue comes before the queue that redrives to it. */
   queues: {
@@ -193,7 +193,6 @@ export function describeService(config: StageConfig): ServiceWiring {
         name: documentNames.install,
         content: installDocumentContent(stage),
       },
-      check: { id: "CheckAgentDocument", name: documentNames.check, content: checkDocumentContent(stage) },
     },
     functions: {
       launch: {

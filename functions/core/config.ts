@@ -45,7 +45,6 @@ const agentSchema = z.object({
     .default("")
     .transform((value) => (value.trim() === "latest" ? "" : value.trim()))
     .pipe(z.string().regex(AGENT_VERSION_PATTERN, AGENT_VERSION_HINT)),
-  VERIFY_AGENT: bool(true),
   INSTALL_ATTEMPTS: int(2, 1, 10),
   POLL_INTERVAL_MS: int(5_000, 1, 600_000),
   DRY_RUN: bool(false),
@@ -59,7 +58,7 @@ const agentSchema = z.object({
 const launchSchema = agentSchema.extend({
   TARGET_GROUPS: csv,
   LIFECYCLE_HOOK_NAME: z.string().default(""),
-  FAILURE_RESULT: z.enum(["ABANDON", "CONTINUE"]).default("ABANDON"),
+  FAILURE_RESULT: z.enum(["ABANDON", "CONTINUE"]).default("CONTINUE"),
   // Longest wait for SSM registration before the instance gets the failure result.
   REGISTRATION_TIMEOUT_SECONDS: int(600, 30, 7_200),
   // The queue the function reads; unfinished records are handed back to it after RESUME_AFTER_SECONDS

@@ -32,15 +32,14 @@ export const SKIP_IF_CURRENT_MARKER = "# agentfix skip-if-current";
 export const DEPLOYMENT_GUARD_MARKER = "# agentfix deployment-guard";
 
 /**
- * The service's own Command documents (schemaVersion 2.2, created by the stack for each stage): one
- * installs the agent with Distributor unless it is already current or a deployment runs on the
- * instance, then verifies it; the other only checks the agent. Their scripts are fixed, so whoever may
- * send them cannot run anything else on an instance.
+ * The service's own Command document (schemaVersion 2.2, created by the stack for each stage): it
+ * installs the agent with Distributor unless it already runs at the expected version or restarting it
+ * could fail a deployment, then verifies it. Its scripts are fixed, so whoever may send it cannot run
+ * anything else on an instance.
  */
-export function agentDocumentNames(stage: string): { install: string; check: string } {
+export function agentDocumentNames(stage: string): { install: string } {
   return {
     install: `agentfix-${stage}-install-codedeploy-agent`,
-    check: `agentfix-${stage}-check-codedeploy-agent`,
   };
 }
 /** Step names of the install document, as CommandPlugins[].Name reports them. */

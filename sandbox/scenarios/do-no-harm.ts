@@ -87,7 +87,6 @@ export function careFigures(
   const documents = new Map<string, string>();
   for (const stage of stages) {
     documents.set(stage.installDocument, stage.stage);
-    documents.set(stage.checkDocument, stage.stage);
   }
   const stagesByInstance = new Map<string, Set<string>>();
   for (const send of records.sends) {

@@ -22,7 +22,6 @@ export interface StageScope {
   deploymentGroups: readonly string[];
   hookName: string;
   installDocument: string;
-  checkDocument: string;
   dryRun: boolean;
   maxRedeploys: number;
   launchFunction: string;
@@ -44,7 +43,6 @@ export function stageScopeOf(
     deploymentGroups: config.deploymentGroups,
     hookName: config.hook.name,
     installDocument: wiring.documents.install.name,
-    checkDocument: wiring.documents.check.name,
     dryRun: config.dryRun,
     maxRedeploys: config.failure.maxRedeploys,
     launchFunction: wiring.functions.launch.name,

@@ -44,6 +44,18 @@ export class CodeDeployAgents {
     this.scheduleCrash(instance);
   }
 
+  /** `systemctl start codedeploy-agent` / `Start-Service`: an installed agent that can run starts. */
+  start(instance: Instance): void {
+    const agent = instance.agent;
+    if (agent.running || agent.package === null || agent.broken) return;
+    // A start fails the event an earlier agent left unfinished and cleans its directory, as install does.
+    const { ongoingDeployment: _left, ...started } = agent;
+    instance.agent = { ...started, running: true };
+    instance.changed.notify();
+    this.world.events.emit("agent.started", { instance });
+    this.scheduleCrash(instance);
+  }
+
   /** The agent starts a lifecycle event of `deploymentId`: it writes the event's ongoing-deployment file. */
   beginLifecycleEvent(instance: Instance, deploymentId: string): void {
     // In place: the agent's identity marks one process run (scheduleCrash).

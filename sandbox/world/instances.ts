@@ -14,6 +14,8 @@ export interface AgentState {
    * even at the requested version (amazon-ssm-agent configurepackage.go, checkAlreadyInstalled).
    */
   installedByDistributor?: boolean;
+  /** The install left an agent that cannot run (Ruby breakage, aws/aws-codedeploy-agent#321): starting it fails. */
+  broken?: boolean;
   /**
    * The lifecycle event the agent runs now, as its `<root_dir>/ongoing-deployment/<deploymentId>`
    * file shows it: written when the agent starts an event and deleted when the event ends

@@ -95,7 +95,9 @@ describe("the CodeDeploy agent's ongoing-deployment file", () => {
     instance.faults.agentCrashesOnLifecycleEvent = false;
     const replaced = await guardedInstall(instance);
     expect(replaced.invocation.status).toBe("Success");
-    expect(replaced.guard.output).toBe("AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n");
+    expect(replaced.guard.output).toBe(
+      "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=none\n",
+    );
     expect(instance.agent).toMatchObject({ version: "1.8.1", running: true });
     expect(instance.agent.ongoingDeployment).toBeUndefined();
   });

@@ -9,7 +9,7 @@ import {
   SendCommandCommand,
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkDocumentContent, installDocumentContent } from "../../functions/core/agent/documents.js";
+import { installDocumentContent } from "../../functions/core/agent/documents.js";
 import { agentDocumentNames, INSTALL_STEPS } from "../../functions/core/contract.js";
 import type { Sandbox } from "../../sandbox/sandbox.js";
 import type { Instance } from "../../sandbox/world/instances.js";
@@ -74,7 +74,7 @@ describe("SSM documents of the account over the wire", () => {
   const plugin = (invocation: CommandInvocation | undefined, name: string) =>
     invocation?.CommandPlugins?.find((candidate) => candidate.Name === name);
 
-  it("creates the service's two documents and gives them back as they were sent", async () => {
+  it("creates the service's document and gives it back as it was sent", async () => {
     const content = JSON.stringify(installDocumentContent("test"));
     const created = await ssm.send(
       new CreateDocumentCommand({
@@ -97,12 +97,12 @@ describe("SSM documents of the account over the wire", () => {
       "packageName",
       "version",
       "expectedVersion",
+      "allowRestart",
     ]);
-    sandbox.world.ssm.createDocument({ name: NAMES.check, content: checkDocumentContent("test") });
 
-    const described = await ssm.send(new DescribeDocumentCommand({ Name: NAMES.check }));
+    const described = await ssm.send(new DescribeDocumentCommand({ Name: NAMES.install }));
     expect(described.Document).toMatchObject({
-      Name: NAMES.check,
+      Name: NAMES.install,
       DocumentType: "Command",
       SchemaVersion: "2.2",
     });
@@ -217,7 +217,9 @@ describe("SSM documents of the account over the wire", () => {
     const command = await install([linux, windows], {
       packageName: ["AWSCodeDeployAgent"],
       version: ["1.8.1"],
-      expectedVersion: ["1.8"],
+      expectedVersion: ["1.8.1"],
+      // CodeDeploy said no deployment is in flight: the running 1.6.0 may be restarted.
+      allowRestart: ["yes"],
     });
     const invocations = await finished(command.CommandId!);
     for (const instance of [linux, windows]) {
@@ -237,7 +239,9 @@ describe("SSM documents of the account over the wire", () => {
       StatusDetails: "Success",
       Output: "AGENTFIX_AGENT_STATUS=running AGENTFIX_AGENT_VERSION=1.8.1\n",
     });
-    expect(plugin(onLinux, INSTALL_STEPS.guardLinux)?.Output).toBe("AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n");
+    expect(plugin(onLinux, INSTALL_STEPS.guardLinux)?.Output).toBe(
+      "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=none\n",
+    );
     expect(plugin(onLinux, INSTALL_STEPS.verifyWindows)).toMatchObject({
       Status: "Success",
       StatusDetails: "Skipped",
@@ -285,9 +289,15 @@ describe("SSM documents of the account over the wire", () => {
     const instance = running({ agent: agent1_8_1 });
     const sent = await ssm.send(
       new SendCommandCommand({
-        DocumentName: NAMES.check,
+        DocumentName: NAMES.install,
         InstanceIds: [instance.id],
-        Parameters: { expectedVersion: ["1.7"] },
+        // A newer version is expected and the running agent may not be restarted: the guard ends it.
+        Parameters: {
+          packageName: ["AWSCodeDeployAgent"],
+          version: [""],
+          expectedVersion: ["1.9.0"],
+          allowRestart: ["no"],
+        },
       }),
     );
     const commandId = sent.Command!.CommandId!;
@@ -303,7 +313,7 @@ describe("SSM documents of the account over the wire", () => {
         new GetCommandInvocationCommand({
           CommandId: commandId,
           InstanceId: instance.id,
-          PluginName: "checkMacOS",
+          PluginName: "guardMacOS",
         }),
       ),
       "InvalidPluginName",
@@ -313,23 +323,24 @@ describe("SSM documents of the account over the wire", () => {
       new GetCommandInvocationCommand({
         CommandId: commandId,
         InstanceId: instance.id,
-        PluginName: "checkLinux",
+        PluginName: "deploymentGuardLinux",
       }),
     );
     expect(check).toMatchObject({
-      PluginName: "checkLinux",
+      PluginName: "deploymentGuardLinux",
       Status: "Failed",
       StatusDetails: "Failed",
       ResponseCode: 1,
-      StandardOutputContent: "AGENTFIX_AGENT_STATUS=running AGENTFIX_AGENT_VERSION=1.8.1\n",
-      StandardErrorContent: "failed to run commands: exit status 1",
+      // The guard ends the document (onFailure: exit), and SSM Agent says so on both streams.
+      StandardOutputContent: `AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=1.8.1\n\n${ON_FAILURE_NOTE}`,
+      StandardErrorContent: `failed to run commands: exit status 1\n${ON_FAILURE_NOTE}`,
     });
     expect(check.ExecutionEndDateTime).not.toBe("");
     const skipped = await ssm.send(
       new GetCommandInvocationCommand({
         CommandId: commandId,
         InstanceId: instance.id,
-        PluginName: "checkWindows",
+        PluginName: "deploymentGuardWindows",
       }),
     );
     expect(skipped).toMatchObject({ Status: "Success", StatusDetails: "Skipped", StandardOutputContent: "" });
@@ -389,7 +400,7 @@ describe("SSM documents of the account over the wire", () => {
     expect(instance.agent.ongoingDeployment).toBeUndefined();
   });
 
-  it("stops before the verification when the install fails", async () => {
+  it("verifies after an install that fails, and fails with what the verification found", async () => {
     const instance = running({ agent: noAgent });
     instance.faults.installFailureProbability = 1;
     const command = await install([instance], {
@@ -406,7 +417,11 @@ describe("SSM documents of the account over the wire", () => {
     });
     expect(plugin(invocation, INSTALL_STEPS.install)).toMatchObject({ Status: "Failed", ResponseCode: 1 });
     expect(plugin(invocation, INSTALL_STEPS.install)?.Output).toContain("Failed to install package");
-    expect(plugin(invocation, INSTALL_STEPS.verifyLinux)?.Output).toMatch(PRIOR_EXIT);
+    // The install step ends nothing: the verification runs and says what is there (no agent).
+    expect(plugin(invocation, INSTALL_STEPS.verifyLinux)).toMatchObject({ Status: "Failed" });
+    expect(plugin(invocation, INSTALL_STEPS.verifyLinux)?.Output).toContain(
+      "AGENTFIX_AGENT_STATUS=missing AGENTFIX_AGENT_VERSION=",
+    );
     expect(instance.agent.package).toBeNull();
   });
 

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkDocumentContent, installDocumentContent } from "../../functions/core/agent/documents.js";
+import { installDocumentContent } from "../../functions/core/agent/documents.js";
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
 import { agentDocumentNames } from "../../functions/core/contract.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
@@ -93,7 +93,6 @@ describe("1. configuration per stage", () => {
       LIFECYCLE_HOOK_NAME: HOOK,
       FAILURE_RESULT: "ABANDON",
       INSTALL_ATTEMPTS: 2,
-      VERIFY_AGENT: true,
       DRY_RUN: false,
       LAUNCH_COMPLETION: "events",
       REGISTRATION_POLL_SECONDS: 10,
@@ -429,19 +428,15 @@ describe("6. State Manager association", () => {
 });
 
 describe("6b. the stage's own documents and a dry run", () => {
-  it("creates the install and check documents of the stage, with fixed scripts", () => {
+  it("creates the install document of the stage, with fixed scripts, and no other", () => {
     const t = template("prod", "Foundation");
     const install = resource(t, "AWS::SSM::Document", "InstallAgentDocument");
-    const check = resource(t, "AWS::SSM::Document", "CheckAgentDocument");
+    expect(resources(t, "AWS::SSM::Document")).toHaveLength(1);
     expect(install.Properties).toMatchObject({
       Name: "agentfix-prod-install-codedeploy-agent",
       DocumentType: "Command",
       DocumentFormat: "JSON",
       Content: installDocumentContent("prod"),
-    });
-    expect(check.Properties).toMatchObject({
-      Name: "agentfix-prod-check-codedeploy-agent",
-      Content: checkDocumentContent("prod"),
     });
   });
 
@@ -525,6 +520,7 @@ describe("8. least privilege", () => {
     "autoscaling:DescribeLifecycleHooks",
     "autoscaling:DescribeScalingActivities",
     "autoscaling:DescribeWarmPool",
+    "codedeploy:ListApplications",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
   ]);
@@ -546,10 +542,7 @@ describe("8. least privilege", () => {
     const sends = allowing(statementsOf("prod", "LaunchPath", "LaunchFunction"), "ssm:SendCommand");
     expect(sends).toEqual([
       expect.objectContaining({
-        Resource: [
-          `arn:aws:ssm:${REGION}:123456789012:document/agentfix-prod-install-codedeploy-agent`,
-          `arn:aws:ssm:${REGION}:123456789012:document/agentfix-prod-check-codedeploy-agent`,
-        ],
+        Resource: [`arn:aws:ssm:${REGION}:123456789012:document/agentfix-prod-install-codedeploy-agent`],
       }),
       expect.objectContaining({
         Resource: [`arn:aws:ec2:${REGION}:123456789012:instance/*`],

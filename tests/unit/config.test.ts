@@ -8,9 +8,8 @@ describe("configuration", () => {
       AGENT_PACKAGE: "AWSCodeDeployAgent",
       AGENT_VERSION: "",
       TARGET_GROUPS: [],
-      FAILURE_RESULT: "ABANDON",
+      FAILURE_RESULT: "CONTINUE",
       INSTALL_ATTEMPTS: 2,
-      VERIFY_AGENT: true,
       DRY_RUN: false,
     });
   });
@@ -19,12 +18,12 @@ describe("configuration", () => {
     const config = loadLaunchConfig({
       STAGE: "dev",
       TARGET_GROUPS: " web-asg, api-asg ,",
-      VERIFY_AGENT: "false",
+      DRY_RUN: "yes",
       INSTALL_ATTEMPTS: "3",
       AGENT_VERSION: "latest",
     });
     expect(config.TARGET_GROUPS).toEqual(["web-asg", "api-asg"]);
-    expect(config.VERIFY_AGENT).toBe(false);
+    expect(config.DRY_RUN).toBe(true);
     expect(config.INSTALL_ATTEMPTS).toBe(3);
     expect(config.AGENT_VERSION).toBe("");
   });

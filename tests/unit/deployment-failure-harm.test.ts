@@ -41,7 +41,7 @@ import {
 useFailureHarness();
 
 const QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-failure-retry";
-const CHECK_DOCUMENT = agentDocumentNames("test").check;
+const INSTALL_DOCUMENT = agentDocumentNames("test").install;
 const ROLLBACK_ON_FAILURE = { enabled: true, events: ["DEPLOYMENT_FAILURE" as const] };
 const PREVIOUS_REVISION = {
   revisionType: "S3" as const,
@@ -106,8 +106,11 @@ describe("10. every instance the redeploy reaches is checked and upgraded first"
       { instanceId: "i-0bbb", from: "1.7.1", to: LATEST_AGENT },
     ]);
     expect(report.alreadyCurrent).toEqual([{ instanceId: "i-0ccc", version: LATEST_AGENT }]);
-    // Verify first: the current agent got the check document only, and no install.
-    expect(documentsSentTo("i-0ccc")).toEqual([CHECK_DOCUMENT]);
+    // The install document found the agent current: nothing was installed there.
+    expect(documentsSentTo("i-0ccc")).toEqual([INSTALL_DOCUMENT]);
+    expect(
+      fakeSsm.invocations.find((item) => item.InstanceId === "i-0ccc")?.CommandPlugins?.map((p) => p.Name),
+    ).toEqual(["skipIfCurrentLinux"]);
     expect(installsOn("i-0bbb")).toBe(1);
     expect(fakeCodeDeploy.created).toHaveLength(1);
   });
@@ -179,8 +182,9 @@ describe("12. never race an automatic rollback", () => {
   it("stops before restarting any agent when a deployment starts in the group while the agents are checked", async () => {
     fakeSsm.add("i-0aaa", { version: "1.7.1" });
     addFailure("d-RACE00001", [agentTarget("i-0aaa")], { autoRollbackConfiguration: ROLLBACK_ON_FAILURE });
-    // CodeDeploy creates the rollback right after the function's first look at the group.
-    fakeSsm.onSend = () => {
+    // CodeDeploy creates the rollback right after the function's first look at the group, while the
+    // function looks at the instance's registration: the look at the group before the install sees it.
+    fakeSsm.onLook = () => {
       if (fakeCodeDeploy.deployments.has("d-ROLLBK002")) return;
       addRunning(
         "d-ROLLBK002",
@@ -363,7 +367,7 @@ describe("14. an SSM refusal stays with its instances", () => {
     expect(codeDeploy.commandCalls(CreateDeploymentCommand)).toHaveLength(0);
   });
 
-  it("reports a whole batch when the refusal names no instance, and goes on with the other batches", async () => {
+  it("reports every instance of the command when the refusal names none, and redeploys nothing", async () => {
     fakeSsm.add("i-0aaa", { version: "1.7.1" });
     fakeSsm.add("i-0bbb", { version: "1.7.1" });
     fakeSsm.add("i-0ccc", { version: "1.7.1" });
@@ -372,14 +376,14 @@ describe("14. an SSM refusal stays with its instances", () => {
       skippedTarget("i-0bbb"),
       skippedTarget("i-0ccc"),
     ]);
-    // The check of the skipped instances is refused without naming one.
+    // The install command is refused without naming an instance: it stays with all of them.
     fakeSsm.denied.add("i-0bbb");
     fakeSsm.anonymousDenial = true;
 
     const report = await run("d-DENIED002");
 
-    expect(report.upgraded).toEqual([{ instanceId: "i-0aaa", from: "1.7.1", to: LATEST_AGENT }]);
-    expect(report.notUpgraded.map((item) => item.instanceId).sort()).toEqual(["i-0bbb", "i-0ccc"]);
+    expect(report.upgraded).toEqual([]);
+    expect(report.notUpgraded.map((item) => item.instanceId).sort()).toEqual(["i-0aaa", "i-0bbb", "i-0ccc"]);
     expect(report.notUpgraded[0]?.reason).toContain("not authorized to perform: ssm:SendCommand");
     expect(report.decision).toBe("GAVE_UP");
   });

@@ -1,9 +1,10 @@
-// The content of the service's two Command documents (schemaVersion 2.2). The stack creates them per
-// stage (names in contract.ts); the functions send only these. Steps for the other platform are
-// skipped by their `precondition`; `onFailure` ends the document early: `successAndExit` when the
-// agent is already current (nothing to restart), `exit` when a deployment runs on the instance or the
-// install fails. Both need SSM Agent 3.0.502 or later
-// (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html).
+// The content of the stage's install document (schemaVersion 2.2). The stack creates it per stage
+// (name in contract.ts); the functions send only it. Steps for the other platform are skipped by their
+// `precondition`; `onFailure` ends the document early: `successAndExit` when the agent already runs at
+// an acceptable version (nothing to restart), `exit` when the install would restart an agent that may
+// be busy. The install step has no `onFailure`: the verification after it runs either way, since
+// Distributor fails a same-version install and the agent may well be in place. Needs SSM Agent 3.0.502
+// or later (https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html).
 import { AGENT_PACKAGES, AGENT_VERSION_PATTERN, INSTALL_STEPS } from "../contract.js";
 import { DEPLOYMENT_GUARD, SKIP_IF_CURRENT, VERIFY_AGENT } from "./scripts.js";
 
@@ -12,11 +13,14 @@ export interface InstallParameters {
   packageName: string;
   /** "" installs the latest published version. */
   version: string;
-  /** The version the verification accepts ("1.8" accepts 1.8.x); "" accepts any running agent. */
+  /** The version the agent must run at, or newer; "" accepts any running agent. */
   expectedVersion: string;
+  /** "yes" once CodeDeploy said no deployment is in flight on the instance. */
+  allowRestart: "yes" | "no";
 }
 
-const SCRIPT_TIMEOUT_SECONDS = "60";
+/** Our scripts run in seconds; the verification waits up to a minute for the service to start. */
+const SCRIPT_TIMEOUT_SECONDS = "120";
 const LINUX = { StringEquals: ["platformType", "Linux"] };
 const WINDOWS = { StringEquals: ["platformType", "Windows"] };
 
@@ -40,15 +44,24 @@ function shell(name: string, platform: "linux" | "windows", lines: string[], onF
   };
 }
 
-/** Install the agent unless it is current or deploying, then verify it. */
+/** Install the agent unless it is current or busy, then verify it. */
 export function installDocumentContent(stage: string): Record<string, unknown> {
   return {
     schemaVersion: "2.2",
-    description: `agentfix (${stage}): installs the CodeDeploy agent with Distributor unless it already runs at the expected version or a deployment runs on the instance, then verifies it.`,
+    description: `agentfix (${stage}): installs the CodeDeploy agent with Distributor unless it already runs at the expected version or restarting it could fail a deployment, then verifies it.`,
     parameters: {
       packageName: { type: "String", allowedValues: [...AGENT_PACKAGES], description: "Distributor package" },
       version: versionParameter("Version to install; empty installs the latest published version"),
-      expectedVersion: versionParameter("Version the agent must run at afterwards; empty accepts any"),
+      expectedVersion: versionParameter(
+        "Version the agent must run at afterwards, or newer; empty accepts any",
+      ),
+      allowRestart: {
+        type: "String",
+        allowedValues: ["yes", "no"],
+        default: "no",
+        description:
+          "yes: an older agent that runs may be restarted (no deployment is in flight on the instance)",
+      },
     },
     mainSteps: [
       shell(INSTALL_STEPS.skipIfCurrentLinux, "linux", SKIP_IF_CURRENT.linux, "successAndExit"),
@@ -64,26 +77,10 @@ export function installDocumentContent(stage: string): Record<string, unknown> {
           action: "Install",
           installationType: "Uninstall and reinstall",
           version: "{{ version }}",
-          onFailure: "exit",
         },
       },
       shell(INSTALL_STEPS.verifyLinux, "linux", VERIFY_AGENT.linux),
       shell(INSTALL_STEPS.verifyWindows, "windows", VERIFY_AGENT.windows),
-    ],
-  };
-}
-
-/** Only check the agent: running, and at the expected version. */
-export function checkDocumentContent(stage: string): Record<string, unknown> {
-  return {
-    schemaVersion: "2.2",
-    description: `agentfix (${stage}): reports whether the CodeDeploy agent runs and its version; fails unless it runs at the expected version.`,
-    parameters: {
-      expectedVersion: versionParameter("Version the agent must run at; empty accepts any"),
-    },
-    mainSteps: [
-      shell("checkLinux", "linux", VERIFY_AGENT.linux),
-      shell("checkWindows", "windows", VERIFY_AGENT.windows),
     ],
   };
 }

@@ -12,7 +12,7 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
 import { MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
 import type { InstallParameters } from "./documents.js";
-import type { AgentSettings } from "./types.js";
+import type { AgentSettings } from "./settings.js";
 
 /** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
 export const COMMAND_DELIVERY_TIMEOUT_SECONDS = 600;
@@ -60,40 +60,27 @@ export interface CommandRequest {
 }
 
 /**
- * The stage's install document: Distributor's install of the agent package at the configured version
- * ("" is the latest), skipped when the agent already runs at `expectedVersion`, stopped when a
- * deployment runs on the instance, then verified (documents.ts).
+ * The stage's install document (documents.ts): Distributor's install of the agent package at the
+ * configured version ("" is the latest), skipped when the agent already runs at `expectedVersion` or
+ * newer, held back when it would restart a busy agent, then verified.
  */
 export function installCommand(
   settings: AgentSettings,
   instanceIds: readonly string[],
   comment: string,
   expectedVersion: string,
+  allowRestart: boolean,
 ): CommandRequest {
   const parameters: InstallParameters = {
     packageName: settings.agentPackage,
     version: settings.agentVersion,
     expectedVersion,
+    allowRestart: allowRestart ? "yes" : "no",
   };
   return {
     documentName: settings.installDocument,
     instanceIds,
     parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
-    comment,
-  };
-}
-
-/** The stage's check document: is the agent running at `expectedVersion` ("" accepts any)? */
-export function checkCommand(
-  settings: AgentSettings,
-  instanceIds: readonly string[],
-  comment: string,
-  expectedVersion: string,
-): CommandRequest {
-  return {
-    documentName: settings.checkDocument,
-    instanceIds,
-    parameters: { expectedVersion: [expectedVersion] },
     comment,
   };
 }
@@ -158,39 +145,26 @@ export async function listInvocations(
 }
 
 /**
- * The newest invocation of the stage's install document on each of these instances since `since`
- * (AWS-time ms). Only this stage's own document counts: another team's Distributor installs (the
- * CloudWatch agent, Inspector, ...) run AWS-ConfigureAWSPackage and are never followed, and the
- * listing grows with this stage's own launches in the window, not with the account's fleet.
+ * The newest invocation of the stage's install document on one instance since `since` (AWS-time ms),
+ * for an install an invocation may have sent just before it was cut off. Only the stage's own
+ * document counts: another team's Distributor installs (AWS-ConfigureAWSPackage) are never followed.
  */
-export async function latestInstallsSince(
+export async function findInstallSince(
   installDocument: string,
-  instanceIds: readonly string[],
+  instanceId: string,
   since: number,
-): Promise<Map<string, CommandInvocation>> {
-  const wanted = new Set(instanceIds);
-  const latest = new Map<string, CommandInvocation>();
-  const pages = paginate((NextToken) =>
-    ssm.send(
-      new ListCommandInvocationsCommand({
-        Filters: [
-          { key: "DocumentName", value: installDocument },
-          { key: "InvokedAfter", value: new Date(since).toISOString() },
-        ],
-        MaxResults: 50,
-        NextToken,
-      }),
-    ),
+): Promise<CommandInvocation | undefined> {
+  const answer = await ssm.send(
+    new ListCommandInvocationsCommand({
+      InstanceId: instanceId,
+      Filters: [
+        { key: "DocumentName", value: installDocument },
+        { key: "InvokedAfter", value: new Date(since).toISOString() },
+      ],
+      MaxResults: 50,
+    }),
   );
-  for await (const page of pages) {
-    for (const invocation of page.CommandInvocations ?? []) {
-      const id = invocation.InstanceId;
-      if (!id || !wanted.has(id)) continue;
-      const known = latest.get(id);
-      if (!known || requestedAt(invocation) > requestedAt(known)) latest.set(id, invocation);
-    }
-  }
-  return latest;
+  return (answer.CommandInvocations ?? []).sort((a, b) => requestedAt(b) - requestedAt(a))[0];
 }
 
 /**

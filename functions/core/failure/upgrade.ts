@@ -1,19 +1,16 @@
-// Bringing the agent current on every instance a redeploy will reach, with the engine the launch path
-// uses: the failed instances are upgraded (checked, reinstalled unless current, checked again), every
-// other instance of the deployment is checked and installed only when its agent is missing, stopped
-// or outdated. A redeploy goes to the whole group: an instance CodeDeploy skipped keeps its old agent
-// and would fail the redeploy otherwise. Never on an instance a deployment covers (guard.ts), and an
-// error SSM gives for some instances stays with those instances.
+// Bringing the agent current on every instance a redeploy will reach, with the agent work the launch
+// path takes (agent/work.ts), run until done: each instance's agent is checked by the install
+// document and reinstalled only where it is missing, stopped or older than expected. A redeploy goes
+// to the whole group: an instance CodeDeploy skipped keeps its old agent and would fail the redeploy
+// otherwise. Never on an instance a deployment covers (guard.ts). A retry of this job first looks for
+// the install an earlier run sent since the failure, and follows it: its before and after versions
+// keep "the upgrade changed the agent" true across retries.
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
-import { ensureAgents } from "../agent/engine.js";
-import { findFirstObservedVersions } from "../agent/history.js";
-import { type AgentResult, type AgentSettings, agentSettings, type EnsureMode } from "../agent/types.js";
+import { type AgentJob, newJob } from "../agent/job.js";
+import { agentSettings, expectedVersion } from "../agent/settings.js";
+import { runWork } from "../agent/work.js";
 import { clock } from "../common/clock.js";
-import { chunk, mapLimit } from "../common/concurrency.js";
-import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
-import { logger } from "../common/powertools.js";
 import type { FailureConfig } from "../config.js";
-import { MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
 import { DeploymentGuard } from "./guard.js";
 
 export interface UpgradedAgent {
@@ -63,9 +60,6 @@ export class UpgradeUnfinishedError extends Error {
   override name = "UpgradeUnfinishedError";
 }
 
-/** Engines run side by side, each on up to one command's worth of instances. */
-const ENGINES_IN_FLIGHT = 4;
-
 export function emptyUpgrade(): UpgradeResult {
   return { upgraded: [], notUpgraded: [], alreadyCurrent: [] };
 }
@@ -86,117 +80,89 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
 
   const settings = agentSettings(config);
   const now = clock.now();
-  const base = {
-    since: job.failed.completeTime?.getTime(),
-    // Long-lived instances: one that is not Online with SSM by now is stopped, terminated or cut off,
-    // and must not hold up the others for long.
-    registrationDeadline: Math.min(
-      now + config.REGISTRATION_TIMEOUT_SECONDS * 1000,
-      job.deadline - config.POLL_INTERVAL_MS,
-    ),
-    deadline: job.deadline,
-    correlationId: job.correlationId,
-    onTick: guard.onTick,
+  const since = job.failed.completeTime?.getTime() ?? now;
+  // Each job starts as an install that may have gone out already (an earlier run of this job): it is
+  // looked up on the instance first, and followed, or sent.
+  const jobs: AgentJob[] = free.map((instanceId) => ({
+    ...newJob(instanceId, "sending"),
+    sendingSince: since,
+    heldUntil: 0,
+  }));
+  const stopped = new Set<AgentJob>();
+  /** A deployment that started in the group meanwhile stops the work on every instance not finished. */
+  const stop = async (pending: AgentJob[]): Promise<AgentJob[]> => {
+    const named = new Set(
+      await guard.onTick(
+        clock.now(),
+        pending.map((candidate) => candidate.instanceId),
+      ),
+    );
+    const toStop = pending.filter((candidate) => named.has(candidate.instanceId));
+    for (const candidate of toStop) {
+      stopped.add(candidate);
+      candidate.phase = "done";
+    }
+    return toStop;
   };
-  const batches = [
-    ...chunk(
-      free.filter((id) => failed.has(id)),
-      MAX_INSTANCE_IDS_PER_COMMAND,
-    ).map((ids) => ({ ids, mode: "upgrade" as const })),
-    ...chunk(
-      free.filter((id) => !failed.has(id)),
-      MAX_INSTANCE_IDS_PER_COMMAND,
-    ).map((ids) => ({ ids, mode: "verify-first" as const })),
-  ];
-  const refused = new Set<string>();
-  const results = (
-    await mapLimit(batches, ENGINES_IN_FLIGHT, (batch) =>
-      ensureIsolated(batch.ids, batch.mode, base, settings, refused),
-    )
-  ).flat();
-  const pending = results.filter((agent) => agent.status === "PENDING");
-  if (pending.length > 0) {
+  // Long-lived instances: one that is not Online with SSM by now is stopped, terminated or cut off,
+  // and must not hold up the others for long.
+  const registrationDeadline = Math.min(
+    now + config.REGISTRATION_TIMEOUT_SECONDS * 1000,
+    job.deadline - config.POLL_INTERVAL_MS,
+  );
+  await runWork(
+    jobs,
+    {
+      settings,
+      expected: await expectedVersion(settings),
+      cadence: {
+        registrationPollMs: config.POLL_INTERVAL_MS,
+        overdueMs: config.POLL_INTERVAL_MS,
+        followMs: config.POLL_INTERVAL_MS,
+      },
+      now: () => clock.now(),
+      heldUntil: job.deadline,
+      correlationId: job.correlationId,
+      registration: () => ({ since: now, deadline: registrationDeadline }),
+      // The group is looked at again right before installs go out, as before each round.
+      stillWanted: async (ready) => {
+        const stopping = new Set(await stop(ready));
+        return ready.filter((candidate) => !stopping.has(candidate));
+      },
+    },
+    {
+      deadline: job.deadline,
+      beforeRound: stop,
+    },
+  );
+  const unfinished = jobs.filter((agent) => agent.phase !== "finishing" && !stopped.has(agent));
+  if (unfinished.length > 0) {
     throw new UpgradeUnfinishedError(
-      `The time budget ran out while upgrading the agent on ${pending.map((agent) => `${agent.instanceId} (${agent.reason})`).join(", ")}; the retry resumes it`,
+      `The time budget ran out while upgrading the agent on ${unfinished.map((agent) => `${agent.instanceId} (${agent.reason})`).join(", ")}; the retry resumes it`,
     );
   }
-  const firstSeen = await firstObservedVersions(results, job, config);
-  for (const agent of results) {
-    const earlier = firstSeen.get(agent.instanceId);
-    // Found current because an earlier run of this job upgraded it (nothing to install this time).
-    const upgradedEarlier = earlier !== undefined && earlier !== agent.agentVersion;
-    const running = agent.status === "VERIFIED" || agent.status === "INSTALLED";
-    if (running && (agent.installed || upgradedEarlier)) {
+  for (const agent of jobs) {
+    if (stopped.has(agent)) {
+      result.notUpgraded.push({
+        instanceId: agent.instanceId,
+        reason: guard.stoppedReason(),
+        reachable: true,
+      });
+    } else if (agent.ended?.ok && agent.installed) {
       result.upgraded.push({
         instanceId: agent.instanceId,
-        from: earlier ?? agent.versionBefore ?? "unknown",
-        // With verification switched off the new version is not known; the reinstall counts as a change.
-        to: agent.agentVersion ?? (agent.status === "INSTALLED" ? "reinstalled" : "unknown"),
+        from: agent.versionBefore ?? "unknown",
+        to: agent.agentVersion ?? "unknown",
       });
-    } else if (agent.status === "VERIFIED") {
+    } else if (agent.ended?.ok) {
       result.alreadyCurrent.push({ instanceId: agent.instanceId, version: agent.agentVersion ?? "unknown" });
     } else {
-      const reason = agent.status === "STOPPED" ? guard.stoppedReason() : agent.reason;
-      const reachable =
-        agent.status !== "FAILED" || agent.platform !== undefined || refused.has(agent.instanceId);
-      result.notUpgraded.push({ instanceId: agent.instanceId, reason, reachable });
+      // Reachable: SSM answered for it (it registered, or ran the install), so a redeploy would reach it.
+      const reachable = agent.platform !== undefined || agent.commandIds.length > 0;
+      result.notUpgraded.push({ instanceId: agent.instanceId, reason: agent.reason, reachable });
     }
   }
   return result;
-}
-
-/**
- * Runs the engine on one batch. A non-transient AWS error (an instance outside the groups the role
- * may send commands to answers AccessDeniedException for the whole SendCommand) is kept with the
- * instances it concerns: the instance it names, or else the whole batch, is reported FAILED with it,
- * and the rest of the batch is run again without them. Throttling is the engine's to retry; a bug
- * is thrown.
- */
-async function ensureIsolated(
-  ids: readonly string[],
-  mode: EnsureMode,
-  base: Omit<Parameters<typeof ensureAgents>[0], "instanceIds" | "mode">,
-  settings: AgentSettings,
-  refused: Set<string>,
-): Promise<AgentResult[]> {
-  const results: AgentResult[] = [];
-  let remaining = [...ids];
-  while (remaining.length > 0) {
-    try {
-      results.push(...(await ensureAgents({ ...base, instanceIds: remaining, mode }, settings)));
-      return results;
-    } catch (error) {
-      if (!isServiceError(error) || isTransient(error)) throw error;
-      const message = errorMessage(error);
-      const named = remaining.find((id) => message.includes(id));
-      const refusedIds = named ? [named] : remaining;
-      logger.warn("SSM refused the agent commands for some instances; the others go on", {
-        instanceIds: refusedIds,
-        errorName: awsErrorName(error),
-        error: message,
-      });
-      results.push(...refusedIds.map((instanceId) => refusedResult(instanceId, error)));
-      for (const id of refusedIds) refused.add(id);
-      remaining = remaining.filter((id) => !refusedIds.includes(id));
-    }
-  }
-  return results;
-}
-
-/** An error an AWS service answered (SDK v3 service exceptions carry `$metadata`). */
-function isServiceError(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "$metadata" in error;
-}
-
-function refusedResult(instanceId: string, error: unknown): AgentResult {
-  return {
-    instanceId,
-    status: "FAILED",
-    reason: `SSM refused the agent commands for it (${awsErrorName(error)}: ${errorMessage(error)})`,
-    installCommandIds: [],
-    verifyCommandIds: [],
-    installed: false,
-  };
 }
 
 /** The agents an upgrade changed (version, or a missing/stopped agent now running). */
@@ -221,36 +187,4 @@ export function summarizeUpgrade(result: UpgradeResult): string {
     );
   }
   return parts.length > 0 ? parts.join("; ") : "no agent needed upgrading";
-}
-
-/**
- * When this invocation found an agent already at its new version, an earlier run of this same job
- * may have upgraded it (a retry after another deployment blocked the redeploy): use the version
- * that earlier run saw first.
- */
-async function firstObservedVersions(
-  results: AgentResult[],
-  job: UpgradeJob,
-  config: FailureConfig,
-): Promise<Map<string, string>> {
-  const unchanged = results.filter(
-    (agent) =>
-      (agent.status === "VERIFIED" || agent.installed) &&
-      agent.versionBefore !== undefined &&
-      agent.versionBefore === agent.agentVersion,
-  );
-  const since = job.failed.completeTime?.getTime();
-  if (unchanged.length === 0 || since === undefined) return new Map();
-  try {
-    return await findFirstObservedVersions(
-      agentSettings(config).checkDocument,
-      unchanged.map((agent) => agent.instanceId),
-      since,
-      `agentfix verify ${job.correlationId}`,
-    );
-  } catch (error) {
-    // The decision stands on this invocation's own observations; the history only refines it.
-    logger.warn("Could not read earlier agent verifications", { error: errorMessage(error) });
-    return new Map();
-  }
 }

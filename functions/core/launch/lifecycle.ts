@@ -137,24 +137,26 @@ const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
  * container: hooks change rarely and the heartbeat timeout is all that is read from them.
  */
 export async function findLaunchHooks(group: string, configuredName: string): Promise<LaunchHook[]> {
-  const cached = hookCache.get(group);
-  let hooks = cached && clock.now() - cached.at < HOOK_CACHE_MS ? cached.hooks : undefined;
-  if (!hooks) {
-    const response = await autoScaling.send(
-      new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }),
-    );
-    hooks = (response.LifecycleHooks ?? [])
-      .filter((hook) => hook.LifecycleTransition === LAUNCH_TRANSITION && hook.LifecycleHookName)
-      .map((hook) => ({
-        name: hook.LifecycleHookName ?? "",
-        heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
-        defaultResult: hook.DefaultResult ?? "ABANDON",
-      }));
-    hookCache.set(group, { at: clock.now(), hooks });
-  }
+  const hooks = await describeLaunchHooks(group);
   return hooks.filter((hook) =>
     configuredName ? hook.name === configuredName : !hook.name.startsWith(CODEDEPLOY_HOOK_PREFIX),
   );
+}
+
+/** Every launch hook of a group, CodeDeploy's own included (cached a few minutes per container). */
+export async function describeLaunchHooks(group: string): Promise<LaunchHook[]> {
+  const cached = hookCache.get(group);
+  if (cached && clock.now() - cached.at < HOOK_CACHE_MS) return cached.hooks;
+  const response = await autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }));
+  const hooks = (response.LifecycleHooks ?? [])
+    .filter((hook) => hook.LifecycleTransition === LAUNCH_TRANSITION && hook.LifecycleHookName)
+    .map((hook) => ({
+      name: hook.LifecycleHookName ?? "",
+      heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+      defaultResult: hook.DefaultResult ?? "ABANDON",
+    }));
+  hookCache.set(group, { at: clock.now(), hooks });
+  return hooks;
 }
 
 export function clearHookCache(): void {

@@ -38,14 +38,9 @@ export interface Reconciled {
   instances: LaunchOutcome[];
   /** When each unfinished instance is next due (default: the settings' resumeAfterSeconds). */
   resumeAfterSeconds?: ReadonlyMap<string, number>;
-  /** Instances another invocation works on: their command events come back soon. */
-  busy?: ReadonlySet<string>;
-  /** Command events that wait for their command's next read, and for how many seconds. */
-  deferred?: ReadonlyMap<string, number>;
+  /** Instances whose signalled install end was not read yet: their command events come back then. */
+  unread?: ReadonlySet<string>;
 }
-
-/** A command event for an instance busy elsewhere comes back this soon. */
-const BUSY_SIGNAL_RETRY_SECONDS = 5;
 
 /** Reconciles the instances of every valid record of an SQS batch and reports per record. */
 export async function reconcileQueueBatch(
@@ -82,30 +77,31 @@ export async function reconcileQueueBatch(
     signals: [...signalsByRecord.values()],
   });
   const { instances } = reconciled;
+  const due = (instanceId: string) =>
+    reconciled.resumeAfterSeconds?.get(instanceId) ?? settings.resumeAfterSeconds;
   const unfinished = new Set(
     instances.filter((item) => item.outcome === "PENDING").map((item) => item.instanceId),
   );
+  // A launch message stays until its launch is done and comes back when it is next due; a command
+  // event stays only while its read is still to come (its install's end must not wait for the
+  // overdue look).
   const unfinishedRecords = [...requestsByRecord].filter(([, requests]) =>
     requests.some((request) => unfinished.has(request.instanceId)),
   );
-  // Busy in another invocation: the visibility timeout is the right wait for a launch message; a
-  // command event comes back soon (the other invocation may not have read that install's end).
-  const busy = new Set(instances.filter((item) => item.busyElsewhere).map((item) => item.instanceId));
-  for (const id of reconciled.busy ?? []) busy.add(id);
-  const deferred = reconciled.deferred ?? new Map<string, number>();
-  const busySignals = [...signalsByRecord].filter(
-    ([, signal]) => busy.has(signal.instanceId) || deferred.has(signal.instanceId),
+  const unreadSignals = [...signalsByRecord].filter(([, signal]) =>
+    reconciled.unread?.has(signal.instanceId),
   );
   const visibility = new Map<string, number>();
-  for (const [messageId, requests] of unfinishedRecords) {
-    if (requests.some((request) => busy.has(request.instanceId))) continue;
-    const due = requests.map(
-      (request) => reconciled.resumeAfterSeconds?.get(request.instanceId) ?? settings.resumeAfterSeconds,
+  for (const [messageId, requests] of unfinishedRecords)
+    visibility.set(
+      messageId,
+      Math.min(
+        ...requests
+          .filter((request) => unfinished.has(request.instanceId))
+          .map((request) => due(request.instanceId)),
+      ),
     );
-    visibility.set(messageId, Math.min(...due));
-  }
-  for (const [messageId, signal] of busySignals)
-    visibility.set(messageId, deferred.get(signal.instanceId) ?? BUSY_SIGNAL_RETRY_SECONDS);
+  for (const [messageId, signal] of unreadSignals) visibility.set(messageId, due(signal.instanceId));
   await handBack(
     batch.Records.filter((record) => visibility.has(record.messageId)),
     visibility,
@@ -114,7 +110,7 @@ export async function reconcileQueueBatch(
   const batchItemFailures = [
     ...failed.map((item) => item.messageId),
     ...unfinishedRecords.map(([messageId]) => messageId),
-    ...busySignals.map(([messageId]) => messageId),
+    ...unreadSignals.map(([messageId]) => messageId),
   ].map((itemIdentifier) => ({ itemIdentifier }));
   return {
     instances,

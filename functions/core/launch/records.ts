@@ -1,23 +1,22 @@
-// Event completion keeps what it knows of each launch between invocations: one item per instance in
-// the lease table (`launch#<instance id>`), read at the start of an invocation and written when it
-// changed. An invocation takes the next step and returns; the record says where the launch stands,
-// so a command event, a redelivered launch message, a sweep or a replay all resume the same work.
-import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+// What the launch path knows of each launch, kept between invocations: one record per instance in the
+// stage's table (`launch#<instance id>`), and one mark per install command (`command#<command id>`)
+// saying when it was last read. Every write is conditional on the version that was read, so an
+// invocation holding stale state learns so from the write and acts on nothing: this, not timing, is
+// what keeps two invocations from sending two installs or completing one action twice.
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  PutItemCommand,
+  type PutItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import type { AgentJob } from "../agent/job.js";
 import { dynamodb } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
 import type { BakedAgentReport, LaunchOutcomeKind } from "./types.js";
 
-/**
- * - `registering`: waiting for the instance to come Online with SSM.
- * - `installing`: the install document runs (`commandId`); its end event, or a look once it is overdue, settles it.
- * - `waiting`: a deployment or another install runs on the instance; the install is sent at `retryAt`.
- * - `done`: the lifecycle action was completed (or had ended); `outcome` says how.
- */
-export type LaunchPhase = "registering" | "installing" | "waiting" | "done";
-
-export interface LaunchRecord {
-  instanceId: string;
+/** A launch: the instance's agent work plus its lifecycle action. */
+export interface LaunchRecord extends AgentJob {
   group: string;
   hook: string;
   /** The lifecycle action's token, when an event brought it; a new token is a new launch (warm pool exit). */
@@ -25,102 +24,91 @@ export interface LaunchRecord {
   origin?: string;
   /** AWS-time ms when the lifecycle action started. */
   startedAt: number;
-  phase: LaunchPhase;
-  /** Installs sent so far (each counts as an attempt). */
-  attempts: number;
-  installCommandIds: string[];
-  commandId?: string;
-  commandSentAt?: number;
-  /** Set before an install is sent: a cut-off invocation leaves it, and the next one looks the install up. */
-  sendingSince?: number;
-  retryAt?: number;
-  lastBeatAt?: number;
-  /** When Auto Scaling was last asked whether the instance still waits (instances slow to register). */
-  stateCheckedAt?: number;
   heartbeatTimeoutSeconds: number;
+  lastBeatAt?: number;
+  /** When Auto Scaling last said the instance still waits. */
+  stateCheckedAt?: number;
+  /** `finishing`: the result the lifecycle action is completed with. */
+  result?: "CONTINUE" | "ABANDON";
+  /** `done`: how the launch ended. */
   outcome?: LaunchOutcomeKind;
-  reason: string;
-  agentVersion?: string;
-  /** The agent that ran before the install (baked into the AMI and started at boot). */
-  runningBefore?: string;
-  expectedVersion?: string;
   bakedAgent?: BakedAgentReport;
+  /** The version read; a write succeeds only while the stored record is still at it (0: not stored). */
+  version: number;
   updatedAt?: number;
 }
 
-/** How long a finished record is kept: long enough for late duplicates, redeliveries and replays. */
-const RECORD_TTL_SECONDS = 24 * 3600;
-const CALLS_IN_FLIGHT = 10;
-
-export interface LaunchBook {
-  read(instanceIds: readonly string[]): Promise<Map<string, LaunchRecord>>;
-  write(records: readonly LaunchRecord[]): Promise<void>;
-  /** When each of these install commands was last read (AWS-time ms), for those read at all. */
-  readsOf(commandIds: readonly string[]): Promise<Map<string, number>>;
-  noteRead(commandIds: readonly string[], at: number): Promise<void>;
+/** When an install command was last read, and how many overdue looks it has had. */
+export interface CommandMark {
+  readAt: number;
+  lookups: number;
 }
 
-export const recordKey = (instanceId: string) => `launch#${instanceId}`;
-const commandKey = (commandId: string) => `command#${commandId}`;
-/** A command's read mark only matters for seconds; it is kept an hour. */
-const COMMAND_MARK_TTL_SECONDS = 3600;
+export interface RecordStore {
+  read(instanceIds: readonly string[]): Promise<Map<string, LaunchRecord>>;
+  /** Stores the record if it is still at the version read (and bumps it); false when it changed meanwhile. */
+  write(record: LaunchRecord): Promise<boolean>;
+  marks(commandIds: readonly string[]): Promise<Map<string, CommandMark>>;
+  /** Claims a read of the command: false when another invocation read it since `seen`. */
+  claimRead(commandId: string, seen: CommandMark | undefined, next: CommandMark): Promise<boolean>;
+}
 
-/** Records in memory (no table configured: tests, a replay without leasing). */
-export function memoryBook(): LaunchBook {
-  const items = new Map<string, string>();
-  const reads = new Map<string, number>();
+/** How long a record is kept: long enough for late duplicates, redeliveries and replays. */
+const RECORD_TTL_SECONDS = 24 * 3600;
+const MARK_TTL_SECONDS = 6 * 3600;
+const CALLS_IN_FLIGHT = 10;
+
+export const recordKey = (instanceId: string) => `launch#${instanceId}`;
+const markKey = (commandId: string) => `command#${commandId}`;
+
+/** Records in memory, with the same conditional semantics (tests; the failure path's upgrade). */
+export function memoryStore(): RecordStore {
+  const records = new Map<string, string>();
+  const marks = new Map<string, CommandMark>();
   return {
-    async readsOf(commandIds) {
-      return new Map(commandIds.flatMap((id) => (reads.has(id) ? [[id, reads.get(id) ?? 0]] : [])));
-    },
-    async noteRead(commandIds, at) {
-      for (const id of commandIds) reads.set(id, at);
-    },
     async read(instanceIds) {
       const found = new Map<string, LaunchRecord>();
       for (const id of instanceIds) {
-        const item = items.get(id);
+        const item = records.get(id);
         if (item) found.set(id, JSON.parse(item) as LaunchRecord);
       }
       return found;
     },
-    async write(records) {
-      for (const record of records) {
-        record.updatedAt = clock.now();
-        items.set(record.instanceId, JSON.stringify(record));
-      }
+    async write(record) {
+      const stored = records.get(record.instanceId);
+      const version = stored ? (JSON.parse(stored) as LaunchRecord).version : 0;
+      if (version !== record.version) return false;
+      record.version += 1;
+      record.updatedAt = clock.now();
+      records.set(record.instanceId, JSON.stringify(record));
+      return true;
+    },
+    async marks(commandIds) {
+      return new Map(
+        commandIds.flatMap((id) => (marks.has(id) ? [[id, { ...marks.get(id) } as CommandMark]] : [])),
+      );
+    },
+    async claimRead(commandId, seen, next) {
+      const stored = marks.get(commandId);
+      if ((stored?.readAt ?? -1) !== (seen?.readAt ?? -1)) return false;
+      marks.set(commandId, { ...next });
+      return true;
     },
   };
 }
 
-export function dynamoBook(tableName: string): LaunchBook {
-  if (!tableName) return memoryBook();
+export function dynamoStore(tableName: string): RecordStore {
+  if (!tableName) return memoryStore();
+  const put = async (input: PutItemCommandInput): Promise<boolean> => {
+    try {
+      await dynamodb.send(new PutItemCommand(input));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  };
   return {
-    async readsOf(commandIds) {
-      const found = new Map<string, number>();
-      await mapLimit([...new Set(commandIds)], CALLS_IN_FLIGHT, async (commandId) => {
-        const answer = await dynamodb.send(
-          new GetItemCommand({ TableName: tableName, Key: { pk: { S: commandKey(commandId) } } }),
-        );
-        const at = answer.Item?.readAt?.N;
-        if (at) found.set(commandId, Number(at));
-      });
-      return found;
-    },
-    async noteRead(commandIds, at) {
-      await mapLimit([...new Set(commandIds)], CALLS_IN_FLIGHT, async (commandId) => {
-        await dynamodb.send(
-          new PutItemCommand({
-            TableName: tableName,
-            Item: {
-              pk: { S: commandKey(commandId) },
-              readAt: { N: String(Math.round(at)) },
-              ttl: { N: String(Math.ceil(at / 1000) + COMMAND_MARK_TTL_SECONDS) },
-            },
-          }),
-        );
-      });
-    },
     async read(instanceIds) {
       const found = new Map<string, LaunchRecord>();
       await mapLimit([...new Set(instanceIds)], CALLS_IN_FLIGHT, async (instanceId) => {
@@ -132,23 +120,64 @@ export function dynamoBook(tableName: string): LaunchBook {
           }),
         );
         const data = answer.Item?.record?.S;
-        if (data) found.set(instanceId, JSON.parse(data) as LaunchRecord);
+        if (!data) return;
+        const record = JSON.parse(data) as LaunchRecord;
+        record.version = Number(answer.Item?.version?.N ?? "0");
+        found.set(instanceId, record);
       });
       return found;
     },
-    async write(records) {
-      await mapLimit(records, CALLS_IN_FLIGHT, async (record) => {
-        record.updatedAt = clock.now();
-        await dynamodb.send(
-          new PutItemCommand({
+    async write(record) {
+      const next = { ...record, version: record.version + 1, updatedAt: clock.now() };
+      const won = await put({
+        TableName: tableName,
+        Item: {
+          pk: { S: recordKey(record.instanceId) },
+          record: { S: JSON.stringify(next) },
+          version: { N: String(next.version) },
+          ttl: { N: String(Math.ceil(clock.now() / 1000) + RECORD_TTL_SECONDS) },
+        },
+        ...(record.version === 0
+          ? { ConditionExpression: "attribute_not_exists(pk)" }
+          : {
+              ConditionExpression: "version = :read",
+              ExpressionAttributeValues: { ":read": { N: String(record.version) } },
+            }),
+      });
+      if (won) Object.assign(record, { version: next.version, updatedAt: next.updatedAt });
+      return won;
+    },
+    async marks(commandIds) {
+      const found = new Map<string, CommandMark>();
+      await mapLimit([...new Set(commandIds)], CALLS_IN_FLIGHT, async (commandId) => {
+        const answer = await dynamodb.send(
+          new GetItemCommand({
             TableName: tableName,
-            Item: {
-              pk: { S: recordKey(record.instanceId) },
-              record: { S: JSON.stringify(record) },
-              ttl: { N: String(Math.ceil(clock.now() / 1000) + RECORD_TTL_SECONDS) },
-            },
+            Key: { pk: { S: markKey(commandId) } },
+            ConsistentRead: true,
           }),
         );
+        const readAt = answer.Item?.readAt?.N;
+        if (readAt)
+          found.set(commandId, { readAt: Number(readAt), lookups: Number(answer.Item?.lookups?.N ?? "0") });
+      });
+      return found;
+    },
+    async claimRead(commandId, seen, next) {
+      return put({
+        TableName: tableName,
+        Item: {
+          pk: { S: markKey(commandId) },
+          readAt: { N: String(Math.round(next.readAt)) },
+          lookups: { N: String(next.lookups) },
+          ttl: { N: String(Math.ceil(next.readAt / 1000) + MARK_TTL_SECONDS) },
+        },
+        ...(seen
+          ? {
+              ConditionExpression: "readAt = :seen",
+              ExpressionAttributeValues: { ":seen": { N: String(Math.round(seen.readAt)) } },
+            }
+          : { ConditionExpression: "attribute_not_exists(pk)" }),
       });
     },
   };

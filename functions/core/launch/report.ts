@@ -1,42 +1,66 @@
 // What the launch path reports besides its outcome: each outcome's log line and metrics, and the
 // AMI that bakes an outdated agent in.
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { versionSatisfies } from "../agent/scripts.js";
-import type { AgentResult } from "../agent/types.js";
+import { isAcceptable } from "../agent/verified.js";
 import { logger, metrics } from "../common/powertools.js";
 import { METRIC, type MetricName } from "../contract.js";
-import type { InstanceState } from "./lifecycle.js";
-import type { BakedAgentReport, LaunchOutcome, LaunchOutcomeKind, LaunchRequest } from "./types.js";
+import { describeLifecycleStates } from "./lifecycle.js";
+import type { LaunchRecord } from "./records.js";
+import type { LaunchOutcome, LaunchOutcomeKind } from "./types.js";
+
+export function outcomeOf(
+  launch: { instanceId: string; group: string; hook?: string; startedAt?: number },
+  outcome: LaunchOutcomeKind,
+  reason: string,
+  now: number,
+): LaunchOutcome {
+  return {
+    instanceId: launch.instanceId,
+    autoScalingGroupName: launch.group,
+    ...(launch.hook ? { lifecycleHookName: launch.hook } : {}),
+    outcome,
+    reason,
+    elapsedSeconds: Math.max(0, Math.round((now - (launch.startedAt ?? now)) / 100) / 10),
+  };
+}
 
 /**
- * An instance that started an outdated agent at boot: its AMI bakes one in, and CodeDeploy's launch
- * deployment can pick it up before anyone can replace it. Named with its AMI and launch template,
- * counted, and the fix said; CodeDeploy's guide recommends an AMI whose agent is stopped
+ * Instances that started an outdated agent at boot: their AMI bakes one in, and CodeDeploy's launch
+ * deployment can pick it up before anyone can replace it. Each is named with its AMI and launch
+ * template (one Auto Scaling call for the few such instances), counted, and the fix said; CodeDeploy's
+ * guide recommends an AMI whose agent is stopped
  * (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
  */
-export function reportBakedAgent(
-  request: LaunchRequest,
-  result: AgentResult,
-  state: InstanceState | undefined,
-): BakedAgentReport | undefined {
-  const running = result.runningBefore;
-  const expected = result.expectedVersion;
-  if (!running || !expected || versionSatisfies(running, expected)) return undefined;
-  const ami = state?.imageId ?? "the group's AMI";
-  metrics.addMetric(METRIC.outdatedAgentInAmi, MetricUnit.Count, 1);
-  const report: BakedAgentReport = {
-    ...(state?.imageId ? { imageId: state.imageId } : {}),
-    ...(state?.launchTemplate ? { launchTemplate: state.launchTemplate } : {}),
-    agentVersion: running,
-    expectedVersion: expected,
-    fix: `${ami} starts CodeDeploy agent ${running} at boot, older than ${expected}: build the AMI without the agent, or with the codedeploy-agent service stopped and disabled, and let the launch hook install it`,
-  };
-  logger.warn("AMI bakes an outdated CodeDeploy agent", {
-    instanceId: request.instanceId,
-    autoScalingGroupName: request.group,
-    ...report,
-  });
-  return report;
+export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise<void> {
+  const baked = records.filter(
+    (record) =>
+      record.origin !== "WarmPool" &&
+      !record.bakedAgent &&
+      record.runningBefore &&
+      record.expectedVersion &&
+      !isAcceptable(record.runningBefore, record.expectedVersion),
+  );
+  if (baked.length === 0) return;
+  const states = await describeLifecycleStates(baked.map((record) => record.instanceId));
+  for (const record of baked) {
+    const state = states.get(record.instanceId);
+    const running = record.runningBefore ?? "";
+    const expected = record.expectedVersion ?? "";
+    const ami = state?.imageId ?? "the group's AMI";
+    metrics.addMetric(METRIC.outdatedAgentInAmi, MetricUnit.Count, 1);
+    record.bakedAgent = {
+      ...(state?.imageId ? { imageId: state.imageId } : {}),
+      ...(state?.launchTemplate ? { launchTemplate: state.launchTemplate } : {}),
+      agentVersion: running,
+      expectedVersion: expected,
+      fix: `${ami} starts CodeDeploy agent ${running} at boot, older than ${expected}: build the AMI without the agent, or with the codedeploy-agent service stopped and disabled, and let the launch hook install it`,
+    };
+    logger.warn("AMI bakes an outdated CodeDeploy agent", {
+      instanceId: record.instanceId,
+      autoScalingGroupName: record.group,
+      ...record.bakedAgent,
+    });
+  }
 }
 
 const OUTCOME_METRIC: Record<LaunchOutcomeKind, MetricName> = {

@@ -17,7 +17,7 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
 import { findLaunchActivities } from "./lifecycle.js";
-import { dynamoBook, type LaunchRecord } from "./records.js";
+import { dynamoStore, type LaunchRecord } from "./records.js";
 
 /**
  * A launch record written this recently is in hand: its launch message comes back at least every
@@ -143,7 +143,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
  */
 async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<StaleInstance[]> {
   if (!leaseTable || stale.length === 0) return stale;
-  const records = await dynamoBook(leaseTable).read(stale.map((instance) => instance.instanceId));
+  const records = await dynamoStore(leaseTable).read(stale.map((instance) => instance.instanceId));
   const now = clock.now();
   return stale.filter((instance) => !isInHand(records.get(instance.instanceId), instance, now));
 }

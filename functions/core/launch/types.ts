@@ -16,6 +16,8 @@ export interface LaunchRequest {
   /** AWS-time ms when the lifecycle action started, when known (the event's time). */
   startedAt?: number;
   source: "event" | "replay" | "sweep";
+  /** The hook's heartbeat timeout, once the hook is resolved. */
+  heartbeatTimeoutSeconds?: number;
 }
 
 export interface LaunchOutcome {
@@ -27,9 +29,6 @@ export interface LaunchOutcome {
   agentVersion?: string;
   elapsedSeconds: number;
   installCommandIds?: string[];
-  verifyCommandIds?: string[];
-  /** PENDING only: another invocation holds the instance, so a quick retry would only find it busy. */
-  busyElsewhere?: boolean;
   /** The instance started an outdated agent at boot: its AMI bakes one in (and what to do about it). */
   bakedAgent?: BakedAgentReport;
 }
@@ -41,11 +40,4 @@ export interface BakedAgentReport {
   agentVersion: string;
   expectedVersion: string;
   fix: string;
-}
-
-export interface LaunchContext {
-  /** AWS-time ms by which the work must stop (the Lambda deadline minus a reserve). */
-  deadline: number;
-  /** Correlates logs, SSM command comments and leases (the Lambda request id). */
-  correlationId: string;
 }

@@ -154,7 +154,7 @@ export class Distributor {
           "Failed",
           1,
           `${header}\nFailed to install package; install status Failed`,
-          "install.sh: failed to download the agent package (exit 1)",
+          "install.sh: the agent's installer exited with status 1",
         );
         this.world.trace.record({
           at: this.world.now(),
@@ -170,6 +170,7 @@ export class Distributor {
         version,
         running: outcome === "ok",
         installedByDistributor: true,
+        ...(outcome === "silent" ? { broken: true } : {}),
       });
       target.finish(
         "Success",

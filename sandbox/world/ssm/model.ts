@@ -47,7 +47,7 @@ export class SsmModel {
     this.store = new Invocations(world);
     this.registration = new Registration(world, options);
     this.distributor = new Distributor(world, this.store, agents, this.counters, options);
-    const scripts = new Scripts(world, this.counters, options);
+    const scripts = new Scripts(world, agents, this.counters, options);
     this.documents = new DocumentStore(
       () => this.distributor.packageVersions,
       () => world.now(),

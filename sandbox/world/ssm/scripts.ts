@@ -1,3 +1,4 @@
+import { isAcceptable } from "../../../functions/core/agent/verified.js";
 import {
   DEPLOYMENT_GUARD_MARKER,
   RUN_POWERSHELL_SCRIPT_DOCUMENT,
@@ -5,6 +6,7 @@ import {
   SKIP_IF_CURRENT_MARKER,
   VERIFY_MARKER,
 } from "../../../functions/core/contract.js";
+import type { CodeDeployAgents } from "../agent.js";
 import type { Instance } from "../instances.js";
 import type { Random } from "../random.js";
 import type { WorldServices } from "../services.js";
@@ -14,8 +16,10 @@ import type { SsmCounters, SsmOptions } from "./records.js";
 /** A script step of a document: its lines, and the document parameter its probe compares against. */
 export interface ScriptStep {
   lines: string[];
-  /** "1.8" accepts 1.8.x; "" accepts any running agent. */
+  /** The version the agent must run at, or newer; "" accepts any running agent. */
   expectedVersion: string;
+  /** The install may restart an older agent that runs (CodeDeploy said no deployment is in flight). */
+  allowRestart?: boolean;
 }
 
 interface ScriptResult {
@@ -39,6 +43,7 @@ const ONGOING_DEPLOYMENT_STALE_MS = 86_400_000;
 export class Scripts {
   constructor(
     private readonly world: WorldServices,
+    private readonly agents: CodeDeployAgents,
     private readonly counters: SsmCounters,
     private readonly options: SsmOptions,
   ) {}
@@ -91,7 +96,7 @@ export class Scripts {
           : marker === SKIP_IF_CURRENT_MARKER
             ? this.skipIfCurrent(instance, script.expectedVersion)
             : marker === DEPLOYMENT_GUARD_MARKER
-              ? this.deploymentGuard(instance)
+              ? this.deploymentGuard(instance, script.allowRestart === true)
               : { exitCode: 0, stdout: "" };
       // runscript.go: a non-zero exit marks the plugin failed and says so on stderr.
       if (exitCode === 0) target.finish("Success", "Success", 0, stdout, "");
@@ -106,8 +111,13 @@ export class Scripts {
     });
   }
 
-  /** verify-agent: succeeds only when the agent runs at the expected version; counts a verification. */
+  /**
+   * verify-agent: starts an agent present at an acceptable version but stopped (one that cannot run
+   * stays stopped), then succeeds only when the agent runs at the expected version or newer; counts a
+   * verification.
+   */
   private verify(instance: Instance, expectedVersion: string): ScriptResult {
+    this.startIfAcceptable(instance, expectedVersion);
     const probe = probeAgent(instance, expectedVersion);
     this.counters.verifications++;
     if (probe.current) {
@@ -135,8 +145,10 @@ export class Scripts {
    * the running agent already has the expected version; "latest" (empty) never counts as current.
    */
   private skipIfCurrent(instance: Instance, expectedVersion: string): ScriptResult {
+    const seen = probeAgent(instance, expectedVersion);
+    const before = `AGENTFIX_BEFORE_STATUS=${seen.status} AGENTFIX_BEFORE_VERSION=${seen.version}\n`;
+    if (expectedVersion !== "") this.startIfAcceptable(instance, expectedVersion);
     const probe = probeAgent(instance, expectedVersion);
-    const before = `AGENTFIX_BEFORE_STATUS=${probe.status} AGENTFIX_BEFORE_VERSION=${probe.version}\n`;
     if (expectedVersion === "" || !probe.current) return { exitCode: 0, stdout: before };
     // The agent was seen running at the expected version: as good as a verification for the instance.
     instance.milestones.verified = this.world.now();
@@ -149,21 +161,45 @@ export class Scripts {
       groupName: instance.groupName ?? undefined,
       message: `${instance.id} agent already runs ${probe.version} (expected ${expectedVersion}): nothing to install`,
     });
-    return { exitCode: 1, stdout: `${before}AGENTFIX_ALREADY_CURRENT=${probe.short}\n` };
+    return {
+      exitCode: 1,
+      stdout: `${before}AGENTFIX_AGENT_STATUS=${probe.status} AGENTFIX_AGENT_VERSION=${probe.version}\nAGENTFIX_ALREADY_CURRENT=${probe.short}\n`,
+    };
+  }
+
+  private startIfAcceptable(instance: Instance, expectedVersion: string): void {
+    const probe = probeAgent(instance, expectedVersion);
+    if (probe.status === "stopped" && isAcceptable(probe.short, expectedVersion)) this.agents.start(instance);
   }
 
   /**
    * deployment-guard: fails while the agent runs and has an ongoing-deployment file younger than 24
    * hours. A stopped or crashed agent leaves its file behind, but runs no event a restart could fail.
    */
-  private deploymentGuard(instance: Instance): ScriptResult {
+  private deploymentGuard(instance: Instance, allowRestart: boolean): ScriptResult {
     const ongoing = instance.agent.ongoingDeployment;
     if (
       !ongoing ||
       !instance.agent.running ||
       this.world.now() - ongoing.since >= ONGOING_DEPLOYMENT_STALE_MS
     ) {
-      return { exitCode: 0, stdout: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n" };
+      if (allowRestart || !instance.agent.running)
+        return {
+          exitCode: 0,
+          stdout: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=none\n",
+        };
+      const short = probeAgent(instance, "").short || "unknown";
+      this.world.trace.record({
+        at: this.world.now(),
+        kind: "install.restart-check",
+        instanceId: instance.id,
+        groupName: instance.groupName ?? undefined,
+        message: `${instance.id} install held back: agent ${short} runs, and CodeDeploy is to be asked first`,
+      });
+      return {
+        exitCode: 1,
+        stdout: `AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=${short}\n`,
+      };
     }
     this.world.trace.record({
       at: this.world.now(),
@@ -179,15 +215,14 @@ export class Scripts {
 
 /**
  * The probe the service's scripts share (functions/core/agent/scripts.ts): missing, stopped or
- * running; the version as the agent records it; current when it runs and its major.minor.patch starts
- * with the expected version component by component.
+ * running; the version as the agent records it; current when it runs at the expected version or newer
+ * (the one rule of functions/core/agent/verified.ts, which the scripts implement).
  */
 function probeAgent(instance: Instance, expectedVersion: string) {
   const agent = instance.agent;
   const status = agent.package === null ? "missing" : agent.running ? "running" : "stopped";
   const version = agent.version ?? "";
   const short = /\d+\.\d+(\.\d+)?/.exec(version)?.[0] ?? "";
-  const current =
-    status === "running" && (expectedVersion === "" || `${short}.`.startsWith(`${expectedVersion}.`));
+  const current = status === "running" && isAcceptable(short, expectedVersion);
   return { status, version, short, current };
 }

@@ -137,6 +137,7 @@ export class StepRunner {
     this.scripts.runStep(target, run.instance, rng, {
       lines: scriptLines(step, run.parameters),
       expectedVersion: run.parameters.expectedVersion?.[0] ?? "",
+      allowRestart: run.parameters.allowRestart?.[0] === "yes",
     });
   }
 

@@ -200,11 +200,6 @@ const INSTALL_DOCUMENT_STEPS: [Part, string, Platform | undefined, string][] = [
   ["verify", INSTALL_STEPS.verifyLinux, "Linux", "aws:runShellScript"],
   ["verify", INSTALL_STEPS.verifyWindows, "Windows", "aws:runPowerShellScript"],
 ];
-/** The check document's steps (functions/core/agent/documents.ts). */
-const CHECK_DOCUMENT_STEPS: [string, Platform, string][] = [
-  ["checkLinux", "Linux", "aws:runShellScript"],
-  ["checkWindows", "Windows", "aws:runPowerShellScript"],
-];
 
 /**
  * A step that did not run (the other platform's, or any after a step that ended the document) reports
@@ -271,7 +266,10 @@ const looked = (outcome: InstallOutcome): StepRun => ({
   status: "Success",
   output: beforeLine(outcome.before ?? NO_AGENT),
 });
-const NO_DEPLOYMENT: StepRun = { status: "Success", output: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\n" };
+const NO_DEPLOYMENT: StepRun = {
+  status: "Success",
+  output: "AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=none\n",
+};
 const installed = (outcome: InstallOutcome, version: string): StepRun => {
   const name = outcome.package ?? "AWSCodeDeployAgent";
   return {
@@ -327,7 +325,7 @@ export function alreadyCurrent(
     skipIfCurrent: {
       status: "Success",
       responseCode: EXIT_WITH_SUCCESS,
-      output: `${beforeLine(running(version))}AGENTFIX_ALREADY_CURRENT=${version}\n${ON_FAILURE_NOTE}`,
+      output: `${beforeLine(running(version))}${agentLine(running(version))}AGENTFIX_ALREADY_CURRENT=${version}\n${ON_FAILURE_NOTE}`,
     },
   });
 }
@@ -351,12 +349,15 @@ export function deploymentInProgress(
   });
 }
 
-/** Distributor failed the install (its message on stderr) and the document ended there (exit). */
+/**
+ * Distributor failed the install (its message on stderr); the verification after it found the agent
+ * `after` (none unless said) and failed the invocation.
+ */
 export function installFailed(
   commandId: string,
   instanceId: string,
-  outcome: InstallOutcome = {},
-  message = "install.sh: failed to download the agent package (exit 1)",
+  outcome: InstallOutcome & { after?: Agent } = {},
+  message = "install.sh: the agent's installer exited with status 1",
 ): CommandInvocation {
   const name = outcome.package ?? "AWSCodeDeployAgent";
   return installInvocation(commandId, instanceId, "Failed", outcome, {
@@ -364,8 +365,9 @@ export function installFailed(
     guard: NO_DEPLOYMENT,
     install: {
       status: "Failed",
-      output: `Initiating ${name} install\nFailed to install package; install status Failed\n----------ERROR-------\n${message}${ON_FAILURE_NOTE}`,
+      output: `Initiating ${name} install\nFailed to install package; install status Failed\n----------ERROR-------\n${message}`,
     },
+    verify: { status: "Failed", output: agentLine(outcome.after ?? NO_AGENT) },
   });
 }
 
@@ -381,43 +383,30 @@ export function installLocked(
     guard: NO_DEPLOYMENT,
     install: {
       status: "Failed",
-      output: `\n----------ERROR-------\nPackage "${name}" is already in the process of action "Install"${ON_FAILURE_NOTE}`,
+      output: `\n----------ERROR-------\nPackage "${name}" is already in the process of action "Install"`,
     },
+    verify: { status: "Failed", output: agentLine(outcome.before ?? NO_AGENT) },
   });
 }
 
-function checkInvocation(
-  commandId: string,
-  instanceId: string,
-  status: "Success" | "Failed",
-  agent: Agent,
-  on: Platform,
-): CommandInvocation {
-  return invocation(commandId, instanceId, status, {
-    CommandPlugins: CHECK_DOCUMENT_STEPS.map(([name, platform, action]) =>
-      stepPlugin(name, platform, action, on, { status, output: agentLine(agent) }),
-    ),
-  });
-}
-
-/** The check document found the agent running at `version`, the expected one. */
-export function checkPassed(
-  commandId: string,
-  instanceId: string,
-  version = "1.8.1",
-  platform: Platform = "Linux",
-): CommandInvocation {
-  return checkInvocation(commandId, instanceId, "Success", running(version), platform);
-}
-
-/** The check document found the agent missing, stopped or not at the expected version, and failed. */
-export function checkFailed(
-  commandId: string,
-  instanceId: string,
-  agent: Agent,
-  platform: Platform = "Linux",
-): CommandInvocation {
-  return checkInvocation(commandId, instanceId, "Failed", agent, platform);
+/**
+ * An older agent runs and the install would restart it: the guard ended the document (exit) so that
+ * CodeDeploy can be asked first whether a deployment is in flight there.
+ */
+export function restartNeeded(commandId: string, instanceId: string, before: Agent): CommandInvocation {
+  return installInvocation(
+    commandId,
+    instanceId,
+    "Failed",
+    { before },
+    {
+      skipIfCurrent: looked({ before }),
+      guard: {
+        status: "Failed",
+        output: `AGENTFIX_DEPLOYMENT_IN_PROGRESS=none\nAGENTFIX_RESTART_NEEDED=${before.version.replace(/^OFFICIAL_|-.*$/g, "")}\n${ON_FAILURE_NOTE}`,
+      },
+    },
+  );
 }
 
 /** SSM's throttling answer (the SDK models no class for it on these operations). */

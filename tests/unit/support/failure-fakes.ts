@@ -22,6 +22,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
   type CommandInvocation,
+  type CommandPlugin,
   DescribeInstanceInformationCommand,
   ListCommandInvocationsCommand,
   SendCommandCommand,
@@ -30,11 +31,12 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, type MockInstance, vi } from "vitest";
-import { clearVersionCache } from "../../../functions/core/agent/versions.js";
+import { clearVersionCache } from "../../../functions/core/agent/settings.js";
+import { isAcceptable } from "../../../functions/core/agent/verified.js";
 import { type Lease, NO_LEASE } from "../../../functions/core/common/lease.js";
 import { metrics } from "../../../functions/core/common/powertools.js";
 import { defaultFailureConfig, type FailureConfig } from "../../../functions/core/config.js";
-import { agentDocumentNames } from "../../../functions/core/contract.js";
+import { agentDocumentNames, INSTALL_STEPS } from "../../../functions/core/contract.js";
 import { repairFailedDeployment } from "../../../functions/core/failure/run.js";
 
 export const codeDeploy = mockClient(CodeDeployClient);
@@ -210,10 +212,13 @@ export class FakeSsm {
   anonymousDenial = false;
   /** Called with each SendCommand request before it is answered (to make the world move meanwhile). */
   onSend?: (input: { DocumentName?: string; InstanceIds?: string[] }) => void;
+  /** Called with each DescribeInstanceInformation request before it is answered. */
+  onLook?: () => void;
   private counter = 0;
 
   constructor() {
     ssm.on(DescribeInstanceInformationCommand).callsFake((input) => {
+      this.onLook?.();
       const ids: string[] = input.Filters?.[0]?.Values ?? [];
       return {
         InstanceInformationList: ids
@@ -230,26 +235,23 @@ export class FakeSsm {
       for (const instanceId of input.InstanceIds as string[]) {
         const instance = this.instances.get(instanceId);
         if (instance?.ssm !== "Online") throw new Error(`command sent to unreachable ${instanceId}`);
-        let output = "";
-        let status = "Success";
         const expected = input.Parameters?.expectedVersion?.[0] ?? "";
         const line = (prefix: "BEFORE" | "AGENT") => {
           const state = instance.running ? "running" : instance.version ? "stopped" : "missing";
           const version = instance.version ? `OFFICIAL_${instance.version}-1_rpm` : "";
           return `AGENTFIX_${prefix}_STATUS=${state} AGENTFIX_${prefix}_VERSION=${version}`;
         };
-        if (input.DocumentName === OUR_INSTALL_DOCUMENT) {
-          output = `${line("BEFORE")}\n`;
-          if (expected && instance.running && instance.version.startsWith(expected)) {
-            output += `AGENTFIX_ALREADY_CURRENT=${instance.version}\n`;
-          } else {
-            instance.version = input.Parameters?.version?.[0] || LATEST_AGENT;
-            instance.running = true;
-            output += `${line("AGENT")}\n`;
-          }
+        // The install document (functions/core/agent/documents.ts): skip-if-current, install, verify.
+        const plugins: CommandPlugin[] = [
+          { Name: INSTALL_STEPS.skipIfCurrentLinux, Status: "Success", Output: `${line("BEFORE")}\n` },
+        ];
+        if (expected && instance.running && isAcceptable(instance.version, expected)) {
+          plugins[0]!.Output += `${line("AGENT")}\nAGENTFIX_ALREADY_CURRENT=${instance.version}\n`;
         } else {
-          output = line("AGENT");
-          if (!instance.running) status = "Failed";
+          instance.version = input.Parameters?.version?.[0] || LATEST_AGENT;
+          instance.running = true;
+          plugins.push({ Name: INSTALL_STEPS.install, Status: "Success", Output: "Successfully installed" });
+          plugins.push({ Name: INSTALL_STEPS.verifyLinux, Status: "Success", Output: `${line("AGENT")}\n` });
         }
         this.invocations.push({
           CommandId: commandId,
@@ -257,9 +259,9 @@ export class FakeSsm {
           DocumentName: input.DocumentName,
           Comment: input.Comment,
           RequestedDateTime: new Date(),
-          Status: status as "Success",
-          StatusDetails: status,
-          CommandPlugins: [{ Name: "aws:runShellScript", Status: status as "Success", Output: output }],
+          Status: "Success",
+          StatusDetails: "Success",
+          CommandPlugins: plugins,
         });
       }
       return { Command: { CommandId: commandId } };
@@ -267,6 +269,7 @@ export class FakeSsm {
     ssm.on(ListCommandInvocationsCommand).callsFake((input) => {
       let found = this.invocations;
       if (input.CommandId) found = found.filter((item) => item.CommandId === input.CommandId);
+      if (input.InstanceId) found = found.filter((item) => item.InstanceId === input.InstanceId);
       for (const filter of input.Filters ?? []) {
         if (filter.key === "DocumentName") found = found.filter((item) => item.DocumentName === filter.value);
         if (filter.key === "InvokedAfter") {

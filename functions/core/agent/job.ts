@@ -1,0 +1,285 @@
+// One model of an instance's agent work: a job with one set of phases and pure transitions. Every
+// input (a launch event, SSM's command event, an overdue message, a sweep, a replay, the failure
+// path's upgrade) is turned into observations that these functions apply; nothing here calls AWS.
+// The phases are drawn in docs/launch-state-machine.md, from the names below.
+import type { Fault, Judgement } from "./verdicts.js";
+
+/**
+ * - `registering`: waiting for the instance to come Online with SSM.
+ * - `ready`: an install is to be sent (after a look that the work is still wanted).
+ * - `sending`: an install is being sent; until `heldUntil` the invocation that said so may still send
+ *   it, after that the install is looked up on the instance and followed, or sent again.
+ * - `installing`: the install document runs (`commandId`).
+ * - `waiting`: until `retryAt` (a deployment or another install runs there, or CodeDeploy is to be
+ *   asked whether the agent may be restarted: `restartCheck`).
+ * - `finishing`: the work has ended (`ended`); a launch still has its lifecycle action to complete.
+ * - `done`.
+ */
+export type Phase = "registering" | "ready" | "sending" | "installing" | "waiting" | "finishing" | "done";
+
+/** How the agent work ended, when it has. */
+export interface JobEnd {
+  ok: boolean;
+  /** Failures only: the instance's own, or the service's (SSM, Distributor, us). */
+  fault?: Fault;
+  reason: string;
+}
+
+export interface AgentJob {
+  instanceId: string;
+  phase: Phase;
+  /** Installs sent (or followed) so far; an install held back by a busy agent costs none. */
+  attempts: number;
+  commandIds: string[];
+  commandId?: string;
+  /** AWS-time ms the install in `commandId` was sent. */
+  sentAt?: number;
+  /** `sending` and `finishing`: the invocation that took the step may act until then. */
+  heldUntil?: number;
+  sendingSince?: number;
+  retryAt?: number;
+  /** CodeDeploy is to be asked before an older running agent is restarted. */
+  restartCheck?: boolean;
+  /** CodeDeploy said no deployment is in flight there: the install may restart the agent. */
+  restartAllowed?: boolean;
+  platform?: string;
+  /** The version the agent had to run at, or newer ("" accepted any). */
+  expectedVersion?: string;
+  agentVersion?: string;
+  /** The agent before the install: "none", "unknown" or its version. */
+  versionBefore?: string;
+  /** The agent that already ran before the install (baked into the AMI and started at boot). */
+  runningBefore?: string;
+  /** The work sent (or followed) an install that succeeded. */
+  installed?: boolean;
+  ended?: JobEnd;
+  reason: string;
+}
+
+export function newJob(instanceId: string, phase: Phase = "registering"): AgentJob {
+  return {
+    instanceId,
+    phase,
+    attempts: 0,
+    commandIds: [],
+    reason: phase === "registering" ? "waiting for SSM registration" : "about to install the agent",
+  };
+}
+
+/** SSM says whether the instance is Online; past `deadline` without it, the work fails. */
+export function onRegistration(
+  job: AgentJob,
+  platform: string | undefined,
+  now: number,
+  deadline: number,
+): void {
+  if (job.phase !== "registering") return;
+  if (platform) {
+    job.platform = platform;
+    job.phase = "ready";
+    job.reason = "registered with SSM";
+  } else if (now >= deadline) {
+    end(job, {
+      ok: false,
+      fault: "service",
+      reason: "never came Online with SSM (check the instance profile, SSM Agent and its network path)",
+    });
+  }
+}
+
+/** The step that sends the install is taken by one invocation, which may act on it until `heldUntil`. */
+export function onSending(job: AgentJob, now: number, heldUntil: number): void {
+  job.phase = "sending";
+  job.sendingSince ??= now;
+  job.heldUntil = heldUntil;
+}
+
+export function onSent(job: AgentJob, commandId: string, at: number, what: string): void {
+  job.phase = "installing";
+  job.commandId = commandId;
+  job.sentAt = at;
+  job.attempts += 1;
+  job.commandIds = [...new Set([...job.commandIds, commandId])];
+  job.sendingSince = undefined;
+  job.heldUntil = undefined;
+  job.retryAt = undefined;
+  job.reason = `${what} (attempt ${job.attempts}, command ${commandId})`;
+}
+
+/**
+ * SendCommand failed. `unknown`: throttled or a server error, the command may have gone out, so it is
+ * looked up before anything is sent again. `refused`: SSM does not take commands for the instance yet.
+ */
+export function onSendFailed(
+  job: AgentJob,
+  failure: "unknown" | "refused" | { error: string },
+  now: number,
+): void {
+  job.heldUntil = undefined;
+  if (failure === "unknown") {
+    job.heldUntil = now; // stale at once: the next look finds the install on the instance, or sends it
+    job.reason =
+      "the install could not be sent yet (SSM throttled or failed); looked up before sending again";
+  } else if (failure === "refused") {
+    job.phase = "registering";
+    job.sendingSince = undefined;
+    job.reason = "SSM does not accept commands for it yet (InvalidInstanceId); waiting for registration";
+  } else {
+    end(job, { ok: false, fault: "service", reason: `SSM refused the install: ${failure.error}` });
+  }
+}
+
+/** Right after SendCommand a command may not be listed yet (eventual consistency). */
+export const INVOCATION_VISIBILITY_GRACE_MS = 60_000;
+
+/**
+ * A stale `sending`: the invocation that took it may have sent the install before it was cut off.
+ * An install of ours found on the instance is followed; none found once the grace has passed, it is
+ * sent again; never a second install while the first may be on its way.
+ */
+export function onSendLookedUp(
+  job: AgentJob,
+  found: { commandId: string; at: number } | undefined,
+  now: number,
+): void {
+  if (job.phase !== "sending") return;
+  if (found && !job.commandIds.includes(found.commandId)) {
+    onSent(job, found.commandId, found.at, "following the install sent before an invocation was cut off");
+  } else if (now - (job.sendingSince ?? now) >= INVOCATION_VISIBILITY_GRACE_MS) {
+    // Never sent: registration is looked at again first (the instance may have gone meanwhile).
+    job.phase = "registering";
+    job.sendingSince = undefined;
+    job.heldUntil = undefined;
+    job.reason = "no install of ours went out; sending it once SSM says the instance is Online";
+  }
+}
+
+/** The install ended; `maxAttempts` bounds the installs a job sends. */
+export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number, maxAttempts: number): void {
+  if (job.phase !== "installing") return;
+  const { verdict, evidence } = judgement;
+  if (evidence.before) {
+    job.versionBefore ??=
+      evidence.before.version || (evidence.before.state === "missing" ? "none" : "unknown");
+    if (evidence.before.state === "running") job.runningBefore ??= evidence.before.version || "unknown";
+  }
+  if (evidence.after?.version) job.agentVersion = evidence.after.version;
+  job.commandId = undefined;
+  switch (verdict.kind) {
+    case "verified":
+      if (verdict.installed) job.installed = true;
+      end(job, { ok: true, reason: verdict.reason });
+      return;
+    case "busy":
+    case "restart-check":
+      // Nothing was installed: that costs no attempt.
+      job.attempts -= 1;
+      job.phase = "waiting";
+      job.retryAt = verdict.kind === "busy" ? now + verdict.retryAfterMs : now;
+      job.restartCheck = verdict.kind === "restart-check";
+      job.reason = verdict.reason;
+      return;
+    case "failed":
+      if (verdict.retryable && job.attempts < maxAttempts) {
+        job.phase = "ready";
+        job.reason = `${verdict.reason}; retrying (${job.attempts} of ${maxAttempts} attempts used)`;
+        return;
+      }
+      end(job, {
+        ok: false,
+        fault: verdict.fault,
+        reason: verdict.retryable ? `${verdict.reason} (after ${job.attempts} attempts)` : verdict.reason,
+      });
+  }
+}
+
+/** The install was never listed for the instance, long after it was sent. */
+export function onNeverListed(job: AgentJob, now: number, maxAttempts: number): void {
+  onInstallEnded(
+    job,
+    {
+      evidence: {},
+      metrics: [],
+      verdict: {
+        kind: "failed",
+        reason: `command ${job.commandId} never showed an invocation for this instance`,
+        fault: "service",
+        retryable: true,
+      },
+    },
+    now,
+    maxAttempts,
+  );
+}
+
+/** How long the agent waits for a deployment in flight before CodeDeploy is asked again. */
+export const DEPLOYMENT_RETRY_MS = 30_000;
+
+/** CodeDeploy answered whether a deployment is in flight on the instance (undefined: none). */
+export function onDeploymentChecked(job: AgentJob, deploymentId: string | undefined, now: number): void {
+  if (job.phase !== "waiting" || !job.restartCheck) return;
+  if (deploymentId) {
+    job.retryAt = now + DEPLOYMENT_RETRY_MS;
+    job.reason = `deployment ${deploymentId} is in flight on the instance; its agent is not restarted until that ends`;
+    return;
+  }
+  job.restartCheck = false;
+  job.restartAllowed = true;
+  job.phase = "ready";
+  job.reason = "no deployment in flight on the instance; the older agent may be replaced";
+}
+
+/** A wait is over: the install is sent again. */
+export function onWaitOver(job: AgentJob, now: number): void {
+  if (job.phase === "waiting" && !job.restartCheck && (job.retryAt ?? 0) <= now) job.phase = "ready";
+}
+
+export function end(job: AgentJob, ended: JobEnd): void {
+  job.phase = "finishing";
+  job.ended = ended;
+  job.reason = ended.reason;
+  job.heldUntil = undefined;
+  job.retryAt = undefined;
+  job.restartCheck = undefined;
+}
+
+/** How often the work looks at SSM. */
+export interface Cadence {
+  /** Seconds between looks at an instance not yet registered, at first (they grow with the wait). */
+  registrationPollMs: number;
+  /** An install whose end was not signalled is looked up this long after it was sent. */
+  overdueMs: number;
+  /** Run until done (a replay, the failure path): an install is looked at this often instead. */
+  followMs?: number;
+}
+
+/** The longest wait between two looks at one thing (also SQS's longest message delay). */
+export const MAX_LOOK_INTERVAL_MS = 900_000;
+
+/**
+ * When a registering instance is next looked at: every registrationPollMs at first, then a sixth of
+ * the time it has waited (up to two minutes), so an instance that never registers costs a few dozen
+ * looks, not one every few seconds for the whole registration timeout. Aligned on a shared beat, so the
+ * messages of many invocations come back together and share one DescribeInstanceInformation.
+ */
+export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
+  const beat = cadence.registrationPollMs;
+  const interval = Math.min(120_000, Math.max(beat, (now - startedAt) / 6));
+  return (Math.floor((now + interval) / beat) + (cadence.followMs ? 0 : 1)) * beat;
+}
+
+/**
+ * When the install in flight is next looked up without an event: once it is overdue, then with
+ * doubling gaps (overdue, 2x, 4x ... up to 15 minutes), so a healthy install that takes an hour costs
+ * about eight looks and as many receives of its message. Following by hand, every followMs.
+ */
+export function nextInstallLook(
+  sentAt: number,
+  lookups: number,
+  lastLookAt: number | undefined,
+  cadence: Cadence,
+): number {
+  if (cadence.followMs) return (lastLookAt ?? sentAt) + cadence.followMs;
+  if (lookups === 0 || lastLookAt === undefined) return sentAt + cadence.overdueMs;
+  return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** lookups);
+}

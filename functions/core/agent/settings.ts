@@ -1,0 +1,71 @@
+// What the agent work of a stage needs to know (its document, package, pin, attempts), and the version
+// the agent must run at: the pin, else the newest version Distributor publishes. An agent at that
+// version or newer is verified (verified.ts): on the day AWS publishes a new agent, instances that get
+// it are never failed for being ahead of what this container last read.
+import { DescribeDocumentCommand } from "@aws-sdk/client-ssm";
+import { ssm } from "../common/clients.js";
+import { clock } from "../common/clock.js";
+import { awsErrorName, errorMessage } from "../common/errors.js";
+import { logger } from "../common/powertools.js";
+import type { AgentConfig } from "../config.js";
+import { type AgentPackage, agentDocumentNames } from "../contract.js";
+import { normaliseVersion } from "./verified.js";
+
+export interface AgentSettings {
+  /** The stage's own install-and-verify document. */
+  installDocument: string;
+  agentPackage: AgentPackage;
+  /** "" installs the latest published version. */
+  agentVersion: string;
+  installAttempts: number;
+  pollIntervalMs: number;
+  dryRun: boolean;
+}
+
+export function agentSettings(config: AgentConfig): AgentSettings {
+  return {
+    installDocument: agentDocumentNames(config.STAGE).install,
+    agentPackage: config.AGENT_PACKAGE,
+    agentVersion: config.AGENT_VERSION,
+    installAttempts: config.INSTALL_ATTEMPTS,
+    pollIntervalMs: config.POLL_INTERVAL_MS,
+    dryRun: config.DRY_RUN,
+  };
+}
+
+/** Packages gain versions a few times a year; ten minutes of caching per container is plenty. */
+const PUBLISHED_CACHE_MS = 600_000;
+/** A failed lookup (throttled, not allowed) is tried again sooner. */
+const FAILED_LOOKUP_CACHE_MS = 60_000;
+const published = new Map<string, { at: number; version: string | undefined }>();
+
+/**
+ * The version the agent must run at, or newer: the pinned one, else the newest the package's
+ * Distributor document publishes (DescribeDocument answers the default version's VersionName,
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeDocument.html), else ""
+ * (any running agent; the install of "latest" then always runs).
+ */
+export async function expectedVersion(settings: AgentSettings): Promise<string> {
+  if (settings.agentVersion) return settings.agentVersion;
+  const cached = published.get(settings.agentPackage);
+  const maxAge = cached?.version ? PUBLISHED_CACHE_MS : FAILED_LOOKUP_CACHE_MS;
+  if (cached && clock.now() - cached.at < maxAge) return cached.version ?? "";
+  let version: string | undefined;
+  try {
+    const answer = await ssm.send(new DescribeDocumentCommand({ Name: settings.agentPackage }));
+    version = normaliseVersion(answer.Document?.VersionName ?? "") || undefined;
+  } catch (error) {
+    logger.warn("Could not read the package's published version; any running agent is accepted", {
+      agentPackage: settings.agentPackage,
+      errorName: awsErrorName(error),
+      error: errorMessage(error),
+    });
+  }
+  published.set(settings.agentPackage, { at: clock.now(), version });
+  return version ?? "";
+}
+
+/** Forgets what is cached (tests). */
+export function clearVersionCache(): void {
+  published.clear();
+}

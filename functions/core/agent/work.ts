@@ -1,0 +1,332 @@
+// One step of agent work over a batch of jobs: the SSM calls each phase needs, batched (one
+// DescribeInstanceInformation for every instance still registering, one SendCommand per 50 instances
+// ready, one ListCommandInvocations per command due), their answers applied with job.ts's
+// transitions. The launch path and the failure path both take this step; what differs (lifecycle
+// actions, where jobs are kept) comes in through the context.
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { CommandInvocation } from "@aws-sdk/client-ssm";
+import { clock } from "../common/clock.js";
+import { chunk, mapLimit } from "../common/concurrency.js";
+import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
+import { logger, metrics } from "../common/powertools.js";
+import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC } from "../contract.js";
+import {
+  type AgentJob,
+  type Cadence,
+  INVOCATION_VISIBILITY_GRACE_MS,
+  nextInstallLook,
+  nextRegistrationLook,
+  onDeploymentChecked,
+  onInstallEnded,
+  onNeverListed,
+  onRegistration,
+  onSendFailed,
+  onSending,
+  onSendLookedUp,
+  onSent,
+  onWaitOver,
+} from "./job.js";
+import type { AgentSettings } from "./settings.js";
+import {
+  COMMAND_DELIVERY_TIMEOUT_SECONDS,
+  describeOnline,
+  findInstallSince,
+  IN_FLIGHT_STATUSES,
+  installCommand,
+  instancesRefused,
+  listInvocations,
+  requestedAt,
+  sendCommand,
+} from "./ssm-commands.js";
+import { judgeInstall } from "./verdicts.js";
+
+/** A command read in the last few seconds is not read again for an event: the next read serves it. */
+export const READ_GAP_MS = 5_000;
+const CALLS_IN_FLIGHT = 5;
+/** A cut-off invocation may have sent its install just before it ended: looked up from a minute earlier. */
+const SEND_LOOKBACK_MS = 60_000;
+
+export interface CommandMark {
+  readAt: number;
+  lookups: number;
+}
+
+export interface WorkContext<J extends AgentJob> {
+  settings: AgentSettings;
+  /** The version the agent must run at, or newer ("" accepts any). */
+  expected: string;
+  cadence: Cadence;
+  now: () => number;
+  /** When this invocation ends for good: a step it takes is its own until then. */
+  heldUntil: number;
+  correlationId: string;
+  /** Jobs whose install's end SSM signalled (an event): read now. */
+  signalled: ReadonlySet<string>;
+  /** Stores the job if it is still at the version read; false when it changed elsewhere (drop it). */
+  take: (job: J) => Promise<boolean>;
+  /** When the job began waiting for registration, and by when it must be Online with SSM. */
+  registration: (job: J) => { since: number; deadline: number };
+  /** Marks shared by every invocation: at most one read of a command per interval. */
+  marks: (commandIds: readonly string[]) => Promise<Map<string, CommandMark>>;
+  claimRead: (commandId: string, seen: CommandMark | undefined, next: CommandMark) => Promise<boolean>;
+  /** Before installs go out: the jobs whose work is still wanted (the launch's action still open). */
+  stillWanted?: (jobs: J[]) => Promise<J[]>;
+  /** CodeDeploy: the deployment in flight on each of these instances, if any. */
+  deploymentsInFlight?: (jobs: J[]) => Promise<Map<string, string>>;
+  /** A read showed these ended invocations of instances not in hand: settle them too. */
+  settleOthers?: (ended: Map<string, CommandInvocation>) => Promise<void>;
+}
+
+export interface Advanced<J> {
+  /** When each unfinished job is next due (AWS-time ms). */
+  due: Map<string, number>;
+  /** Jobs whose record another invocation changed meanwhile: this one acts on nothing more of them. */
+  dropped: Set<J>;
+  /** Signalled jobs whose command was not read in this step (read a moment ago, or being read elsewhere). */
+  unread: Set<string>;
+}
+
+/** Takes every job one step further. */
+export async function advanceWork<J extends AgentJob>(
+  jobs: readonly J[],
+  context: WorkContext<J>,
+): Promise<Advanced<J>> {
+  const due = new Map<string, number>();
+  const unread = new Set<string>();
+  const live = () => jobs.filter((job) => !dropped.has(job));
+  const dropped = new Set<J>();
+  const inPhase = (phase: AgentJob["phase"]) => live().filter((job) => job.phase === phase);
+
+  await lookAtRegistration(inPhase("registering"), context);
+  await readInstalls(inPhase("installing"), context, due, unread);
+  await mapLimit(
+    inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now()),
+    CALLS_IN_FLIGHT,
+    async (job) => {
+      const found = await findInstallSince(
+        context.settings.installDocument,
+        job.instanceId,
+        (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS,
+      );
+      onSendLookedUp(
+        job,
+        found?.CommandId
+          ? { commandId: found.CommandId, at: requestedAt(found) || context.now() }
+          : undefined,
+        context.now(),
+      );
+    },
+  );
+  for (const job of inPhase("waiting")) onWaitOver(job, context.now());
+  const toAsk = inPhase("waiting").filter((job) => job.restartCheck && (job.retryAt ?? 0) <= context.now());
+  if (toAsk.length > 0 && context.deploymentsInFlight) {
+    const inFlight = await context.deploymentsInFlight(toAsk);
+    for (const job of toAsk) onDeploymentChecked(job, inFlight.get(job.instanceId), context.now());
+  } else {
+    // No one to ask (the failure path guards the whole group itself): restart as before.
+    for (const job of toAsk) onDeploymentChecked(job, undefined, context.now());
+  }
+  const wanted = context.stillWanted ? await context.stillWanted(inPhase("ready")) : inPhase("ready");
+  await sendInstalls(wanted, context, dropped);
+
+  for (const job of live()) {
+    if (job.phase === "registering" && !due.has(job.instanceId))
+      due.set(
+        job.instanceId,
+        nextRegistrationLook(context.registration(job).since, context.now(), context.cadence),
+      );
+    else if (job.phase === "waiting") due.set(job.instanceId, job.retryAt ?? context.now());
+    else if (job.phase === "sending")
+      due.set(job.instanceId, Math.max(job.heldUntil ?? 0, context.now() + 1_000));
+    else if (job.phase === "installing" && !due.has(job.instanceId))
+      due.set(job.instanceId, nextInstallLook(job.sentAt ?? context.now(), 0, undefined, context.cadence));
+  }
+  return { due, dropped, unread };
+}
+
+async function lookAtRegistration<J extends AgentJob>(jobs: J[], context: WorkContext<J>) {
+  if (jobs.length === 0) return;
+  const online = await describeOnline(jobs.map((job) => job.instanceId));
+  for (const job of jobs)
+    onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
+}
+
+/**
+ * One read per command that is due: an install whose end was signalled (unless the command was read
+ * in the last READ_GAP_MS), or one overdue by its schedule. The read is claimed in the shared mark
+ * first, so however many invocations hold instances of one command, it is read once per interval.
+ */
+async function readInstalls<J extends AgentJob>(
+  jobs: J[],
+  context: WorkContext<J>,
+  due: Map<string, number>,
+  unread: Set<string>,
+) {
+  if (jobs.length === 0) return;
+  const byCommand = new Map<string, J[]>();
+  for (const job of jobs)
+    byCommand.set(job.commandId ?? "", [...(byCommand.get(job.commandId ?? "") ?? []), job]);
+  const marks = await context.marks([...byCommand.keys()]);
+  await mapLimit([...byCommand], CALLS_IN_FLIGHT, async ([commandId, ofCommand]) => {
+    const now = Math.round(context.now());
+    const mark = marks.get(commandId);
+    const sentAt = Math.min(...ofCommand.map((job) => job.sentAt ?? now));
+    const signalled = ofCommand.some((job) => context.signalled.has(job.instanceId));
+    const overdueAt = nextInstallLook(sentAt, mark?.lookups ?? 0, mark?.readAt, context.cadence);
+    const dueAt = signalled ? Math.min(overdueAt, (mark?.readAt ?? 0) + READ_GAP_MS) : overdueAt;
+    const later = (at: number) => {
+      for (const job of ofCommand) {
+        due.set(job.instanceId, at);
+        if (context.signalled.has(job.instanceId)) unread.add(job.instanceId);
+      }
+    };
+    if (now < dueAt) {
+      later(dueAt);
+      return;
+    }
+    const next = { readAt: now, lookups: signalled ? (mark?.lookups ?? 0) : (mark?.lookups ?? 0) + 1 };
+    if (!(await context.claimRead(commandId, mark, next))) {
+      // Another invocation reads it right now: its settlement (or the next look) serves these too.
+      later(now + READ_GAP_MS);
+      return;
+    }
+    let invocations: Map<string, CommandInvocation>;
+    try {
+      invocations = await listInvocations(commandId, true);
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      logger.warn("ListCommandInvocations failed transiently; read again shortly", {
+        commandId,
+        error: errorMessage(error),
+      });
+      later(now + READ_GAP_MS);
+      return;
+    }
+    const inHand = new Set(ofCommand.map((job) => job.instanceId));
+    for (const job of ofCommand) {
+      const invocation = invocations.get(job.instanceId);
+      if (invocation && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending")) {
+        const judgement = judgeInstall(invocation, context.settings, context.expected);
+        for (const metric of judgement.metrics) metrics.addMetric(metric, MetricUnit.Count, 1);
+        onInstallEnded(job, judgement, context.now(), context.settings.installAttempts);
+        if (!job.expectedVersion) job.expectedVersion = context.expected;
+      } else if (
+        !invocation &&
+        now - (job.sentAt ?? now) > INVOCATION_VISIBILITY_GRACE_MS + COMMAND_DELIVERY_TIMEOUT_SECONDS * 1000
+      ) {
+        onNeverListed(job, context.now(), context.settings.installAttempts);
+      } else {
+        due.set(job.instanceId, nextInstallLook(sentAt, next.lookups, now, context.cadence));
+      }
+    }
+    const others = new Map(
+      [...invocations].filter(
+        ([id, invocation]) => !inHand.has(id) && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending"),
+      ),
+    );
+    if (others.size > 0 && context.settleOthers) await context.settleOthers(others);
+  });
+}
+
+/**
+ * One command per 50 ready instances (and per kind: may an older agent be restarted?). Each job's
+ * step is taken (stored as `sending`) before its command goes out; a job whose record changed
+ * elsewhere meanwhile is dropped, so no two invocations send one instance two installs.
+ */
+async function sendInstalls<J extends AgentJob>(jobs: J[], context: WorkContext<J>, dropped: Set<J>) {
+  if (jobs.length === 0) return;
+  const taken: J[] = [];
+  await mapLimit(jobs, CALLS_IN_FLIGHT * 2, async (job) => {
+    onSending(job, context.now(), context.heldUntil);
+    if (await context.take(job)) taken.push(job);
+    else dropped.add(job);
+  });
+  const comment = `agentfix install ${context.correlationId}`.slice(0, 100);
+  for (const allow of [false, true]) {
+    const group = taken.filter((job) => Boolean(job.restartAllowed) === allow);
+    for (const batch of chunk(group, MAX_INSTANCE_IDS_PER_COMMAND))
+      await send(batch, allow, comment, context);
+  }
+}
+
+async function send<J extends AgentJob>(
+  jobs: J[],
+  allowRestart: boolean,
+  comment: string,
+  context: WorkContext<J>,
+) {
+  const ids = jobs.map((job) => job.instanceId);
+  try {
+    const commandId = await sendCommand(
+      installCommand(context.settings, ids, comment, context.expected, allowRestart),
+    );
+    metrics.addMetric(METRIC.installsSent, MetricUnit.Count, jobs.length);
+    for (const job of jobs) {
+      job.expectedVersion = context.expected;
+      onSent(job, commandId, context.now(), `installing ${context.settings.agentPackage}`);
+    }
+  } catch (error) {
+    if (isTransient(error)) {
+      logger.warn("SendCommand failed transiently; the install is looked up before it is sent again", {
+        instanceIds: ids,
+        error: errorMessage(error),
+      });
+      for (const job of jobs) onSendFailed(job, "unknown", context.now());
+      return;
+    }
+    const refused = instancesRefused(error, ids);
+    if (refused) {
+      for (const job of jobs.filter((candidate) => refused.includes(candidate.instanceId)))
+        onSendFailed(job, "refused", context.now());
+    } else {
+      // Any other refusal (access denied outside the groups the role may reach) stays with the
+      // instance it names, or with the whole batch when it names none; the rest go on.
+      const message = errorMessage(error);
+      const named = ids.filter((id) => message.includes(id));
+      const failed = named.length > 0 ? named : ids;
+      logger.error("SSM refused the install", {
+        instanceIds: failed,
+        errorName: awsErrorName(error),
+        error: message,
+      });
+      for (const job of jobs.filter((candidate) => failed.includes(candidate.instanceId)))
+        onSendFailed(job, { error: `${awsErrorName(error) || "Error"}: ${message}` }, context.now());
+    }
+    const rest = jobs.filter((job) => job.phase === "sending");
+    if (rest.length > 0 && rest.length < jobs.length) await send(rest, allowRestart, comment, context);
+  }
+}
+
+/**
+ * Run-until-done over jobs kept in memory (the failure path's upgrade): steps until every job has
+ * ended or the deadline comes; `beforeRound` names jobs to stop (a deployment started meanwhile).
+ */
+export async function runWork<J extends AgentJob>(
+  jobs: readonly J[],
+  context: Omit<WorkContext<J>, "signalled" | "take" | "marks" | "claimRead">,
+  until: { deadline: number; beforeRound?: (pending: J[]) => Promise<readonly J[]> },
+): Promise<void> {
+  const marks = new Map<string, CommandMark>();
+  const base = context.cadence.followMs ?? context.settings.pollIntervalMs;
+  const active = () => jobs.filter((job) => job.phase !== "finishing" && job.phase !== "done");
+  while (active().length > 0 && context.now() < until.deadline) {
+    for (const job of (await until.beforeRound?.(active())) ?? []) job.phase = "done";
+    if (active().length === 0) break;
+    const { due } = await advanceWork(active(), {
+      ...context,
+      signalled: new Set(),
+      take: async () => true,
+      marks: async (ids) =>
+        new Map(ids.flatMap((id) => (marks.has(id) ? [[id, marks.get(id) as CommandMark]] : []))),
+      claimRead: async (id, _seen, next) => {
+        marks.set(id, next);
+        return true;
+      },
+    });
+    const pending = active();
+    if (pending.length === 0) break;
+    const wake = Math.min(...pending.map((job) => due.get(job.instanceId) ?? context.now() + base));
+    if (wake >= until.deadline) break;
+    await clock.sleep(Math.max(wake - context.now(), base / 10));
+  }
+}

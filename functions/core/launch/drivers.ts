@@ -1,0 +1,104 @@
+// The two drivers of the one launch step (step.ts). Step-and-return serves the launch queue: each
+// delivery takes every launch one step further and the queue brings each back when it is next due.
+// Run-until-done serves a replay by hand (the console, `npm run replay`) and `launch.completion:
+// "polling"`: it takes steps, following installs every poll interval, until every launch is done or
+// the time budget runs out; what is left then goes on through the launch queue, and the report says so.
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { sqs } from "../common/clients.js";
+import { clock } from "../common/clock.js";
+import { chunk } from "../common/concurrency.js";
+import type { LaunchConfig } from "../config.js";
+import { type StepContext, type StepInput, type Stepped, stepLaunches } from "./step.js";
+import type { LaunchOutcome, LaunchRequest } from "./types.js";
+
+/** SendMessageBatch takes at most 10 entries; DelaySeconds at most 900. */
+const SQS_BATCH_SIZE = 10;
+const MAX_DELAY_SECONDS = 900;
+
+/** Step-and-return: one step over the batch. */
+export function stepOnce(input: StepInput, config: LaunchConfig, context: StepContext): Promise<Stepped> {
+  return stepLaunches(input, config, context);
+}
+
+/** Run-until-done: steps until every launch is done or the budget runs out; the rest goes to the queue. */
+export async function runUntilDone(
+  input: StepInput,
+  config: LaunchConfig,
+  context: StepContext,
+): Promise<LaunchOutcome[]> {
+  const latest = new Map<string, LaunchOutcome>();
+  let step = await stepLaunches(input, config, { ...context, follow: true });
+  for (;;) {
+    for (const outcome of step.instances) latest.set(outcome.instanceId, outcome);
+    const pending = step.instances.filter((outcome) => outcome.outcome === "PENDING");
+    if (pending.length === 0) return [...latest.values()];
+    const wakeAt =
+      Math.min(...pending.map((outcome) => step.resumeAfterSeconds.get(outcome.instanceId) ?? 5)) * 1000;
+    if (clock.now() + wakeAt >= context.deadline) {
+      const failed = await handOver(
+        pending,
+        input.requests,
+        step.resumeAfterSeconds,
+        config.LAUNCH_QUEUE_URL,
+      );
+      for (const outcome of pending) {
+        const how = !config.LAUNCH_QUEUE_URL
+          ? "replay again to continue"
+          : failed.has(outcome.instanceId)
+            ? `could not be handed to the launch queue (${failed.get(outcome.instanceId)}); replay again to continue`
+            : "continued through the launch queue";
+        latest.set(outcome.instanceId, { ...outcome, reason: `${outcome.reason}; ${how}` });
+      }
+      return [...latest.values()];
+    }
+    await clock.sleep(wakeAt);
+    const ids = new Set(pending.map((outcome) => outcome.instanceId));
+    step = await stepLaunches(
+      { requests: input.requests.filter((request) => ids.has(request.instanceId)), signals: [] },
+      config,
+      { ...context, follow: true, continuing: true },
+    );
+  }
+}
+
+/**
+ * The unfinished launches, as replay payloads on the launch queue, each due when its launch is.
+ * Returns the instances SQS did not take, with why (a failed entry is never reported as handed over).
+ */
+async function handOver(
+  pending: readonly LaunchOutcome[],
+  requests: readonly LaunchRequest[],
+  resumeAfter: ReadonlyMap<string, number>,
+  queueUrl: string,
+): Promise<Map<string, string>> {
+  const failed = new Map<string, string>();
+  if (!queueUrl) return failed;
+  for (const batch of chunk(pending, SQS_BATCH_SIZE)) {
+    const answer = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: batch.map((outcome, index) => {
+          const request = requests.find((candidate) => candidate.instanceId === outcome.instanceId);
+          return {
+            Id: String(index),
+            DelaySeconds: Math.min(MAX_DELAY_SECONDS, resumeAfter.get(outcome.instanceId) ?? 0),
+            MessageBody: JSON.stringify({
+              instanceIds: [outcome.instanceId],
+              autoScalingGroupName: outcome.autoScalingGroupName,
+              ...(outcome.lifecycleHookName ? { lifecycleHookName: outcome.lifecycleHookName } : {}),
+              ...(request?.startedAt
+                ? { lifecycleActionStartedAt: new Date(request.startedAt).toISOString() }
+                : {}),
+              source: "operator",
+            }),
+          };
+        }),
+      }),
+    );
+    for (const entry of answer.Failed ?? []) {
+      const outcome = batch[Number(entry.Id)];
+      if (outcome) failed.set(outcome.instanceId, `${entry.Code ?? "error"}: ${entry.Message ?? ""}`.trim());
+    }
+  }
+  return failed;
+}
