@@ -240,12 +240,11 @@ export const chaos: Scenario = {
         deploymentGroups: [fleetPair, apiPair],
         since,
       },
-      extra: ({ care }) => ({
+      extra: () => ({
         faults: CHAOS_FAULTS,
         neighbours: neighbours(),
         otherTeamCommands: otherTeam.commands.size,
         bakedAmiFixed: bakedFixed,
-        care,
         rates: ASSUMED_RATE_LIMITS,
         events: { ...sandbox.bus.stats },
         launchDeadLetters: service.launchDeadLetterQueue.messages.length,

@@ -228,7 +228,8 @@ export const deployFailureHarm: Scenario = {
     return {
       service,
       scope: { groups, hookName: service.config.hook.name, deploymentGroups, since },
-      extra: () => ({ harm: harm.snapshot() }),
+      // The CodeDeploy model's own harm counters, the ones this story checks; `harm` is the run's harm figure.
+      extra: () => ({ codeDeployHarm: harm.snapshot() }),
       checks,
     };
   },

@@ -110,7 +110,8 @@ export const deployFailure: Scenario = {
         since,
       },
       extra: () => ({
-        harm: world.codeDeploy.harm.snapshot(),
+        // The CodeDeploy model's own harm counters, the ones this story checks; `harm` is the run's harm figure.
+        codeDeployHarm: world.codeDeploy.harm.snapshot(),
         maxRedeploys: cap,
         deployments: Object.fromEntries(
           Object.entries(originals).map(([group, deployment]) => [

@@ -7,10 +7,14 @@ import { describeHarm, harmFigures, stageScope, watchHarm } from "./harm-watch.j
 import type { Figures } from "./measure.js";
 import { measure } from "./measure.js";
 import { formatProgress } from "./progress.js";
-import type { Check, Scenario, ScenarioOptions, Summary } from "./types.js";
+import type { Check, Scenario, ScenarioOptions, Summary, SummaryFigures } from "./types.js";
 
 export class UnknownScenarioError extends Error {
   override name = "UnknownScenarioError";
+}
+
+export class ScenarioExtraError extends Error {
+  override name = "ScenarioExtraError";
 }
 
 export interface ScenarioResult {
@@ -103,7 +107,7 @@ export async function runScenario(
     faithful: lagSeconds(lag.percentile(99)) <= 5,
   };
   const { lostInstances, ...rest } = figures;
-  const summary: Summary = {
+  const own: SummaryFigures = {
     scenario: scenario.name,
     ok: checks.every((check) => check.ok),
     seed: options.seed ?? 1,
@@ -120,8 +124,19 @@ export async function runScenario(
     faultsByOperation: { ...sandbox.counters.faults },
     apiErrors: { ...sandbox.counters.errors },
     timing,
-    ...(play.extra?.(context) ?? {}),
   };
+  const extra = play.extra?.(context) ?? {};
+  // A scenario's figure under one of the summary's own names would silently replace that figure in the
+  // printed summary and in `--json` (a CodeDeploy counter once replaced `harm`, and the summary could
+  // not be printed): refuse it, naming the scenario and the key.
+  const reused = Object.keys(extra).filter((key) => Object.hasOwn(own, key));
+  if (reused.length > 0) {
+    await sandbox.close();
+    throw new ScenarioExtraError(
+      `scenario ${scenario.name} reports ${reused.join(", ")} beside the summary's own figures of the same name`,
+    );
+  }
+  const summary: Summary = { ...own, ...extra };
   if (!options.keepOpen) await sandbox.close();
   return { summary, figures, sandbox, startedAt };
 }

@@ -74,8 +74,12 @@ export interface ScenarioPlay {
   /** Every stage the story deployed, when more than `service` (the harm figure covers them all). */
   services?: ServiceDeployment[];
   checks: (figures: Figures, harm: HarmContext) => Check[];
-  /** Figures of other parts of the world worth reporting (e.g. the group run without the service). */
-  extra?: (harm: HarmContext) => Record<string, unknown>;
+  /**
+   * Figures of other parts of the world worth reporting (e.g. the group run without the service),
+   * beside the summary's own figures: a key the summary already has would replace a figure the
+   * checks, the printed summary and `--json` readers rely on, so none may be reused.
+   */
+  extra?: (harm: HarmContext) => ScenarioExtra;
 }
 
 export interface Scenario {
@@ -86,7 +90,11 @@ export interface Scenario {
   play(context: ScenarioContext): Promise<ScenarioPlay>;
 }
 
-export type Summary = Omit<Figures, "lostInstances"> & {
+/** What a scenario adds to the summary: any figure but the ones every run reports. */
+export type ScenarioExtra = Record<string, unknown> & { [key in keyof SummaryFigures]?: never };
+
+/** The figures every run reports, whatever the scenario. */
+export type SummaryFigures = Omit<Figures, "lostInstances"> & {
   scenario: string;
   ok: boolean;
   seed: number | string;
@@ -110,5 +118,7 @@ export type Summary = Omit<Figures, "lostInstances"> & {
     eventLoopDelayAwsSeconds: { p50: number; p99: number; max: number };
     faithful: boolean;
   };
-  [key: string]: unknown;
 };
+
+/** A run's summary: the figures every run reports and what its scenario adds (`ScenarioPlay.extra`). */
+export type Summary = SummaryFigures & { [key: string]: unknown };

@@ -6,7 +6,7 @@ describe("the deploy-failure-harm scenario, end to end with the real handlers", 
   it("upgrades what OneAtATime skipped, leaves blue/green and rollbacks alone, waits out a busy group, keeps an SSM refusal to its instance, and does no harm", async () => {
     const { summary } = await runScenario(deployFailureHarm, { seed: 5 });
     expect(summary.checks.filter((check) => !check.ok)).toEqual([]);
-    expect(summary.harm).toMatchObject({
+    expect(summary.codeDeployHarm).toMatchObject({
       blueGreenRedeploys: 0,
       redeploysAgainstRollback: 0,
       agentRestartsUnderDeployment: 0,

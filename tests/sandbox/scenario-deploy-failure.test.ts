@@ -15,6 +15,7 @@ describe("the deploy-failure scenario, end to end with the real handlers", () =>
     expect(deployments.batch!.redeploys).toEqual([]);
     expect(deployments.reports!.redeploys.length).toBeLessThanOrEqual(summary.maxRedeploys as number);
     expect(summary.redeploysSucceeded).toBe(1);
-    expect(summary.harm).toMatchObject({ total: 0 });
+    expect(summary.codeDeployHarm).toMatchObject({ total: 0 });
+    expect(summary.harm).toMatchObject({ harm: 0, items: [] });
   });
 });
