@@ -18,7 +18,8 @@ import {
   tallySsmCalls,
   waitUntilSettled,
 } from "./harness.js";
-import { type OverheadBreakdown, overheads } from "./overhead.js";
+import { type OverheadBreakdown, overheadSamples, summarizeOverheads } from "./overhead.js";
+import { type QuotaFloorFigures, quotaFloor, quotaLimits } from "./quota-floor.js";
 
 /**
  * The morning burst: one group scales from 0 to N at once, with the service deployed as the stacks
@@ -64,6 +65,13 @@ export interface BurstResult {
   idealSecondsP50: number;
   /** Where the overhead goes: medians of the waits between the steps, AWS seconds. */
   overheadBreakdownP50: OverheadBreakdown;
+  /**
+   * The same instances' floor with the API rate limits laid over it (bench/quota-floor.ts): hook start
+   * to completion of an ideal client under the run's token buckets, AWS seconds.
+   */
+  quotaFloor: QuotaFloorFigures["quotaFloor"];
+  /** Per instance (hook-to-complete - quota floor) / quota floor: median and 95th percentile (nearest rank). */
+  overheadOverQuotaFloor: QuotaFloorFigures["overheadOverQuotaFloor"];
   /** Instances launched, replacements included. */
   launched: number;
   inService: number;
@@ -153,7 +161,9 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       deploymentGroups: [pair],
       since,
     });
-    const overhead = overheads(world, service.config.hook.name, since);
+    const samples = overheadSamples(world, service.config.hook.name, since);
+    const overhead = summarizeOverheads(samples);
+    const quota = quotaFloor(samples, quotaLimits(options.rates));
     const { matched, delivered, dropped, duplicated } = sandbox.bus.stats;
     const { realSeconds, eventLoopDelayP99Seconds } = runClock.stop();
     return {
@@ -177,6 +187,8 @@ export async function runBurst(options: BurstOptions): Promise<BurstResult> {
       overheadMeasured: overhead.measured,
       idealSecondsP50: overhead.idealSecondsP50,
       overheadBreakdownP50: overhead.breakdownP50,
+      quotaFloor: quota.quotaFloor,
+      overheadOverQuotaFloor: quota.overheadOverQuotaFloor,
       launched: figures.instances,
       inService: figures.inService,
       verified: figures.verified,

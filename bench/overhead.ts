@@ -36,6 +36,12 @@ export interface OverheadSample {
   idealMs: number;
   actualMs: number;
   spansMs: OverheadBreakdown;
+  /**
+   * The floor's parts on the shared clock, so that a schedule across instances (bench/quota-floor.ts)
+   * can be laid over them: the start of the lifecycle action and the SSM registration (absolute AWS
+   * ms), and the run time of the install plus that of its own verification, if any.
+   */
+  timeline: { startedAt: number; registeredAt: number; runMs: number };
 }
 
 export interface OverheadFigures {
@@ -88,12 +94,9 @@ export function overheadSamples(world: OverheadWorld, hookName: string, since: n
     const verify = lastVerify && lastVerify.requestedAt >= install.endedAt ? lastVerify : undefined;
     const registered = Math.max(instance.milestones.ssmOnline ?? action.startedAt, action.startedAt);
     const lastEnd = verify?.endedAt ?? install.endedAt;
+    const runMs = install.endedAt - install.startedAt + (verify ? verify.endedAt - verify.startedAt : 0);
     samples.push({
-      idealMs:
-        registered -
-        action.startedAt +
-        (install.endedAt - install.startedAt) +
-        (verify ? verify.endedAt - verify.startedAt : 0),
+      idealMs: registered - action.startedAt + runMs,
       actualMs: action.completed.at - action.startedAt,
       spansMs: {
         registrationToInstallSent: install.requestedAt - registered,
@@ -102,6 +105,7 @@ export function overheadSamples(world: OverheadWorld, hookName: string, since: n
         verifyDelivery: verify ? verify.startedAt - verify.requestedAt : 0,
         verifyEndToComplete: action.completed.at - lastEnd,
       },
+      timeline: { startedAt: action.startedAt, registeredAt: registered, runMs },
     });
   }
   return samples;

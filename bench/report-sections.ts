@@ -36,6 +36,10 @@ export function formatBurst(burst: BurstResult): string[] {
         `p50 ${percent(burst.overheadP50)}, p95 ${percent(burst.overheadP95)} (floor p50 ${burst.idealSecondsP50} s, ${burst.overheadMeasured} instances)`,
       ],
       [
+        "overhead over the quota floor",
+        `p50 ${percent(burst.overheadOverQuotaFloor.p50)}, p95 ${percent(burst.overheadOverQuotaFloor.p95)} (quota floor p50 ${burst.quotaFloor.p50} s, p95 ${burst.quotaFloor.p95} s: the floor under the API rates)`,
+      ],
+      [
         "  where it goes (p50, AWS s)",
         `registered -> install sent ${burst.overheadBreakdownP50.registrationToInstallSent}, ` +
           `install delivered ${burst.overheadBreakdownP50.installDelivery}, ` +

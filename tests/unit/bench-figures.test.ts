@@ -43,6 +43,8 @@ function burstResult(overrides: Partial<BurstResult> = {}): BurstResult {
       verifyDelivery: 1,
       verifyEndToComplete: 1,
     },
+    quotaFloor: { p50: 75, p95: 95 },
+    overheadOverQuotaFloor: { p50: 0.05, p95: 0.25 },
     launched: 200,
     inService: 200,
     verified: 200,
@@ -105,6 +107,7 @@ describe("overhead over each instance's floor", () => {
       idealMs: 100_000,
       actualMs: 100_000 + (index + 1) * 1_000,
       spansMs: { ...SPANS, installEndToVerifySent: (index + 1) * 1_000 },
+      timeline: { startedAt: 0, registeredAt: 20_000, runMs: 80_000 },
     }));
     const figures = summarizeOverheads(samples);
     expect(figures.overheadP50).toBe(0.105);
@@ -166,12 +169,14 @@ describe("overhead over each instance's floor", () => {
         verifyDelivery: 1_000,
         verifyEndToComplete: 9_000,
       },
+      timeline: { startedAt: 0, registeredAt: 20_000, runMs: 40_000 },
     });
     // Floor: 10 s registration + 30 s install; the last span runs from the install's end.
     expect(second).toMatchObject({
       idealMs: 40_000,
       actualMs: 50_000,
       spansMs: { installEndToVerifySent: 0, verifyDelivery: 0, verifyEndToComplete: 9_000 },
+      timeline: { startedAt: 0, registeredAt: 10_000, runMs: 30_000 },
     });
   });
 
@@ -271,10 +276,13 @@ describe("the report", () => {
       overheadP95: 0.4,
       lambdaGbSecondsPer1000: 250,
       callsByOperation: { SSM: { SendCommand: 100 } },
+      quotaFloor: { p50: 75, p95: 95 },
+      overheadOverQuotaFloor: { p50: 0.05, p95: 0.25 },
     });
     expect(json.eventLoss?.cost.ssmCallsPerInstance).toBe(0.4);
     const text = formatSummary(report);
     expect(text).toContain("p50 10%, p95 40%");
+    expect(text).toMatch(/overhead over the quota floor\s+p50 5%, p95 25% \(quota floor p50 75 s, p95 95 s/);
     expect(text).toMatch(/Lambda GB-s per 1,000 launches\s+250 /);
     expect(text).toContain("ListCommandInvocations 120; SendCommand 100; DescribeInstanceInformation 80");
     expect(text).toContain(

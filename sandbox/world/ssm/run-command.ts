@@ -19,6 +19,12 @@ import type { Scripts } from "./scripts.js";
 import { invocationKind, pendingSteps, type StepRunner } from "./step-runner.js";
 
 /**
+ * Instances one SendCommand may name, in `InstanceIds` or in one target's values (the API reference's
+ * length constraint): https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html
+ */
+export const SEND_COMMAND_MAX_INSTANCES = 50;
+
+/**
  * Run Command: SendCommand with its checks and targets, one invocation per instance that becomes
  * visible a moment after the call (eventual consistency) and reaches the instance after a delivery
  * delay, CancelCommand, and the invocations an instance shutting down fails.
@@ -44,7 +50,7 @@ export class RunCommand {
       throw new AwsServiceError("InvalidDocument", `Document with name ${documentName} does not exist.`);
     }
     const instanceIds = [...new Set(input.InstanceIds ?? [])];
-    if ((input.InstanceIds ?? []).length > 50) {
+    if ((input.InstanceIds ?? []).length > SEND_COMMAND_MAX_INSTANCES) {
       throw constraintViolation(
         "instanceIds",
         input.InstanceIds,
@@ -52,7 +58,7 @@ export class RunCommand {
       );
     }
     for (const target of input.Targets ?? []) {
-      if ((target.Values ?? []).length > 50) {
+      if ((target.Values ?? []).length > SEND_COMMAND_MAX_INSTANCES) {
         throw constraintViolation(
           "targets.member.values",
           target.Values,
