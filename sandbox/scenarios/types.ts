@@ -19,6 +19,8 @@ export interface ScenarioOptions {
   port?: number;
   /** Powertools log output of the handlers (default silent). */
   verbose?: boolean;
+  /** Another DynamoDB implementation for the handlers (`SandboxOptions.dynamodbEndpoint`). */
+  dynamodbEndpoint?: string;
 }
 
 /**
@@ -110,5 +112,10 @@ export type Summary = Omit<Figures, "lostInstances"> & {
     eventLoopDelayAwsSeconds: { p50: number; p99: number; max: number };
     faithful: boolean;
   };
+  /**
+   * Only when the handlers' DynamoDB was another implementation: its endpoint and the run's tables
+   * there. Its calls are then missing from `apiCalls`, `throttled` and `faultsByOperation`.
+   */
+  externalDynamoDb?: { endpoint: string; tables: string[]; counted: false };
   [key: string]: unknown;
 };
