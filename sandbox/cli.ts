@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { DEFAULT_CLOCK_SCALE } from "./sandbox.js";
+import { parseDynamoDbEndpoint } from "./runtime/dynamodb-target.js";
+import { DEFAULT_CLOCK_SCALE, DYNAMODB_ENDPOINT_ENV } from "./sandbox.js";
 import { SCENARIOS } from "./scenarios/index.js";
 import { runScenario } from "./scenarios/run.js";
 import { formatSummary } from "./scenarios/table.js";
@@ -21,6 +22,10 @@ const USAGE = `Usage: npm start -- [options]
   --port <p>          port of the sandbox endpoint (default: a free port)
   --scale <r>         real ms per AWS ms (default ${DEFAULT_CLOCK_SCALE}: one AWS second in ${DEFAULT_CLOCK_SCALE * 1000} ms)
   --agent-wait <s>    CodeDeploy's wait for an absent agent: 300 (limits page, default) or 3600
+  --dynamodb-endpoint <url>
+                      the handlers' DynamoDB elsewhere (e.g. moto_server's http://127.0.0.1:5000;
+                      default $AGENTFIX_SANDBOX_DYNAMODB_ENDPOINT, else the sandbox's own); its calls
+                      are not counted
   --verbose           show the handlers' own logs
 `;
 
@@ -49,6 +54,7 @@ function parseCli(argv: string[]) {
       port: { type: "string" },
       scale: { type: "string" },
       "agent-wait": { type: "string" },
+      "dynamodb-endpoint": { type: "string" },
       verbose: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -80,13 +86,27 @@ export async function main(argv: string[]): Promise<number> {
     for (const method of ["log", "info", "warn", "debug"] as const) console[method] = () => {};
   }
   const seed = values.seed === undefined ? 1 : /^\d+$/.test(values.seed) ? Number(values.seed) : values.seed;
+  const given = values["dynamodb-endpoint"];
+  if (given !== undefined) {
+    try {
+      parseDynamoDbEndpoint(given, "--dynamodb-endpoint");
+    } catch (error) {
+      throw new UsageError(error instanceof Error ? error.message : String(error));
+    }
+  }
   out(`agentfix sandbox: ${scenario.name}: ${scenario.title}`);
+  const dynamodbEndpoint = given || process.env[DYNAMODB_ENDPOINT_ENV];
+  if (dynamodbEndpoint)
+    out(
+      `DynamoDB at ${dynamodbEndpoint} (tables prefixed with the run's id; its calls are not counted here)`,
+    );
   const result = await runScenario(scenario, {
     instances: number(values.instances, "instances"),
     seed,
     clockScale: number(values.scale, "scale"),
     agentWaitSeconds: number(values["agent-wait"], "agent-wait"),
     port: number(values.port, "port"),
+    dynamodbEndpoint: values["dynamodb-endpoint"],
     verbose: values.verbose,
     keepOpen: values.serve,
     onProgress: out,

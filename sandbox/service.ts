@@ -10,6 +10,7 @@ import {
   type ServiceWiring,
 } from "../stacks/wiring.js";
 import type { EventBus } from "./events/bus.js";
+import { type DynamoDbTarget, worldDynamoDb } from "./runtime/dynamodb-target.js";
 import type { LambdaFunction, LambdaRuntime } from "./runtime/lambda.js";
 import { addSqsEventSource, type SqsSourceStats } from "./runtime/sqs-source.js";
 import type { Queue } from "./world/sqs.js";
@@ -43,6 +44,7 @@ export interface ServiceDeployment {
   failureDeadLetterQueue: Queue;
   /** Failures deferred until their group is free (or their rollback had time to appear). */
   failureRetryQueue: Queue;
+  /** The lease table's name as the functions were given it (run-prefixed on an external DynamoDB). */
   leaseTable: string;
   launchSource: SqsSourceStats;
 }
@@ -118,6 +120,7 @@ export async function deployService(
   runtime: LambdaRuntime,
   input: StageConfigInput,
   options: DeployOptions = {},
+  dynamodb: DynamoDbTarget = worldDynamoDb(world, ""),
 ): Promise<ServiceDeployment> {
   const config = parseStageConfig(options.stage ?? "sandbox", input, "sandbox configuration");
   const stages = deployedStages.get(world) ?? new Set<string>();
@@ -127,9 +130,11 @@ export async function deployService(
   stages.add(config.stage);
   deployedStages.set(world, stages);
   const wiring = ownNames(describeService(config), prefix);
-  const leaseTable = prefix ? `${SERVICE_NAME}-${config.stage}-sandbox-leases` : LEASE_TABLE;
   const triggers = options.triggers ?? true;
-  world.dynamodb.createTable({ name: leaseTable, hashKey: "pk" });
+  // The lease table holds the leases and the launch records alike (functions/core/launch/records.ts).
+  const leaseTable = await dynamodb.createTable(
+    prefix ? `${SERVICE_NAME}-${config.stage}-sandbox-leases` : LEASE_TABLE,
+  );
   // The stage's own documents, as the Foundation stack creates them.
   for (const document of Object.values(wiring.documents)) {
     if (!world.ssm.commandDocument(document.name))

@@ -32,7 +32,10 @@ export async function runScenario(
 ): Promise<ScenarioResult> {
   const instances = options.instances ?? scenario.defaultInstances;
   const realStart = performance.now();
-  const sandbox = await createSandbox(scenario.sandboxOptions(options, instances));
+  const sandbox = await createSandbox({
+    ...scenario.sandboxOptions(options, instances),
+    ...(options.dynamodbEndpoint ? { dynamodbEndpoint: options.dynamodbEndpoint } : {}),
+  });
   // How late the event loop runs timers: in AWS seconds, how far the world can drift from its schedule.
   const LAG_RESOLUTION_MS = 10;
   const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
@@ -124,6 +127,15 @@ export async function runScenario(
     faultsByOperation: { ...sandbox.counters.faults },
     apiErrors: { ...sandbox.counters.errors },
     timing,
+    ...(sandbox.dynamodb.external
+      ? {
+          externalDynamoDb: {
+            endpoint: sandbox.dynamodb.endpoint,
+            tables: [...sandbox.dynamodb.tables],
+            counted: false as const,
+          },
+        }
+      : {}),
   };
   const extra = play.extra?.(context) ?? {};
   // A scenario's figure under one of the summary's own names would silently replace that figure in the

@@ -129,7 +129,9 @@ export function formatSummary(
     ...harmLines(summary),
     `API calls: ${Object.entries(calls)
       .map(([service, count]) => `${service} ${count}`)
-      .join(" · ")} · throttled ${summary.throttled}`,
+      .join(" · ")} · throttled ${summary.throttled}${
+      summary.externalDynamoDb ? ` · DynamoDB at ${summary.externalDynamoDb.endpoint}: not counted` : ""
+    }`,
     "",
   );
   for (const check of summary.checks)

@@ -19,6 +19,8 @@ export interface ScenarioOptions {
   port?: number;
   /** Powertools log output of the handlers (default silent). */
   verbose?: boolean;
+  /** Another DynamoDB implementation for the handlers (`SandboxOptions.dynamodbEndpoint`). */
+  dynamodbEndpoint?: string;
 }
 
 /**
@@ -118,6 +120,11 @@ export type SummaryFigures = Omit<Figures, "lostInstances"> & {
     eventLoopDelayAwsSeconds: { p50: number; p99: number; max: number };
     faithful: boolean;
   };
+  /**
+   * Only when the handlers' DynamoDB was another implementation: its endpoint and the run's tables
+   * there. Its calls are then missing from `apiCalls`, `throttled` and `faultsByOperation`.
+   */
+  externalDynamoDb?: { endpoint: string; tables: string[]; counted: false };
 };
 
 /** A run's summary: the figures every run reports and what its scenario adds (`ScenarioPlay.extra`). */
