@@ -1,4 +1,5 @@
 import { AGENT_PACKAGES, type AgentPackage, DISTRIBUTOR_DOCUMENT } from "../../functions/core/contract.js";
+import { inScope } from "../../functions/core/failure/policy.js";
 import type { StageConfig } from "../../stacks/config.js";
 import { describeService, type ServiceWiring } from "../../stacks/wiring.js";
 import type { Sandbox } from "../sandbox.js";
@@ -18,7 +19,7 @@ export interface StageScope {
   stage: string;
   /** Auto Scaling groups in scope; empty: every group. */
   groups: readonly string[];
-  /** application/deployment-group pairs in scope; empty: every one. */
+  /** application/deployment-group pairs in scope; empty: none; ["*"]: every one. */
   deploymentGroups: readonly string[];
   hookName: string;
   installDocument: string;
@@ -342,10 +343,7 @@ function forbiddenRedeploys(
   for (const redeploy of records.redeploys) {
     const originalId = /redeploy of (d-[A-Za-z0-9]+)/.exec(redeploy.description)?.[1] ?? "";
     const original = world.codeDeploy.deployments.get(originalId);
-    const stage = stages.find(
-      (candidate) =>
-        candidate.deploymentGroups.length === 0 || candidate.deploymentGroups.includes(redeploy.group),
-    );
+    const stage = stages.find((candidate) => inScope(candidate.deploymentGroups, redeploy.group));
     const attempt = (perOriginal.get(originalId) ?? 0) + 1;
     perOriginal.set(originalId, attempt);
     const outdated = redeploy.targets.filter((target) => !isCurrent(target, records.fixedInAgentVersion));

@@ -91,6 +91,22 @@ export const FOLLOW_ON_CREATORS: ReadonlySet<string> = new Set([
   "CodeDeployAutoUpdate",
 ]);
 
+/** The one entry of TARGET_DEPLOYMENT_GROUPS that puts every deployment group of the account in scope. */
+export const ALL_DEPLOYMENT_GROUPS = "*";
+
+/**
+ * Whether the stage acts on an `application/group` pair. A stage acts only on what it names: an
+ * empty list is no group at all, and only the explicit entry `*` means every group of the account.
+ */
+export function inScope(deploymentGroupsInScope: readonly string[], group: string): boolean {
+  return deploymentGroupsInScope.includes(ALL_DEPLOYMENT_GROUPS) || deploymentGroupsInScope.includes(group);
+}
+
+/** Why a stage whose TARGET_DEPLOYMENT_GROUPS is empty leaves every failure alone. */
+export function noScopeReason(id: string, stage: string): string {
+  return `Stage ${stage} names no deployment groups (TARGET_DEPLOYMENT_GROUPS is empty; * means every group): ${id} is left alone, no agent touched, nothing redeployed.`;
+}
+
 /** Why the failed deployment is left alone; "launch-deployment" needs its instance named by the caller. */
 export function whySkip(
   failed: DeploymentInfo,
@@ -102,7 +118,7 @@ export function whySkip(
     return `${id} is a ${failed.computePlatform} deployment: no CodeDeploy agent is involved.`;
   }
   if (failed.status !== "Failed") return `${id} is ${failed.status ?? "of unknown status"}, not Failed.`;
-  if (deploymentGroupsInScope.length > 0 && !deploymentGroupsInScope.includes(group)) {
+  if (!inScope(deploymentGroupsInScope, group)) {
     return `${group} is not one of the deployment groups in scope (TARGET_DEPLOYMENT_GROUPS).`;
   }
   // A blue/green deployment runs on a replacement environment (copied Auto Scaling group or

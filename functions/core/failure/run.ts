@@ -20,6 +20,7 @@ import {
   type FailureDecision,
   laterDeploymentReason,
   launchDeploymentReason,
+  noScopeReason,
   outdatedReason,
   rollbackWaitReason,
   rollbackWaitSeconds,
@@ -172,6 +173,10 @@ class DeploymentRepair {
 
   async run(): Promise<Outcome> {
     const id = this.job.deploymentId;
+    // A stage acts only on what it names: with no deployment group named, not even GetDeployment.
+    if (this.config.TARGET_DEPLOYMENT_GROUPS.length === 0) {
+      return this.outcome("SKIPPED", noScopeReason(id, this.config.STAGE));
+    }
     // Events carry no reason (only ids and the state), and are best effort: GetDeployment is the truth.
     // https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-codedeploy.html
     const failed = await getDeployment(id);
