@@ -156,17 +156,31 @@ export function launchDeploymentReason(id: string, instanceIds: readonly string[
   );
 }
 
+/**
+ * Why a stage leaves alone a failure whose chain another stage claimed (the failed deployment, or
+ * the deployment a failed rollback rolled back, carries that stage's redeploy marker), or undefined
+ * when the chain is this stage's, an earlier release's (a marker naming no stage) or nobody's yet.
+ */
+export function otherStageReason(
+  id: string,
+  chain: { originalDeploymentId: string; attempt: number; stage?: string },
+  stage: string,
+): string | undefined {
+  if (chain.stage === undefined || chain.stage === stage) return undefined;
+  return `${id} is in the chain of redeployments of ${chain.originalDeploymentId} that stage ${chain.stage} made (attempt ${chain.attempt}): the failure is that stage's; stage ${stage} touches no agent and redeploys nothing.`;
+}
+
 /** Why the chain of redeployments may not grow, or undefined while it may. */
 export function capReason(
   id: string,
-  chain: { originalDeploymentId: string; attempt: number },
+  chain: { originalDeploymentId: string; attempt: number; stage?: string },
   maxRedeploys: number,
 ): string | undefined {
   if (chain.attempt + 1 <= maxRedeploys) return undefined;
   const history =
     chain.attempt === 0
       ? `it is the original failure and MAX_REDEPLOYS is ${maxRedeploys}`
-      : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId} and MAX_REDEPLOYS is ${maxRedeploys}`;
+      : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId}${chain.stage === undefined ? " (made by an earlier release, which named no stage)" : ""} and MAX_REDEPLOYS is ${maxRedeploys}`;
   return `Not redeploying ${id}: the attempt cap is reached (${history}).`;
 }
 
@@ -236,6 +250,7 @@ export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
 /** What the deployments created in the group after the failed one say about redeploying it. */
 export type LaterDeployment =
   | { kind: "redeployment"; deploymentId: string; attempt: number }
+  | { kind: "other-stage"; deploymentId: string; attempt: number; stage: string }
   | { kind: "rollback"; deploymentId: string }
   | { kind: "superseded"; deploymentId: string; creator: string }
   | { kind: "too-many"; count: number };
@@ -245,6 +260,8 @@ export function laterDeploymentReason(id: string, later: LaterDeployment): strin
   switch (later.kind) {
     case "redeployment":
       return `${id} was already redeployed as ${later.deploymentId} (attempt ${later.attempt}); not creating another.`;
+    case "other-stage":
+      return `${id} was already redeployed by stage ${later.stage} as ${later.deploymentId} (attempt ${later.attempt}): the failure is that stage's; no agent touched, nothing redeployed.`;
     case "rollback":
       return `Rollback ${later.deploymentId} followed ${id}.`;
     case "superseded":

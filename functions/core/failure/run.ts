@@ -21,6 +21,7 @@ import {
   laterDeploymentReason,
   launchDeploymentReason,
   noScopeReason,
+  otherStageReason,
   outdatedReason,
   rollbackWaitReason,
   rollbackWaitSeconds,
@@ -189,6 +190,8 @@ class DeploymentRepair {
       return this.outcome("SKIPPED", launchDeploymentReason(id, instances));
     }
     if (skip) return this.outcome("SKIPPED", skip);
+    const otherStage = otherStageReason(id, this.chain, this.config.STAGE);
+    if (otherStage) return this.outcome("SKIPPED", otherStage);
 
     const capped = capReason(id, this.chain, this.config.MAX_REDEPLOYS);
     if (capped) {
@@ -297,6 +300,7 @@ class DeploymentRepair {
     const input = redeploymentInput(failed, {
       originalDeploymentId: this.chain.originalDeploymentId,
       attempt,
+      stage: this.config.STAGE,
     });
     const created = await createRedeployment(input);
     if ("busy" in created) {
@@ -312,9 +316,10 @@ class DeploymentRepair {
 
   private async laterDeployment(failed: DeploymentInfo): Promise<Outcome | undefined> {
     const id = this.job.deploymentId;
-    const later = await findLaterDeployment(failed, id, this.chain);
+    const later = await findLaterDeployment(failed, id, this.chain, this.config.STAGE);
     if (!later) return undefined;
-    const redeploymentId = later.kind === "redeployment" ? later.deploymentId : undefined;
+    const redeploymentId =
+      later.kind === "redeployment" || later.kind === "other-stage" ? later.deploymentId : undefined;
     return this.outcome("SKIPPED", laterDeploymentReason(id, later), redeploymentId);
   }
 
