@@ -205,15 +205,38 @@ class DeploymentRepair {
     if (this.config.DRY_RUN) return this.decide(failed);
     const key = `deployment#${id}`;
     if (!(await this.deps.lease.acquire(key, this.job.requestId, this.job.deadline))) {
-      throw new DeploymentLeaseHeldError(
-        `Another invocation holds the lease ${key}; this one is retried after it finishes`,
-      );
+      return this.deferWhileLeased(key);
     }
     try {
       return await this.decide(failed);
     } finally {
       await this.releaseLease(key);
     }
+  }
+
+  /**
+   * Another invocation works on this failure right now (a duplicate event, Lambda's async retry of
+   * an invocation still running, a retry message while a long upgrade goes on). This one comes back
+   * through the retry queue and looks again once that invocation is done or its lease has lapsed (it
+   * ends at the holder's deadline, so a holder that was cut off never blocks the failure for long);
+   * by then it finds the redeployment, or takes the work over. Thrown instead, as before, when no
+   * retry queue is configured (Lambda's retries bring it back) or once the failure has waited longer
+   * than BUSY_GROUP_RETRY_HOURS: never dropped silently, never reported as given up while another
+   * invocation may still be acting on it.
+   */
+  private async deferWhileLeased(key: string): Promise<Outcome> {
+    const reason = `Another invocation holds the lease ${key} and is working on this failure`;
+    const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
+    const waitedMs = clock.now() - this.firstSeenAt;
+    if (!queueUrl || waitedMs >= this.config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+      throw new DeploymentLeaseHeldError(`${reason}; this one is retried after it finishes`);
+    }
+    const delay = retryDelaySeconds(waitedMs);
+    await sendRetry(queueUrl, { deploymentId: this.job.deploymentId, firstSeenAt: this.firstSeenAt }, delay);
+    return this.outcome(
+      "DEFERRED",
+      `${reason}: no agent touched, nothing redeployed; looking again in ${delay} s, once it is done or its lease has lapsed.`,
+    );
   }
 
   /**
