@@ -54,7 +54,9 @@ function memoryLease(): Lease {
     async acquire(key, holder, until) {
       const current = held.get(key);
       if (current && current.holder !== holder && current.until >= Date.now()) return false;
-      held.set(key, { holder, until });
+      // A lease shortened to now is given back.
+      if (until <= Date.now()) held.delete(key);
+      else held.set(key, { holder, until });
       return true;
     },
     async release(key, holder) {
@@ -155,7 +157,17 @@ describe("a duplicate failure waits while another invocation holds the deploymen
   it("a duplicate event during a long upgrade waits, then finds the redeployment the first one made", async () => {
     fakeSsm.add("i-0aaa", { version: "1.7.1" });
     addFailure("d-DUPLEASE6", [agentTarget("i-0aaa")]);
-    const lease = memoryLease();
+    const table = memoryLease();
+    let duplicate: Promise<FailureReport> | undefined;
+    const lease: Lease = {
+      // The first invocation gives its lease back (a lease shortened to now) only once the duplicate
+      // has looked, so the duplicate surely finds it held.
+      async acquire(key, holder, until) {
+        if (holder === "req-first" && until <= Date.now()) await duplicate;
+        return table.acquire(key, holder, until);
+      },
+      release: (key, holder) => table.release(key, holder),
+    };
     const settings = config({ FAILURE_RETRY_QUEUE_URL: QUEUE });
     const invoke = (requestId: string) =>
       repairFailedDeployment(
@@ -163,7 +175,6 @@ describe("a duplicate failure waits while another invocation holds the deploymen
         { config: settings, lease },
       );
     // The same FAILURE event is delivered again while the first invocation upgrades the agent.
-    let duplicate: Promise<FailureReport> | undefined;
     fakeSsm.onSend = () => {
       duplicate ??= invoke("req-duplicate");
     };
