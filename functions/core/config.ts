@@ -75,8 +75,11 @@ const launchSchema = agentSchema.extend({
 });
 
 const failureSchema = agentSchema.extend({
+  // Empty: no deployment group (the stage acts on none); "*" alone: every group of the account.
   TARGET_DEPLOYMENT_GROUPS: csv.pipe(
-    z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, "application/deployment-group pairs")),
+    z
+      .array(z.string().regex(/^(\*|[^/\s*]+\/[^/\s*]+)$/, "application/deployment-group pairs, or * alone"))
+      .refine((pairs) => !pairs.includes("*") || pairs.length === 1, "* stands alone: it means every group"),
   ),
   MAX_REDEPLOYS: int(1, 0, 10),
   REDEPLOY_WHEN: z.enum(REDEPLOY_POLICIES).default("agent-changed"),

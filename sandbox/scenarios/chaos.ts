@@ -1,6 +1,6 @@
 import { ASSUMED_RATE_LIMITS } from "../server/rates.js";
 import { APPLICATION, addGroupWithDeployments, RELEASE_2 } from "./fleet.js";
-import { hasVerifiedAgent, REDEPLOY_MARKER, scopeInstances } from "./measure.js";
+import { hasVerifiedAgent, redeployOriginal, scopeInstances } from "./measure.js";
 import { accountPackageVersions, otherTeamInstalls } from "./other-team.js";
 import { describeAvoidable } from "./recovery.js";
 import { waitUntilQuiet } from "./settle.js";
@@ -228,8 +228,8 @@ export const chaos: Scenario = {
       });
     const cap = service.config.failure.maxRedeploys;
     const redeploys = () =>
-      [...world.codeDeploy.deployments.values()].filter((deployment) =>
-        deployment.description?.includes(`${REDEPLOY_MARKER}${original?.id}`),
+      [...world.codeDeploy.deployments.values()].filter(
+        (deployment) => original !== undefined && redeployOriginal(deployment.description) === original.id,
       );
     return {
       service,

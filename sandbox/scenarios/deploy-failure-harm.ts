@@ -3,7 +3,7 @@ import type { Deployment, RevisionLocation } from "../world/codedeploy/records.j
 import { revisionKey } from "../world/codedeploy/records.js";
 import type { World } from "../world/world.js";
 import { APPLICATION, addGroupWithDeployments, RELEASE_1, RELEASE_2 } from "./fleet.js";
-import { REDEPLOY_MARKER } from "./measure.js";
+import { isRedeploy } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
 import { baseSandboxOptions, type Check, type Scenario, type ScenarioOptions } from "./types.js";
 
@@ -136,7 +136,7 @@ export const deployFailureHarm: Scenario = {
         (deployment) => deployment.deploymentGroupName === group && deployment.createTime >= since,
       );
     const redeploysOf = (group: string) =>
-      deploymentsOf(group).filter((deployment) => deployment.description?.includes(REDEPLOY_MARKER));
+      deploymentsOf(group).filter((deployment) => isRedeploy(deployment.description));
     const describe = (deployments: Deployment[]) =>
       deployments
         .map((deployment) => `${deployment.id} ${deployment.creator} ${deployment.status}`)

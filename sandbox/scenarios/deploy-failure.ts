@@ -1,6 +1,6 @@
 import { revisionKey } from "../world/codedeploy/records.js";
 import { APPLICATION, addGroupWithDeployments, BROKEN_RELEASE, RELEASE_2 } from "./fleet.js";
-import { REDEPLOY_MARKER } from "./measure.js";
+import { isRedeploy } from "./measure.js";
 import { waitUntilQuiet } from "./settle.js";
 import { baseSandboxOptions, type Scenario } from "./types.js";
 
@@ -97,8 +97,7 @@ export const deployFailure: Scenario = {
     const redeploysOf = (group: string) =>
       [...world.codeDeploy.deployments.values()].filter(
         (deployment) =>
-          deployment.deploymentGroupName === `${group}-dg` &&
-          deployment.description?.includes(REDEPLOY_MARKER),
+          deployment.deploymentGroupName === `${group}-dg` && isRedeploy(deployment.description),
       );
     const apiInstances = [...world.autoScaling.group("api").instances].map((id) => world.instance(id));
     return {

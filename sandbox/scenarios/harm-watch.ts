@@ -1,4 +1,6 @@
 import { AGENT_PACKAGES, type AgentPackage, DISTRIBUTOR_DOCUMENT } from "../../functions/core/contract.js";
+import { inScope } from "../../functions/core/failure/policy.js";
+import { parseMarker } from "../../functions/core/failure/redeploy.js";
 import type { StageConfig } from "../../stacks/config.js";
 import { describeService, type ServiceWiring } from "../../stacks/wiring.js";
 import type { Sandbox } from "../sandbox.js";
@@ -6,7 +8,6 @@ import type { ServiceDeployment } from "../service.js";
 import { compareVersions } from "../world/random.js";
 import { packageBeingInstalled } from "../world/ssm/records.js";
 import type { TraceEntry } from "../world/trace.js";
-import { REDEPLOY_MARKER } from "./measure.js";
 
 // What "first, do no harm" (docs/design.md) forbids, watched while a story runs: the world's own
 // events and trace say what happened at the moment it happened (an agent restarting under a
@@ -18,7 +19,7 @@ export interface StageScope {
   stage: string;
   /** Auto Scaling groups in scope; empty: every group. */
   groups: readonly string[];
-  /** application/deployment-group pairs in scope; empty: every one. */
+  /** application/deployment-group pairs in scope; empty: none; ["*"]: every one. */
   deploymentGroups: readonly string[];
   hookName: string;
   installDocument: string;
@@ -214,7 +215,7 @@ export function watchHarm(sandbox: Sandbox): HarmWatch {
 
   function recordRedeploy(entry: TraceEntry): void {
     const description = String(entry.data?.description ?? "");
-    if (!description.includes(REDEPLOY_MARKER)) return;
+    if (!parseMarker(description)) return;
     const group = String(entry.data?.group ?? "");
     const asgs = world.codeDeploy.groups.get(group)?.autoScalingGroups ?? [];
     // CodeDeploy reaches the group's InService instances (deployments.ts).
@@ -338,28 +339,33 @@ function forbiddenRedeploys(
   const items: HarmItem[] = [];
   const perOriginal = new Map<string, number>();
   for (const redeploy of records.redeploys) {
-    const originalId = /redeploy of (d-[A-Za-z0-9]+)/.exec(redeploy.description)?.[1] ?? "";
+    const marker = parseMarker(redeploy.description);
+    const originalId = marker?.originalDeploymentId ?? "";
     const original = world.codeDeploy.deployments.get(originalId);
-    const stage = stages.find(
-      (candidate) =>
-        candidate.deploymentGroups.length === 0 || candidate.deploymentGroups.includes(redeploy.group),
-    );
+    // The marker names the stage that redeployed; a marker without one is taken as the in-scope stage's.
+    const stage = marker?.stage
+      ? stages.find((candidate) => candidate.stage === marker.stage)
+      : stages.find((candidate) => inScope(candidate.deploymentGroups, redeploy.group));
     const attempt = (perOriginal.get(originalId) ?? 0) + 1;
     perOriginal.set(originalId, attempt);
     const outdated = redeploy.targets.filter((target) => !isCurrent(target, records.fixedInAgentVersion));
     const why = !stage
-      ? `its deployment group ${redeploy.group} is in no stage's scope`
-      : stage.dryRun
-        ? `stage ${stage.stage} runs dry`
-        : original?.creator === "autoscaling"
-          ? `${originalId} is a launch deployment`
-          : original?.creator === "codeDeployRollback"
-            ? `${originalId} is a rollback`
-            : attempt > stage.maxRedeploys
-              ? `it is attempt ${attempt} of ${originalId}, past the cap of ${stage.maxRedeploys}`
-              : outdated.length > 0
-                ? `it reaches ${outdated.map((target) => `${target.instanceId} (agent ${target.version ?? "none"}${target.running ? "" : ", stopped"})`).join(", ")}`
-                : undefined;
+      ? marker?.stage
+        ? `its marker names stage ${marker.stage}, which is not deployed here`
+        : `its deployment group ${redeploy.group} is in no stage's scope`
+      : !inScope(stage.deploymentGroups, redeploy.group)
+        ? `stage ${stage.stage} redeployed into ${redeploy.group}, outside its scope`
+        : stage.dryRun
+          ? `stage ${stage.stage} runs dry`
+          : original?.creator === "autoscaling"
+            ? `${originalId} is a launch deployment`
+            : original?.creator === "codeDeployRollback"
+              ? `${originalId} is a rollback`
+              : attempt > stage.maxRedeploys
+                ? `it is attempt ${attempt} of ${originalId}, past the cap of ${stage.maxRedeploys}`
+                : outdated.length > 0
+                  ? `it reaches ${outdated.map((target) => `${target.instanceId} (agent ${target.version ?? "none"}${target.running ? "" : ", stopped"})`).join(", ")}`
+                  : undefined;
     if (why)
       items.push({
         kind: "forbidden-redeploy",

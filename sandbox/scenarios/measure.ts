@@ -1,3 +1,4 @@
+import { parseMarker } from "../../functions/core/failure/redeploy.js";
 import type { Sandbox } from "../sandbox.js";
 import type { Instance } from "../world/instances.js";
 import { compareVersions } from "../world/random.js";
@@ -46,7 +47,15 @@ export interface Figures extends RecoveryFigures {
   hookToCompleteSeconds: Percentiles;
 }
 
-export const REDEPLOY_MARKER = "[agentfix redeploy of ";
+/** Whether a description carries the service's redeploy marker (any stage's, or an earlier release's). */
+export function isRedeploy(description: string | undefined): boolean {
+  return parseMarker(description) !== undefined;
+}
+
+/** The original failure a redeployment's marker names, or undefined for a deployment with no marker. */
+export function redeployOriginal(description: string | undefined): string | undefined {
+  return parseMarker(description)?.originalDeploymentId;
+}
 
 export function percentiles(values: number[]): Percentiles {
   if (values.length === 0) return { p50: 0, p95: 0, max: 0 };
@@ -116,7 +125,7 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
       scope.deploymentGroups.includes(`${deployment.applicationName}/${deployment.deploymentGroupName}`),
   );
   const launches = deployments.filter((deployment) => deployment.creator === "autoscaling");
-  const redeploys = deployments.filter((deployment) => deployment.description?.includes(REDEPLOY_MARKER));
+  const redeploys = deployments.filter((deployment) => isRedeploy(deployment.description));
   return {
     instances: instances.length,
     inService,

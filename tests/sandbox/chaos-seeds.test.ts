@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CHAOS_NEIGHBOURS, chaos } from "../../sandbox/scenarios/chaos.js";
-import { REDEPLOY_MARKER, scopeInstances } from "../../sandbox/scenarios/measure.js";
+import { isRedeploy, redeployOriginal, scopeInstances } from "../../sandbox/scenarios/measure.js";
 import { runScenario } from "../../sandbox/scenarios/run.js";
 import { HARM_CHECK, isKnownGapRestart } from "./helpers.js";
 
@@ -65,11 +65,11 @@ describe("the chaos scenario, seed after seed", () => {
         expect(summary.duplicateInstalls).toBe(0);
         expect(summary.waitingActions).toBe(0);
         const redeploys = [...world.codeDeploy.deployments.values()].filter((deployment) =>
-          deployment.description?.includes(REDEPLOY_MARKER),
+          isRedeploy(deployment.description),
         );
         const byOriginal = new Map<string, number>();
         for (const deployment of redeploys) {
-          const original = /redeploy of (d-[A-Z0-9]{9})/.exec(deployment.description ?? "")?.[1] ?? "";
+          const original = redeployOriginal(deployment.description) ?? "";
           byOriginal.set(original, (byOriginal.get(original) ?? 0) + 1);
         }
         const cap = Number(

@@ -230,7 +230,7 @@ describe("12. never race an automatic rollback", () => {
     expect(report).toMatchObject({ decision: "REDEPLOYED", originalDeploymentId: "d-RELEASE01", attempt: 1 });
     expect(fakeCodeDeploy.created[0]).toMatchObject({
       revision: PREVIOUS_REVISION,
-      description: "[agentfix redeploy of d-RELEASE01 attempt 1]",
+      description: "[agentfix test redeploy of d-RELEASE01 attempt 1]",
     });
     // The deployment that was rolled back stays rolled back.
     expect((await run("d-RELEASE01")).decision).toBe("SKIPPED");

@@ -68,7 +68,7 @@ describe("deployment failure: redeploy decisions", () => {
       deploymentGroupName: GROUP,
       revision: REVISION,
       deploymentConfigName: "CodeDeployDefault.OneAtATime",
-      description: "Release 42 of the web tier [agentfix redeploy of d-AGENT0001 attempt 1]",
+      description: "Release 42 of the web tier [agentfix test redeploy of d-AGENT0001 attempt 1]",
       fileExistsBehavior: "OVERWRITE",
       ignoreApplicationStopFailures: true,
       autoRollbackConfiguration: { enabled: false, events: ["DEPLOYMENT_FAILURE"] },
@@ -334,7 +334,7 @@ describe("deployment failure: never twice, never beyond the cap", () => {
     });
     // The chain names the original failure, not the redeployment that failed, and keeps the text.
     expect(fakeCodeDeploy.created[1]?.description).toBe(
-      "Release 42 of the web tier [agentfix redeploy of d-CHAIN0001 attempt 2]",
+      "Release 42 of the web tier [agentfix test redeploy of d-CHAIN0001 attempt 2]",
     );
 
     fakeCodeDeploy.fail("d-REDEPLOY2", [agentTarget("i-0aaa")]);

@@ -91,6 +91,22 @@ export const FOLLOW_ON_CREATORS: ReadonlySet<string> = new Set([
   "CodeDeployAutoUpdate",
 ]);
 
+/** The one entry of TARGET_DEPLOYMENT_GROUPS that puts every deployment group of the account in scope. */
+export const ALL_DEPLOYMENT_GROUPS = "*";
+
+/**
+ * Whether the stage acts on an `application/group` pair. A stage acts only on what it names: an
+ * empty list is no group at all, and only the explicit entry `*` means every group of the account.
+ */
+export function inScope(deploymentGroupsInScope: readonly string[], group: string): boolean {
+  return deploymentGroupsInScope.includes(ALL_DEPLOYMENT_GROUPS) || deploymentGroupsInScope.includes(group);
+}
+
+/** Why a stage whose TARGET_DEPLOYMENT_GROUPS is empty leaves every failure alone. */
+export function noScopeReason(id: string, stage: string): string {
+  return `Stage ${stage} names no deployment groups (TARGET_DEPLOYMENT_GROUPS is empty; * means every group): ${id} is left alone, no agent touched, nothing redeployed.`;
+}
+
 /** Why the failed deployment is left alone; "launch-deployment" needs its instance named by the caller. */
 export function whySkip(
   failed: DeploymentInfo,
@@ -102,7 +118,7 @@ export function whySkip(
     return `${id} is a ${failed.computePlatform} deployment: no CodeDeploy agent is involved.`;
   }
   if (failed.status !== "Failed") return `${id} is ${failed.status ?? "of unknown status"}, not Failed.`;
-  if (deploymentGroupsInScope.length > 0 && !deploymentGroupsInScope.includes(group)) {
+  if (!inScope(deploymentGroupsInScope, group)) {
     return `${group} is not one of the deployment groups in scope (TARGET_DEPLOYMENT_GROUPS).`;
   }
   // A blue/green deployment runs on a replacement environment (copied Auto Scaling group or
@@ -140,17 +156,31 @@ export function launchDeploymentReason(id: string, instanceIds: readonly string[
   );
 }
 
+/**
+ * Why a stage leaves alone a failure whose chain another stage claimed (the failed deployment, or
+ * the deployment a failed rollback rolled back, carries that stage's redeploy marker), or undefined
+ * when the chain is this stage's, an earlier release's (a marker naming no stage) or nobody's yet.
+ */
+export function otherStageReason(
+  id: string,
+  chain: { originalDeploymentId: string; attempt: number; stage?: string },
+  stage: string,
+): string | undefined {
+  if (chain.stage === undefined || chain.stage === stage) return undefined;
+  return `${id} is in the chain of redeployments of ${chain.originalDeploymentId} that stage ${chain.stage} made (attempt ${chain.attempt}): the failure is that stage's; stage ${stage} touches no agent and redeploys nothing.`;
+}
+
 /** Why the chain of redeployments may not grow, or undefined while it may. */
 export function capReason(
   id: string,
-  chain: { originalDeploymentId: string; attempt: number },
+  chain: { originalDeploymentId: string; attempt: number; stage?: string },
   maxRedeploys: number,
 ): string | undefined {
   if (chain.attempt + 1 <= maxRedeploys) return undefined;
   const history =
     chain.attempt === 0
       ? `it is the original failure and MAX_REDEPLOYS is ${maxRedeploys}`
-      : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId} and MAX_REDEPLOYS is ${maxRedeploys}`;
+      : `it is redeployment ${chain.attempt} of ${chain.originalDeploymentId}${chain.stage === undefined ? " (made by an earlier release, which named no stage)" : ""} and MAX_REDEPLOYS is ${maxRedeploys}`;
   return `Not redeploying ${id}: the attempt cap is reached (${history}).`;
 }
 
@@ -220,6 +250,7 @@ export function whyNotRedeployable(failed: DeploymentInfo): string | undefined {
 /** What the deployments created in the group after the failed one say about redeploying it. */
 export type LaterDeployment =
   | { kind: "redeployment"; deploymentId: string; attempt: number }
+  | { kind: "other-stage"; deploymentId: string; attempt: number; stage: string }
   | { kind: "rollback"; deploymentId: string }
   | { kind: "superseded"; deploymentId: string; creator: string }
   | { kind: "too-many"; count: number };
@@ -229,6 +260,8 @@ export function laterDeploymentReason(id: string, later: LaterDeployment): strin
   switch (later.kind) {
     case "redeployment":
       return `${id} was already redeployed as ${later.deploymentId} (attempt ${later.attempt}); not creating another.`;
+    case "other-stage":
+      return `${id} was already redeployed by stage ${later.stage} as ${later.deploymentId} (attempt ${later.attempt}): the failure is that stage's; no agent touched, nothing redeployed.`;
     case "rollback":
       return `Rollback ${later.deploymentId} followed ${id}.`;
     case "superseded":

@@ -14,11 +14,17 @@ import { listDeployments } from "./targets.js";
 // CreateDeployment request that repeats the failed one.
 
 /**
- * Redeployments this service creates carry a marker in their description naming the original
- * failed deployment and the attempt number, so chains of redeployments can be counted and a
- * duplicate event can find the redeployment already made, with no state of our own.
+ * Redeployments this service creates carry a marker in their description naming the stage that made
+ * it, the original failed deployment and the attempt number
+ * (`[agentfix <stage> redeploy of d-... attempt n]`), so chains of redeployments can be counted, a
+ * duplicate event can find the redeployment already made, and a stage can tell another stage's
+ * chain from its own, with no state of our own. Earlier releases wrote the marker without the stage
+ * (`[agentfix redeploy of d-... attempt n]`); it is still read, as made by an unknown stage of an
+ * earlier release: it counts toward the attempt cap and as an existing redeployment, like our own.
+ * The stage is the one the stack deployed (STAGE: 1-36 letters, digits or '-').
  */
-const MARKER_PATTERN = /\s*\[agentfix redeploy of (d-[A-Za-z0-9]+) attempt (\d+)\]\s*/;
+const MARKER_PATTERN =
+  /\s*\[agentfix (?:([A-Za-z0-9-]{1,36}) )?redeploy of (d-[A-Za-z0-9]+) attempt (\d+)\]\s*/;
 
 /** "Maximum number of characters in a deployment description: 100"
  * (https://docs.aws.amazon.com/codedeploy/latest/userguide/limits.html); longer is DescriptionTooLongException. */
@@ -30,23 +36,36 @@ export const MAX_REDEPLOY_CANDIDATES = 50;
 export interface RedeployMarker {
   originalDeploymentId: string;
   attempt: number;
+  /**
+   * The stage that made this redeployment (and so owns its chain). Undefined for a failure that is
+   * no redeployment (attempt 0), or for a marker of an earlier release, which named no stage.
+   */
+  stage?: string;
 }
 
-export function formatMarker(marker: RedeployMarker): string {
-  return `[agentfix redeploy of ${marker.originalDeploymentId} attempt ${marker.attempt}]`;
+/** The marker a stage writes: it always names the stage. */
+export function formatMarker(marker: RedeployMarker & { stage: string }): string {
+  return `[agentfix ${marker.stage} redeploy of ${marker.originalDeploymentId} attempt ${marker.attempt}]`;
 }
 
 export function parseMarker(description: string | undefined): RedeployMarker | undefined {
   const match = description?.match(MARKER_PATTERN);
-  if (!match?.[1] || !match[2]) return undefined;
-  return { originalDeploymentId: match[1], attempt: Number(match[2]) };
+  if (!match?.[2] || !match[3]) return undefined;
+  return {
+    originalDeploymentId: match[2],
+    attempt: Number(match[3]),
+    ...(match[1] ? { stage: match[1] } : {}),
+  };
 }
 
 /**
  * The redeployment's description: the original's own text (without an earlier marker) when it fits
  * next to the marker, shortened when it does not; the marker itself is always whole.
  */
-export function composeDescription(originalDescription: string | undefined, marker: RedeployMarker): string {
+export function composeDescription(
+  originalDescription: string | undefined,
+  marker: RedeployMarker & { stage: string },
+): string {
   const tag = formatMarker(marker);
   const text = (originalDescription ?? "").replace(MARKER_PATTERN, " ").replace(/\s+/g, " ").trim();
   if (!text) return tag;
@@ -76,14 +95,30 @@ export async function findChain(deployment: DeploymentInfo, deploymentId: string
 
 /**
  * Looks at the deployments of the group created since the failed one: an existing redeployment of
- * this failure (a duplicate event or a retried invocation must not create a second), a rollback, or a
- * newer deployment that replaced the failed revision (redeploying the old revision would undo it).
- * Launch deployments of new instances and auto-update follow-ons do not count.
+ * this failure (a duplicate event or a retried invocation must not create a second; one another
+ * stage made is reported as that stage's), a rollback, or a newer deployment that replaced the
+ * failed revision (redeploying the old revision would undo it). Launch deployments of new instances
+ * and auto-update follow-ons do not count.
+ *
+ * Two stages whose scopes overlap (`*` in both, say) get the same FAILURE event at the same time.
+ * Their leases are in separate tables, so nothing but CodeDeploy itself is shared: the markers of
+ * the chain decide. Once one stage has created its redeployment, the other finds it here (before
+ * any agent is touched, and again just before CreateDeployment) and leaves the failure to it, and
+ * a later failure of that redeployment carries the first stage's marker, so the other skips it too.
+ * What is left is the race of two first looks: both stages can see no redeployment yet, check and
+ * upgrade the same agents at the same time (the install document skips an agent already current,
+ * and two installs of one package on one instance make one of them fail and be reported), and both
+ * call CreateDeployment. CodeDeploy runs one deployment per group, so the second is refused with
+ * DeploymentLimitExceededException while the first runs; it is deferred and, when it looks again,
+ * finds the first stage's redeployment here. A second redeployment is only made if the first has
+ * already ended between the other stage's last look here and its CreateDeployment (a second or so),
+ * or if ListDeployments does not show the first yet (eventual consistency).
  */
 export async function findLaterDeployment(
   failed: DeploymentInfo,
   failedId: string,
   chain: RedeployMarker,
+  stage: string,
 ): Promise<LaterDeployment | undefined> {
   const applicationName = failed.applicationName ?? "";
   const deploymentGroupName = failed.deploymentGroupName ?? "";
@@ -97,6 +132,15 @@ export async function findLaterDeployment(
     const info = await getDeployment(candidateId);
     const marker = parseMarker(info.description);
     if (marker?.originalDeploymentId === chain.originalDeploymentId) {
+      // A marker of an earlier release (no stage) counts as ours: it is a redeployment all the same.
+      if (marker.stage !== undefined && marker.stage !== stage) {
+        return {
+          kind: "other-stage",
+          deploymentId: candidateId,
+          attempt: marker.attempt,
+          stage: marker.stage,
+        };
+      }
       return { kind: "redeployment", deploymentId: candidateId, attempt: marker.attempt };
     }
     const creator = info.creator ?? "";
@@ -130,7 +174,10 @@ export async function getDeployment(deploymentId: string): Promise<DeploymentInf
  * (https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_CreateDeployment.html), which this
  * service does not hold, so the group's own alarm configuration applies to the redeployment.
  */
-export function redeploymentInput(failed: DeploymentInfo, marker: RedeployMarker): CreateDeploymentInput {
+export function redeploymentInput(
+  failed: DeploymentInfo,
+  marker: RedeployMarker & { stage: string },
+): CreateDeploymentInput {
   const restart = failed.deploymentMode === "RESTART";
   return {
     applicationName: failed.applicationName,

@@ -20,6 +20,8 @@ import {
   type FailureDecision,
   laterDeploymentReason,
   launchDeploymentReason,
+  noScopeReason,
+  otherStageReason,
   outdatedReason,
   rollbackWaitReason,
   rollbackWaitSeconds,
@@ -172,6 +174,10 @@ class DeploymentRepair {
 
   async run(): Promise<Outcome> {
     const id = this.job.deploymentId;
+    // A stage acts only on what it names: with no deployment group named, not even GetDeployment.
+    if (this.config.TARGET_DEPLOYMENT_GROUPS.length === 0) {
+      return this.outcome("SKIPPED", noScopeReason(id, this.config.STAGE));
+    }
     // Events carry no reason (only ids and the state), and are best effort: GetDeployment is the truth.
     // https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-codedeploy.html
     const failed = await getDeployment(id);
@@ -184,6 +190,8 @@ class DeploymentRepair {
       return this.outcome("SKIPPED", launchDeploymentReason(id, instances));
     }
     if (skip) return this.outcome("SKIPPED", skip);
+    const otherStage = otherStageReason(id, this.chain, this.config.STAGE);
+    if (otherStage) return this.outcome("SKIPPED", otherStage);
 
     const capped = capReason(id, this.chain, this.config.MAX_REDEPLOYS);
     if (capped) {
@@ -197,15 +205,38 @@ class DeploymentRepair {
     if (this.config.DRY_RUN) return this.decide(failed);
     const key = `deployment#${id}`;
     if (!(await this.deps.lease.acquire(key, this.job.requestId, this.job.deadline))) {
-      throw new DeploymentLeaseHeldError(
-        `Another invocation holds the lease ${key}; this one is retried after it finishes`,
-      );
+      return this.deferWhileLeased(key);
     }
     try {
       return await this.decide(failed);
     } finally {
       await this.releaseLease(key);
     }
+  }
+
+  /**
+   * Another invocation works on this failure right now (a duplicate event, Lambda's async retry of
+   * an invocation still running, a retry message while a long upgrade goes on). This one comes back
+   * through the retry queue and looks again once that invocation is done or its lease has lapsed (it
+   * ends at the holder's deadline, so a holder that was cut off never blocks the failure for long);
+   * by then it finds the redeployment, or takes the work over. Thrown instead, as before, when no
+   * retry queue is configured (Lambda's retries bring it back) or once the failure has waited longer
+   * than BUSY_GROUP_RETRY_HOURS: never dropped silently, never reported as given up while another
+   * invocation may still be acting on it.
+   */
+  private async deferWhileLeased(key: string): Promise<Outcome> {
+    const reason = `Another invocation holds the lease ${key} and is working on this failure`;
+    const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
+    const waitedMs = clock.now() - this.firstSeenAt;
+    if (!queueUrl || waitedMs >= this.config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+      throw new DeploymentLeaseHeldError(`${reason}; this one is retried after it finishes`);
+    }
+    const delay = retryDelaySeconds(waitedMs);
+    await sendRetry(queueUrl, { deploymentId: this.job.deploymentId, firstSeenAt: this.firstSeenAt }, delay);
+    return this.outcome(
+      "DEFERRED",
+      `${reason}: no agent touched, nothing redeployed; looking again in ${delay} s, once it is done or its lease has lapsed.`,
+    );
   }
 
   /**
@@ -292,6 +323,7 @@ class DeploymentRepair {
     const input = redeploymentInput(failed, {
       originalDeploymentId: this.chain.originalDeploymentId,
       attempt,
+      stage: this.config.STAGE,
     });
     const created = await createRedeployment(input);
     if ("busy" in created) {
@@ -307,9 +339,10 @@ class DeploymentRepair {
 
   private async laterDeployment(failed: DeploymentInfo): Promise<Outcome | undefined> {
     const id = this.job.deploymentId;
-    const later = await findLaterDeployment(failed, id, this.chain);
+    const later = await findLaterDeployment(failed, id, this.chain, this.config.STAGE);
     if (!later) return undefined;
-    const redeploymentId = later.kind === "redeployment" ? later.deploymentId : undefined;
+    const redeploymentId =
+      later.kind === "redeployment" || later.kind === "other-stage" ? later.deploymentId : undefined;
     return this.outcome("SKIPPED", laterDeploymentReason(id, later), redeploymentId);
   }
 

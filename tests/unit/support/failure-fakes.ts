@@ -406,8 +406,14 @@ export let fakeCodeDeploy: FakeCodeDeploy;
 export let fakeSsm: FakeSsm;
 export let addMetric: MockInstance<typeof metrics.addMetric>;
 
+/** The stage under test names the group of the fixtures (an empty list would be no group at all). */
 export const config = (overrides: Partial<FailureConfig> = {}): FailureConfig =>
-  defaultFailureConfig({ POLL_INTERVAL_MS: 1, REGISTRATION_TIMEOUT_SECONDS: 0, ...overrides });
+  defaultFailureConfig({
+    POLL_INTERVAL_MS: 1,
+    REGISTRATION_TIMEOUT_SECONDS: 0,
+    TARGET_DEPLOYMENT_GROUPS: [`${APP}/${GROUP}`],
+    ...overrides,
+  });
 
 export function run(
   deploymentId: string,
