@@ -47,8 +47,8 @@ export function stageScopeOf(
     checkDocument: wiring.documents.check.name,
     dryRun: config.dryRun,
     maxRedeploys: config.failure.maxRedeploys,
-    launchFunction: wiring.functions.launch.name,
-    sweepFunction: wiring.functions.sweep.name,
+    launchFunction: wiring.functions.launch?.name ?? "",
+    sweepFunction: wiring.functions.sweep?.name ?? "",
   };
 }
 

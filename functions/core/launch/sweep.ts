@@ -15,6 +15,7 @@ import { autoScaling, sqs } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
+import { coversAll } from "../config.js";
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
 import { findLaunchActivities } from "./lifecycle.js";
 import { dynamoBook, type LaunchRecord } from "./records.js";
@@ -30,7 +31,10 @@ export const SQS_BATCH_SIZE = 10;
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
 export interface SweepSettings {
-  /** Auto Scaling group names in scope; empty means every group of the account and Region. */
+  /**
+   * Auto Scaling group names in scope (TARGET_GROUPS): names, or the one entry `*` for every group
+   * of the account and Region. Empty means none: nothing is swept.
+   */
   groups: readonly string[];
   hookName: string;
   queueUrl: string;
@@ -157,9 +161,12 @@ function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now
   return now - (record.updatedAt ?? 0) < IN_HAND_MS;
 }
 
+/** The groups in scope: only those named; every group only for the explicit `*`; none for an empty list. */
 async function describeGroups(names: readonly string[]): Promise<AutoScalingGroup[]> {
-  const chunks: (string[] | undefined)[] =
-    names.length === 0 ? [undefined] : chunk([...names], GROUP_NAMES_PER_CALL);
+  if (names.length === 0) return [];
+  const chunks: (string[] | undefined)[] = coversAll(names)
+    ? [undefined]
+    : chunk([...names], GROUP_NAMES_PER_CALL);
   const groups: AutoScalingGroup[] = [];
   for (const chunkOfNames of chunks) {
     const pages = paginate((NextToken) =>
