@@ -17,6 +17,7 @@ export async function handleSweep(event: unknown): Promise<SweepReport> {
   const report = await sweepStaleLaunches({
     groups: config.TARGET_GROUPS,
     hookName: config.LIFECYCLE_HOOK_NAME,
+    previousHookName: config.PREVIOUS_LIFECYCLE_HOOK_NAME,
     queueUrl: config.LAUNCH_QUEUE_URL,
     staleAfterSeconds: config.STALE_AFTER_SECONDS,
     dryRun: config.DRY_RUN || input.dryRun === true,

@@ -1,4 +1,5 @@
 import { SERVICE_NAME } from "../functions/core/contract.js";
+import { agentPackageProblem } from "../functions/preflight.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
 import {
   describeService,
@@ -32,10 +33,18 @@ import type { World } from "./world/world.js";
 // so a stage deployed after another gets its queues, lease table and rule names prefixed with its
 // stage here, as its own stacks would give it resources of its own.
 
+/**
+ * A stage deploys only the paths it names (stacks/wiring.ts): the launch function and its queues
+ * when it names `groups`, the failure function and its queues when it names `deploymentGroups`.
+ * Reading a part of a path the stage did not deploy throws, naming the missing setting
+ * (`has` says what is there).
+ */
 export interface ServiceDeployment {
   config: StageConfig;
   /** The description the deployment followed. */
   wiring: ServiceWiring;
+  /** The paths deployed: `launch` with `groups`, `failure` with `deploymentGroups`. */
+  has: { launch: boolean; failure: boolean };
   launch: LambdaFunction;
   failure: LambdaFunction;
   sweep?: LambdaFunction;
@@ -79,7 +88,24 @@ export function rateSeconds(expression: string): number {
   return Number(match[1]) * unit;
 }
 
-const entries = <K extends string, V>(record: Record<K, V>) => Object.entries(record) as [K, V][];
+/** The entries a stage deploys (the wiring leaves out the parts of a path it does not deploy). */
+const entries = <K extends string, V>(record: Partial<Record<K, V>>) =>
+  (Object.entries(record) as [K, V | undefined][]).filter((entry): entry is [K, V] => entry[1] !== undefined);
+
+/**
+ * Distributor must publish the stage's package in the Region, and its pinned version, or every
+ * install would fail: the deploy fails first, naming the setting (the stacks' preflight does the
+ * same against SSM, functions/preflight.ts).
+ */
+async function checkAgentPackage(world: World, config: StageConfig): Promise<void> {
+  const problem = await agentPackageProblem(
+    async (name, versionName) => {
+      world.ssm.describeDocument(name, versionName === undefined ? {} : { versionName });
+    },
+    { packageName: config.agent.package, version: config.agent.version, region: world.region },
+  );
+  if (problem) throw new Error(`Deploying stage ${config.stage} failed: ${problem}`);
+}
 
 /**
  * A function without reserved concurrency draws on the account's unreserved pool (1,000 by
@@ -89,7 +115,7 @@ const entries = <K extends string, V>(record: Record<K, V>) => Object.entries(re
  */
 function sandboxConcurrency(wiring: ServiceWiring, key: FunctionKey): number {
   const fn = wiring.functions[key];
-  if (fn.reservedConcurrency !== undefined) return fn.reservedConcurrency;
+  if (fn?.reservedConcurrency !== undefined) return fn.reservedConcurrency;
   const source = wiring.sqsSources.find((candidate) => candidate.function === key);
   const eventsToo = rulesInvoking(wiring, key).some(({ target }) => "function" in target);
   if (source && !eventsToo) return source.maxConcurrency;
@@ -123,6 +149,7 @@ export async function deployService(
   dynamodb: DynamoDbTarget = worldDynamoDb(world, ""),
 ): Promise<ServiceDeployment> {
   const config = parseStageConfig(options.stage ?? "sandbox", input, "sandbox configuration");
+  await checkAgentPackage(world, config);
   const stages = deployedStages.get(world) ?? new Set<string>();
   if (stages.has(config.stage))
     throw new RangeError(`stage ${config.stage} is already deployed in this sandbox`);
@@ -130,6 +157,11 @@ export async function deployService(
   stages.add(config.stage);
   deployedStages.set(world, stages);
   const wiring = ownNames(describeService(config), prefix);
+  const queueName = (key: QueueKey) => {
+    const queue = wiring.queues[key];
+    if (!queue) throw new Error(`stage ${config.stage} deploys no ${key} queue`);
+    return queue.name;
+  };
   const triggers = options.triggers ?? true;
   // The lease table holds the leases and the launch records alike (functions/core/launch/records.ts).
   const leaseTable = await dynamodb.createTable(
@@ -141,18 +173,23 @@ export async function deployService(
       world.ssm.createDocument({ name: document.name, content: document.content });
   }
 
-  const queues = {} as Record<QueueKey, Queue>;
+  const queues: Partial<Record<QueueKey, Queue>> = {};
+  const queueOf = (key: QueueKey): Queue => {
+    const queue = queues[key];
+    if (!queue) throw new Error(`stage ${config.stage} deploys no ${key} queue`);
+    return queue;
+  };
   for (const [key, queue] of entries(wiring.queues)) {
     queues[key] = world.sqs.createQueue({
       name: queue.name,
       visibilityTimeoutSeconds: queue.visibilityTimeoutSeconds,
       maxReceiveCount: queue.deadLetter?.maxReceiveCount,
-      deadLetterQueueName: queue.deadLetter && wiring.queues[queue.deadLetter.queue].name,
+      deadLetterQueueName: queue.deadLetter && queueName(queue.deadLetter.queue),
     });
   }
   const resources = {
     leaseTable,
-    queueUrl: (key: QueueKey) => world.sqs.queueUrl(queues[key].name),
+    queueUrl: (key: QueueKey) => world.sqs.queueUrl(queueOf(key).name),
   };
   const scheduleRuns = (rule: { enabled: boolean }) => triggers && (options.sweep ?? rule.enabled);
 
@@ -172,7 +209,7 @@ export async function deployService(
     if (triggers) {
       for (const source of wiring.sqsSources.filter((candidate) => candidate.function === key)) {
         sources.push(
-          addSqsEventSource(runtime, world, fn, queues[source.queue], {
+          addSqsEventSource(runtime, world, fn, queueOf(source.queue), {
             batchSize: source.batchSize,
             maximumBatchingWindowSeconds: source.maxBatchingWindowSeconds,
             reportBatchItemFailures: source.reportBatchItemFailures,
@@ -187,7 +224,7 @@ export async function deployService(
       } else if (triggers && rule.enabled) {
         const { target } = rule;
         bus.addRule(`${prefix}${rule.id}`, rule.pattern, (event) => {
-          if ("queue" in target) world.sqs.sendMessage(queues[target.queue], JSON.stringify(event));
+          if ("queue" in target) world.sqs.sendMessage(queueOf(target.queue), JSON.stringify(event));
           else runtime.invokeAsync(fn, event);
         });
       }
@@ -196,7 +233,7 @@ export async function deployService(
     if (onFailure) {
       runtime.onStop(() => {
         for (const record of fn.failureDestination.splice(0)) {
-          world.sqs.sendMessage(queues[onFailure], JSON.stringify(record));
+          world.sqs.sendMessage(queueOf(onFailure), JSON.stringify(record));
         }
       });
     }
@@ -214,16 +251,16 @@ export async function deployService(
     }
   }
 
-  return {
+  const absent = (what: string, setting: string) => () => {
+    throw new Error(`stage ${config.stage} deploys no ${what}: it names no ${setting}`);
+  };
+  const part = <T>(value: T | undefined, what: string, setting: string) =>
+    value === undefined ? { get: absent(what, setting), enumerable: false } : { value, enumerable: true };
+  const deployment = {
     config,
     wiring,
-    launch: functions.launch!,
-    failure: functions.failure!,
+    has: { ...config.paths },
     sweep: functions.sweep,
-    launchQueue: queues.launch,
-    launchDeadLetterQueue: queues.launchDeadLetter,
-    failureDeadLetterQueue: queues.failureDeadLetter,
-    failureRetryQueue: queues.failureRetry,
     leaseTable,
     launchSource: sources[0] ?? {
       batches: 0,
@@ -233,6 +270,14 @@ export async function deployService(
       failedBatches: 0,
     },
   };
+  return Object.defineProperties(deployment, {
+    launch: part(functions.launch, "launch function", "groups"),
+    failure: part(functions.failure, "failure function", "deploymentGroups"),
+    launchQueue: part(queues.launch, "launch queue", "groups"),
+    launchDeadLetterQueue: part(queues.launchDeadLetter, "launch dead-letter queue", "groups"),
+    failureDeadLetterQueue: part(queues.failureDeadLetter, "failure dead-letter queue", "deploymentGroups"),
+    failureRetryQueue: part(queues.failureRetry, "failure retry queue", "deploymentGroups"),
+  }) as ServiceDeployment;
 }
 
 /** The wiring with the sandbox's names of its queues: `<prefix><name>` after the service's own prefix. */

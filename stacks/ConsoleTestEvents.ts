@@ -28,9 +28,9 @@ export const EVENTS_DIRECTORY = "events";
  */
 export function ConsoleTestEvents({ app, stack }: StackContext) {
   const { config } = use(Foundation);
-  const { launchFunction } = use(LaunchPath);
-  const { failureFunction } = use(FailurePath);
-  const { sweepFunction } = use(Sweep);
+  const launchFunction = config.paths.launch ? use(LaunchPath).launchFunction : undefined;
+  const failureFunction = config.paths.failure ? use(FailurePath).failureFunction : undefined;
+  const sweepFunction = config.paths.launch ? use(Sweep).sweepFunction : undefined;
   if (!config.testEvents.enabled) return { schemas: [] };
 
   let registry: AwsCustomResource | undefined;
@@ -85,13 +85,15 @@ export function ConsoleTestEvents({ app, stack }: StackContext) {
     }
   }
 
-  const functions: [string, IFunction, "launch" | "deployment-failure" | "sweep"][] = [
+  const functions: [string, IFunction | undefined, "launch" | "deployment-failure" | "sweep"][] = [
     ["Launch", launchFunction, "launch"],
     ["DeploymentFailure", failureFunction, "deployment-failure"],
     ["Sweep", sweepFunction, "sweep"],
   ];
   const schemas: CfnSchema[] = [];
   for (const [id, fn, role] of functions) {
+    // Only the functions the stage deploys.
+    if (!fn) continue;
     // A sample launch event names the stage's own hook, or the function would skip it.
     const events = readTestEvents(join(process.cwd(), EVENTS_DIRECTORY), role).map((event) =>
       withHookName(event, config.hook.name),

@@ -3,6 +3,7 @@ import { Foundation } from "./Foundation.js";
 import { failureAccess } from "./permissions.js";
 import { createServiceFunction } from "./service-function.js";
 import { createServiceQueue, createServiceRule, sqsEventSource } from "./service-resources.js";
+import { wired } from "./wiring.js";
 
 /**
  * Failure path: a failed CodeDeploy deployment of a group in scope invokes
@@ -25,7 +26,7 @@ export function FailurePath({ stack }: StackContext) {
     failureFunction.addEventSource(sqsEventSource(source, resources));
   }
 
-  const rule = createServiceRule(stack, wiring.rules.failure, resources);
+  const rule = createServiceRule(stack, wired(wiring.rules.failure, "failure rule", config.stage), resources);
 
   stack.addOutputs({
     DeploymentFailureFunctionName: failureFunction.functionName,

@@ -1,4 +1,4 @@
-import { Annotations, RemovalPolicy, type Stack } from "aws-cdk-lib";
+import { Annotations, type CustomResource, RemovalPolicy, type Stack } from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { type ITopic, Topic } from "aws-cdk-lib/aws-sns";
@@ -7,6 +7,7 @@ import { CfnDocument } from "aws-cdk-lib/aws-ssm";
 import { NagSuppressions } from "cdk-nag";
 import type { StackContext } from "sst/constructs";
 import { type StageConfig, useStageConfig } from "./config.js";
+import { agentPackagePreflight } from "./preflight.js";
 import type { StackResources } from "./service-resources.js";
 import { type DocumentWiring, describeService, type ServiceWiring } from "./wiring.js";
 
@@ -21,6 +22,8 @@ export interface FoundationOutputs {
   alarmTopic?: ITopic;
   /** A fresh record of the resources one path's stack creates, holding the shared lease table. */
   pathResources(): StackResources;
+  /** The check that Distributor publishes agent.package and agent.version in the Region. */
+  preflight: CustomResource;
 }
 
 /** What every path shares: the stage configuration and its wiring, the lease table and the alarm topic. */
@@ -56,6 +59,9 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
     install: agentDocument(stack, wiring.documents.install),
   };
 
+  // Before anything acts: Distributor publishes the package and the pin in this Region.
+  const preflight = agentPackagePreflight(stack, config);
+
   let alarmTopic: ITopic | undefined;
   if (config.alarms.topicArn) {
     alarmTopic = Topic.fromTopicArn(stack, "AlarmTopic", config.alarms.topicArn);
@@ -88,7 +94,7 @@ export function Foundation({ app, stack }: StackContext): FoundationOutputs {
 
   stack.addOutputs({ LeaseTableName: leaseTable.tableName });
   const pathResources = (): StackResources => ({ config, wiring, leaseTable, queues: {}, functions: {} });
-  return { config, wiring, leaseTable, documents, alarmTopic, pathResources };
+  return { config, wiring, leaseTable, documents, alarmTopic, pathResources, preflight };
 }
 
 function agentDocument(stack: Stack, document: DocumentWiring): CfnDocument {

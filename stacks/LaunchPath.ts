@@ -8,6 +8,7 @@ import {
   createServiceRule,
   sqsEventSource,
 } from "./service-resources.js";
+import { wired } from "./wiring.js";
 
 /**
  * Launch path: our lifecycle hook holds each new instance in Pending:Wait, its EventBridge event
@@ -32,8 +33,12 @@ export function LaunchPath({ stack }: StackContext) {
     launchFunction.addEventSource(sqsEventSource(source, resources));
   }
 
-  const rule = createServiceRule(stack, wiring.rules.launch, resources);
-  const installEndedRule = createServiceRule(stack, wiring.rules.commandEnded, resources);
+  const rule = createServiceRule(stack, wired(wiring.rules.launch, "launch rule", config.stage), resources);
+  const installEndedRule = createServiceRule(
+    stack,
+    wired(wiring.rules.commandEnded, "launch rule", config.stage),
+    resources,
+  );
   const hooks = createLifecycleHooks(stack, wiring.lifecycleHooks, [rule, launchFunction]);
 
   stack.addOutputs({

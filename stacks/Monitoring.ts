@@ -21,23 +21,34 @@ import { Sweep } from "./Sweep.js";
 
 const PERIOD = Duration.minutes(5);
 
-function serviceMetric(name: MetricName, statistic = "Sum", label?: string): Metric {
-  return new Metric({
-    namespace: METRICS_NAMESPACE,
-    metricName: name,
-    dimensionsMap: { service: SERVICE_NAME },
-    statistic,
-    period: PERIOD,
-    ...(label ? { label } : {}),
-  });
+/**
+ * A metric of this stage's functions: every function sets `stage` as a default dimension
+ * (functions/core/common/powertools.ts, from STAGE), so the stage's alarms and widgets read its own
+ * datapoints only, never another stage's in the same account.
+ */
+function stageMetric(stage: string) {
+  return (name: MetricName, statistic = "Sum", label?: string): Metric =>
+    new Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { service: SERVICE_NAME, stage },
+      statistic,
+      period: PERIOD,
+      ...(label ? { label } : {}),
+    });
 }
 
-/** Alarms on every dead-letter queue, every function's errors and the give-up metrics; a dashboard. */
+/**
+ * Alarms on every dead-letter queue, every function's errors and the give-up metrics; a dashboard.
+ * Only for the paths the stage deploys, and only on the stage's own signals: its queues and
+ * functions, and its metrics by their `stage` dimension.
+ */
 export function Monitoring({ app, stack }: StackContext) {
-  const { alarmTopic } = use(Foundation);
-  const launch = use(LaunchPath);
-  const failure = use(FailurePath);
-  const sweep = use(Sweep);
+  const { alarmTopic, config } = use(Foundation);
+  const launch = config.paths.launch ? use(LaunchPath) : undefined;
+  const failure = config.paths.failure ? use(FailurePath) : undefined;
+  const sweep = config.paths.launch ? use(Sweep) : undefined;
+  const serviceMetric = stageMetric(app.stage);
 
   const alarms: Alarm[] = [];
   const alarmWhenPositive = (id: string, metric: IMetric, description: string) => {
@@ -59,16 +70,24 @@ export function Monitoring({ app, stack }: StackContext) {
   };
 
   const deadLetterQueues: [string, IQueue, string][] = [
-    [
-      "LaunchDeadLetterQueueAlarm",
-      launch.deadLetterQueue,
-      "Launch events the launch function could not process",
-    ],
-    [
-      "FailureDeadLetterQueueAlarm",
-      failure.deadLetterQueue,
-      "Deployment failures the failure function could not process",
-    ],
+    ...(launch
+      ? [
+          [
+            "LaunchDeadLetterQueueAlarm",
+            launch.deadLetterQueue,
+            "Launch events the launch function could not process",
+          ] as [string, IQueue, string],
+        ]
+      : []),
+    ...(failure
+      ? [
+          [
+            "FailureDeadLetterQueueAlarm",
+            failure.deadLetterQueue,
+            "Deployment failures the failure function could not process",
+          ] as [string, IQueue, string],
+        ]
+      : []),
   ];
   for (const [id, queue, what] of deadLetterQueues) {
     alarmWhenPositive(
@@ -79,9 +98,9 @@ export function Monitoring({ app, stack }: StackContext) {
   }
 
   const functions: [string, IFunction][] = [
-    ["Launch", launch.launchFunction],
-    ["DeploymentFailure", failure.failureFunction],
-    ["Sweep", sweep.sweepFunction],
+    ...(launch ? [["Launch", launch.launchFunction] as [string, IFunction]] : []),
+    ...(failure ? [["DeploymentFailure", failure.failureFunction] as [string, IFunction]] : []),
+    ...(sweep ? [["Sweep", sweep.sweepFunction] as [string, IFunction]] : []),
   ];
   for (const [name, fn] of functions) {
     alarmWhenPositive(
@@ -91,21 +110,25 @@ export function Monitoring({ app, stack }: StackContext) {
     );
   }
 
-  alarmWhenPositive(
-    "LaunchAbandonedAlarm",
-    serviceMetric(METRIC.launchAbandoned),
-    "An instance got the failure result on launch: its agent could not be installed or verified",
-  );
-  alarmWhenPositive(
-    "OutdatedAgentInAmiAlarm",
-    serviceMetric(METRIC.outdatedAgentInAmi),
-    "A group's AMI starts an outdated CodeDeploy agent at boot: CodeDeploy's launch deployment can run on it before the upgrade. The launch report names the AMI; build it without the agent, or with the agent stopped and disabled",
-  );
-  alarmWhenPositive(
-    "RedeployGaveUpAlarm",
-    serviceMetric(METRIC.redeployGaveUp),
-    "A failed deployment was not redeployed: the agent was not to blame or the attempt cap was reached",
-  );
+  if (launch) {
+    alarmWhenPositive(
+      "LaunchAbandonedAlarm",
+      serviceMetric(METRIC.launchAbandoned),
+      "An instance got the failure result on launch: its agent could not be installed or verified",
+    );
+    alarmWhenPositive(
+      "OutdatedAgentInAmiAlarm",
+      serviceMetric(METRIC.outdatedAgentInAmi),
+      "A group's AMI starts an outdated CodeDeploy agent at boot: CodeDeploy's launch deployment can run on it before the upgrade. The launch report names the AMI; build it without the agent, or with the agent stopped and disabled",
+    );
+  }
+  if (failure) {
+    alarmWhenPositive(
+      "RedeployGaveUpAlarm",
+      serviceMetric(METRIC.redeployGaveUp),
+      "A failed deployment was not redeployed: the agent was not to blame or the attempt cap was reached",
+    );
+  }
 
   const dashboardName = app.logicalPrefixedName("dashboard");
   const dashboard = new Dashboard(stack, "Dashboard", {
@@ -121,6 +144,7 @@ export function Monitoring({ app, stack }: StackContext) {
       height: 2,
     }),
   );
+  // Installs happen on both paths (the failure path upgrades agents too).
   dashboard.addWidgets(
     graph("Agent installs", [
       serviceMetric(METRIC.installsSent),
@@ -129,53 +153,58 @@ export function Monitoring({ app, stack }: StackContext) {
       serviceMetric(METRIC.verified),
       serviceMetric(METRIC.verificationsFailed),
     ]),
-    graph("Launch: time to complete (seconds)", [
-      serviceMetric(METRIC.timeToComplete, "Average", "average"),
-      serviceMetric(METRIC.timeToComplete, "p90", "p90"),
-      serviceMetric(METRIC.timeToComplete, "Maximum", "maximum"),
-    ]),
   );
-  dashboard.addWidgets(
-    graph("Launch outcomes", [
-      serviceMetric(METRIC.launchContinued),
-      serviceMetric(METRIC.launchAbandoned),
-      serviceMetric(METRIC.launchAlreadyCompleted),
-      serviceMetric(METRIC.launchSkipped),
-      serviceMetric(METRIC.launchPending),
-      serviceMetric(METRIC.heartbeats),
-      serviceMetric(METRIC.outdatedAgentInAmi),
-    ]),
-    graph("Redeploys", [
-      serviceMetric(METRIC.redeployCreated),
-      serviceMetric(METRIC.redeploySkipped),
-      serviceMetric(METRIC.redeployGaveUp),
-      serviceMetric(METRIC.redeployDryRun),
-      serviceMetric(METRIC.agentUpgraded),
-    ]),
-  );
-  dashboard.addWidgets(
-    graph(
-      "Launch queue",
-      [
-        launch.queue.metricApproximateAgeOfOldestMessage({
-          period: Duration.minutes(1),
-          statistic: "Maximum",
-        }),
-      ],
-      [
-        launch.queue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(1),
-          statistic: "Maximum",
-        }),
-        launch.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(1),
-          statistic: "Maximum",
-          label: "dead letters",
-        }),
-      ],
-    ),
-    graph("Sweep", [serviceMetric(METRIC.sweepStale), serviceMetric(METRIC.sweepEnqueued)]),
-  );
+  if (launch)
+    dashboard.addWidgets(
+      graph("Launch: time to complete (seconds)", [
+        serviceMetric(METRIC.timeToComplete, "Average", "average"),
+        serviceMetric(METRIC.timeToComplete, "p90", "p90"),
+        serviceMetric(METRIC.timeToComplete, "Maximum", "maximum"),
+      ]),
+      graph("Launch outcomes", [
+        serviceMetric(METRIC.launchContinued),
+        serviceMetric(METRIC.launchAbandoned),
+        serviceMetric(METRIC.launchAlreadyCompleted),
+        serviceMetric(METRIC.launchSkipped),
+        serviceMetric(METRIC.launchPending),
+        serviceMetric(METRIC.heartbeats),
+        serviceMetric(METRIC.outdatedAgentInAmi),
+      ]),
+    );
+  if (failure)
+    dashboard.addWidgets(
+      graph("Redeploys", [
+        serviceMetric(METRIC.redeployCreated),
+        serviceMetric(METRIC.redeploySkipped),
+        serviceMetric(METRIC.redeployGaveUp),
+        serviceMetric(METRIC.redeployDryRun),
+        serviceMetric(METRIC.agentUpgraded),
+      ]),
+    );
+  if (launch && sweep)
+    dashboard.addWidgets(
+      graph(
+        "Launch queue",
+        [
+          launch.queue.metricApproximateAgeOfOldestMessage({
+            period: Duration.minutes(1),
+            statistic: "Maximum",
+          }),
+        ],
+        [
+          launch.queue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(1),
+            statistic: "Maximum",
+          }),
+          launch.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(1),
+            statistic: "Maximum",
+            label: "dead letters",
+          }),
+        ],
+      ),
+      graph("Sweep", [serviceMetric(METRIC.sweepStale), serviceMetric(METRIC.sweepEnqueued)]),
+    );
   dashboard.addWidgets(
     graph(
       "Function errors",

@@ -3,6 +3,7 @@ import { NagSuppressions } from "cdk-nag";
 import { type App, getStack } from "sst/constructs";
 import { AgentAssociation } from "./AgentAssociation.js";
 import { ConsoleTestEvents } from "./ConsoleTestEvents.js";
+import { type StageConfig, useStageConfig } from "./config.js";
 import { FailurePath } from "./FailurePath.js";
 import { Foundation } from "./Foundation.js";
 import { LaunchPath } from "./LaunchPath.js";
@@ -20,8 +21,23 @@ export const STACKS = [
   ConsoleTestEvents,
 ] as const;
 
+/**
+ * The stacks a stage deploys: a path only when the stage names what it acts on (LaunchPath and
+ * Sweep for `groups`, FailurePath for `deploymentGroups`), monitoring and test events only for the
+ * functions it has.
+ */
+export function stacksOf(config: StageConfig): (typeof STACKS)[number][] {
+  const { launch, failure } = config.paths;
+  return STACKS.filter((stack) => {
+    if (stack === LaunchPath || stack === Sweep) return launch;
+    if (stack === FailurePath) return failure;
+    if (stack === Monitoring || stack === ConsoleTestEvents) return launch || failure;
+    return true;
+  });
+}
+
 export function addStacks(app: App): void {
-  for (const stack of STACKS) {
+  for (const stack of stacksOf(useStageConfig(app.stage))) {
     app.stack(stack);
     suppressFrameworkFindings(getStack(stack));
   }

@@ -4,15 +4,18 @@ import { z } from "zod";
 import {
   AGENT_PACKAGES,
   AGENT_VERSION_HINT,
-  AGENT_VERSION_PATTERN,
   GROUP_TAG,
   REDEPLOY_POLICIES,
 } from "../functions/core/contract.js";
 import {
+  ALL,
+  allGroupsConflicts,
   defaultHookName,
   dryRunProblems,
   isPinnedStage,
+  previousDefaultHookName,
   resolveAgentVersion,
+  type StageScope,
   sharedGroups,
 } from "./stage-policy.js";
 
@@ -63,12 +66,36 @@ const groupName = z
   .regex(/^[^,\s][^,]*$/, "an Auto Scaling group name (no commas, no leading blank)");
 const deploymentGroupPair = z
   .string()
-  .regex(/^[^/\s,]+\/[^/\s,]+$/, "an application/deployment-group pair such as billing/billing-prod");
+  .regex(
+    /^([^/\s,]+\/[^/\s,]+|\*)$/,
+    'an application/deployment-group pair such as billing/billing-prod, or "*" for every deployment group',
+  );
+/** `"*"` (every group of the account and Region, said on purpose) stands alone in its list. */
+const scopeList = (item: z.ZodType<string, string>) =>
+  z
+    .array(item)
+    .default([])
+    .refine((names: string[]) => !names.includes(ALL) || names.length === 1, {
+      message: '"*" (every group of the account and Region) stands alone, without other names',
+    });
+/**
+ * A pin names a full version, X.Y.Z (Distributor's version names): "1.8" or "1" is refused, since
+ * Distributor would not find it and the launch path would verify against the wrong version.
+ */
+const FULL_VERSION = /^(\d+\.\d+\.\d+(\.\d+)?)?$/;
 const agentVersion = z
   .string()
   .trim()
   .transform((value) => (value === "latest" ? "" : value))
-  .pipe(z.string().regex(AGENT_VERSION_PATTERN, AGENT_VERSION_HINT));
+  // Stricter than the functions' AGENT_VERSION_PATTERN: a pin names all three parts.
+  .pipe(
+    z
+      .string()
+      .regex(
+        FULL_VERSION,
+        `a full version X.Y.Z such as 1.8.1 (not "1.8" or "1"), or "latest" (${AGENT_VERSION_HINT})`,
+      ),
+  );
 const result = z.enum(["ABANDON", "CONTINUE"]);
 // `rate(5 minutes)` or a six-field `cron(...)`: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html
 const scheduleExpression = z
@@ -100,7 +127,6 @@ const agentSchema = z.strictObject({
   package: z.enum(AGENT_PACKAGES).default("AWSCodeDeployAgent"),
   /** Pinned version, or "" (or "latest") for the latest published version. Default: per stage. */
   version: agentVersion.optional(),
-  verify: z.boolean().default(true),
   installAttempts: int(1, 10).default(2),
   pollIntervalMs: int(1_000, 600_000).default(5_000),
 });
@@ -114,14 +140,29 @@ const hookSchema = z.strictObject({
   /** "stack": this stack creates the hook on each group; "group": the group's own IaC does. */
   managedBy: z.enum(["stack", "group"]).optional(),
   heartbeatTimeoutSeconds: int(30, 7_200).default(900),
-  /** Default: ABANDON, or CONTINUE in a dry run (which must not hold instances). */
+  /**
+   * Default: CONTINUE (fail open: a timed-out hook never terminates capacity for our fault).
+   * ABANDON is opt-in, and refused in a dry run.
+   */
   defaultResult: result.optional(),
 });
 
 export const LAUNCH_COMPLETIONS = ["events", "polling"] as const;
 
+/**
+ * Launch concurrency per stage. Lambda's default quota is 1,000 concurrent executions per account
+ * and Region, of which 100 must stay unreserved: 900 can be reserved. 20 per stage lets production,
+ * UAT and a dozen personal stages deploy side by side and still leaves most of the pool unreserved.
+ */
+export const DEFAULT_LAUNCH_CONCURRENCY = 20;
+/** Lambda's default concurrency quota per account and Region. */
+export const ACCOUNT_CONCURRENCY_QUOTA = 1_000;
+/** The share of that quota one stage may reserve without a warning: 10%, 100 executions. */
+export const STAGE_RESERVED_SHARE = 0.1;
+
 const launchSchema = z.strictObject({
-  failureResult: result.default("ABANDON"),
+  /** Default CONTINUE (fail open); ABANDON is opt-in, and refused in a dry run. */
+  failureResult: result.optional(),
   registrationTimeoutSeconds: int(30, 7_200).default(600),
   /**
    * "events": each invocation takes the next step and returns; SSM's command-invocation events say
@@ -154,7 +195,9 @@ const launchSchema = z.strictObject({
   maxBatchingWindowSeconds: int(0, 300).optional(),
   // A morning scale-out of 1,000 instances is 20 batches of 50 at once; each must start at once, or
   // CodeDeploy's own launch deployment gives up waiting for an agent (5 minutes by the limits page).
-  maxConcurrency: int(2, 1_000).default(50),
+  // 20 batches of 50 are 1,000 instances at once, and 20 reserved per stage lets many stages share
+  // an account's default quota (docs/configuration.md has the arithmetic).
+  maxConcurrency: int(2, 1_000).default(DEFAULT_LAUNCH_CONCURRENCY),
   /**
    * Concurrency reserved for the launch function; default launch.maxConcurrency. At least the event
    * source's maximum concurrency, the function is never throttled when the account's pool runs dry,
@@ -234,10 +277,24 @@ const stageConfigSchema = z.strictObject({
     .string()
     .regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "an AWS Region such as eu-west-1")
     .optional(),
-  /** Auto Scaling groups in scope; empty means every group of the account and Region. */
-  groups: z.array(groupName).default([]),
-  /** CodeDeploy application/deployment-group pairs in scope; empty means all. */
-  deploymentGroups: z.array(deploymentGroupPair).default([]),
+  /**
+   * The account the stage deploys to, when the file says: the "*" check then compares stages by
+   * account and Region, not by Region alone. Informational otherwise (the credentials decide).
+   */
+  account: z
+    .string()
+    .regex(/^\d{12}$/, "a 12-digit AWS account id")
+    .optional(),
+  /**
+   * Auto Scaling groups in scope. Empty: none, and no launch path (no launch function, queue,
+   * hooks or sweep). `["*"]`: every group of the account and Region, said on purpose.
+   */
+  groups: scopeList(groupName),
+  /**
+   * CodeDeploy application/deployment-group pairs in scope. Empty: none, and no failure path.
+   * `["*"]`: every deployment group of the account and Region.
+   */
+  deploymentGroups: scopeList(deploymentGroupPair),
   dryRun: z.boolean().default(false),
   /**
    * X-Ray tracing of the functions (active tracing, Powertools' tracer). Off, a cold start neither
@@ -287,13 +344,26 @@ export type StageConfigInput = z.input<typeof stageConfigSchema>;
 export interface StageConfig
   extends Omit<ParsedStageConfig, "agent" | "hook" | "launch" | "sweep" | "association"> {
   stage: string;
+  /** What the stage deploys: each path only when the stage names what it acts on. */
+  paths: {
+    /** `groups` named (or "*"): launch function, queues, rules, hooks, sweep. */
+    launch: boolean;
+    /** `deploymentGroups` named (or "*"): failure function, rule, retry and dead-letter queues. */
+    failure: boolean;
+  };
   agent: ParsedStageConfig["agent"] & { version: string };
   hook: ParsedStageConfig["hook"] & {
     name: string;
+    /**
+     * The previous release's default name, still recognised when the stage uses the default name
+     * (a group-managed hook may still carry it); undefined with a name of the stage's own.
+     */
+    previousName?: string;
     managedBy: "stack" | "group";
     defaultResult: "ABANDON" | "CONTINUE";
   };
   launch: ParsedStageConfig["launch"] & {
+    failureResult: "ABANDON" | "CONTINUE";
     timeoutSeconds: number;
     maxReceiveCount: number;
     maxBatchingWindowSeconds: number;
@@ -315,7 +385,7 @@ export function parseStageConfig(
   stage: string,
   input: unknown,
   source = "configuration",
-  otherStages: ReadonlyMap<string, readonly string[]> = new Map(),
+  otherStages: ReadonlyMap<string, StageScope> = new Map(),
 ): StageConfig {
   const parsed = stageConfigSchema.safeParse(input ?? {});
   if (!parsed.success) {
@@ -332,8 +402,23 @@ export function parseStageConfig(
   const { version, problems } = resolveAgentVersion(stage, config.agent);
   const warnings: string[] = [];
   problems.push(...sharedGroups(stage, config.groups, otherStages));
+  const region = config.region ?? process.env.AWS_REGION ?? "us-east-1";
+  problems.push(
+    ...allGroupsConflicts(
+      stage,
+      {
+        groups: config.groups,
+        deploymentGroups: config.deploymentGroups,
+        region,
+        ...(config.account ? { account: config.account } : {}),
+      },
+      otherStages,
+    ),
+  );
+  const paths = { launch: config.groups.length > 0, failure: config.deploymentGroups.length > 0 };
+  const allGroups = config.groups.includes(ALL);
   // The stack can only put a hook on groups it knows by name.
-  const managedBy = config.hook.managedBy ?? (config.groups.length > 0 ? "stack" : "group");
+  const managedBy = config.hook.managedBy ?? (paths.launch && !allGroups ? "stack" : "group");
   const events = config.launch.completion === "events";
   const launchTimeoutSeconds = config.launch.timeoutSeconds ?? (events ? 40 : 300);
   const maxBatchingWindowSeconds = config.launch.maxBatchingWindowSeconds ?? (events ? 2 : 5);
@@ -352,19 +437,38 @@ export function parseStageConfig(
     ...dryRunProblems({
       dryRun: config.dryRun,
       hookDefaultResult: config.hook.defaultResult,
+      launchFailureResult: config.launch.failureResult,
       associationEnabled: config.association.enabled,
     }),
   );
-  if (isPinnedStage(stage) && config.groups.length === 0) {
+  if (isPinnedStage(stage) && (config.groups.length === 0 || allGroups)) {
     problems.push({
       path: "groups",
-      message: `stage "${stage}" pins the agent and must name its Auto Scaling groups: an empty list reaches every group of the account and Region (EKS, ECS and EMR nodes included)`,
+      message: `stage "${stage}" pins the agent and must name its Auto Scaling groups (not "*", which reaches every group of the account and Region, EKS, ECS and EMR nodes included)`,
     });
   }
-  if ((config.association.enabled ?? true) && !config.dryRun && target === undefined) {
+  if (!paths.launch && !paths.failure && config.association.target === undefined) {
+    problems.push({
+      path: "groups",
+      message:
+        'the stage names no groups, no deploymentGroups and no association.target, so it would deploy nothing that acts: name what it acts on (or "*" on purpose for every group)',
+    });
+  }
+  if ((config.association.enabled ?? true) && !config.dryRun && target === undefined && paths.launch) {
     warnings.push(
-      "association: no groups and no association.target are configured, so no State Manager association is created (it would reach every Auto Scaling instance of the account, EKS, ECS and EMR nodes included)",
+      'association: groups is "*" and no association.target is configured, so no State Manager association is created (it would reach every Auto Scaling instance of the account, EKS, ECS and EMR nodes included)',
     );
+  }
+  // State Manager refuses a rate() schedule with ApplyOnlyAtCronInterval at CreateAssociation.
+  if (
+    associationEnabled &&
+    config.association.applyOnlyAtCronInterval &&
+    config.association.schedule.startsWith("rate(")
+  ) {
+    problems.push({
+      path: "association.schedule",
+      message: `${config.association.schedule} with association.applyOnlyAtCronInterval true (the default) is refused by State Manager: use a cron(...) schedule, or set association.applyOnlyAtCronInterval to false`,
+    });
   }
   if (reservedConcurrency > 0 && reservedConcurrency < config.launch.maxConcurrency) {
     problems.push({
@@ -373,7 +477,13 @@ export function parseStageConfig(
     });
   }
   warnings.push(...scopeMismatch(config.groups, config.deploymentGroups));
-  if (reservedConcurrency === 0) {
+  const reservedShare = ACCOUNT_CONCURRENCY_QUOTA * STAGE_RESERVED_SHARE;
+  if (paths.launch && reservedConcurrency > reservedShare) {
+    warnings.push(
+      `launch.reservedConcurrency ${reservedConcurrency} is more than this stage's share of the account's default concurrency quota (${reservedShare} of ${ACCOUNT_CONCURRENCY_QUOTA}, of which 100 must stay unreserved): other stages and functions of the account may not fit; see docs/configuration.md`,
+    );
+  }
+  if (paths.launch && reservedConcurrency === 0) {
     warnings.push(
       "launch.reservedConcurrency is 0: when the account's concurrency runs out, throttled batches wait for the queue's visibility timeout",
     );
@@ -382,10 +492,11 @@ export function parseStageConfig(
   if (!/^[A-Za-z0-9-]{1,36}$/.test(stage)) {
     problems.push({ path: "(stage)", message: "a stage name is 1-36 letters, digits or '-'" });
   }
-  if (managedBy === "stack" && config.groups.length === 0) {
+  if (managedBy === "stack" && (!paths.launch || allGroups)) {
     problems.push({
       path: "hook.managedBy",
-      message: 'the stack can create the hook only on groups listed in "groups"; list them or set "group"',
+      message:
+        'the stack can create the hook only on groups listed by name in "groups"; list them or set "group"',
     });
   }
   if (visibilityTimeoutSeconds <= launchTimeoutSeconds) {
@@ -427,15 +538,19 @@ export function parseStageConfig(
   return {
     ...config,
     stage,
+    paths,
     agent: { ...config.agent, version },
     hook: {
       ...config.hook,
       name: config.hook.name ?? defaultHookName(stage),
+      ...(config.hook.name === undefined ? { previousName: previousDefaultHookName(stage) } : {}),
       managedBy,
-      defaultResult: config.hook.defaultResult ?? (config.dryRun ? "CONTINUE" : "ABANDON"),
+      // Fail open; a dry run never abandons (an explicit ABANDON is refused above).
+      defaultResult: config.dryRun ? "CONTINUE" : (config.hook.defaultResult ?? "CONTINUE"),
     },
     launch: {
       ...config.launch,
+      failureResult: config.dryRun ? "CONTINUE" : (config.launch.failureResult ?? "CONTINUE"),
       timeoutSeconds: launchTimeoutSeconds,
       maxBatchingWindowSeconds,
       visibilityTimeoutSeconds,
@@ -456,20 +571,23 @@ export function parseStageConfig(
 function scopeMismatch(groups: readonly string[], deploymentGroups: readonly string[]): string[] {
   if (deploymentGroups.length > 0 && groups.length === 0) {
     return [
-      `deploymentGroups lists ${deploymentGroups.length} deployment group(s) but groups lists no Auto Scaling group: the failure path upgrades agents on those deployment groups' instances, while the launch path covers only groups that carry its hook themselves and SendCommand is allowed on every instance of the account; list their Auto Scaling groups in groups`,
+      `deploymentGroups lists ${deploymentGroups.length} deployment group(s) but groups lists no Auto Scaling group: no launch path is deployed, and the failure path may send agent commands only to instances of the groups in groups, so it cannot upgrade any agent (it reports the refusals); list their Auto Scaling groups in groups`,
     ];
   }
   if (groups.length > 0 && deploymentGroups.length === 0) {
     return [
-      `groups lists ${groups.length} Auto Scaling group(s) but deploymentGroups lists none: the failure path handles the failures of every deployment group of the account, and its agent commands reach only the instances of the listed groups (the others are refused and reported, then redeployed with their old agent); list the deployment groups of these Auto Scaling groups in deploymentGroups`,
+      `groups lists ${groups.length} Auto Scaling group(s) but deploymentGroups lists none: no failure path is deployed, so failed deployments are not repaired; list the deployment groups of these Auto Scaling groups in deploymentGroups`,
     ];
   }
   return [];
 }
 
 function defaultAssociationTarget(groups: readonly string[]): StageConfig["association"]["target"] {
-  // Every instance launched by Auto Scaling carries the aws:autoscaling:groupName tag.
-  return groups.length > 0 ? { key: `tag:${GROUP_TAG}`, values: [...groups] } : undefined;
+  // Every instance launched by Auto Scaling carries the aws:autoscaling:groupName tag; "*" is no
+  // group name, and an association on every instance of the account is never created by default.
+  return groups.length > 0 && !groups.includes(ALL)
+    ? { key: `tag:${GROUP_TAG}`, values: [...groups] }
+    : undefined;
 }
 
 function configError(stage: string, source: string, problems: { path: string; message: string }[]) {
@@ -490,7 +608,7 @@ export interface ConfigSources {
 export function loadStageConfig(stage: string, sources: ConfigSources = {}): StageConfig {
   const env = sources.env ?? process.env;
   const layers: { source: string; value: Record<string, unknown> }[] = [];
-  const otherStages = new Map<string, readonly string[]>();
+  const otherStages = new Map<string, StageScope>();
   const file = resolve(sources.cwd ?? process.cwd(), env.AGENTFIX_CONFIG_FILE || CONFIG_FILE_NAME);
   if (existsSync(file)) {
     const content = readJson(readFileSync(file, "utf8"), file);
@@ -501,15 +619,21 @@ export function loadStageConfig(stage: string, sources: ConfigSources = {}): Sta
         throw configError(stage, file, [{ path: key, message: "must be an object" }]);
       layers.push({ source: `${file} "${key}"`, value: layer });
     }
-    // The groups of every other stage of the file, so two stages never share one.
+    // The scope of every other stage of the file, so two stages never share a group and "*" never
+    // takes another stage's groups.
+    const fallback = isPlainObject(content.default) ? content.default : {};
+    const strings = (value: unknown) =>
+      Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
     for (const [key, layer] of Object.entries(content)) {
       if (key === "default" || key === stage || !isPlainObject(layer)) continue;
-      const groups = layer.groups ?? (isPlainObject(content.default) ? content.default.groups : undefined);
-      if (Array.isArray(groups))
-        otherStages.set(
-          key,
-          groups.filter((group) => typeof group === "string"),
-        );
+      const field = (name: string) => layer[name] ?? fallback[name];
+      const account = field("account");
+      otherStages.set(key, {
+        groups: strings(field("groups")),
+        deploymentGroups: strings(field("deploymentGroups")),
+        region: String(field("region") ?? env.AWS_REGION ?? "us-east-1"),
+        ...(typeof account === "string" ? { account } : {}),
+      });
     }
   }
   if (env.AGENTFIX_CONFIG)

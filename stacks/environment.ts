@@ -6,13 +6,17 @@ import type { StageConfig } from "./config.js";
  */
 type Environment = Record<string, string>;
 
+/** The previous release's default hook name, still recognised while a group-managed hook may carry it. */
+function previousHook(config: StageConfig): Environment {
+  return config.hook.previousName ? { PREVIOUS_LIFECYCLE_HOOK_NAME: config.hook.previousName } : {};
+}
+
 function agentEnvironment(config: StageConfig, leaseTable: string): Environment {
   const { agent } = config;
   return {
     STAGE: config.stage,
     AGENT_PACKAGE: agent.package,
     AGENT_VERSION: agent.version,
-    VERIFY_AGENT: String(agent.verify),
     INSTALL_ATTEMPTS: String(agent.installAttempts),
     POLL_INTERVAL_MS: String(agent.pollIntervalMs),
     DRY_RUN: String(config.dryRun),
@@ -28,8 +32,10 @@ export function launchEnvironment(
   const { launch, hook } = config;
   return {
     ...agentEnvironment(config, resources.leaseTable),
+    // Names, or "*" for every group (said by the stage); never empty: no groups, no launch function.
     TARGET_GROUPS: config.groups.join(","),
     LIFECYCLE_HOOK_NAME: hook.name,
+    ...previousHook(config),
     FAILURE_RESULT: launch.failureResult,
     REGISTRATION_TIMEOUT_SECONDS: String(launch.registrationTimeoutSeconds),
     LAUNCH_QUEUE_URL: resources.launchQueueUrl,
@@ -47,6 +53,7 @@ export function failureEnvironment(
   const { failure } = config;
   return {
     ...agentEnvironment(config, resources.leaseTable),
+    // Pairs, or "*" for every deployment group; never empty: none, no failure function.
     TARGET_DEPLOYMENT_GROUPS: config.deploymentGroups.join(","),
     MAX_REDEPLOYS: String(failure.maxRedeploys),
     REDEPLOY_WHEN: failure.redeployWhen,
@@ -62,9 +69,12 @@ export function sweepEnvironment(
   resources: { launchQueueUrl: string; leaseTable: string },
 ): Environment {
   return {
+    // Every function knows its stage: it is the `stage` dimension of its metrics.
+    STAGE: config.stage,
     LEASE_TABLE: resources.leaseTable,
     TARGET_GROUPS: config.groups.join(","),
     LIFECYCLE_HOOK_NAME: config.hook.name,
+    ...previousHook(config),
     LAUNCH_QUEUE_URL: resources.launchQueueUrl,
     STALE_AFTER_SECONDS: String(config.sweep.staleAfterSeconds),
     DRY_RUN: String(config.dryRun),

@@ -7,6 +7,7 @@ import {
   LAUNCH_DETAIL_TYPE,
   SSM_SOURCE,
 } from "../functions/core/contract.js";
+import { ALL } from "./stage-policy.js";
 
 /**
  * EventBridge event patterns of the service, in one place: the stacks deploy them and the sandbox
@@ -18,10 +19,20 @@ export interface EventPattern {
   detail?: Record<string, unknown>;
 }
 
-/** Launch lifecycle actions of our hook on the groups in scope (every group when `groups` is empty). */
-export function launchEventPattern(groups: readonly string[], hookName: string): EventPattern {
-  const detail: Record<string, unknown> = { LifecycleHookName: [hookName] };
-  if (groups.length > 0) detail.AutoScalingGroupName = [...groups];
+/**
+ * Launch lifecycle actions of our hook (its name, and the previous release's default name while it
+ * is still recognised) on the groups in scope: the named groups, or every group only for `["*"]`.
+ * An empty list has no pattern: a stage that names no group deploys no launch path.
+ */
+export function launchEventPattern(
+  groups: readonly string[],
+  hookNames: string | readonly string[],
+): EventPattern {
+  if (groups.length === 0) throw new RangeError("no launch pattern for a stage that names no group");
+  const detail: Record<string, unknown> = {
+    LifecycleHookName: typeof hookNames === "string" ? [hookNames] : [...hookNames],
+  };
+  if (!groups.includes(ALL)) detail.AutoScalingGroupName = [...groups];
   return { source: [AUTOSCALING_SOURCE], "detail-type": [LAUNCH_DETAIL_TYPE], detail };
 }
 
@@ -35,13 +46,16 @@ export function commandEndedEventPattern(installDocument: string): EventPattern 
 }
 
 /**
- * Failed CodeDeploy deployments of the applications in scope. `deploymentGroups` holds
+ * Failed CodeDeploy deployments of the deployment groups in scope (every one only for `["*"]`). `deploymentGroups` holds
  * `application/group` pairs; the pattern narrows by application and group name, and the handler
  * checks the exact pair (EventBridge matches each field on its own).
  */
 export function deploymentFailureEventPattern(deploymentGroups: readonly string[]): EventPattern {
+  if (deploymentGroups.length === 0)
+    throw new RangeError("no failure pattern for a stage that names no deployment group");
   const detail: Record<string, unknown> = { state: ["FAILURE"] };
-  if (deploymentGroups.length > 0) {
+  // Every deployment group only for the explicit "*".
+  if (!deploymentGroups.includes(ALL)) {
     detail.application = [...new Set(deploymentGroups.map((pair) => pair.split("/")[0]))];
     detail.deploymentGroup = [...new Set(deploymentGroups.map((pair) => pair.split("/")[1]))];
   }

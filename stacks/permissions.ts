@@ -4,6 +4,7 @@ import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { AGENT_PACKAGES, agentDocumentNames, GROUP_TAG } from "../functions/core/contract.js";
+import { ALL } from "./stage-policy.js";
 
 /**
  * IAM statements of the service's functions, one builder per concern, so each function's role
@@ -27,9 +28,14 @@ export const SEND_COMMAND_TAG_CONDITION = `ssm:resourceTag/${GROUP_TAG}`;
 
 interface Scope {
   stage: string;
-  /** Auto Scaling groups in scope; empty means every group of the account and Region. */
+  /**
+   * Auto Scaling groups in scope: names, or `["*"]` for every group of the account and Region.
+   * Empty means none: no IAM statement reaches any group or instance.
+   */
   groups: readonly string[];
 }
+
+const all = (names: readonly string[]) => names.includes(ALL);
 
 function env(scope: Construct) {
   const stack = Stack.of(scope);
@@ -54,7 +60,8 @@ export function groupArns(scope: Construct, groups: readonly string[]): string[]
   const { partition, region, account } = env(scope);
   // The group's ARN embeds a generated id; the name part is what a policy can pin.
   const prefix = `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/`;
-  return groups.length > 0 ? groups.map((name) => `${prefix}${name}`) : [`${prefix}*`];
+  // Every group only for the explicit "*"; never for an empty list.
+  return all(groups) ? [`${prefix}*`] : groups.map((name) => `${prefix}${name}`);
 }
 
 /**
@@ -79,15 +86,21 @@ export function sendCommandStatements(scope: Construct, { stage, groups }: Scope
       actions: ["ssm:DescribeDocument"],
       resources: packageArns(scope),
     }),
-    new PolicyStatement({
-      sid: "SendCommandToInstancesInScope",
-      effect: Effect.ALLOW,
-      actions: ["ssm:SendCommand"],
-      resources: [`arn:${partition}:ec2:${region}:${account}:instance/*`],
-      ...(groups.length > 0
-        ? { conditions: { StringEquals: { [SEND_COMMAND_TAG_CONDITION]: [...groups] } } }
-        : {}),
-    }),
+    // No group named: no instance may be sent a command. "*": every instance of the account and
+    // Region, because the stage said so.
+    ...(groups.length === 0
+      ? []
+      : [
+          new PolicyStatement({
+            sid: "SendCommandToInstancesInScope",
+            effect: Effect.ALLOW,
+            actions: ["ssm:SendCommand"],
+            resources: [`arn:${partition}:ec2:${region}:${account}:instance/*`],
+            ...(all(groups)
+              ? {}
+              : { conditions: { StringEquals: { [SEND_COMMAND_TAG_CONDITION]: [...groups] } } }),
+          }),
+        ]),
   ];
 }
 
@@ -153,19 +166,20 @@ export function lifecycleActionStatement(scope: Construct, { groups }: Scope): P
 export function deploymentGroupArns(scope: Construct, pairs: readonly string[]): string[] {
   const { partition, region, account } = env(scope);
   const prefix = `arn:${partition}:codedeploy:${region}:${account}:deploymentgroup:`;
-  return pairs.length > 0 ? pairs.map((pair) => `${prefix}${pair}`) : [`${prefix}*/*`];
+  return all(pairs) ? [`${prefix}*/*`] : pairs.map((pair) => `${prefix}${pair}`);
 }
 
 export function applicationArns(scope: Construct, pairs: readonly string[]): string[] {
   const { partition, region, account } = env(scope);
   const prefix = `arn:${partition}:codedeploy:${region}:${account}:application:`;
+  if (all(pairs)) return [`${prefix}*`];
   const applications = [...new Set(pairs.map((pair) => pair.split("/")[0]))];
-  return applications.length > 0 ? applications.map((name) => `${prefix}${name}`) : [`${prefix}*`];
+  return applications.map((name) => `${prefix}${name}`);
 }
 
 /**
  * The CodeDeploy calls of the failure path, on the deployment groups in scope (every group of the
- * account and Region when none is listed). CodeDeploy authorizes deployment-level calls against the
+ * account and Region only for the explicit `["*"]`). CodeDeploy authorizes deployment-level calls against the
  * deployment group ARN: https://docs.aws.amazon.com/codedeploy/latest/userguide/auth-and-access-control-permissions-reference.html
  */
 export function codeDeployStatements(scope: Construct, pairs: readonly string[]): PolicyStatement[] {
@@ -233,7 +247,7 @@ export const WILDCARD_EVIDENCE = {
   instances: {
     appliesTo: { regex: "/^Resource::arn:<AWS::Partition>:ec2:[a-z0-9-]+:<AWS::AccountId>:instance\\/\\*$/" },
     reason:
-      "Instances are launched at any time, so SendCommand names no instance ids; the ssm:resourceTag/aws:autoscaling:groupName condition limits it to the groups in scope (to every instance of the account and Region only when no group is configured), and a separate statement limits it to the three agent documents.",
+      'Instances are launched at any time, so SendCommand names no instance ids; the ssm:resourceTag/aws:autoscaling:groupName condition limits it to the groups in scope (to every instance of the account and Region only when the stage says groups: ["*"]), and a separate statement limits it to the stage\'s two agent documents.',
   },
   allGroups: {
     appliesTo: {
@@ -241,7 +255,7 @@ export const WILDCARD_EVIDENCE = {
         "/^Resource::arn:<AWS::Partition>:autoscaling:[a-z0-9-]+:<AWS::AccountId>:autoScalingGroup:\\*:autoScalingGroupName\\/.*$/",
     },
     reason:
-      "A group ARN embeds a generated id, so lifecycle calls are pinned by group name with '*' for the id; with no group configured the service covers every group of the account and Region by design.",
+      "A group ARN embeds a generated id, so lifecycle calls are pinned by group name with '*' for the id; only a stage that says groups: [\"*\"] covers every group of the account and Region.",
   },
   allDeploymentGroups: {
     appliesTo: {
@@ -249,7 +263,7 @@ export const WILDCARD_EVIDENCE = {
         "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):.*\\*.*$/",
     },
     reason:
-      "No deployment group is configured for this stage, so the failure path covers every deployment group of the account and Region by design; list deploymentGroups to narrow it.",
+      'The stage says deploymentGroups: ["*"], so the failure path covers every deployment group of the account and Region on purpose; list deploymentGroups to narrow it.',
   },
   launchDeployments: {
     appliesTo: {
@@ -314,7 +328,7 @@ function sendMessageStatement(sid: string, queue: IQueue): PolicyStatement {
 
 /**
  * The failure function: the targets of a deployment group in scope are instances of the groups in
- * scope (every instance of the account and Region when no group is listed); a failure it cannot act
+ * scope (every instance of the account and Region only for groups: ["*"], none when no group is listed); a failure it cannot act
  * on yet goes back to its own retry queue, and to no other.
  */
 export function failureAccess(

@@ -8,7 +8,7 @@ import { Function as SstFunction } from "sst/constructs";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "../functions/core/contract.js";
 import { type FunctionAccess, WILDCARD_EVIDENCE } from "./permissions.js";
 import { queueOf, resourceNames, type StackResources } from "./service-resources.js";
-import type { FunctionKey } from "./wiring.js";
+import { type FunctionKey, wired } from "./wiring.js";
 
 export const RUNTIME = "nodejs22.x";
 
@@ -26,7 +26,7 @@ export function createServiceFunction(
   access: FunctionAccess,
 ): SstFunction {
   const props = { ...access, config: resources.config, resources };
-  const wiring = resources.wiring.functions[key];
+  const wiring = wired(resources.wiring.functions[key], `${key} function`, resources.config.stage);
   const { id } = wiring;
   const logGroup = new LogGroup(scope, `${id}Logs`, {
     logGroupName: `/aws/lambda/${wiring.name}`,

@@ -11,6 +11,7 @@ import type { Construct, IDependable } from "constructs";
 import type { StageConfig } from "./config.js";
 import {
   type FunctionKey,
+  hookConstructId,
   isScheduleRule,
   type LifecycleHookWiring,
   type QueueKey,
@@ -19,6 +20,7 @@ import {
   type RuleWiring,
   type ServiceWiring,
   type SqsSourceWiring,
+  wired,
 } from "./wiring.js";
 
 // The CDK constructs of the service's wiring (stacks/wiring.ts): each stack builds its queues,
@@ -65,9 +67,10 @@ export function resourceNames(resources: StackResources): ResourceNames {
 /** Creates one queue of the wiring and records it under its key, so rules, sources and queues find it. */
 export function createServiceQueue(scope: Construct, key: QueueKey, resources: StackResources): Queue {
   const { wiring } = resources;
-  const queue = newQueue(scope, wiring.queues[key], resources);
+  const description = wired(wiring.queues[key], `${key} queue`, resources.config.stage);
+  const queue = newQueue(scope, description, resources);
   resources.queues[key] = queue;
-  const { deadLetterOf } = wiring.queues[key];
+  const { deadLetterOf } = description;
   if (deadLetterOf) {
     NagSuppressions.addResourceSuppressions(queue, [
       { id: "AwsSolutions-SQS3", reason: `This queue is itself the dead-letter queue of ${deadLetterOf}.` },
@@ -139,8 +142,9 @@ export function createLifecycleHooks(
   dependencies: IDependable[],
 ): CfnLifecycleHook[] {
   return hooks.flatMap((hook) =>
-    hook.groups.map((group, index) => {
-      const lifecycleHook = new CfnLifecycleHook(scope, `${hook.id}${index}`, {
+    hook.groups.map((group) => {
+      // Keyed by the group's name: removing one group from `groups` replaces no other group's hook.
+      const lifecycleHook = new CfnLifecycleHook(scope, hookConstructId(hook, group), {
         autoScalingGroupName: group,
         lifecycleHookName: hook.name,
         lifecycleTransition: hook.transition,

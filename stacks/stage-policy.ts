@@ -31,9 +31,66 @@ export function looksPinned(stage: string): boolean {
   return !isPinnedStage(stage) && /(prod|prd|uat|live)/i.test(stage);
 }
 
-/** Each stage's own launch hook, so two stages in one account never act on each other's launches. */
+/**
+ * Each stage's own launch hook, so two stages in one account never act on each other's launches.
+ * Since the hooks are keyed by group name, the default name changed as well: a hook of the same
+ * name cannot be created beside the one it replaces (CloudFormation creates the new resource before
+ * it deletes the old one), so an upgrade creates `agentfix-<stage>-codedeploy-agent-hook` and then
+ * deletes the previous release's hook (previousDefaultHookName).
+ */
 export function defaultHookName(stage: string): string {
+  return `agentfix-${stage}-codedeploy-agent-hook`;
+}
+
+/**
+ * The previous release's default hook name. Still recognised: the launch rule routes its events and
+ * the functions receive it (PREVIOUS_LIFECYCLE_HOOK_NAME), so a hook the group's own code manages
+ * under that name keeps working until its owner renames it.
+ */
+export function previousDefaultHookName(stage: string): string {
   return `agentfix-${stage}-install-codedeploy-agent`;
+}
+
+/** The explicit "every group" of `groups` and `deploymentGroups`. */
+export const ALL = "*";
+
+/** A stage's scope as another stage of the same file sees it. */
+export interface StageScope {
+  groups: readonly string[];
+  deploymentGroups: readonly string[];
+  /** The account the stage states, if it does. */
+  account?: string;
+  /** The Region it deploys to. */
+  region: string;
+}
+
+/**
+ * `"*"` takes every group of the account and Region: refused when another stage of the file names
+ * groups of the same kind in the same account and Region, since this stage would act on them too.
+ * Without an account on both stages, the Region alone decides, and the message says so.
+ */
+export function allGroupsConflicts(
+  stage: string,
+  own: StageScope,
+  otherStages: ReadonlyMap<string, StageScope>,
+): Problem[] {
+  const problems: Problem[] = [];
+  for (const field of ["groups", "deploymentGroups"] as const) {
+    if (!own[field].includes(ALL)) continue;
+    for (const [other, theirs] of otherStages) {
+      if (other === stage || theirs[field].length === 0 || theirs.region !== own.region) continue;
+      const bothAccounts = own.account !== undefined && theirs.account !== undefined;
+      if (bothAccounts && own.account !== theirs.account) continue;
+      const where = bothAccounts
+        ? `account ${own.account} and Region ${own.region}`
+        : `Region ${own.region} (compared by Region only: ${own.account === undefined ? `stage "${stage}"` : `stage "${other}"`} states no account; set "account" on both stages if they deploy to different accounts)`;
+      problems.push({
+        path: field,
+        message: `"*" takes every ${field === "groups" ? "Auto Scaling group" : "deployment group"} of ${where}, but stage "${other}" names ${field} there too (${theirs[field].join(", ")}): name this stage's ${field} instead`,
+      });
+    }
+  }
+  return problems;
 }
 
 /**
@@ -75,14 +132,21 @@ export function resolveAgentVersion(
   return { version, problems };
 }
 
-/** What a dry run may not create: a hook that can abandon, an association that installs. */
+/** What a dry run may not create: a hook that can abandon, a launch path that abandons, an association that installs. */
 export function dryRunProblems(input: {
   dryRun: boolean;
   hookDefaultResult?: string;
+  launchFailureResult?: string;
   associationEnabled?: boolean;
 }): Problem[] {
   if (!input.dryRun) return [];
   const problems: Problem[] = [];
+  if (input.launchFailureResult === "ABANDON") {
+    problems.push({
+      path: "launch.failureResult",
+      message: "a dry run completes every launch with CONTINUE: leave it unset",
+    });
+  }
   if (input.hookDefaultResult === "ABANDON") {
     problems.push({
       path: "hook.defaultResult",
@@ -106,12 +170,12 @@ export function dryRunProblems(input: {
 export function sharedGroups(
   stage: string,
   groups: readonly string[],
-  otherStages: ReadonlyMap<string, readonly string[]>,
+  otherStages: ReadonlyMap<string, Pick<StageScope, "groups">>,
 ): Problem[] {
   const problems: Problem[] = [];
-  for (const [other, theirs] of otherStages) {
+  for (const [other, scope] of otherStages) {
     if (other === stage) continue;
-    const shared = groups.filter((group) => theirs.includes(group));
+    const shared = groups.filter((group) => group !== ALL && scope.groups.includes(group));
     if (shared.length > 0) {
       problems.push({
         path: "groups",

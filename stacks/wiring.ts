@@ -118,7 +118,10 @@ export type RuleWiring = EventRuleWiring | ScheduleRuleWiring;
 
 /** One lifecycle hook, put on each of `groups`. */
 export interface LifecycleHookWiring {
-  /** Construct id prefix in its stack; the group's index completes it. */
+  /**
+   * Construct id prefix in its stack; the group's name completes it (hookConstructId), never its
+   * position, so removing a group from the middle of `groups` replaces no other group's hook.
+   */
   id: string;
   name: string;
   transition: string;
@@ -136,26 +139,46 @@ export interface DocumentWiring {
   content: Record<string, unknown>;
 }
 
+/**
+ * A stage deploys only the paths it names: the launch path (launch function, its queues, rules,
+ * hooks and the sweep) when it names `groups`, the failure path (failure function, its rule, retry
+ * and dead-letter queues) when it names `deploymentGroups`. What a stage does not deploy is absent.
+ */
 export interface ServiceWiring {
   stage: string;
   /** The document the functions (and the association) send: install and verify. */
   documents: { install: DocumentWiring };
-  functions: { launch: FunctionWiring; failure: FunctionWiring; sweep: FunctionWiring };
+  functions: { launch?: FunctionWiring; failure?: FunctionWiring; sweep?: FunctionWiring };
   /** In creation order: a dead-letter queue comes before the queue that redrives to it. */
   queues: {
-    launchDeadLetter: QueueWiring;
-    launch: QueueWiring;
-    failureDeadLetter: QueueWiring;
-    failureRetry: QueueWiring;
+    launchDeadLetter?: QueueWiring;
+    launch?: QueueWiring;
+    failureDeadLetter?: QueueWiring;
+    failureRetry?: QueueWiring;
   };
   sqsSources: SqsSourceWiring[];
   rules: {
-    launch: EventRuleWiring;
-    commandEnded: EventRuleWiring;
-    failure: EventRuleWiring;
-    sweep: ScheduleRuleWiring;
+    launch?: EventRuleWiring;
+    commandEnded?: EventRuleWiring;
+    failure?: EventRuleWiring;
+    sweep?: ScheduleRuleWiring;
   };
   lifecycleHooks: LifecycleHookWiring[];
+}
+
+/** The construct id of a hook on one group: from the group's name, so it never depends on list order. */
+export function hookConstructId(hook: Pick<LifecycleHookWiring, "id">, group: string): string {
+  // "/" separates construct paths; escaping "%" first keeps distinct names distinct.
+  return `${hook.id}-${group.replaceAll("%", "%25").replaceAll("/", "%2F")}`;
+}
+
+/** A part of the wiring the stage deploys; throws with the reason when the stage does not deploy it. */
+export function wired<T>(part: T | undefined, what: string, stage: string): T {
+  if (part === undefined)
+    throw new Error(
+      `stage ${stage} deploys no ${what}: it names no ${what.startsWith("failure") ? "deploymentGroups" : "groups"}`,
+    );
+  return part;
 }
 
 /** How long a message nobody could process is kept for inspection and redrive (the SQS maximum). */
@@ -169,7 +192,7 @@ const FAILURE_RETRY_CONCURRENCY = 5;
  * Functions have predictable names, `agentfix-<stage>-<role>`, so operators and tools
  * (`npm run replay`, the console's test events, CloudWatch Logs under /aws/lambda/<name>) find them.
  */
-export function serviceFunctionName(stage: string, role: FunctionRole): string {
+export function serviceFunctionName(stage: string, role: FunctionRole | "preflight"): string {
   return `${SERVICE_NAME}-${stage}-${role}`;
 }
 
@@ -183,6 +206,32 @@ export function isScheduleRule(rule: RuleWiring): rule is ScheduleRuleWiring {
 
 /** The wiring of one stage. */
 export function describeService(config: StageConfig): ServiceWiring {
+  const full = describeEverything(config);
+  const { launch, failure } = config.paths;
+  const pick = <T extends object>(record: T, keep: (key: keyof T) => boolean): T =>
+    Object.fromEntries(Object.entries(record).filter(([key]) => keep(key as keyof T))) as T;
+  const launchParts = new Set<string>(["launch", "sweep", "launchDeadLetter", "commandEnded"]);
+  const inPath = (key: string) => (launchParts.has(key) ? launch : failure);
+  return {
+    ...full,
+    functions: pick(full.functions, (key) => inPath(key)),
+    queues: pick(full.queues, (key) => inPath(key)),
+    rules: pick(full.rules, (key) => inPath(key)),
+    sqsSources: full.sqsSources.filter((source) => inPath(source.function)),
+    lifecycleHooks: launch ? full.lifecycleHooks : [],
+  };
+}
+
+/** The pattern of a rule describeService leaves out (its path is not deployed). */
+const NOT_DEPLOYED: EventPattern = { source: [], "detail-type": [] };
+
+type FullWiring = Omit<ServiceWiring, "functions" | "queues" | "rules"> & {
+  functions: Required<ServiceWiring["functions"]>;
+  queues: Required<ServiceWiring["queues"]>;
+  rules: Required<ServiceWiring["rules"]>;
+};
+
+function describeEverything(config: StageConfig): FullWiring {
   const { stage, launch, failure, sweep, hook } = config;
   const documentNames = agentDocumentNames(stage);
   return {
@@ -307,7 +356,9 @@ export function describeService(config: StageConfig): ServiceWiring {
       launch: {
         id: "LaunchLifecycleRule",
         description: `Launch lifecycle actions of the ${hook.name} hook on the groups in scope`,
-        pattern: launchEventPattern(config.groups, hook.name),
+        pattern: config.paths.launch
+          ? launchEventPattern(config.groups, [hook.name, ...(hook.previousName ? [hook.previousName] : [])])
+          : NOT_DEPLOYED,
         enabled: true,
         // EventBridge's maxima: an instance waits on the hook for every launch event not delivered.
         // What cannot be delivered lands in the same dead-letter queue as messages that fail
@@ -337,7 +388,7 @@ export function describeService(config: StageConfig): ServiceWiring {
       failure: {
         id: "DeploymentFailureRule",
         description: "Failed CodeDeploy deployments of the deployment groups in scope",
-        pattern: deploymentFailureEventPattern(config.deploymentGroups),
+        pattern: config.paths.failure ? deploymentFailureEventPattern(config.deploymentGroups) : NOT_DEPLOYED,
         enabled: true,
         // When EventBridge cannot invoke the function:
         // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html

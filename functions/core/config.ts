@@ -19,6 +19,33 @@ const csv = z
       .filter(Boolean),
   );
 
+/**
+ * What the stage names, as the functions receive it (TARGET_GROUPS, TARGET_DEPLOYMENT_GROUPS):
+ * - `a,b`: exactly these names;
+ * - `*`: every group of the account and Region, said explicitly by the stage (kept as the one entry
+ *   `"*"` of the list, so no code ever reads "all" into a list that is merely empty);
+ * - empty or unset: nothing is in scope. An empty list never means "everything".
+ * `*` stands alone: `*,web` is refused.
+ */
+export const ALL = "*";
+
+const scopeList = (item: z.ZodString) =>
+  csv
+    .pipe(z.array(z.union([z.literal(ALL), item])))
+    .refine((names) => !names.includes(ALL) || names.length === 1, {
+      message: `${ALL} stands alone (it means every group), without other names`,
+    });
+
+/** True when the list is the explicit `*`: every group (or deployment group) of the account and Region. */
+export function coversAll(names: readonly string[]): boolean {
+  return names.includes(ALL);
+}
+
+/** Whether `name` is in scope of a TARGET_GROUPS / TARGET_DEPLOYMENT_GROUPS list: named, or `*`. Empty: never. */
+export function inScope(names: readonly string[], name: string): boolean {
+  return coversAll(names) || names.includes(name);
+}
+
 const bool = (fallback: boolean) =>
   z
     .enum(["true", "false", "1", "0", "yes", "no", ""])
@@ -56,8 +83,14 @@ const agentSchema = z.object({
 });
 
 const launchSchema = agentSchema.extend({
-  TARGET_GROUPS: csv,
+  // The Auto Scaling groups in scope: names, or `*` for every group; empty: none (see ALL).
+  TARGET_GROUPS: scopeList(z.string().min(1)),
   LIFECYCLE_HOOK_NAME: z.string().default(""),
+  // The stage's hook name of the previous release, still ours while groups that manage their own
+  // hook move to the new name (docs/deploy.md).
+  PREVIOUS_LIFECYCLE_HOOK_NAME: z.string().default(""),
+  // Fail open: an instance whose agent could not be installed or verified still enters service
+  // (CodeDeploy's own hook judges it by its deployment). ABANDON is the stage's explicit choice.
   FAILURE_RESULT: z.enum(["ABANDON", "CONTINUE"]).default("CONTINUE"),
   // Longest wait for SSM registration before the instance gets the failure result.
   REGISTRATION_TIMEOUT_SECONDS: int(600, 30, 7_200),
@@ -75,11 +108,9 @@ const launchSchema = agentSchema.extend({
 });
 
 const failureSchema = agentSchema.extend({
-  // Empty: no deployment group (the stage acts on none); "*" alone: every group of the account.
-  TARGET_DEPLOYMENT_GROUPS: csv.pipe(
-    z
-      .array(z.string().regex(/^(\*|[^/\s*]+\/[^/\s*]+)$/, "application/deployment-group pairs, or * alone"))
-      .refine((pairs) => !pairs.includes("*") || pairs.length === 1, "* stands alone: it means every group"),
+  // application/deployment-group pairs in scope, or `*` for every one; empty: none (see ALL).
+  TARGET_DEPLOYMENT_GROUPS: scopeList(
+    z.string().regex(/^[^/\s*]+\/[^/\s*]+$/, "application/deployment-group pairs"),
   ),
   MAX_REDEPLOYS: int(1, 0, 10),
   REDEPLOY_WHEN: z.enum(REDEPLOY_POLICIES).default("agent-changed"),
@@ -96,8 +127,10 @@ const failureSchema = agentSchema.extend({
 });
 
 const sweepSchema = z.object({
-  TARGET_GROUPS: csv,
+  // Names, or `*` for every group; empty: the sweep looks at no group (see ALL).
+  TARGET_GROUPS: scopeList(z.string().min(1)),
   LIFECYCLE_HOOK_NAME: z.string().min(1, "the name of the launch lifecycle hook the service owns"),
+  PREVIOUS_LIFECYCLE_HOOK_NAME: z.string().default(""),
   LAUNCH_QUEUE_URL: z.string().url(),
   STALE_AFTER_SECONDS: int(300, 30, 172_800),
   DRY_RUN: bool(false),

@@ -282,9 +282,9 @@ export const chaos: Scenario = {
             care.instancesTouchedByTwoStages === 0 &&
             care.instancesGivenTwoAgentVersions === 0 &&
             care.installsAfterOwnHook === 0 &&
-            care.leavingWarmPool.installs === 0 &&
+            care.leavingWarmPool.needlessInstalls === 0 &&
             care.otherTeamsInstallsFollowed === 0,
-          detail: `${care.instancesTouchedByTwoStages} instances touched by both stages, ${care.instancesGivenTwoAgentVersions} given two agent versions, ${care.installsAfterOwnHook} installs after our hook let go (sweeps found ${care.sweepFoundHeldByCodeDeploy} held by CodeDeploy's), ${care.leavingWarmPool.installs} installs and ${care.leavingWarmPool.checks} checks leaving the warm pool, ${care.otherTeamsInstallsFollowed} of ${otherTeam.commands.size} other-team installs followed`,
+          detail: `${care.instancesTouchedByTwoStages} instances touched by both stages, ${care.instancesGivenTwoAgentVersions} given two agent versions, ${care.installsAfterOwnHook} installs after our hook let go (sweeps found ${care.sweepFoundHeldByCodeDeploy} held by CodeDeploy's), ${care.leavingWarmPool.installs} installs (${care.leavingWarmPool.needlessInstalls} needless) and ${care.leavingWarmPool.checks} checks leaving the warm pool, ${care.otherTeamsInstallsFollowed} of ${otherTeam.commands.size} other-team installs followed`,
         },
         {
           name: "no launch deployment failed for want of an agent on an instance the service could have given one",

@@ -1,3 +1,4 @@
+import { isAcceptable } from "../../functions/core/agent/verified.js";
 import type { LaunchOutcome } from "../../functions/core/launch/types.js";
 import type { Sandbox } from "../sandbox.js";
 import { AGENT_NOT_RECEIVING_MESSAGE, AGENT_RESTART_MESSAGE } from "../world/codedeploy/diagnostics.js";
@@ -28,7 +29,11 @@ export interface CareFigures {
    * checks are due). An install document whose first step found the agent current and ended it
    * early is a check: its install step never ran.
    */
-  leavingWarmPool: { instances: number; checks: number; installs: number };
+  /**
+   * Launches out of a warm pool: their sends, the checks that installed nothing, the installs, and the
+   * needless installs among them (onto an agent that already ran at the expected version or newer).
+   */
+  leavingWarmPool: { instances: number; checks: number; installs: number; needlessInstalls: number };
   /** Other teams' Distributor commands that a stage's launch outcomes count as its installs. */
   otherTeamsInstallsFollowed: number;
   /**
@@ -56,6 +61,11 @@ function installRan(
   );
   const step = invocation?.steps?.find((candidate) => candidate.kind === "install");
   return step === undefined || (step.status !== "Skipped" && step.status !== "Pending");
+}
+
+/** The version a command of the stage's install document expected (its `expectedVersion` parameter). */
+function expectedOf(sandbox: Sandbox, commandId: string): string {
+  return sandbox.world.ssm.commands.get(commandId)?.parameters?.expectedVersion?.[0] ?? "";
 }
 
 function invocationResults<T>(sandbox: Sandbox, functionName: string): { startedAt: number; result: T }[] {
@@ -144,6 +154,12 @@ export function careFigures(
       instances: new Set(leaving.map((send) => send.instanceId)).size,
       checks: leaving.filter((send) => !installRan(sandbox, send, installs)).length,
       installs: leaving.filter((send) => installRan(sandbox, send, installs)).length,
+      needlessInstalls: leaving.filter(
+        (send) =>
+          installRan(sandbox, send, installs) &&
+          send.agent.running &&
+          isAcceptable(send.agent.version ?? "", expectedOf(sandbox, send.commandId)),
+      ).length,
     },
     otherTeamsInstallsFollowed: followed.length,
     sweepFoundHeldByCodeDeploy: sweepFound,

@@ -46,8 +46,8 @@ export function stageScopeOf(
     installDocument: wiring.documents.install.name,
     dryRun: config.dryRun,
     maxRedeploys: config.failure.maxRedeploys,
-    launchFunction: wiring.functions.launch.name,
-    sweepFunction: wiring.functions.sweep.name,
+    launchFunction: wiring.functions.launch?.name ?? "",
+    sweepFunction: wiring.functions.sweep?.name ?? "",
   };
 }
 
@@ -99,6 +99,8 @@ interface SendRecord {
   /** Per hook, whether the instance's latest action of that hook was still open. */
   hooksOpen: Record<string, boolean>;
   leavingWarmPool: boolean;
+  /** The agent as it was when the command went out: running, at this version (null: none). */
+  agent: { running: boolean; version: string | null };
 }
 
 interface RedeployRecord {
@@ -209,6 +211,7 @@ export function watchHarm(sandbox: Sandbox): HarmWatch {
         lifecycleState: instance.lifecycleState,
         hooksOpen,
         leavingWarmPool: latest?.origin === "WarmPool" && instance.lifecycleState.startsWith("Pending"),
+        agent: { running: instance.agent.running, version: instance.agent.version },
       });
     }
   }

@@ -30,9 +30,13 @@ export async function waitUntilQuiet(
     });
     const working = services.some(
       (deployed) =>
-        [deployed.launch, deployed.failure].some((fn) => fn.inFlight > 0 || fn.pendingEvents > 0) ||
-        deployed.launchQueue.messages.length > 0 ||
-        deployed.failureRetryQueue.messages.length > 0,
+        // Only the paths the stage deploys (a stage without groups has no launch path).
+        [
+          ...(deployed.has.launch ? [deployed.launch] : []),
+          ...(deployed.has.failure ? [deployed.failure] : []),
+        ].some((fn) => fn.inFlight > 0 || fn.pendingEvents > 0) ||
+        (deployed.has.launch && deployed.launchQueue.messages.length > 0) ||
+        (deployed.has.failure && deployed.failureRetryQueue.messages.length > 0),
     );
     const capacity = scope.groups.some((name) => {
       const group = world.autoScaling.group(name);

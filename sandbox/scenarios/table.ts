@@ -18,7 +18,7 @@ function harmLines(summary: ScenarioResult["summary"]): string[] {
   return [
     `do no harm: harm ${harm.harm} · launches abandoned that would have succeeded ${harm.abandonedThatWouldHaveSucceeded} · agent restarts during a deployment ${harm.agentRestartsDuringDeployments} · forbidden redeploys ${harm.forbiddenRedeploys} · installs out of scope ${harm.installsOutOfScope}`,
     `  instances touched by two stages ${care.instancesTouchedByTwoStages} · given two agent versions ${care.instancesGivenTwoAgentVersions} · installs after our own hook let go ${care.installsAfterOwnHook} · held by another hook, left alone ${care.leftAloneForAnotherHook} (sweeps found ${care.sweepFoundHeldByCodeDeploy})`,
-    `  leaving a warm pool: ${care.leavingWarmPool.instances} instances, ${care.leavingWarmPool.checks} checks, ${care.leavingWarmPool.installs} installs · other teams' installs followed ${care.otherTeamsInstallsFollowed} · AMIs baking an outdated agent: ${reports.length === 0 ? "none reported" : reports.map(([ami, count]) => `${ami} x${count}`).join(", ")}`,
+    `  leaving a warm pool: ${care.leavingWarmPool.instances} instances, ${care.leavingWarmPool.checks} checks, ${care.leavingWarmPool.installs} installs (${care.leavingWarmPool.needlessInstalls} needless) · other teams' installs followed ${care.otherTeamsInstallsFollowed} · AMIs baking an outdated agent: ${reports.length === 0 ? "none reported" : reports.map(([ami, count]) => `${ami} x${count}`).join(", ")}`,
     ...harm.items.slice(0, 10).map((item) => `  HARM ${item.kind}: ${item.detail}`),
   ];
 }

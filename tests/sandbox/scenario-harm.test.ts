@@ -37,10 +37,10 @@ describe("the harm scenario: the rest of the account, end to end with the real h
     expect(Object.keys(summary.care.bakedAgentReports).join()).toContain("ami-0dev-agent181");
     // The story is told as it happens.
     expect(lines.join("\n")).toMatch(
-      /Warmed:Pending:Wait on agentfix-dev-install-codedeploy-agent \(EC2 to WarmPool\)/,
+      /Warmed:Pending:Wait on agentfix-dev-codedeploy-agent-hook \(EC2 to WarmPool\)/,
     );
     expect(lines.join("\n")).toMatch(
-      /Pending:Wait on agentfix-dev-install-codedeploy-agent \(WarmPool to AutoScalingGroup\)/,
+      /Pending:Wait on agentfix-dev-codedeploy-agent-hook \(WarmPool to AutoScalingGroup\)/,
     );
   });
 });

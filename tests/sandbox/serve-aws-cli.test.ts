@@ -105,7 +105,7 @@ describe.skipIf(!hasAwsCli)("the served sandbox, through the AWS CLI", () => {
       (hooks.LifecycleHooks as { LifecycleHookName: string }[]).map((hook) => hook.LifecycleHookName).sort(),
     ).toEqual([
       "CodeDeploy-managed-automatic-launch-deployment-hook-web-dg",
-      "agentfix-sandbox-install-codedeploy-agent",
+      "agentfix-sandbox-codedeploy-agent-hook",
     ]);
     expect((activities.Activities as { StatusCode: string }[])[0]!.StatusCode).toBe("Successful");
     const [redeploy, original] = deployments.deployments as string[];
@@ -214,7 +214,7 @@ describe.skipIf(!hasAwsCli)("the served sandbox, through the AWS CLI", () => {
           "--auto-scaling-group-name",
           "web",
           "--lifecycle-hook-name",
-          "agentfix-sandbox-install-codedeploy-agent",
+          "agentfix-sandbox-codedeploy-agent-hook",
           "--lifecycle-action-result",
           "CONTINUE",
           "--instance-id",
@@ -226,7 +226,7 @@ describe.skipIf(!hasAwsCli)("the served sandbox, through the AWS CLI", () => {
           "--auto-scaling-group-name",
           "web",
           "--lifecycle-hook-name",
-          "agentfix-sandbox-install-codedeploy-agent",
+          "agentfix-sandbox-codedeploy-agent-hook",
           "--lifecycle-action-token",
           "11111111-2222-3333-4444-555555555555",
         ],

@@ -56,7 +56,7 @@ describe("the sandbox deploys the stacks' wiring", () => {
 
     for (const [key, fn] of Object.entries(wiring.functions)) {
       const deployed = runtime.functions.get(fn.name);
-      if (key === "sweep" && !wiring.rules.sweep.enabled) {
+      if (key === "sweep" && !wiring.rules.sweep!.enabled) {
         expect(deployed, "a sweep whose schedule is off").toBeUndefined();
         continue;
       }
@@ -69,7 +69,7 @@ describe("the sandbox deploys the stacks' wiring", () => {
         reservedConcurrency: expect.any(Number),
         env: fn.environment({
           leaseTable: LEASE_TABLE,
-          queueUrl: (queue) => queueUrl(wiring.queues[queue].name),
+          queueUrl: (queue) => queueUrl(wiring.queues[queue]!.name),
         }),
         ...(fn.asyncInvoke
           ? {
@@ -90,7 +90,7 @@ describe("the sandbox deploys the stacks' wiring", () => {
       const redrive = Attributes?.RedrivePolicy ? JSON.parse(Attributes.RedrivePolicy) : undefined;
       expect(redrive, queue.name).toEqual(
         queue.deadLetter && {
-          deadLetterTargetArn: world.sqs.queue(wiring.queues[queue.deadLetter.queue].name).arn,
+          deadLetterTargetArn: world.sqs.queue(wiring.queues[queue.deadLetter.queue]!.name).arn,
           maxReceiveCount: queue.deadLetter.maxReceiveCount,
         },
       );
@@ -98,8 +98,8 @@ describe("the sandbox deploys the stacks' wiring", () => {
 
     expect(runtime.eventSourceMappings).toEqual(
       wiring.sqsSources.map((source) => ({
-        functionName: wiring.functions[source.function].name,
-        queueName: wiring.queues[source.queue].name,
+        functionName: wiring.functions[source.function]!.name,
+        queueName: wiring.queues[source.queue]!.name,
         batchSize: source.batchSize,
         maximumBatchingWindowSeconds: source.maxBatchingWindowSeconds,
         reportBatchItemFailures: source.reportBatchItemFailures,
@@ -116,7 +116,7 @@ describe("the sandbox deploys the stacks' wiring", () => {
     expect(runtime.schedules).toEqual(
       rules.filter(isScheduleRule).map((rule) => ({
         ruleName: rule.id,
-        functionName: "function" in rule.target ? wiring.functions[rule.target.function].name : "",
+        functionName: "function" in rule.target ? wiring.functions[rule.target.function]!.name : "",
         everySeconds: rateSeconds(rule.schedule),
       })),
     );
@@ -166,7 +166,8 @@ describe("the sandbox deploys the stacks' wiring", () => {
       // Event completion: 40 s invocations, a message back every few seconds while its launch runs.
       visibility: 50,
       maxReceiveCount: 100,
-      mapping: { batchSize: 50, maximumBatchingWindowSeconds: 2, maximumConcurrency: 50 },
+      // 20 batches of 50 at once: 1,000 instances, within a share of the account's concurrency.
+      mapping: { batchSize: 50, maximumBatchingWindowSeconds: 2, maximumConcurrency: 20 },
       sweepEvery: 60,
       failureRetries: 2,
     });
@@ -176,7 +177,9 @@ describe("the sandbox deploys the stacks' wiring", () => {
       maximumBatchingWindowSeconds: 2,
       maximumConcurrency: 4,
     });
+    // The stage's hook, and the previous release's default name, still recognised.
     expect(was.launchPattern?.detail?.LifecycleHookName).toEqual([
+      "agentfix-sandbox-codedeploy-agent-hook",
       "agentfix-sandbox-install-codedeploy-agent",
     ]);
     expect(sandbox!.bus.rules[0]?.pattern.detail?.LifecycleHookName).toEqual(["custom-hook"]);
@@ -218,7 +221,7 @@ describe("the sandbox deploys the stacks' wiring", () => {
     world.publishEvent(launchEvent("other", "b1a6a0f4-0000-4000-8000-000000000002"));
     expect(await sandbox!.waitFor(() => service.launchQueue.sent > 0, { timeoutSeconds: 60 })).toBe(true);
     expect(service.launchQueue.sent).toBe(1);
-    expect(sandbox!.bus.ruleStats[service.wiring.rules.launch.id]).toMatchObject({ matched: 1 });
+    expect(sandbox!.bus.ruleStats[service.wiring.rules.launch!.id]).toMatchObject({ matched: 1 });
   });
 
   it("deploys a second stage beside the first with resources of its own, each on its own groups", async () => {
@@ -248,5 +251,37 @@ describe("the sandbox deploys the stacks' wiring", () => {
     await expect(sandbox!.deployService({ groups: ["other"] }, { stage: "prod" })).rejects.toThrow(
       /already deployed/,
     );
+  });
+
+  it("deploys only the paths a stage names: no failure path without deploymentGroups, no launch path without groups", async () => {
+    const launchOnly = await deploy({ groups: GROUPS });
+    expect(launchOnly.has).toEqual({ launch: true, failure: false });
+    expect(Object.keys(launchOnly.wiring.functions).sort()).toEqual(["launch", "sweep"]);
+    expect(sandbox!.runtime.functions.has("agentfix-sandbox-deployment-failure")).toBe(false);
+    expect(() => launchOnly.failure).toThrow(/deploys no failure function: it names no deploymentGroups/);
+    expect(sandbox!.bus.rules.map((rule) => rule.name)).not.toContain("DeploymentFailureRule");
+    await sandbox!.close();
+
+    const failureOnly = await deploy({ deploymentGroups: ["shop/web-dg"] });
+    expect(failureOnly.has).toEqual({ launch: false, failure: true });
+    expect(Object.keys(failureOnly.wiring.functions)).toEqual(["failure"]);
+    expect(failureOnly.wiring.lifecycleHooks).toEqual([]);
+    expect(sandbox!.runtime.schedules).toEqual([]);
+    expect(() => failureOnly.launchQueue).toThrow(/deploys no launch queue: it names no groups/);
+    expect(failureOnly.failure.spec.env?.TARGET_DEPLOYMENT_GROUPS).toBe("shop/web-dg");
+  });
+
+  it("refuses to deploy a stage whose pinned agent version the sandbox's Distributor does not publish", async () => {
+    sandbox = await testSandbox({ seed: "wiring" });
+    sandbox.world.autoScaling.createGroup({ name: "web", image: { imageId: "ami-0sandbox" } });
+    await expect(
+      sandbox.deployService({ groups: ["web"], agent: { version: "1.8.9" } }, { stage: "dev" }),
+    ).rejects.toThrow(/agent\.version: AWSCodeDeployAgent 1\.8\.9 is not published/);
+    // A published pin deploys.
+    const pinned = await sandbox.deployService(
+      { groups: ["web"], agent: { version: "1.8.1" } },
+      { stage: "qa" },
+    );
+    expect(pinned.launch.spec.env?.AGENT_VERSION).toBe("1.8.1");
   });
 });

@@ -7,6 +7,8 @@ import { DEFAULT_PINS, defaultHookName } from "../../stacks/stage-policy.js";
 
 const DEFAULT_PINNED_AGENT_VERSION = DEFAULT_PINS.AWSCodeDeployAgent;
 const PROD = { groups: ["web-prod"] };
+/** A stage must name what it acts on. */
+const WEB = { groups: ["web"] };
 
 function errorOf(action: () => unknown): StageConfigError {
   try {
@@ -29,9 +31,9 @@ describe("stage configuration", () => {
     expect(parseStageConfig("prod", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
     expect(parseStageConfig("production", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
     expect(parseStageConfig("uat", PROD).agent.version).toBe(DEFAULT_PINNED_AGENT_VERSION);
-    expect(parseStageConfig("dev", {}).agent.version).toBe("");
-    expect(parseStageConfig("dev", { agent: { version: "latest" } }).agent.version).toBe("");
-    expect(parseStageConfig("dev", { agent: { version: "1.7.1" } }).agent.version).toBe("1.7.1");
+    expect(parseStageConfig("dev", WEB).agent.version).toBe("");
+    expect(parseStageConfig("dev", { ...WEB, agent: { version: "latest" } }).agent.version).toBe("");
+    expect(parseStageConfig("dev", { ...WEB, agent: { version: "1.7.1" } }).agent.version).toBe("1.7.1");
   });
 
   it("refuses to leave a production stage on the latest agent", () => {
@@ -41,25 +43,25 @@ describe("stage configuration", () => {
   });
 
   it("fills in every default", () => {
-    const config = parseStageConfig("dev", {});
-    expect(config.groups).toEqual([]);
-    expect(config.deploymentGroups).toEqual([]);
+    const config = parseStageConfig("dev", { groups: ["web"], deploymentGroups: ["shop/web-dg"] });
+    expect(config.paths).toEqual({ launch: true, failure: true });
     expect(config.dryRun).toBe(false);
     expect(config.agent).toEqual({
       package: "AWSCodeDeployAgent",
       version: "",
-      verify: true,
       installAttempts: 2,
       pollIntervalMs: 5000,
     });
+    // Fail open: CONTINUE by default.
     expect(config.hook).toEqual({
       name: defaultHookName("dev"),
-      managedBy: "group",
+      previousName: "agentfix-dev-install-codedeploy-agent",
+      managedBy: "stack",
       heartbeatTimeoutSeconds: 900,
-      defaultResult: "ABANDON",
+      defaultResult: "CONTINUE",
     });
     expect(config.launch).toMatchObject({
-      failureResult: "ABANDON",
+      failureResult: "CONTINUE",
       completion: "events",
       timeoutSeconds: 40,
       visibilityTimeoutSeconds: 50,
@@ -68,7 +70,8 @@ describe("stage configuration", () => {
       commandOverdueSeconds: 60,
       batchSize: 50,
       maxBatchingWindowSeconds: 2,
-      maxConcurrency: 50,
+      maxConcurrency: 20,
+      reservedConcurrency: 20,
       maxReceiveCount: 100,
     });
     expect(config.failure).toMatchObject({
@@ -82,9 +85,8 @@ describe("stage configuration", () => {
       schedule: "rate(1 minute)",
       staleAfterSeconds: 30,
     });
-    // No group listed: no association (it would reach every Auto Scaling instance of the account).
     expect(config.association).toMatchObject({
-      enabled: false,
+      enabled: true,
       schedule: "cron(0 3 ? * * *)",
       applyOnlyAtCronInterval: true,
       complianceSeverity: "HIGH",
@@ -96,11 +98,11 @@ describe("stage configuration", () => {
 
   it("lets the stack manage the hook when groups are listed, and the groups' own code otherwise", () => {
     expect(parseStageConfig("dev", { groups: ["web"] }).hook.managedBy).toBe("stack");
-    expect(parseStageConfig("dev", {}).hook.managedBy).toBe("group");
+    expect(parseStageConfig("dev", { groups: ["*"] }).hook.managedBy).toBe("group");
     expect(parseStageConfig("dev", { groups: ["web"], hook: { managedBy: "group" } }).hook.managedBy).toBe(
       "group",
     );
-    const error = errorOf(() => parseStageConfig("dev", { hook: { managedBy: "stack" } }));
+    const error = errorOf(() => parseStageConfig("dev", { groups: ["*"], hook: { managedBy: "stack" } }));
     expect(error.fields).toEqual(["hook.managedBy"]);
   });
 
@@ -110,12 +112,12 @@ describe("stage configuration", () => {
       enabled: true,
       target: { key: "tag:aws:autoscaling:groupName", values: ["web", "api"] },
     });
-    const unscoped = parseStageConfig("dev", {});
+    const unscoped = parseStageConfig("dev", { groups: ["*"] });
     expect(unscoped.association.enabled).toBe(false);
     expect(unscoped.association.target).toBeUndefined();
     expect(unscoped.warnings.join("\n")).toContain("no State Manager association is created");
     const target = { key: "tag:Name", values: ["web-server"] };
-    expect(parseStageConfig("dev", { association: { target } }).association).toMatchObject({
+    expect(parseStageConfig("dev", { groups: ["web"], association: { target } }).association).toMatchObject({
       enabled: true,
       target,
     });
@@ -164,7 +166,7 @@ describe("stage configuration", () => {
   });
 
   it("takes the polling launch path's own defaults when it is chosen", () => {
-    const config = parseStageConfig("dev", { launch: { completion: "polling" } });
+    const config = parseStageConfig("dev", { groups: ["web"], launch: { completion: "polling" } });
     expect(config.launch).toMatchObject({
       timeoutSeconds: 300,
       visibilityTimeoutSeconds: 600,
@@ -176,31 +178,33 @@ describe("stage configuration", () => {
 
   it("keeps the launch queue's redelivery inside the hook's heartbeat window", () => {
     const tooSlow = errorOf(() =>
-      parseStageConfig("dev", { launch: { completion: "polling", timeoutSeconds: 450 } }),
+      parseStageConfig("dev", { ...WEB, launch: { completion: "polling", timeoutSeconds: 450 } }),
     );
     expect(tooSlow.fields).toEqual(["launch.visibilityTimeoutSeconds"]);
     expect(tooSlow.message).toContain("must stay below hook.heartbeatTimeoutSeconds (900)");
 
     const tooShort = errorOf(() =>
-      parseStageConfig("dev", { launch: { timeoutSeconds: 120, visibilityTimeoutSeconds: 100 } }),
+      parseStageConfig("dev", { ...WEB, launch: { timeoutSeconds: 120, visibilityTimeoutSeconds: 100 } }),
     );
     expect(tooShort.fields).toEqual(["launch.visibilityTimeoutSeconds"]);
     expect(tooShort.message).toContain("must exceed launch.timeoutSeconds (120)");
 
     const fits = parseStageConfig("dev", {
+      ...WEB,
       launch: { completion: "polling", timeoutSeconds: 300 },
       hook: { heartbeatTimeoutSeconds: 3600 },
     });
     expect(fits.launch.visibilityTimeoutSeconds).toBe(600);
     // Event completion: the message of a cut-off invocation is back 10 s after the function's timeout.
-    expect(parseStageConfig("dev", { launch: { timeoutSeconds: 450 } }).launch.visibilityTimeoutSeconds).toBe(
-      460,
-    );
+    expect(
+      parseStageConfig("dev", { ...WEB, launch: { timeoutSeconds: 450 } }).launch.visibilityTimeoutSeconds,
+    ).toBe(460);
   });
 
   it("requires a batching window for batches above ten messages and a sweep faster than the heartbeat", () => {
     const error = errorOf(() =>
       parseStageConfig("dev", {
+        ...WEB,
         launch: { maxBatchingWindowSeconds: 0 },
         sweep: { staleAfterSeconds: 900 },
       }),
@@ -250,18 +254,31 @@ describe("stage configuration", () => {
     expect(() => loadStageConfig("dev", { cwd, env: {} })).toThrow(/dev: must be an object/);
   });
 
-  it("uses the defaults when there is no configuration file", () => {
-    const config = loadStageConfig("dev", { cwd: mkdtempSync(join(tmpdir(), "agentfix-empty-")), env: {} });
-    expect(config.groups).toEqual([]);
+  it("refuses a stage that names nothing it acts on, even without a configuration file", () => {
+    const error = errorOf(() =>
+      loadStageConfig("dev", { cwd: mkdtempSync(join(tmpdir(), "agentfix-empty-")), env: {} }),
+    );
+    expect(error.fields).toEqual(["groups"]);
+    expect(error.message).toContain("names no groups, no deploymentGroups and no association.target");
+    const config = loadStageConfig("dev", {
+      cwd: mkdtempSync(join(tmpdir(), "agentfix-empty-")),
+      env: { AGENTFIX_CONFIG: '{"groups":["web"]}' },
+    });
     expect(config.stage).toBe("dev");
   });
 });
 
 describe("stage rules that keep a stage from harming the account", () => {
-  it("gives each stage its own launch hook", () => {
-    expect(parseStageConfig("dev", {}).hook.name).toBe("agentfix-dev-install-codedeploy-agent");
-    expect(parseStageConfig("prod", PROD).hook.name).toBe("agentfix-prod-install-codedeploy-agent");
-    expect(parseStageConfig("dev", { hook: { name: "team-hook" } }).hook.name).toBe("team-hook");
+  it("gives each stage its own launch hook, and still recognises the previous release's default name", () => {
+    const dev = parseStageConfig("dev", { groups: ["web"] }).hook;
+    expect(dev).toMatchObject({
+      name: "agentfix-dev-codedeploy-agent-hook",
+      previousName: "agentfix-dev-install-codedeploy-agent",
+    });
+    expect(parseStageConfig("prod", PROD).hook.name).toBe("agentfix-prod-codedeploy-agent-hook");
+    const own = parseStageConfig("dev", { groups: ["web"], hook: { name: "team-hook" } }).hook;
+    expect(own.name).toBe("team-hook");
+    expect(own.previousName).toBeUndefined();
   });
 
   it("refuses two stages of one file that share a group", () => {
@@ -277,16 +294,25 @@ describe("stage rules that keep a stage from harming the account", () => {
   it("holds and installs nothing in a dry run: the hook continues, no association", () => {
     const config = parseStageConfig("dev", { dryRun: true, groups: ["web"] });
     expect(config.hook.defaultResult).toBe("CONTINUE");
+    expect(config.launch.failureResult).toBe("CONTINUE");
     expect(config.association.enabled).toBe(false);
     const error = errorOf(() =>
       parseStageConfig("dev", {
         dryRun: true,
         groups: ["web"],
         hook: { defaultResult: "ABANDON" },
+        launch: { failureResult: "ABANDON" },
         association: { enabled: true },
       }),
     );
-    expect(error.fields).toEqual(["hook.defaultResult", "association.enabled"]);
+    expect(error.fields).toEqual(["launch.failureResult", "hook.defaultResult", "association.enabled"]);
+    // ABANDON stays a stage's explicit choice outside a dry run.
+    const abandon = parseStageConfig("dev", {
+      groups: ["web"],
+      hook: { defaultResult: "ABANDON" },
+      launch: { failureResult: "ABANDON" },
+    });
+    expect([abandon.hook.defaultResult, abandon.launch.failureResult]).toEqual(["ABANDON", "ABANDON"]);
   });
 
   it("needs a pinned stage on the 2.x package to name its version, and a pin to match its package", () => {
@@ -300,7 +326,7 @@ describe("stage rules that keep a stage from harming the account", () => {
         .agent.version,
     ).toBe("2.1.0");
     const mismatch = errorOf(() =>
-      parseStageConfig("dev", { agent: { package: "AWSCodeDeployAgentV2", version: "1.8.1" } }),
+      parseStageConfig("dev", { ...WEB, agent: { package: "AWSCodeDeployAgentV2", version: "1.8.1" } }),
     );
     expect(mismatch.fields).toEqual(["agent.version"]);
     expect(mismatch.message).toContain("1.8.1 is not a version of AWSCodeDeployAgentV2");
@@ -308,48 +334,110 @@ describe("stage rules that keep a stage from harming the account", () => {
 
   it("makes a stage that reads like production or UAT choose its version explicitly", () => {
     for (const stage of ["prd", "prod-eu", "uat2"]) {
-      const error = errorOf(() => parseStageConfig(stage, {}));
+      const error = errorOf(() => parseStageConfig(stage, WEB));
       expect(error.fields).toEqual(["agent.version"]);
       expect(error.message).toContain("reads like production or UAT");
     }
-    expect(parseStageConfig("prod-eu", { agent: { version: "latest" } }).agent.version).toBe("");
-    expect(parseStageConfig("prod-eu", { agent: { version: "1.8.1" } }).agent.version).toBe("1.8.1");
+    expect(parseStageConfig("prod-eu", { ...WEB, agent: { version: "latest" } }).agent.version).toBe("");
+    expect(parseStageConfig("prod-eu", { ...WEB, agent: { version: "1.8.1" } }).agent.version).toBe("1.8.1");
   });
 
-  it("refuses a pinned stage that names no group", () => {
-    const error = errorOf(() => parseStageConfig("prod", {}));
+  it("refuses a pinned stage that names no group, or every group", () => {
+    for (const groups of [[], ["*"]]) {
+      const error = errorOf(() =>
+        parseStageConfig("prod", { groups, association: { target: { key: "tag:Name", values: ["w"] } } }),
+      );
+      expect(error.fields).toEqual(["groups"]);
+      expect(error.message).toContain("must name its Auto Scaling groups");
+    }
+  });
+
+  it("takes every group only for an explicit *, alone, and refuses it beside another stage's groups in the same account and Region", () => {
+    expect(errorOf(() => parseStageConfig("dev", { groups: ["*", "web"] })).fields).toEqual(["groups"]);
+    expect(parseStageConfig("dev", { deploymentGroups: ["*"] }).paths).toEqual({
+      launch: false,
+      failure: true,
+    });
+    const sameRegion = projectWith({ dev: { groups: ["*"] }, prod: { groups: ["web-prod"] } });
+    const error = errorOf(() => loadStageConfig("dev", { cwd: sameRegion, env: {} }));
     expect(error.fields).toEqual(["groups"]);
-    expect(error.message).toContain("must name its Auto Scaling groups");
+    expect(error.message).toContain('stage "prod" names groups there too');
+    expect(error.message).toContain("compared by Region only");
+    const deploymentGroups = projectWith({
+      dev: { deploymentGroups: ["*"] },
+      prod: { groups: ["web-prod"], deploymentGroups: ["shop/web-prod"] },
+    });
+    expect(errorOf(() => loadStageConfig("dev", { cwd: deploymentGroups, env: {} })).fields).toEqual([
+      "deploymentGroups",
+    ]);
+    // Another account, or another Region: no conflict.
+    const apart = projectWith({
+      dev: { account: "111111111111", groups: ["*"] },
+      prod: { account: "222222222222", groups: ["web-prod"] },
+      uat: { region: "eu-west-1", groups: ["web-uat"] },
+    });
+    expect(loadStageConfig("dev", { cwd: apart, env: {} }).groups).toEqual(["*"]);
   });
 
-  it("reserves the launch function's concurrency for its event source", () => {
-    expect(parseStageConfig("dev", {}).launch.reservedConcurrency).toBe(50);
-    expect(parseStageConfig("dev", { launch: { maxConcurrency: 20 } }).launch.reservedConcurrency).toBe(20);
-    const error = errorOf(() => parseStageConfig("dev", { launch: { reservedConcurrency: 10 } }));
-    expect(error.fields).toEqual(["launch.reservedConcurrency"]);
-    expect(parseStageConfig("dev", { launch: { reservedConcurrency: 0 } }).warnings.join("\n")).toContain(
-      "launch.reservedConcurrency is 0",
+  it("refuses a pin that is not a full version and a rate() association schedule State Manager would refuse", () => {
+    for (const version of ["1.8", "1"]) {
+      const error = errorOf(() => parseStageConfig("dev", { groups: ["web"], agent: { version } }));
+      expect(error.fields).toEqual(["agent.version"]);
+      expect(error.message).toContain("a full version X.Y.Z");
+    }
+    const rate = errorOf(() =>
+      parseStageConfig("dev", { groups: ["web"], association: { schedule: "rate(1 day)" } }),
     );
+    expect(rate.fields).toEqual(["association.schedule"]);
+    expect(rate.message).toContain("association.applyOnlyAtCronInterval");
+    expect(
+      parseStageConfig("dev", {
+        groups: ["web"],
+        association: { schedule: "rate(1 day)", applyOnlyAtCronInterval: false },
+      }).association.schedule,
+    ).toBe("rate(1 day)");
+  });
+
+  it("reserves the launch function's concurrency for its event source, within a share of the account", () => {
+    const web = { groups: ["web"] };
+    expect(parseStageConfig("dev", web).launch.reservedConcurrency).toBe(20);
+    expect(
+      parseStageConfig("dev", { ...web, launch: { maxConcurrency: 8 } }).launch.reservedConcurrency,
+    ).toBe(8);
+    const error = errorOf(() => parseStageConfig("dev", { ...web, launch: { reservedConcurrency: 10 } }));
+    expect(error.fields).toEqual(["launch.reservedConcurrency"]);
+    expect(
+      parseStageConfig("dev", { ...web, launch: { reservedConcurrency: 0 } }).warnings.join("\n"),
+    ).toContain("launch.reservedConcurrency is 0");
+    expect(parseStageConfig("dev", web).warnings.join("\n")).not.toContain("share");
+    expect(
+      parseStageConfig("dev", { ...web, launch: { maxConcurrency: 150 } }).warnings.join("\n"),
+    ).toContain("more than this stage's share of the account's default concurrency quota (100 of 1000");
   });
 
   it("warns when deployment groups are listed without Auto Scaling groups, or the reverse", () => {
     const failureOnly = parseStageConfig("dev", { deploymentGroups: ["shop/web-dg"] }).warnings.join("\n");
     expect(failureOnly).toContain(
-      "deploymentGroups lists 1 deployment group(s) but groups lists no Auto Scaling group",
+      "deploymentGroups lists 1 deployment group(s) but groups lists no Auto Scaling group: no launch path is deployed",
     );
     const launchOnly = parseStageConfig("dev", { groups: ["web"] }).warnings.join("\n");
-    expect(launchOnly).toContain("groups lists 1 Auto Scaling group(s) but deploymentGroups lists none");
+    expect(launchOnly).toContain(
+      "groups lists 1 Auto Scaling group(s) but deploymentGroups lists none: no failure path is deployed",
+    );
     const both = parseStageConfig("dev", { groups: ["web"], deploymentGroups: ["shop/web-dg"] }).warnings;
     expect(both.join("\n")).not.toMatch(/deploymentGroups lists|groups lists/);
   });
 
   it("waits hours for a busy group and two minutes for a rollback by default, within bounds", () => {
-    expect(parseStageConfig("dev", {}).failure).toMatchObject({
+    expect(parseStageConfig("dev", { deploymentGroups: ["shop/web-dg"] }).failure).toMatchObject({
       busyGroupRetryHours: 4,
       rollbackWaitSeconds: 120,
     });
     const error = errorOf(() =>
-      parseStageConfig("dev", { failure: { busyGroupRetryHours: 0, rollbackWaitSeconds: 7200 } }),
+      parseStageConfig("dev", {
+        deploymentGroups: ["shop/web-dg"],
+        failure: { busyGroupRetryHours: 0, rollbackWaitSeconds: 7200 },
+      }),
     );
     expect(error.fields.sort()).toEqual(["failure.busyGroupRetryHours", "failure.rollbackWaitSeconds"]);
   });

@@ -35,8 +35,13 @@ const STAGES: { stage: string; input: StageConfigInput; bundle: boolean }[] = [
       sweep: { schedule: "rate(10 minutes)", staleAfterSeconds: 600 },
     },
   },
-  // Nothing in scope named: every group, hooks left to the groups, and the sweep switched off.
-  { stage: "qa", input: { dryRun: true, sweep: { enabled: false } }, bundle: false },
+  // Every group and deployment group, said on purpose ("*"): hooks left to the groups, and the sweep
+  // switched off.
+  {
+    stage: "qa",
+    input: { groups: ["*"], deploymentGroups: ["*"], dryRun: true, sweep: { enabled: false } },
+    bundle: false,
+  },
 ];
 
 const synthesized = new Map<string, SynthesizedStage>();
@@ -108,7 +113,7 @@ describe.each(STAGES)(
     beforeAll(async () => {
       template = synthesized.get(stage)!;
       sandbox = await createSandbox({ seed: `agreement-${stage}` });
-      for (const name of input.groups ?? []) {
+      for (const name of (input.groups ?? []).filter((group) => group !== "*")) {
         sandbox.world.autoScaling.createGroup({ name, image: { imageId: "ami-0sandbox" } });
       }
       service = await sandbox.deployService(input, { stage });
@@ -124,7 +129,7 @@ describe.each(STAGES)(
         if (!deployed) {
           // Only a function a disabled schedule alone invokes stays out of the sandbox.
           expect(key).toBe("sweep");
-          expect(properties(one(template, "AWS::Events::Rule", wiring.rules.sweep.id)).State).toBe(
+          expect(properties(one(template, "AWS::Events::Rule", wiring.rules.sweep!.id)).State).toBe(
             "DISABLED",
           );
           continue;
@@ -149,7 +154,7 @@ describe.each(STAGES)(
         // Markers in place of the resources show which variables point at one.
         const markers = fn.environment({
           leaseTable: "@LeaseTable",
-          queueUrl: (queue) => `@${wiring.queues[queue].id}`,
+          queueUrl: (queue) => `@${wiring.queues[queue]!.id}`,
         });
         expect(Object.keys(sandboxEnvironment).sort()).toEqual(Object.keys(markers).sort());
         // Beyond the wiring's variables the stacks add only the Powertools settings and SST its
@@ -275,17 +280,19 @@ describe.each(STAGES)(
           defaultResult: hook.DefaultResult,
         };
       });
-      const local = (input.groups ?? []).flatMap((group) =>
-        [...sandbox.world.autoScaling.group(group).hooks.values()].map((hook) => ({
-          group,
-          name: hook.name,
-          transition: hook.transition,
-          heartbeatTimeoutSeconds: hook.heartbeatTimeout,
-          defaultResult: hook.defaultResult,
-        })),
-      );
+      const local = (input.groups ?? [])
+        .filter((group) => group !== "*")
+        .flatMap((group) =>
+          [...sandbox.world.autoScaling.group(group).hooks.values()].map((hook) => ({
+            group,
+            name: hook.name,
+            transition: hook.transition,
+            heartbeatTimeoutSeconds: hook.heartbeatTimeout,
+            defaultResult: hook.defaultResult,
+          })),
+        );
       expect(local).toEqual(cloud);
-      expect(local).toHaveLength(input.groups?.length ?? 0);
+      expect(local).toHaveLength((input.groups ?? []).filter((group) => group !== "*").length);
     });
   },
 );

@@ -2,13 +2,16 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { App, Stack } from "aws-cdk-lib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { installDocumentContent } from "../../functions/core/agent/documents.js";
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
 import { agentDocumentNames } from "../../functions/core/contract.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
-import { defaultHookName } from "../../stacks/stage-policy.js";
+import { PREFLIGHT_RESOURCE_TYPE } from "../../stacks/preflight.js";
+import { createLifecycleHooks } from "../../stacks/service-resources.js";
+import { defaultHookName, previousDefaultHookName } from "../../stacks/stage-policy.js";
 import {
   allowing,
   flatten,
@@ -25,13 +28,17 @@ import {
  *   as for a deploy;
  * - dev: one group, latest agent, association by tag:Name;
  * - dry: a dry run on one group;
- * - qa: nothing configured, so every group and deployment group of the account is in scope.
+ * - qa: "*" for groups and deployment groups, so every group and deployment group of the account
+ *   is in scope, on purpose (in an account of its own: "*" beside another stage's groups is refused);
+ * - assoc: no groups and no deployment groups, only an association target: no launch or failure path.
  * Each stage is synthesized once; dev and qa skip the (slow) function bundling.
  */
 const FIXTURE = join(import.meta.dirname, "fixtures", "agentfix.config.json");
 const PROD_GROUPS = ["web-prod", "api-prod"];
 const PROD_PAIRS = ["billing/billing-prod", "billing/billing-prod-canary", "catalog/catalog-prod"];
 const HOOK = defaultHookName("prod");
+/** The hook names the launch rule routes: the stage's, and the previous release's default. */
+const HOOK_NAMES = [HOOK, previousDefaultHookName("prod")];
 const REGION = "us-east-1";
 
 const synthesized: Record<string, SynthesizedStage> = {};
@@ -43,6 +50,7 @@ beforeAll(async () => {
   synthesized.dev = await synthesizeStage({ stage: "dev", bundle: false });
   synthesized.qa = await synthesizeStage({ stage: "qa", bundle: false });
   synthesized.dry = await synthesizeStage({ stage: "dry", bundle: false });
+  synthesized.assoc = await synthesizeStage({ stage: "assoc", bundle: false });
 }, 300_000);
 
 function template(stage: string, stack: string): Record<string, unknown> {
@@ -91,7 +99,8 @@ describe("1. configuration per stage", () => {
       AGENT_VERSION: "1.8.1",
       TARGET_GROUPS: PROD_GROUPS,
       LIFECYCLE_HOOK_NAME: HOOK,
-      FAILURE_RESULT: "ABANDON",
+      // Fail open by default (prod opts into ABANDON for its hook only).
+      FAILURE_RESULT: "CONTINUE",
       INSTALL_ATTEMPTS: 2,
       DRY_RUN: false,
       LAUNCH_COMPLETION: "events",
@@ -127,7 +136,17 @@ describe("1. configuration per stage", () => {
       TARGET_GROUPS: ["web-dry"],
       DRY_RUN: true,
     });
-    expect(loadLaunchConfig(environmentOf("qa", "LaunchPath", "LaunchFunction")).TARGET_GROUPS).toEqual([]);
+    // "*" reaches the functions literally; an empty list never does (no groups, no launch function).
+    expect(environmentOf("qa", "LaunchPath", "LaunchFunction").TARGET_GROUPS).toBe("*");
+    expect(loadLaunchConfig(environmentOf("qa", "LaunchPath", "LaunchFunction")).TARGET_GROUPS).toEqual([
+      "*",
+    ]);
+    expect(
+      loadFailureConfig(environmentOf("qa", "FailurePath", "DeploymentFailureFunction"))
+        .TARGET_DEPLOYMENT_GROUPS,
+    ).toEqual(["*"]);
+    // Every function knows its stage (the `stage` dimension of its metrics).
+    for (const [stack, id] of FUNCTIONS) expect(environmentOf("prod", stack, id).STAGE).toBe("prod");
   });
 
   it("stops the synth with one error naming every bad field", async () => {
@@ -149,11 +168,11 @@ describe("2. launch path", () => {
   it("routes our hook's launch events for the groups in scope to the launch queue", () => {
     const t = template("prod", "LaunchPath");
     const rule = resource(t, "AWS::Events::Rule", "LaunchLifecycleRule");
-    expect(rule.Properties.EventPattern).toEqual(launchEventPattern(PROD_GROUPS, HOOK));
+    expect(rule.Properties.EventPattern).toEqual(launchEventPattern(PROD_GROUPS, HOOK_NAMES));
     expect(rule.Properties.EventPattern).toMatchObject({
       source: ["aws.autoscaling"],
       "detail-type": ["EC2 Instance-launch Lifecycle Action"],
-      detail: { AutoScalingGroupName: PROD_GROUPS, LifecycleHookName: [HOOK] },
+      detail: { AutoScalingGroupName: PROD_GROUPS, LifecycleHookName: HOOK_NAMES },
     });
     const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
     const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
@@ -165,7 +184,13 @@ describe("2. launch path", () => {
     });
 
     const qaRule = resource(template("qa", "LaunchPath"), "AWS::Events::Rule", "LaunchLifecycleRule");
-    expect(qaRule.Properties.EventPattern).toEqual(launchEventPattern([], defaultHookName("qa")));
+    // "*": every group, said on purpose; no AutoScalingGroupName filter.
+    expect(qaRule.Properties.EventPattern).toEqual(
+      launchEventPattern(["*"], [defaultHookName("qa"), previousDefaultHookName("qa")]),
+    );
+    expect((qaRule.Properties.EventPattern as { detail: object }).detail).not.toHaveProperty(
+      "AutoScalingGroupName",
+    );
   });
 
   it("lets only this rule send to the queue, over TLS", () => {
@@ -237,7 +262,7 @@ describe("2. launch path", () => {
       BatchSize: 50,
       MaximumBatchingWindowInSeconds: 2,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
-      ScalingConfig: { MaximumConcurrency: 50 },
+      ScalingConfig: { MaximumConcurrency: 20 },
     });
   });
 });
@@ -261,7 +286,43 @@ describe("3. lifecycle hooks", () => {
     expect(resources(template("dev", "LaunchPath"), "AWS::AutoScaling::LifecycleHook")).toHaveLength(1);
   });
 
-  it("leaves the hook to the groups' own code when no group is listed", () => {
+  it("keys each hook by its group's name, so removing a group from the middle of the list replaces no other hook", () => {
+    const ids = (groups: string[]) => {
+      const stack = new Stack(new App(), "HookIds");
+      const hooks = createLifecycleHooks(
+        stack,
+        [
+          {
+            id: "LaunchHook",
+            name: HOOK,
+            transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+            heartbeatTimeoutSeconds: 900,
+            defaultResult: "CONTINUE",
+            groups,
+          },
+        ],
+        [],
+      );
+      return Object.fromEntries(hooks.map((hook) => [hook.autoScalingGroupName, stack.getLogicalId(hook)]));
+    };
+    const before = ids(["web", "api", "batch"]);
+    const after = ids(["web", "batch"]);
+    expect(after).toEqual({ web: before.web, batch: before.batch });
+    expect(new Set(Object.values(before)).size).toBe(3);
+    // Names that differ only by "/" or "%" stay distinct.
+    const tricky = ids(["a/b", "a%2Fb"]);
+    expect(new Set(Object.values(tricky)).size).toBe(2);
+    // The synthesized hooks carry their group's name in their logical ids.
+    const prodIds = resources(template("prod", "LaunchPath"), "AWS::AutoScaling::LifecycleHook").map(
+      (hook) => hook.id,
+    );
+    expect(prodIds.map((id) => id.replace(/[0-9A-F]{8}$/, ""))).toEqual([
+      "LaunchHookwebprod",
+      "LaunchHookapiprod",
+    ]);
+  });
+
+  it("leaves the hook to the groups' own code when the stage says every group", () => {
     expect(resources(template("qa", "LaunchPath"), "AWS::AutoScaling::LifecycleHook")).toEqual([]);
   });
 });
@@ -287,7 +348,7 @@ describe("4. failure path", () => {
     expect(
       resource(template("qa", "FailurePath"), "AWS::Events::Rule", "DeploymentFailureRule").Properties
         .EventPattern,
-    ).toEqual(deploymentFailureEventPattern([]));
+    ).toEqual(deploymentFailureEventPattern(["*"]));
   });
 
   it("retries the asynchronous invocation on an explicit policy and sends what still fails to the dead-letter queue", () => {
@@ -449,7 +510,7 @@ describe("6b. the stage's own documents and a dry run", () => {
   });
 
   it("reserves the launch function's concurrency for its event source", () => {
-    expect(fn("prod", "LaunchPath", "LaunchFunction").Properties.ReservedConcurrentExecutions).toBe(50);
+    expect(fn("prod", "LaunchPath", "LaunchFunction").Properties.ReservedConcurrentExecutions).toBe(20);
   });
 });
 
@@ -707,7 +768,11 @@ describe("9. observability", () => {
         expect.objectContaining({
           Namespace: "Agentfix",
           MetricName: name,
-          Dimensions: [{ Name: "service", Value: "agentfix" }],
+          // The stage's own datapoints only.
+          Dimensions: expect.arrayContaining([
+            { Name: "service", Value: "agentfix" },
+            { Name: "stage", Value: "prod" },
+          ]),
           Statistic: "Sum",
           Threshold: 0,
           ComparisonOperator: "GreaterThanThreshold",
@@ -751,6 +816,63 @@ describe("9. observability", () => {
     ]) {
       expect(body).toContain(`"${metric}"`);
     }
+  });
+});
+
+describe("9b. each stage its own signals, and only what it names", () => {
+  it("reads only the stage's metrics in every alarm and dashboard widget", () => {
+    for (const stage of ["prod", "qa"]) {
+      const t = template(stage, "Monitoring");
+      for (const alarm of resources(t, "AWS::CloudWatch::Alarm")) {
+        const properties = flatten(alarm.Properties, t) as { Namespace: string; Dimensions: object[] };
+        if (properties.Namespace !== "Agentfix") continue;
+        expect(properties.Dimensions).toContainEqual({ Name: "stage", Value: stage });
+      }
+      const body = JSON.parse(
+        String(flatten(resource(t, "AWS::CloudWatch::Dashboard", "Dashboard").Properties.DashboardBody, t)),
+      ) as { widgets: { properties: { metrics?: unknown[][] } }[] };
+      const serviceMetrics = body.widgets
+        .flatMap((widget) => widget.properties.metrics ?? [])
+        .filter((metric) => metric[0] === "Agentfix");
+      expect(serviceMetrics.length).toBeGreaterThan(10);
+      for (const metric of serviceMetrics) {
+        expect(metric.join(" ")).toContain(`stage ${stage}`);
+      }
+    }
+  });
+
+  it("deploys no launch or failure path for a stage that names neither, only its association", () => {
+    const names = synthesized.assoc?.stacks.map((stack) => stack.name).sort();
+    expect(names).toEqual(["AgentAssociation", "Foundation"]);
+    expect(
+      resource(template("assoc", "AgentAssociation"), "AWS::SSM::Association", "InstallCodeDeployAgent")
+        .Properties,
+    ).toMatchObject({ Targets: [{ Key: "tag:Name", Values: ["legacy-web"] }] });
+    // A stage that names both deploys all seven stacks.
+    expect(synthesized.prod?.stacks).toHaveLength(7);
+  });
+
+  it("checks before the deploy that Distributor publishes the package and the pinned version", () => {
+    const t = template("prod", "Foundation");
+    const [check] = resources(t, PREFLIGHT_RESOURCE_TYPE);
+    expect(flatten(check?.Properties, t)).toMatchObject({
+      ServiceToken: expect.stringMatching(/^<GetAtt:PreflightFunction.*\.Arn>$/),
+      PackageName: "AWSCodeDeployAgent",
+      Version: "1.8.1",
+    });
+    const preflight = fn("prod", "Foundation", "PreflightFunction");
+    expect(preflight.Properties).toMatchObject({
+      Handler: "functions/preflight.handler",
+      FunctionName: "agentfix-prod-preflight",
+      Runtime: "nodejs22.x",
+    });
+    const roleId = (preflight.Properties.Role as { "Fn::GetAtt": string[] })["Fn::GetAtt"][0] as string;
+    expect(allowing(roleStatements(t, roleId), "ssm:DescribeDocument")).toEqual([
+      expect.objectContaining({ Resource: [`arn:aws:ssm:${REGION}::document/AWSCodeDeployAgent`] }),
+    ]);
+    // The latest: only the package is checked.
+    const [latest] = resources(template("dev", "Foundation"), PREFLIGHT_RESOURCE_TYPE);
+    expect(latest?.Properties).toMatchObject({ PackageName: "AWSCodeDeployAgent", Version: "" });
   });
 });
 
@@ -846,7 +968,7 @@ describe("11. outputs", () => {
 
 describe("checks", () => {
   it("leaves no unsuppressed cdk-nag AwsSolutions finding, and every suppression carries a reason", () => {
-    for (const stage of ["prod", "dev", "qa"]) {
+    for (const stage of ["prod", "dev", "qa", "assoc"]) {
       expect(
         synthesized[stage]?.nag.map((finding) => `${finding.level} ${finding.path}: ${finding.message}`),
       ).toEqual([]);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadFailureConfig, loadLaunchConfig } from "../../functions/core/config.js";
+import {
+  ConfigError,
+  coversAll,
+  inScope,
+  loadFailureConfig,
+  loadLaunchConfig,
+  loadSweepConfig,
+} from "../../functions/core/config.js";
 
 describe("configuration", () => {
   it("gives every launch setting a default when nothing is set", () => {
@@ -7,6 +14,7 @@ describe("configuration", () => {
     expect(config).toMatchObject({
       AGENT_PACKAGE: "AWSCodeDeployAgent",
       AGENT_VERSION: "",
+      // Nothing named is nothing in scope; fail open.
       TARGET_GROUPS: [],
       FAILURE_RESULT: "CONTINUE",
       INSTALL_ATTEMPTS: 2,
@@ -49,5 +57,39 @@ describe("configuration", () => {
     expect(
       loadFailureConfig({ STAGE: "dev", TARGET_DEPLOYMENT_GROUPS: "app/dg" }).TARGET_DEPLOYMENT_GROUPS,
     ).toEqual(["app/dg"]);
+  });
+
+  it("reads * as every group, an empty list as none, and refuses * beside names", () => {
+    const all = loadLaunchConfig({ STAGE: "dev", TARGET_GROUPS: "*" });
+    expect(all.TARGET_GROUPS).toEqual(["*"]);
+    expect(coversAll(all.TARGET_GROUPS)).toBe(true);
+    expect(inScope(all.TARGET_GROUPS, "any-group")).toBe(true);
+
+    const none = loadLaunchConfig({ STAGE: "dev", TARGET_GROUPS: "" });
+    expect(coversAll(none.TARGET_GROUPS)).toBe(false);
+    expect(inScope(none.TARGET_GROUPS, "any-group")).toBe(false);
+
+    const named = loadLaunchConfig({ STAGE: "dev", TARGET_GROUPS: "web" });
+    expect(inScope(named.TARGET_GROUPS, "web")).toBe(true);
+    expect(inScope(named.TARGET_GROUPS, "api")).toBe(false);
+
+    const failure = loadFailureConfig({ STAGE: "dev", TARGET_DEPLOYMENT_GROUPS: "*" });
+    expect(failure.TARGET_DEPLOYMENT_GROUPS).toEqual(["*"]);
+    expect(inScope(failure.TARGET_DEPLOYMENT_GROUPS, "shop/web")).toBe(true);
+    expect(loadFailureConfig({ STAGE: "dev" }).TARGET_DEPLOYMENT_GROUPS).toEqual([]);
+
+    expect(() => loadLaunchConfig({ STAGE: "dev", TARGET_GROUPS: "*,web" })).toThrow(
+      /TARGET_GROUPS.*stands alone/,
+    );
+    expect(() => loadFailureConfig({ STAGE: "dev", TARGET_DEPLOYMENT_GROUPS: "shop/web,*" })).toThrow(
+      /TARGET_DEPLOYMENT_GROUPS.*stands alone/,
+    );
+    expect(
+      loadSweepConfig({
+        TARGET_GROUPS: "*",
+        LIFECYCLE_HOOK_NAME: "h",
+        LAUNCH_QUEUE_URL: "https://q.example/1",
+      }).TARGET_GROUPS,
+    ).toEqual(["*"]);
   });
 });

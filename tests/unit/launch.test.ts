@@ -279,3 +279,30 @@ describe("concurrency by construction", () => {
     expect(reads()).toBe(before);
   });
 });
+
+describe("launches of one instance", () => {
+  it("never lets a late duplicate of an earlier launch replace the launch in hand", async () => {
+    const store = memoryStore();
+    const config = launchConfig();
+    const [first] = world.launch(["i-0000000000000000a"], { registerAfterMs: 0 });
+    const firstRun = await driveQueue(world, [first as object], { store });
+    expect(firstRun.outcomes.get("i-0000000000000000a")?.outcome).toBe("CONTINUE");
+    // The instance leaves its warm pool: a new launch, with a new token, ten minutes later.
+    world.now += 600_000;
+    const instance = world.instances.get("i-0000000000000000a");
+    if (instance)
+      Object.assign(instance, { lifecycleState: "Pending:Wait", actionOpen: true, outcomes: ["current"] });
+    const second = { ...(first as { detail: object }), time: new Date(world.now).toISOString() };
+    second.detail = { ...second.detail, LifecycleActionToken: "token-exit" };
+    const requests = (event: object) => {
+      const parsed = parseLaunchInput(event);
+      return parsed === "test-notification" ? [] : parsed;
+    };
+    await stepOnce({ requests: requests(second), signals: [] }, config, stepContext(world, store));
+    const sent = sends().length;
+    // The first launch's event arrives again, late.
+    world.now += 30_000;
+    await stepOnce({ requests: requests(first as object), signals: [] }, config, stepContext(world, store));
+    expect(sends()).toHaveLength(sent);
+  });
+});

@@ -311,21 +311,27 @@ describe("sweepStaleLaunches", () => {
 
     const report = await sweepStaleLaunches(SETTINGS);
 
-    expect(report.stale).toEqual([{ instanceId: "i-0old", group: "web", waitingSeconds: null }]);
+    expect(report.stale).toEqual([
+      { instanceId: "i-0old", group: "web", waitingSeconds: null, hook: expect.any(String) },
+    ]);
     expect(report.enqueued).toBe(1);
   });
 
-  it("describes only the groups in scope, and every group when none is configured", async () => {
+  it("describes only the groups in scope, every group only for an explicit *, and none for an empty list", async () => {
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
 
     await sweepStaleLaunches({ ...SETTINGS, groups: ["web", "api"] });
-    await sweepStaleLaunches({ ...SETTINGS, groups: [] });
+    await sweepStaleLaunches({ ...SETTINGS, groups: ["*"] });
+    const none = await sweepStaleLaunches({ ...SETTINGS, groups: [] });
 
     const inputs = autoScaling
       .commandCalls(DescribeAutoScalingGroupsCommand)
       .map((call) => call.args[0].input);
+    expect(inputs).toHaveLength(2);
     expect(inputs[0]?.AutoScalingGroupNames).toEqual(["web", "api"]);
     expect(inputs[1]?.AutoScalingGroupNames).toBeUndefined();
+    // An empty list is nothing in scope: no call, nothing swept.
+    expect(none).toMatchObject({ groups: [], examined: 0, stale: [], enqueued: 0 });
   });
 
   it("pages through the groups of the account", async () => {
@@ -336,7 +342,7 @@ describe("sweepStaleLaunches", () => {
     autoScaling.on(DescribeLifecycleHooksCommand).resolves(ourHook("api"));
     autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0api", 1000)] });
 
-    const report = await sweepStaleLaunches({ ...SETTINGS, groups: [] });
+    const report = await sweepStaleLaunches({ ...SETTINGS, groups: ["*"] });
 
     expect(autoScaling.commandCalls(DescribeAutoScalingGroupsCommand)).toHaveLength(2);
     expect(report.groups).toEqual(["api"]);

@@ -13,8 +13,17 @@ import { METRICS_NAMESPACE, SERVICE_NAME } from "../contract.js";
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME;
 const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE;
 
-export const logger = new Logger({ serviceName });
-export const metrics = new Metrics({ namespace, serviceName });
+// Every function gets STAGE (stacks/environment.ts): each datapoint carries the stage as a default
+// dimension, so two stages in one account never mix their metrics, and each stage's alarms and
+// dashboard read only their own (stacks/Monitoring.ts).
+const stage = process.env.STAGE;
+
+export const logger = new Logger({ serviceName, ...(stage ? { persistentKeys: { stage } } : {}) });
+export const metrics = new Metrics({
+  namespace,
+  serviceName,
+  ...(stage ? { defaultDimensions: { stage } } : {}),
+});
 
 async function loadTracer() {
   const [{ Tracer }, { captureLambdaHandler }] = await Promise.all([

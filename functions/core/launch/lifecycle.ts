@@ -132,14 +132,14 @@ export interface LaunchHook {
 const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
 
 /**
- * The launch hooks of a group that this service may complete: the configured hook name, or, when no
- * name is configured, every launch hook that is not CodeDeploy's own. Cached for a few minutes per
- * container: hooks change rarely and the heartbeat timeout is all that is read from them.
+ * The launch hooks of a group that this service may complete: those of the configured names (the
+ * stage's hook, and its previous release's name), or, when no name is configured, every launch hook
+ * that is not CodeDeploy's own.
  */
-export async function findLaunchHooks(group: string, configuredName: string): Promise<LaunchHook[]> {
+export async function findLaunchHooks(group: string, names: readonly string[]): Promise<LaunchHook[]> {
   const hooks = await describeLaunchHooks(group);
   return hooks.filter((hook) =>
-    configuredName ? hook.name === configuredName : !hook.name.startsWith(CODEDEPLOY_HOOK_PREFIX),
+    names.length > 0 ? names.includes(hook.name) : !hook.name.startsWith(CODEDEPLOY_HOOK_PREFIX),
   );
 }
 

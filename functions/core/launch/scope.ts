@@ -1,7 +1,7 @@
 // Which requests the launch path acts on: launches (into the group or its warm pool) of the groups in
 // scope on our own hook; one request per instance; and, for replays that leave the hook out, the
 // group's one hook of ours.
-import type { LaunchConfig } from "../config.js";
+import { inScope, type LaunchConfig } from "../config.js";
 import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import type { LaunchRequest } from "./types.js";
@@ -11,10 +11,11 @@ export function outOfScope(request: LaunchRequest, config: LaunchConfig): string
   if (request.transition && request.transition !== LAUNCH_TRANSITION) {
     return `transition ${request.transition} is not a launch`;
   }
-  if (config.TARGET_GROUPS.length > 0 && !config.TARGET_GROUPS.includes(request.group)) {
+  // A stage acts only on the groups it names (`*`: every group, said explicitly); empty: none.
+  if (!inScope(config.TARGET_GROUPS, request.group)) {
     return `group ${request.group} is not in scope (TARGET_GROUPS)`;
   }
-  if (request.hook && config.LIFECYCLE_HOOK_NAME && request.hook !== config.LIFECYCLE_HOOK_NAME) {
+  if (request.hook && config.LIFECYCLE_HOOK_NAME && !ourHookNames(config).includes(request.hook)) {
     return `hook ${request.hook} is not this service's hook (${config.LIFECYCLE_HOOK_NAME})`;
   }
   if (
@@ -25,6 +26,13 @@ export function outOfScope(request: LaunchRequest, config: LaunchConfig): string
     return `destination ${request.destination} is not a launch into the group or its warm pool`;
   }
   return undefined;
+}
+
+/** The stage's hook name, and its previous release's while groups move over. */
+export function ourHookNames(
+  config: Pick<LaunchConfig, "LIFECYCLE_HOOK_NAME" | "PREVIOUS_LIFECYCLE_HOOK_NAME">,
+): string[] {
+  return [config.LIFECYCLE_HOOK_NAME, config.PREVIOUS_LIFECYCLE_HOOK_NAME].filter(Boolean);
 }
 
 /** A duplicate of an instance in the same batch is handled once; the newest event wins. */
@@ -45,7 +53,8 @@ export type HookResolution = { hook: string; heartbeatTimeoutSeconds: number } |
  * get the documented default heartbeat timeout.
  */
 export async function resolveHook(request: LaunchRequest, config: LaunchConfig): Promise<HookResolution> {
-  const hooks = await findLaunchHooks(request.group, config.LIFECYCLE_HOOK_NAME || request.hook || "");
+  const names = config.LIFECYCLE_HOOK_NAME ? ourHookNames(config) : request.hook ? [request.hook] : [];
+  const hooks = await findLaunchHooks(request.group, names);
   const hook = request.hook ? hooks.find((candidate) => candidate.name === request.hook) : hooks[0];
   if (!request.hook && hooks.length > 1) {
     return {

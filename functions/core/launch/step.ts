@@ -213,6 +213,15 @@ class LaunchStep {
         // Otherwise a duplicate of a launch already done: nothing to do, nothing to report.
         continue;
       }
+      if (record && request.startedAt !== undefined && request.startedAt < record.startedAt - SAME_START_MS) {
+        // A late duplicate of an earlier launch of this instance (into its warm pool, say): the
+        // record is about a newer one, which this request must not replace.
+        if (request.source !== "event") {
+          const reason = "an earlier launch of this instance; a newer one is in hand";
+          this.outcomes.set(instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, this.context.now()));
+        }
+        continue;
+      }
       if (request.source === "event") this.hand.set(instanceId, this.newRecord(request, record));
       else toConfirm.push(request);
     }

@@ -15,6 +15,7 @@ import { autoScaling, sqs } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
+import { coversAll } from "../config.js";
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
 import { findLaunchActivities } from "./lifecycle.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
@@ -30,9 +31,14 @@ export const SQS_BATCH_SIZE = 10;
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
 export interface SweepSettings {
-  /** Auto Scaling group names in scope; empty means every group of the account and Region. */
+  /**
+   * Auto Scaling group names in scope (TARGET_GROUPS): names, or the one entry `*` for every group
+   * of the account and Region. Empty means none: nothing is swept.
+   */
   groups: readonly string[];
   hookName: string;
+  /** The previous release's hook name of the stage, still ours on groups that manage their own hook. */
+  previousHookName?: string;
   queueUrl: string;
   staleAfterSeconds: number;
   dryRun: boolean;
@@ -49,6 +55,8 @@ export interface StaleInstance {
   startedAt?: number;
   /** "WarmPool" when the instance is leaving the warm pool. */
   origin?: "WarmPool";
+  /** Our hook on its group (the stage's, or its previous release's name). */
+  hook?: string;
 }
 
 export interface SweepReport {
@@ -98,7 +106,8 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     const name = group.AutoScalingGroupName ?? "";
     const waiting = await waitingInstances(group);
     if (waiting.length === 0) continue;
-    if (!(await hasOurLaunchHook(name, settings.hookName))) {
+    const hook = await ourLaunchHook(name, [settings.hookName, settings.previousHookName ?? ""]);
+    if (!hook) {
       logger.debug("Group has waiting instances but not our hook", { group: name, waiting: waiting.length });
       continue;
     }
@@ -114,12 +123,12 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
       if (launch === undefined) {
         // Older than every activity Auto Scaling still keeps: it has waited long past any threshold.
         logger.warn("No launch activity found for a waiting instance", { ...instance });
-        stale.push({ ...instance, waitingSeconds: null });
+        stale.push({ ...instance, waitingSeconds: null, hook });
         continue;
       }
       const waitingSeconds = Math.floor((now - launch.startedAt) / 1000);
       if (waitingSeconds >= settings.staleAfterSeconds)
-        stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin });
+        stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin, hook });
     }
   }
 
@@ -157,9 +166,12 @@ function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now
   return now - (record.updatedAt ?? 0) < IN_HAND_MS;
 }
 
+/** The groups in scope: only those named; every group only for the explicit `*`; none for an empty list. */
 async function describeGroups(names: readonly string[]): Promise<AutoScalingGroup[]> {
-  const chunks: (string[] | undefined)[] =
-    names.length === 0 ? [undefined] : chunk([...names], GROUP_NAMES_PER_CALL);
+  if (names.length === 0) return [];
+  const chunks: (string[] | undefined)[] = coversAll(names)
+    ? [undefined]
+    : chunk([...names], GROUP_NAMES_PER_CALL);
   const groups: AutoScalingGroup[] = [];
   for (const chunkOfNames of chunks) {
     const pages = paginate((NextToken) =>
@@ -200,13 +212,14 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
   return waiting;
 }
 
-async function hasOurLaunchHook(group: string, hookName: string): Promise<boolean> {
+async function ourLaunchHook(group: string, names: string[]): Promise<string | undefined> {
+  const wanted = names.filter(Boolean);
   const answer = await autoScaling.send(
-    new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group, LifecycleHookNames: [hookName] }),
+    new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group, LifecycleHookNames: wanted }),
   );
-  return (answer.LifecycleHooks ?? []).some(
-    (hook) => hook.LifecycleHookName === hookName && hook.LifecycleTransition === LAUNCH_TRANSITION,
-  );
+  return (answer.LifecycleHooks ?? []).find(
+    (hook) => wanted.includes(hook.LifecycleHookName ?? "") && hook.LifecycleTransition === LAUNCH_TRANSITION,
+  )?.LifecycleHookName;
 }
 
 /** Sends one replay payload per instance, ten per SendMessageBatch call; fails on any failed entry. */
@@ -239,7 +252,7 @@ export function replayPayload(instance: StaleInstance, hookName: string): Replay
   return {
     instanceIds: [instance.instanceId],
     autoScalingGroupName: instance.group,
-    lifecycleHookName: hookName,
+    lifecycleHookName: instance.hook ?? hookName,
     ...(instance.startedAt !== undefined
       ? { lifecycleActionStartedAt: new Date(instance.startedAt).toISOString() }
       : {}),

@@ -305,6 +305,7 @@ export function commandEvent(commandId: string, instanceId: string, status: stri
 export const launchConfig = (overrides: Partial<LaunchConfig> = {}): LaunchConfig =>
   defaultLaunchConfig({
     LIFECYCLE_HOOK_NAME: HOOK,
+    TARGET_GROUPS: [GROUP],
     LAUNCH_QUEUE_URL: "https://sqs.test/launch",
     ...overrides,
   });
