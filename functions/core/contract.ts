@@ -117,6 +117,10 @@ export const METRIC = {
   launchAlreadyCompleted: "LaunchAlreadyCompleted",
   launchSkipped: "LaunchSkipped",
   launchPending: "LaunchPending",
+  /** Let in (CONTINUE) without a verified agent: a fault that was not the instance's own, or an open breaker. */
+  launchFailedOpen: "LaunchFailedOpen",
+  /** A group's breaker opened: its launches are let in whatever their failure. */
+  breakerOpened: "LaunchBreakerOpened",
   timeToComplete: "TimeToComplete",
   outdatedAgentInAmi: "OutdatedAgentInAmi",
   heartbeats: "LifecycleHeartbeats",

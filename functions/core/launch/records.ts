@@ -44,6 +44,25 @@ export interface CommandMark {
   lookups: number;
 }
 
+/**
+ * A group's breaker (only with FAILURE_RESULT ABANDON): it opens after BREAKER_THRESHOLD launches of
+ * the group in a row ended in the instance's own failure, and closes when one verifies again. While it
+ * is open, such failures complete CONTINUE: a fault common to the group (a bad AMI, a broken package
+ * release) must not turn into a capacity outage.
+ */
+export interface Breaker {
+  failures: number;
+  open: boolean;
+}
+export const BREAKER_THRESHOLD = 3;
+
+/** The next state of a breaker after some launches of its group ended. */
+export function nextBreaker(breaker: Breaker, ended: { verified: number; ownFailures: number }): Breaker {
+  if (ended.verified > 0) return { failures: 0, open: false };
+  const failures = breaker.failures + ended.ownFailures;
+  return { failures, open: breaker.open || failures >= BREAKER_THRESHOLD };
+}
+
 export interface RecordStore {
   read(instanceIds: readonly string[]): Promise<Map<string, LaunchRecord>>;
   /** Stores the record if it is still at the version read (and bumps it); false when it changed meanwhile. */
@@ -51,6 +70,9 @@ export interface RecordStore {
   marks(commandIds: readonly string[]): Promise<Map<string, CommandMark>>;
   /** Claims a read of the command: false when another invocation read it since `seen`. */
   claimRead(commandId: string, seen: CommandMark | undefined, next: CommandMark): Promise<boolean>;
+  breaker(group: string): Promise<Breaker>;
+  /** Counts launches of the group that ended (read, then a conditional write; retried on a conflict). */
+  noteEnded(group: string, ended: { verified: number; ownFailures: number }): Promise<Breaker>;
 }
 
 /** How long a record is kept: long enough for late duplicates, redeliveries and replays. */
@@ -60,12 +82,22 @@ const CALLS_IN_FLIGHT = 10;
 
 export const recordKey = (instanceId: string) => `launch#${instanceId}`;
 const markKey = (commandId: string) => `command#${commandId}`;
+const breakerKey = (group: string) => `breaker#${group}`;
 
 /** Records in memory, with the same conditional semantics (tests; the failure path's upgrade). */
 export function memoryStore(): RecordStore {
   const records = new Map<string, string>();
   const marks = new Map<string, CommandMark>();
+  const breakers = new Map<string, Breaker>();
   return {
+    async breaker(group) {
+      return { ...(breakers.get(group) ?? { failures: 0, open: false }) };
+    },
+    async noteEnded(group, ended) {
+      const next = nextBreaker(breakers.get(group) ?? { failures: 0, open: false }, ended);
+      breakers.set(group, next);
+      return { ...next };
+    },
     async read(instanceIds) {
       const found = new Map<string, LaunchRecord>();
       for (const id of instanceIds) {
@@ -108,7 +140,46 @@ export function dynamoStore(tableName: string): RecordStore {
       throw error;
     }
   };
+  const getBreaker = async (group: string) => {
+    const answer = await dynamodb.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { pk: { S: breakerKey(group) } },
+        ConsistentRead: true,
+      }),
+    );
+    const item = answer.Item;
+    return {
+      breaker: { failures: Number(item?.failures?.N ?? "0"), open: item?.open?.BOOL === true },
+      version: item?.version?.N,
+    };
+  };
   return {
+    async breaker(group) {
+      return (await getBreaker(group)).breaker;
+    },
+    async noteEnded(group, ended) {
+      for (let attempt = 0; ; attempt += 1) {
+        const { breaker, version } = await getBreaker(group);
+        const next = nextBreaker(breaker, ended);
+        const written = await put({
+          TableName: tableName,
+          Item: {
+            pk: { S: breakerKey(group) },
+            failures: { N: String(next.failures) },
+            open: { BOOL: next.open },
+            version: { N: String(Number(version ?? "0") + 1) },
+          },
+          ...(version
+            ? {
+                ConditionExpression: "version = :read",
+                ExpressionAttributeValues: { ":read": { N: version } },
+              }
+            : { ConditionExpression: "attribute_not_exists(pk)" }),
+        });
+        if (written || attempt >= 4) return next;
+      }
+    },
     async read(instanceIds) {
       const found = new Map<string, LaunchRecord>();
       await mapLimit([...new Set(instanceIds)], CALLS_IN_FLIGHT, async (instanceId) => {

@@ -73,6 +73,8 @@ const OUTCOME_METRIC: Record<LaunchOutcomeKind, MetricName> = {
 
 export function recordOutcome(outcome: LaunchOutcome): void {
   metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
+  if (outcome.outcome === "CONTINUE" && outcome.fault)
+    metrics.addMetric(METRIC.launchFailedOpen, MetricUnit.Count, 1);
   if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON") {
     metrics.addMetric(METRIC.timeToComplete, MetricUnit.Seconds, outcome.elapsedSeconds);
   }
@@ -84,5 +86,19 @@ export function recordOutcome(outcome: LaunchOutcome): void {
     outcome: outcome.outcome,
     agentVersion: outcome.agentVersion,
     elapsedSeconds: outcome.elapsedSeconds,
+    ...(outcome.fault ? { fault: outcome.fault } : {}),
   });
+}
+
+/** A group's breaker changed: said once, when it opens or closes. */
+export function noteBreaker(group: string, wasOpen: boolean, now: { open: boolean; failures: number }): void {
+  if (now.open === wasOpen) return;
+  if (now.open) metrics.addMetric(METRIC.breakerOpened, MetricUnit.Count, 1);
+  const log = now.open ? logger.warn.bind(logger) : logger.info.bind(logger);
+  log(
+    now.open
+      ? `breaker of ${group} opened after ${now.failures} launches in a row failed: they are let in (CONTINUE) until one verifies again`
+      : `breaker of ${group} closed: a launch verified again`,
+    { autoScalingGroupName: group, breakerOpen: now.open, failures: now.failures },
+  );
 }

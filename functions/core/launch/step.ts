@@ -1,44 +1,49 @@
 // One step of the launch path over a batch: every input (a launch event, SSM's command event, an
 // overdue launch message, a sweep or a replay payload) becomes the launch's record or an observation
-// of it, each launch is taken one step further with the agent work's step (agent/work.ts), and its
-// lifecycle action is completed once the work has ended. The same step serves both drivers
-// (drivers.ts): step-and-return for the launch queue, run-until-done for a replay and for polling.
+// of it; each launch is taken one step further with the agent work's step (agent/work.ts) and the
+// lifecycle transitions (action.ts), and its action is completed once the work has ended. The same
+// step serves both drivers (drivers.ts): step-and-return for the queue, run-until-done by hand.
 //
 // Invariants, held by conditional writes (records.ts), not by timing:
 // - at most one install in flight per instance: an install goes out only after its `sending` step was
 //   stored over the version read, and a stale `sending` is looked up on the instance before any resend;
 // - never a completion from a stale record: the `finishing` step is stored before the call;
 // - never an install after the lifecycle action ended: Auto Scaling is asked right before a send,
-//   and a heartbeat window that lapsed ends the launch.
+//   a heartbeat window that lapsed ends the launch, and an event of an earlier launch replaces nothing.
 import type { CommandInvocation } from "@aws-sdk/client-ssm";
 import type { CommandSignal } from "../../schemas/command-event.js";
-import { end, newJob, onInstallEnded } from "../agent/job.js";
+import { onInstallEnded } from "../agent/job.js";
 import { type AgentSettings, agentSettings, expectedVersion } from "../agent/settings.js";
 import { judgeInstall } from "../agent/verdicts.js";
 import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
 import type { LaunchConfig } from "../config.js";
 import { WAITING_STATES } from "../contract.js";
-import { deploymentsInFlight } from "./deployments.js";
 import {
-  completeAction,
-  describeLifecycleStates,
-  type LifecycleAction,
-  LifecycleCalls,
-  recordHeartbeat,
-} from "./lifecycle.js";
+  actionOf,
+  beatDueAt,
+  close,
+  decideResult,
+  earlierLaunch,
+  newLaunch,
+  onBeat,
+  onCompleted,
+  onStateSeen,
+  sameLaunch,
+  windowLapsed,
+} from "./action.js";
+import { deploymentsInFlight } from "./deployments.js";
+import { completeAction, describeLifecycleStates, LifecycleCalls, recordHeartbeat } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
-import { nameBakedAgents, outcomeOf, recordOutcome } from "./report.js";
+import { nameBakedAgents, noteBreaker, outcomeOf, recordOutcome } from "./report.js";
 import { fillLaunchStarts, newestPerInstance, outOfScope, resolveHook } from "./scope.js";
 import type { LaunchOutcome, LaunchRequest } from "./types.js";
 
 const CALLS_IN_FLIGHT = 10;
 /** A launch whose record another invocation changed meanwhile is looked at again this soon. */
-const CHANGED_ELSEWHERE_SECONDS = 5;
+const CHANGED_ELSEWHERE_MS = 5_000;
 /** How often Auto Scaling is asked whether an instance slow to register still waits. */
 const STATE_CHECK_MS = 60_000;
-/** Two starts this close are one launch (an event's time and its scaling activity's differ a little). */
-const SAME_START_MS = 60_000;
 
 export interface StepInput {
   requests: readonly LaunchRequest[];
@@ -67,11 +72,7 @@ export interface Stepped {
   unread: Set<string>;
 }
 
-export async function stepLaunches(
-  input: StepInput,
-  config: LaunchConfig,
-  context: StepContext,
-): Promise<Stepped> {
+export function stepLaunches(input: StepInput, config: LaunchConfig, context: StepContext): Promise<Stepped> {
   return new LaunchStep(config, context).run(input);
 }
 
@@ -80,8 +81,9 @@ class LaunchStep {
   private readonly outcomes = new Map<string, LaunchOutcome>();
   private readonly resume = new Map<string, number>();
   private readonly signalled = new Set<string>();
-  /** Each record as it was read or made, to store only what changed. */
+  /** Each record as it was read, to store only what changed. */
   private readonly stored = new Map<string, string>();
+  /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
   private readonly lifecycle: LifecycleCalls;
   private readonly settings: AgentSettings;
 
@@ -89,8 +91,6 @@ class LaunchStep {
     private readonly config: LaunchConfig,
     private readonly context: StepContext,
   ) {
-    // Completions go one at a time: a scale-out runs many invocations at once, and parallel
-    // completions only add throttled retries.
     this.lifecycle = new LifecycleCalls(1, context.deadline);
     this.settings = agentSettings(config);
   }
@@ -106,13 +106,17 @@ class LaunchStep {
       this.hold(record);
       this.signalled.add(record.instanceId);
     }
-
     await this.heartbeat();
-    await this.checkSlowRegistrations();
-    const expected = [...this.hand.values()].some((record) => !["finishing", "done"].includes(record.phase))
-      ? await expectedVersion(this.settings)
-      : "";
-    const { due, dropped, unread } = await advanceWork([...this.active()], {
+    const now = this.context.now();
+    await this.stillWaiting(
+      this.active().filter(
+        (record) =>
+          record.phase === "registering" &&
+          now - (record.stateCheckedAt ?? record.startedAt) >= STATE_CHECK_MS,
+      ),
+    );
+    const expected = this.active().length > 0 ? await expectedVersion(this.settings) : "";
+    const { due, dropped, unread } = await advanceWork(this.active(), {
       settings: this.settings,
       expected,
       cadence: {
@@ -131,20 +135,17 @@ class LaunchStep {
       }),
       marks: (commandIds) => this.context.store.marks(commandIds),
       claimRead: (commandId, seen, next) => this.context.store.claimRead(commandId, seen, next),
-      stillWanted: (records) => this.stillWanted(records),
-      deploymentsInFlight: (records) => deploymentsInFlight(records),
+      stillWanted: async (records) => {
+        await this.stillWaiting(records);
+        return records.filter((record) => record.phase === "ready");
+      },
+      deploymentsInFlight,
       settleOthers: (ended) => this.settleOthers(ended, expected),
     });
     for (const record of dropped) this.changedElsewhere(record);
     for (const [id, at] of due) this.resume.set(id, at);
 
-    for (const record of this.active()) this.decideResult(record);
-    await nameBakedAgents([...this.hand.values()]);
-    await mapLimit(
-      [...this.hand.values()].filter((record) => record.phase === "finishing"),
-      CALLS_IN_FLIGHT,
-      (record) => this.complete(record),
-    );
+    await this.finish();
     const changed = [...this.hand.values()].filter(
       (record) => this.stored.get(record.instanceId) !== JSON.stringify(record),
     );
@@ -153,22 +154,24 @@ class LaunchStep {
     });
     for (const record of this.hand.values()) this.report(record);
     // A launch comes back in time for its next heartbeat, however long its work waits.
-    for (const record of this.active()) {
-      const beatAt = (record.lastBeatAt ?? record.startedAt) + (record.heartbeatTimeoutSeconds * 1000) / 2;
-      this.resume.set(record.instanceId, Math.min(this.resume.get(record.instanceId) ?? beatAt, beatAt));
-    }
+    for (const record of this.active())
+      this.resume.set(
+        record.instanceId,
+        Math.min(this.resume.get(record.instanceId) ?? Infinity, beatDueAt(record)),
+      );
     const instances = [...this.outcomes.values()];
     for (const outcome of instances) recordOutcome(outcome);
-    const now = this.context.now();
+    const end = this.context.now();
     const resumeAfterSeconds = new Map(
-      [...this.resume].map(([id, at]) => [id, Math.min(900, Math.max(1, Math.ceil((at - now) / 1000)))]),
+      [...this.resume].map(([id, at]) => [id, Math.min(900, Math.max(1, Math.ceil((at - end) / 1000)))]),
     );
     return { instances, resumeAfterSeconds, unread };
   }
 
-  private *active(): Iterable<LaunchRecord> {
-    for (const record of this.hand.values())
-      if (record.phase !== "done" && record.phase !== "finishing") yield record;
+  private active(): LaunchRecord[] {
+    return [...this.hand.values()].filter(
+      (record) => record.phase !== "done" && record.phase !== "finishing",
+    );
   }
 
   /** In-scope requests, one per instance, each with its hook resolved. */
@@ -194,36 +197,28 @@ class LaunchStep {
   }
 
   /**
-   * A request continues its launch's record, or starts a new one. The one rule for "the same launch":
-   * the same token when both carry one, else starts within a minute of each other (or no start known).
-   * A sweep or a replay carries no token: when the record says the launch is done, or there is none,
-   * a heartbeat by instance id asks Auto Scaling whether our action is open at all (it may be
-   * CodeDeploy's own hook that holds the instance, https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RecordLifecycleActionHeartbeat.html).
+   * A request continues its launch's record (action.ts: sameLaunch), or starts a new one. A sweep or
+   * a replay carries no token: when the record is done, or there is none, a heartbeat by instance id
+   * asks Auto Scaling whether our action is open at all (CodeDeploy's own hook may be what holds the
+   * instance, https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RecordLifecycleActionHeartbeat.html).
    */
-  private async takeRequests(
-    requests: Map<string, LaunchRequest>,
-    known: Map<string, LaunchRecord>,
-  ): Promise<void> {
+  private async takeRequests(requests: Map<string, LaunchRequest>, known: Map<string, LaunchRecord>) {
     const toConfirm: LaunchRequest[] = [];
+    const now = this.context.now();
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
       if (record && sameLaunch(record, request)) {
+        // A duplicate of a launch already done needs nothing and reports nothing, but to a run by hand.
         if (record.phase !== "done") this.hold(record);
         else if (this.context.continuing) this.report(record);
-        // Otherwise a duplicate of a launch already done: nothing to do, nothing to report.
-        continue;
-      }
-      if (record && request.startedAt !== undefined && request.startedAt < record.startedAt - SAME_START_MS) {
-        // A late duplicate of an earlier launch of this instance (into its warm pool, say): the
-        // record is about a newer one, which this request must not replace.
+      } else if (record && earlierLaunch(record, request)) {
         if (request.source !== "event") {
           const reason = "an earlier launch of this instance; a newer one is in hand";
-          this.outcomes.set(instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, this.context.now()));
+          this.outcomes.set(instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, now));
         }
-        continue;
-      }
-      if (request.source === "event") this.hand.set(instanceId, this.newRecord(request, record));
-      else toConfirm.push(request);
+      } else if (request.source === "event") {
+        this.hand.set(instanceId, newLaunch(request, record, now, this.dryRun()));
+      } else toConfirm.push(request);
     }
     if (toConfirm.length === 0) return;
     await fillLaunchStarts(toConfirm);
@@ -234,34 +229,17 @@ class LaunchStep {
       if (open[index] === false) {
         const reason =
           "our lifecycle action is not open (another hook, such as CodeDeploy's launch hook, holds the instance); left alone";
-        this.outcomes.set(
-          request.instanceId,
-          outcomeOf(request, "ALREADY_COMPLETED", reason, this.context.now()),
-        );
+        this.outcomes.set(request.instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, now));
         continue;
       }
-      const record = this.newRecord(request, known.get(request.instanceId));
-      if (open[index] === true) record.lastBeatAt = this.context.now();
+      const record = newLaunch(request, known.get(request.instanceId), now, this.dryRun());
+      if (open[index] === true) record.lastBeatAt = now;
       this.hand.set(request.instanceId, record);
     }
   }
 
-  private newRecord(request: LaunchRequest, previous: LaunchRecord | undefined): LaunchRecord {
-    const record: LaunchRecord = {
-      ...newJob(request.instanceId),
-      group: request.group,
-      hook: request.hook ?? "",
-      ...(request.token ? { token: request.token } : {}),
-      ...(request.origin ? { origin: request.origin } : {}),
-      startedAt: request.startedAt ?? this.context.now(),
-      heartbeatTimeoutSeconds: request.heartbeatTimeoutSeconds ?? 3600,
-      // A new launch of an instance replaces the record of its earlier one (a warm pool's exit).
-      version: previous?.version ?? 0,
-    };
-    // A dry run holds nothing: it sends nothing and lets the instance in at once.
-    if (this.config.DRY_RUN)
-      end(record, { ok: true, reason: `dry run: would install ${this.settings.agentPackage} now` });
-    return record;
+  private dryRun(): string | undefined {
+    return this.config.DRY_RUN ? `dry run: would install ${this.settings.agentPackage} now` : undefined;
   }
 
   /** Stores the record if it is still at the version read; false when it changed elsewhere. */
@@ -272,75 +250,37 @@ class LaunchStep {
   }
 
   private hold(record: LaunchRecord): void {
-    if (!this.stored.has(record.instanceId) && record.version > 0)
-      this.stored.set(record.instanceId, JSON.stringify(record));
+    if (!this.stored.has(record.instanceId)) this.stored.set(record.instanceId, JSON.stringify(record));
     this.hand.set(record.instanceId, record);
   }
 
   private changedElsewhere(record: LaunchRecord): void {
     this.hand.delete(record.instanceId);
-    this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_SECONDS * 1000);
-    this.outcomes.set(record.instanceId, {
-      ...outcomeOf(
-        record,
-        "PENDING",
-        "another invocation moved this launch on meanwhile; looked at again shortly",
-        this.context.now(),
-      ),
-    });
+    this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_MS);
+    const reason = "another invocation moved this launch on meanwhile; looked at again shortly";
+    this.outcomes.set(record.instanceId, outcomeOf(record, "PENDING", reason, this.context.now()));
   }
 
   /** A launch that waits long keeps its action alive; a window that lapsed means the action is over. */
   private async heartbeat(): Promise<void> {
     const now = this.context.now();
-    const lapsed = (record: LaunchRecord) =>
-      now - (record.lastBeatAt ?? record.startedAt) >= record.heartbeatTimeoutSeconds * 1000;
     for (const record of this.active())
-      if (lapsed(record)) close(record, "our lifecycle action's heartbeat window ran out");
+      if (windowLapsed(record, now)) close(record, "our lifecycle action's heartbeat window ran out");
     if (this.config.DRY_RUN) return;
-    const due = [...this.active()].filter(
-      (record) =>
-        now - (record.lastBeatAt ?? record.startedAt) >= (record.heartbeatTimeoutSeconds * 1000) / 2,
-    );
+    const due = this.active().filter((record) => now >= beatDueAt(record));
     const alive = await mapLimit(due, CALLS_IN_FLIGHT, (record) =>
       this.lifecycle.once(() => recordHeartbeat(actionOf(record))),
     );
-    for (const [index, record] of due.entries()) {
-      if (alive[index] === true) record.lastBeatAt = now;
-      else if (alive[index] === false)
-        close(record, "the lifecycle action ended while the agent was being set up");
-    }
+    for (const [index, record] of due.entries()) onBeat(record, alive[index] ?? "throttled", now);
   }
 
-  /** An instance slow to register may have been terminated or detached: Auto Scaling says, once a minute. */
-  private async checkSlowRegistrations(): Promise<void> {
-    const now = this.context.now();
-    const due = [...this.active()].filter(
-      (record) =>
-        record.phase === "registering" && now - (record.stateCheckedAt ?? record.startedAt) >= STATE_CHECK_MS,
-    );
-    await this.stillWaiting(due);
-  }
-
-  /** Right before installs go out: only instances whose launch wait goes on get one. */
-  private async stillWanted(records: LaunchRecord[]): Promise<LaunchRecord[]> {
-    await this.stillWaiting(records);
-    return records.filter((record) => record.phase === "ready");
-  }
-
+  /** Auto Scaling says whether these instances still wait on a launch (batched, 50 per call). */
   private async stillWaiting(records: LaunchRecord[]): Promise<void> {
     if (records.length === 0) return;
     const states = await describeLifecycleStates(records.map((record) => record.instanceId));
     for (const record of records) {
-      record.stateCheckedAt = this.context.now();
-      const state = states.get(record.instanceId);
-      if (state && WAITING_STATES.has(state.lifecycleState)) continue;
-      close(
-        record,
-        state
-          ? `instance is ${state.lifecycleState}; its launch wait is over`
-          : "instance is no longer in the group (terminated or detached)",
-      );
+      const state = states.get(record.instanceId)?.lifecycleState;
+      onStateSeen(record, state, WAITING_STATES.has(state ?? ""), this.context.now());
     }
   }
 
@@ -358,58 +298,48 @@ class LaunchStep {
         record.commandId !== invocation.CommandId
       )
         continue;
-      onInstallEnded(
-        record,
-        judgeInstall(invocation, this.settings, expected),
-        this.context.now(),
-        this.settings.installAttempts,
-      );
+      const judgement = judgeInstall(invocation, this.settings, expected);
+      onInstallEnded(record, judgement, this.context.now(), this.settings.installAttempts);
       record.expectedVersion ??= expected;
-      this.stored.set(instanceId, "");
-      this.hand.set(instanceId, record);
+      this.hold(record);
     }
   }
 
   /**
-   * Fail open: a launch whose agent could not be verified is let in (CONTINUE) unless the failure is
-   * the instance's own and the stage asked for ABANDON; CodeDeploy's own hook then judges it by its
-   * deployment, as it would without us.
+   * Each launch whose work ended is completed, its `finishing` step stored first so that no stale
+   * invocation completes it too. With FAILURE_RESULT ABANDON, each group's breaker is read first and
+   * told how its launches ended.
    */
-  private decideResult(record: LaunchRecord): void {
-    if (record.phase !== "finishing" || record.result) return;
-    const ended = record.ended;
-    if (!ended || ended.ok) {
-      record.result = "CONTINUE";
-      return;
+  private async finish(): Promise<void> {
+    const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
+    await nameBakedAgents(finishing);
+    const groups = [...new Set(finishing.map((record) => record.group))];
+    const breakers = new Map<string, boolean>();
+    if (this.config.FAILURE_RESULT === "ABANDON")
+      for (const group of groups) breakers.set(group, (await this.context.store.breaker(group)).open);
+    await mapLimit(finishing, CALLS_IN_FLIGHT, async (record) => {
+      if ((record.heldUntil ?? 0) > this.context.now()) return;
+      decideResult(record, this.config.FAILURE_RESULT, breakers.get(record.group) ?? false);
+      record.heldUntil = this.context.heldUntil;
+      if (!(await this.take(record))) return this.changedElsewhere(record);
+      const result = record.result ?? "CONTINUE";
+      const completion = await this.lifecycle.retrying(() => completeAction(actionOf(record), result));
+      onCompleted(record, completion, this.context.now());
+      if (completion === "throttled")
+        this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_MS);
+    });
+    if (this.config.FAILURE_RESULT !== "ABANDON") return;
+    for (const group of groups) {
+      const ended = finishing.filter((record) => record.group === group && record.phase === "done");
+      const verified = ended.filter((record) => record.ended?.ok).length;
+      const ownFailures = ended.filter((record) => record.ended?.fault === "instance").length;
+      if (verified + ownFailures === 0) continue;
+      noteBreaker(
+        group,
+        breakers.get(group) ?? false,
+        await this.context.store.noteEnded(group, { verified, ownFailures }),
+      );
     }
-    const abandon = ended.fault === "instance" && this.config.FAILURE_RESULT === "ABANDON";
-    record.result = abandon ? "ABANDON" : "CONTINUE";
-    record.reason = abandon
-      ? `${ended.reason}; completed ABANDON (FAILURE_RESULT)`
-      : `${ended.reason}; completed CONTINUE (${ended.fault === "instance" ? "FAILURE_RESULT" : "not the instance's own fault"})`;
-  }
-
-  /** The completion is stored as this invocation's step before it is sent. */
-  private async complete(record: LaunchRecord): Promise<void> {
-    if ((record.heldUntil ?? 0) > this.context.now()) return;
-    this.decideResult(record);
-    record.heldUntil = this.context.heldUntil;
-    if (!(await this.take(record))) {
-      this.changedElsewhere(record);
-      return;
-    }
-    const result = record.result ?? "CONTINUE";
-    const completion = await this.lifecycle.retrying(() => completeAction(actionOf(record), result));
-    record.heldUntil = undefined;
-    if (completion === "throttled") {
-      record.heldUntil = this.context.now();
-      this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_SECONDS * 1000);
-      return;
-    }
-    record.phase = "done";
-    record.outcome = completion === "ALREADY_COMPLETED" ? "ALREADY_COMPLETED" : result;
-    if (completion === "ALREADY_COMPLETED")
-      record.reason = `${record.reason}; the lifecycle action had already ended`;
   }
 
   private report(record: LaunchRecord): void {
@@ -419,30 +349,9 @@ class LaunchStep {
       ...(record.agentVersion ? { agentVersion: record.agentVersion } : {}),
       ...(record.commandIds.length > 0 ? { installCommandIds: record.commandIds } : {}),
       ...(record.bakedAgent ? { bakedAgent: record.bakedAgent } : {}),
+      ...(record.ended && !record.ended.ok && record.ended.fault ? { fault: record.ended.fault } : {}),
     });
     if (outcome === "PENDING" && !this.resume.has(record.instanceId))
       this.resume.set(record.instanceId, this.context.now() + this.config.RESUME_AFTER_SECONDS * 1000);
   }
-}
-
-export function sameLaunch(record: LaunchRecord, request: LaunchRequest): boolean {
-  if (request.token && record.token) return request.token === record.token;
-  if (request.startedAt === undefined) return true;
-  return Math.abs(request.startedAt - record.startedAt) <= SAME_START_MS;
-}
-
-/** The lifecycle action ended without us (terminated, completed elsewhere, timed out): done. */
-function close(record: LaunchRecord, reason: string): void {
-  record.phase = "done";
-  record.outcome = "ALREADY_COMPLETED";
-  record.reason = reason;
-}
-
-function actionOf(launch: {
-  group: string;
-  hook?: string;
-  instanceId: string;
-  token?: string;
-}): LifecycleAction {
-  return { group: launch.group, hook: launch.hook ?? "", instanceId: launch.instanceId, token: launch.token };
 }

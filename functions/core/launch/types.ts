@@ -29,6 +29,8 @@ export interface LaunchOutcome {
   agentVersion?: string;
   elapsedSeconds: number;
   installCommandIds?: string[];
+  /** An agent that could not be verified: the instance's own fault, or the service's (SSM, Distributor, us). */
+  fault?: "instance" | "service";
   /** The instance started an outdated agent at boot: its AMI bakes one in (and what to do about it). */
   bakedAgent?: BakedAgentReport;
 }

@@ -1,0 +1,141 @@
+// The lifecycle half of a launch record: the pure transitions of our lifecycle action around the
+// agent work (agent/job.ts). A launch starts when its action starts, ends when Auto Scaling says the
+// action is over, and is completed with a result that fails open. docs/launch-state-machine.md draws
+// both halves from these names.
+import { end, newJob } from "../agent/job.js";
+import type { LifecycleAction } from "./lifecycle.js";
+import type { LaunchRecord } from "./records.js";
+import type { LaunchRequest } from "./types.js";
+
+/** Two starts this close are one launch (an event's time and its scaling activity's differ a little). */
+export const SAME_START_MS = 60_000;
+
+/**
+ * The one rule for "the same launch": the same token when both carry one, else starts within a minute
+ * of each other (or no start known). A warm-pool instance launches twice, each with its own token.
+ */
+export function sameLaunch(record: LaunchRecord, request: LaunchRequest): boolean {
+  if (request.token && record.token) return request.token === record.token;
+  if (request.startedAt === undefined) return true;
+  return Math.abs(request.startedAt - record.startedAt) <= SAME_START_MS;
+}
+
+/** A request about an earlier launch than the record's (a late duplicate): it must not replace it. */
+export function earlierLaunch(record: LaunchRecord, request: LaunchRequest): boolean {
+  return request.startedAt !== undefined && request.startedAt < record.startedAt - SAME_START_MS;
+}
+
+/**
+ * A new launch; it replaces the record of the instance's earlier one, whose version it takes over. A
+ * dry run holds nothing: it sends nothing and lets the instance in at once.
+ */
+export function newLaunch(
+  request: LaunchRequest,
+  previous: LaunchRecord | undefined,
+  now: number,
+  dryRun?: string,
+): LaunchRecord {
+  const record: LaunchRecord = {
+    ...newJob(request.instanceId),
+    group: request.group,
+    hook: request.hook ?? "",
+    ...(request.token ? { token: request.token } : {}),
+    ...(request.origin ? { origin: request.origin } : {}),
+    startedAt: request.startedAt ?? now,
+    heartbeatTimeoutSeconds: request.heartbeatTimeoutSeconds ?? 3600,
+    version: previous?.version ?? 0,
+  };
+  if (dryRun) end(record, { ok: true, reason: dryRun });
+  return record;
+}
+
+/** The lifecycle action ended without us (terminated, completed elsewhere, timed out): done. */
+export function close(record: LaunchRecord, reason: string): void {
+  record.phase = "done";
+  record.outcome = "ALREADY_COMPLETED";
+  record.reason = reason;
+}
+
+/** Our action's heartbeat window ran out without a beat: Auto Scaling has applied its default result. */
+export function windowLapsed(record: LaunchRecord, now: number): boolean {
+  return now - (record.lastBeatAt ?? record.startedAt) >= record.heartbeatTimeoutSeconds * 1000;
+}
+
+/** A heartbeat is due once half the window has passed. */
+export function beatDueAt(record: LaunchRecord): number {
+  return (record.lastBeatAt ?? record.startedAt) + (record.heartbeatTimeoutSeconds * 1000) / 2;
+}
+
+export function onBeat(record: LaunchRecord, alive: boolean | "throttled", now: number): void {
+  if (alive === true) record.lastBeatAt = now;
+  else if (alive === false) close(record, "the lifecycle action ended while the agent was being set up");
+}
+
+/** Auto Scaling said where the instance stands; a launch wait that is over ends the launch. */
+export function onStateSeen(
+  record: LaunchRecord,
+  lifecycleState: string | undefined,
+  waiting: boolean,
+  now: number,
+): void {
+  record.stateCheckedAt = now;
+  if (waiting) return;
+  close(
+    record,
+    lifecycleState
+      ? `instance is ${lifecycleState}; its launch wait is over`
+      : "instance is no longer in the group (terminated or detached)",
+  );
+}
+
+/**
+ * Fail open: a launch whose agent could not be verified is let in (CONTINUE) unless the failure is
+ * the instance's own, the stage asked for ABANDON, and the group's breaker is closed; CodeDeploy's own
+ * hook then judges the instance by its deployment, as it would without us.
+ */
+export function decideResult(
+  record: LaunchRecord,
+  failureResult: "ABANDON" | "CONTINUE",
+  breakerOpen: boolean,
+): void {
+  if (record.phase !== "finishing" || record.result) return;
+  const ended = record.ended;
+  if (!ended || ended.ok) {
+    record.result = "CONTINUE";
+    return;
+  }
+  const own = ended.fault === "instance";
+  const abandon = own && failureResult === "ABANDON" && !breakerOpen;
+  record.result = abandon ? "ABANDON" : "CONTINUE";
+  const why = abandon
+    ? "ABANDON (FAILURE_RESULT)"
+    : !own
+      ? "CONTINUE (not the instance's own fault)"
+      : failureResult === "ABANDON"
+        ? "CONTINUE (the group's breaker is open: several launches in a row failed)"
+        : "CONTINUE (FAILURE_RESULT)";
+  record.reason = `${ended.reason}; completed ${why}`;
+}
+
+/** CompleteLifecycleAction answered; a throttled one is tried again by the next step. */
+export function onCompleted(
+  record: LaunchRecord,
+  completion: "COMPLETED" | "ALREADY_COMPLETED" | "throttled",
+  now: number,
+): void {
+  record.heldUntil = completion === "throttled" ? now : undefined;
+  if (completion === "throttled") return;
+  record.phase = "done";
+  record.outcome = completion === "ALREADY_COMPLETED" ? "ALREADY_COMPLETED" : record.result;
+  if (completion === "ALREADY_COMPLETED")
+    record.reason = `${record.reason}; the lifecycle action had already ended`;
+}
+
+export function actionOf(launch: {
+  group: string;
+  hook?: string;
+  instanceId: string;
+  token?: string;
+}): LifecycleAction {
+  return { group: launch.group, hook: launch.hook ?? "", instanceId: launch.instanceId, token: launch.token };
+}
