@@ -15,7 +15,11 @@ export const CommandInvocationEventSchema = EventBridgeSchema.extend({
   detail: z.object({
     "command-id": z.string().min(1).max(36),
     "document-name": z.string().min(1),
-    "instance-id": INSTANCE_ID,
+    // Run Command also runs on managed nodes (mi-...): such an event is read, then skipped with a reason.
+    "instance-id": z.union([
+      INSTANCE_ID,
+      z.string().regex(/^mi-[0-9a-f]{17}$/, "a managed node id such as mi-0123456789abcdef0"),
+    ]),
     "requested-date-time": z.string().optional(),
     status: z.string().min(1),
   }),

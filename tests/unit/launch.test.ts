@@ -1,9 +1,11 @@
-import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
+import { CompleteLifecycleActionCommand, DescribeLifecycleHooksCommand } from "@aws-sdk/client-auto-scaling";
 import { ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { stepOnce } from "../../functions/core/launch/drivers.js";
+import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
 import { memoryStore } from "../../functions/core/launch/records.js";
 import { parseLaunchInput } from "../../functions/schemas/launch-input.js";
+import { sqsRecord } from "./support/launch-events.js";
 import {
   autoScaling,
   commandEvent,
@@ -304,5 +306,55 @@ describe("launches of one instance", () => {
     world.now += 30_000;
     await stepOnce({ requests: requests(first as object), signals: [] }, config, stepContext(world, store));
     expect(sends()).toHaveLength(sent);
+  });
+});
+
+describe("the launch queue", () => {
+  const batch = (...bodies: object[]) => ({
+    Records: bodies.map((body, index) => sqsRecord(`m${index}`, body)),
+  });
+
+  it("skips a command event of a managed node (mi-) with a reason, instead of failing it into the DLQ", async () => {
+    const event = commandEvent("c-1", "mi-0123456789abcdef0", "Success");
+    const report = await reconcileQueueBatch(
+      batch(event),
+      (work) => stepOnce(work, launchConfig(), stepContext(world, memoryStore())),
+      {
+        queueUrl: "",
+        resumeAfterSeconds: 10,
+      },
+    );
+    expect(report.skippedRecords).toEqual([
+      { messageId: "m0", reason: "mi-0123456789abcdef0 is not an EC2 instance" },
+    ]);
+    expect(report.batchItemFailures).toEqual([]);
+  });
+
+  it("fails only the record an AWS error concerns; the rest of the batch goes on", async () => {
+    const config = launchConfig({ TARGET_GROUPS: ["web-asg", "locked-asg"] });
+    const [good] = world.launch(["i-0000000000000000a"], { registerAfterMs: 0 });
+    const locked = { ...(good as { detail: object }) };
+    locked.detail = {
+      ...locked.detail,
+      AutoScalingGroupName: "locked-asg",
+      EC2InstanceId: "i-0000000000000000b",
+    };
+    autoScaling.on(DescribeLifecycleHooksCommand, { AutoScalingGroupName: "locked-asg" }).rejects(
+      Object.assign(new Error("User is not authorized to perform: autoscaling:DescribeLifecycleHooks"), {
+        name: "AccessDenied",
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const report = await reconcileQueueBatch(
+      batch(good as object, locked),
+      (work) => stepOnce(work, config, stepContext(world, memoryStore())),
+      {
+        queueUrl: "",
+        resumeAfterSeconds: 10,
+      },
+    );
+    expect(report.failedRecords?.map((record) => record.messageId)).toEqual(["m1"]);
+    expect(report.instances.map((outcome) => outcome.instanceId)).toEqual(["i-0000000000000000a"]);
+    expect(sends()).toHaveLength(1);
   });
 });

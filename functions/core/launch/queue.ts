@@ -57,6 +57,11 @@ export async function reconcileQueueBatch(
     try {
       const body = parseBody(record.body);
       const signal = parseCommandSignal(body);
+      if (signal && !signal.instanceId.startsWith("i-")) {
+        // A managed node (mi-...) is no instance of an Auto Scaling group: never a launch of ours.
+        skipped.push({ messageId: record.messageId, reason: `${signal.instanceId} is not an EC2 instance` });
+        continue;
+      }
       if (signal) {
         signalsByRecord.set(record.messageId, signal);
         continue;
@@ -72,10 +77,7 @@ export async function reconcileQueueBatch(
       failed.push({ messageId: record.messageId, error: errorMessage(error) });
     }
   }
-  const reconciled = await reconcile({
-    requests: [...requestsByRecord.values()].flat(),
-    signals: [...signalsByRecord.values()],
-  });
+  const reconciled = await reconcileApart(requestsByRecord, signalsByRecord, reconcile, failed);
   const { instances } = reconciled;
   const due = (instanceId: string) =>
     reconciled.resumeAfterSeconds?.get(instanceId) ?? settings.resumeAfterSeconds;
@@ -118,6 +120,52 @@ export async function reconcileQueueBatch(
     ...(failed.length > 0 ? { failedRecords: failed } : {}),
     batchItemFailures,
   };
+}
+
+/**
+ * The whole batch in one step; when that step fails with an error it could not leave to its records
+ * (an AWS refusal, say), each record is taken again alone, so that the error fails only the records
+ * it concerns and the others go on.
+ */
+async function reconcileApart(
+  requestsByRecord: Map<string, LaunchRequest[]>,
+  signalsByRecord: Map<string, CommandSignal>,
+  reconcile: (work: LaunchWork) => Promise<Reconciled>,
+  failed: { messageId: string; error: string }[],
+): Promise<Reconciled> {
+  const all = { requests: [...requestsByRecord.values()].flat(), signals: [...signalsByRecord.values()] };
+  try {
+    return await reconcile(all);
+  } catch (error) {
+    if (requestsByRecord.size + signalsByRecord.size <= 1) throw error;
+    logger.warn("the batch failed as a whole; its records are taken one by one", {
+      error: errorMessage(error),
+    });
+  }
+  const merged: Reconciled & { instances: LaunchOutcome[] } = { instances: [] };
+  const resume = new Map<string, number>();
+  const unread = new Set<string>();
+  const works: [string, LaunchWork][] = [
+    ...[...requestsByRecord].map(([id, requests]): [string, LaunchWork] => [id, { requests, signals: [] }]),
+    ...[...signalsByRecord].map(([id, signal]): [string, LaunchWork] => [
+      id,
+      { requests: [], signals: [signal] },
+    ]),
+  ];
+  for (const [messageId, work] of works) {
+    try {
+      const one = await reconcile(work);
+      merged.instances.push(...one.instances);
+      for (const [id, seconds] of one.resumeAfterSeconds ?? []) resume.set(id, seconds);
+      for (const id of one.unread ?? []) unread.add(id);
+    } catch (error) {
+      logger.error("launch record failed", { messageId, error: errorMessage(error) });
+      failed.push({ messageId, error: errorMessage(error) });
+      requestsByRecord.delete(messageId);
+      signalsByRecord.delete(messageId);
+    }
+  }
+  return { instances: merged.instances, resumeAfterSeconds: resume, unread };
 }
 
 /**

@@ -207,8 +207,13 @@ class LaunchStep {
     const now = this.context.now();
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
-      if (record && sameLaunch(record, request)) {
-        // A duplicate of a launch already done needs nothing and reports nothing, but to a run by hand.
+      if (
+        record &&
+        sameLaunch(record, request) &&
+        (record.phase !== "done" || request.source === "event" || this.context.continuing)
+      ) {
+        // A duplicate event of a launch already done needs nothing and reports nothing, but to a run
+        // by hand; a sweep or replay of a done launch asks Auto Scaling below whether ours is open.
         if (record.phase !== "done") this.hold(record);
         else if (this.context.continuing) this.report(record);
       } else if (record && earlierLaunch(record, request)) {
