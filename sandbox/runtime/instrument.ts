@@ -11,6 +11,13 @@ export interface InvocationScope {
   functionName: string;
   requestId: string;
   frozen: boolean;
+  /** AWS calls made so far. */
+  calls?: number;
+  /**
+   * A crash at the invocation's n-th AWS call: the call reaches AWS, its answer never reaches the
+   * handler, and the invocation ends as cut off (`cut`).
+   */
+  crashAtCall?: { call: number; cut: () => void };
 }
 
 export const invocationScope = new AsyncLocalStorage<InvocationScope>();
@@ -40,6 +47,13 @@ export function instrumentClient(client: object): void {
       if (scope) {
         const request = args.request as { headers?: Record<string, string> };
         if (request.headers) request.headers[CALLER_HEADER] = scope.functionName;
+        scope.calls = (scope.calls ?? 0) + 1;
+        if (scope.crashAtCall && scope.calls >= scope.crashAtCall.call) {
+          const answer = next(args);
+          scope.frozen = true;
+          scope.crashAtCall.cut();
+          return answer.then(() => new Promise<never>(() => {}));
+        }
       }
       return next(args);
     },

@@ -7,7 +7,7 @@ import { ACCOUNT_ID } from "../world/service-error.js";
 import type { World } from "../world/world.js";
 import { recordCutOff } from "./cut-off.js";
 import { applyEnvironment } from "./environment.js";
-import { instrumentClient, invocationScope } from "./instrument.js";
+import { type InvocationScope, instrumentClient, invocationScope } from "./instrument.js";
 
 /**
  * Lambda, in process: a function is a handler module imported after its environment is set; each
@@ -174,6 +174,9 @@ export interface RuntimeFaults {
   cutOffProbability?: number;
 }
 
+/** A crash drawn for an invocation comes at one of its first this many AWS calls. */
+const CRASH_CALLS_MAX = 30;
+
 export class LambdaRuntime {
   readonly functions = new Map<string, LambdaFunction>();
   readonly schedules: ScheduleRecord[] = [];
@@ -222,15 +225,19 @@ export class LambdaRuntime {
     fn.stats.invocations++;
     const startedAt = this.world.now();
     const deadline = startedAt + fn.spec.timeoutSeconds * 1000;
-    const scope = { functionName: fn.spec.name, requestId, frozen: false };
+    const scope: InvocationScope = { functionName: fn.spec.name, requestId, frozen: false };
     const context = this.context(fn, requestId, deadline);
     const faults = this.world.rng.fork(`cut-off:${requestId}`);
     const cutOff = faults.chance(this.faults.cutOffProbability ?? 0);
+    // A crash (an out-of-memory kill, a lost container) comes at a random moment of the invocation:
+    // at one of its first AWS calls (that call reaches AWS, its answer is lost), or, for an invocation
+    // that makes fewer calls, at a random moment of its time budget.
     const budgetMs = cutOff
       ? faults.draw({ min: 1, max: fn.spec.timeoutSeconds }) * 1000
       : fn.spec.timeoutSeconds * 1000;
+    const crashAtCall = cutOff ? Math.ceil(faults.draw({ min: 0, max: CRASH_CALLS_MAX })) : undefined;
     const outcome = await new Promise<Outcome>((settle) => {
-      const timer = this.world.scheduler.after(budgetMs, () => {
+      const cut = () => {
         scope.frozen = true;
         settle({
           ok: false,
@@ -240,7 +247,16 @@ export class LambdaRuntime {
             errorMessage: `Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds`,
           },
         });
-      });
+      };
+      const timer = this.world.scheduler.after(budgetMs, cut);
+      if (crashAtCall)
+        scope.crashAtCall = {
+          call: crashAtCall,
+          cut: () => {
+            timer.cancel();
+            cut();
+          },
+        };
       invocationScope.run(scope, () => {
         Promise.resolve()
           .then(() => fn.handler(event, context))
