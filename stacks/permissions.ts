@@ -80,6 +80,13 @@ export function sendCommandStatements(scope: Construct, { stage, groups }: Scope
       actions: ["ssm:SendCommand"],
       resources: documentArns(scope, stage),
     }),
+    // The functions pin the version of the stage's document whose content is their own.
+    new PolicyStatement({
+      sid: "ReadAgentDocuments",
+      effect: Effect.ALLOW,
+      actions: ["ssm:GetDocument"],
+      resources: documentArns(scope, stage),
+    }),
     new PolicyStatement({
       sid: "ReadAgentPackageVersions",
       effect: Effect.ALLOW,
@@ -267,7 +274,8 @@ export const WILDCARD_EVIDENCE = {
   },
   launchDeployments: {
     appliesTo: {
-      regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):\\*$/",
+      regex:
+        "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):\\*$/",
     },
     reason:
       "Before an older running agent on a launching instance is replaced, the launch function lists the deployments in flight of whichever deployment group CodeDeploy's own hook on that group names: read-only list calls, in this account and Region.",

@@ -1,5 +1,5 @@
 import { CompleteLifecycleActionCommand, DescribeLifecycleHooksCommand } from "@aws-sdk/client-auto-scaling";
-import { ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
+import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { stepOnce } from "../../functions/core/launch/drivers.js";
 import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
@@ -356,5 +356,26 @@ describe("the launch queue", () => {
     expect(report.failedRecords?.map((record) => record.messageId)).toEqual(["m1"]);
     expect(report.instances.map((outcome) => outcome.instanceId)).toEqual(["i-0000000000000000a"]);
     expect(sends()).toHaveLength(1);
+  });
+});
+
+describe("the stage's install document", () => {
+  it("names the version whose content is this release's on every SendCommand", async () => {
+    await driveQueue(world, world.launch(["i-0000000000000000a"]));
+    expect(sends().map((input) => input.DocumentVersion)).toEqual(["3"]);
+  });
+
+  it("sends nothing with a document changed outside the stack, and lets the launch in", async () => {
+    ssm
+      .on(GetDocumentCommand)
+      .resolves({ Name: "x", DocumentVersion: "4", Content: '{"schemaVersion":"2.2","mainSteps":[]}' });
+    const run = await driveQueue(world, world.launch(["i-0000000000000000a"]), {
+      config: launchConfig({ FAILURE_RESULT: "ABANDON" }),
+    });
+    expect(sends()).toHaveLength(0);
+    expect(run.outcomes.get("i-0000000000000000a")).toMatchObject({ outcome: "CONTINUE", fault: "service" });
+    expect(run.outcomes.get("i-0000000000000000a")?.reason).toContain(
+      "does not hold this release's install document",
+    );
   });
 });

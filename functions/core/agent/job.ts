@@ -125,7 +125,7 @@ export function onSendFailed(
     job.sendingSince = undefined;
     job.reason = "SSM does not accept commands for it yet (InvalidInstanceId); waiting for registration";
   } else {
-    end(job, { ok: false, fault: "service", reason: `SSM refused the install: ${failure.error}` });
+    end(job, { ok: false, fault: "service", reason: failure.error });
   }
 }
 

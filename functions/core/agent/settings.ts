@@ -2,16 +2,18 @@
 // the agent must run at: the pin, else the newest version Distributor publishes. An agent at that
 // version or newer is verified (verified.ts): on the day AWS publishes a new agent, instances that get
 // it are never failed for being ahead of what this container last read.
-import { DescribeDocumentCommand } from "@aws-sdk/client-ssm";
+import { DescribeDocumentCommand, GetDocumentCommand } from "@aws-sdk/client-ssm";
 import { ssm } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import type { AgentConfig } from "../config.js";
 import { type AgentPackage, agentDocumentNames } from "../contract.js";
+import { installDocumentContent } from "./documents.js";
 import { normaliseVersion } from "./verified.js";
 
 export interface AgentSettings {
+  stage: string;
   /** The stage's own install-and-verify document. */
   installDocument: string;
   agentPackage: AgentPackage;
@@ -24,6 +26,7 @@ export interface AgentSettings {
 
 export function agentSettings(config: AgentConfig): AgentSettings {
   return {
+    stage: config.STAGE,
     installDocument: agentDocumentNames(config.STAGE).install,
     agentPackage: config.AGENT_PACKAGE,
     agentVersion: config.AGENT_VERSION,
@@ -65,7 +68,52 @@ export async function expectedVersion(settings: AgentSettings): Promise<string> 
   return version ?? "";
 }
 
+/** The stage's install document as stored differs from this release's: nothing is sent with it. */
+export class DocumentChangedError extends Error {
+  override name = "DocumentChangedError";
+}
+
+const pinned = new Map<string, string>();
+
+/**
+ * The version of the stage's install document whose content is exactly this release's: every
+ * SendCommand names it, so whoever may update the document (a new default version) cannot change
+ * what runs as root through this function. The default version is looked at first, then the latest
+ * (a stack update in progress); a stored document that is neither is refused.
+ * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html (DocumentVersion)
+ */
+export async function pinnedDocumentVersion(settings: AgentSettings): Promise<string> {
+  const known = pinned.get(settings.installDocument);
+  if (known) return known;
+  const ours = installDocumentContent(settings.stage);
+  const seen: string[] = [];
+  for (const version of ["$DEFAULT", "$LATEST"]) {
+    const answer = await ssm.send(
+      new GetDocumentCommand({ Name: settings.installDocument, DocumentVersion: version }),
+    );
+    const number = answer.DocumentVersion ?? "";
+    if (seen.includes(number)) continue;
+    seen.push(number);
+    if (sameContent(answer.Content, ours)) {
+      pinned.set(settings.installDocument, number);
+      return number;
+    }
+  }
+  throw new DocumentChangedError(
+    `${settings.installDocument} (versions ${seen.join(", ")}) does not hold this release's install document: nothing is sent until the stack is deployed again`,
+  );
+}
+
+function sameContent(stored: string | undefined, ours: unknown): boolean {
+  try {
+    return JSON.stringify(JSON.parse(stored ?? "")) === JSON.stringify(ours);
+  } catch {
+    return false;
+  }
+}
+
 /** Forgets what is cached (tests). */
 export function clearVersionCache(): void {
   published.clear();
+  pinned.clear();
 }

@@ -54,6 +54,8 @@ export async function describeOnline(instanceIds: readonly string[]): Promise<Ma
 
 export interface CommandRequest {
   documentName: string;
+  /** The version of the document whose content is this release's (settings.ts). */
+  documentVersion: string;
   instanceIds: readonly string[];
   parameters: Record<string, string[]>;
   comment: string;
@@ -70,6 +72,7 @@ export function installCommand(
   comment: string,
   expectedVersion: string,
   allowRestart: boolean,
+  documentVersion: string,
 ): CommandRequest {
   const parameters: InstallParameters = {
     packageName: settings.agentPackage,
@@ -79,6 +82,7 @@ export function installCommand(
   };
   return {
     documentName: settings.installDocument,
+    documentVersion,
     instanceIds,
     parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
     comment,
@@ -90,6 +94,7 @@ export async function sendCommand(request: CommandRequest): Promise<string> {
   const response = await ssm.send(
     new SendCommandCommand({
       DocumentName: request.documentName,
+      DocumentVersion: request.documentVersion,
       InstanceIds: [...request.instanceIds],
       Parameters: request.parameters,
       Comment: request.comment,

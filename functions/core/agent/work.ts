@@ -26,7 +26,7 @@ import {
   onSent,
   onWaitOver,
 } from "./job.js";
-import type { AgentSettings } from "./settings.js";
+import { type AgentSettings, DocumentChangedError, pinnedDocumentVersion } from "./settings.js";
 import {
   COMMAND_DELIVERY_TIMEOUT_SECONDS,
   describeOnline,
@@ -257,8 +257,9 @@ async function send<J extends AgentJob>(
 ) {
   const ids = jobs.map((job) => job.instanceId);
   try {
+    const version = await pinnedDocumentVersion(context.settings);
     const commandId = await sendCommand(
-      installCommand(context.settings, ids, comment, context.expected, allowRestart),
+      installCommand(context.settings, ids, comment, context.expected, allowRestart, version),
     );
     metrics.addMetric(METRIC.installsSent, MetricUnit.Count, jobs.length);
     for (const job of jobs) {
@@ -266,6 +267,11 @@ async function send<J extends AgentJob>(
       onSent(job, commandId, context.now(), `installing ${context.settings.agentPackage}`);
     }
   } catch (error) {
+    if (error instanceof DocumentChangedError) {
+      logger.error("the stage's install document was changed outside the stack", { error: error.message });
+      for (const job of jobs) onSendFailed(job, { error: error.message }, context.now());
+      return;
+    }
     if (isTransient(error)) {
       logger.warn("SendCommand failed transiently; the install is looked up before it is sent again", {
         instanceIds: ids,
@@ -290,7 +296,11 @@ async function send<J extends AgentJob>(
         error: message,
       });
       for (const job of jobs.filter((candidate) => failed.includes(candidate.instanceId)))
-        onSendFailed(job, { error: `${awsErrorName(error) || "Error"}: ${message}` }, context.now());
+        onSendFailed(
+          job,
+          { error: `SSM refused the install: ${awsErrorName(error) || "Error"}: ${message}` },
+          context.now(),
+        );
     }
     const rest = jobs.filter((job) => job.phase === "sending");
     if (rest.length > 0 && rest.length < jobs.length) await send(rest, allowRestart, comment, context);

@@ -24,6 +24,7 @@ import {
   type CommandInvocation,
   type CommandPlugin,
   DescribeInstanceInformationCommand,
+  GetDocumentCommand,
   ListCommandInvocationsCommand,
   SendCommandCommand,
   SSMClient,
@@ -31,6 +32,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, type MockInstance, vi } from "vitest";
+import { installDocumentContent } from "../../../functions/core/agent/documents.js";
 import { clearVersionCache } from "../../../functions/core/agent/settings.js";
 import { isAcceptable } from "../../../functions/core/agent/verified.js";
 import { type Lease, NO_LEASE } from "../../../functions/core/common/lease.js";
@@ -217,6 +219,14 @@ export class FakeSsm {
   private counter = 0;
 
   constructor() {
+    // The stage's document as the stack created it: the functions pin its version.
+    ssm.on(GetDocumentCommand).callsFake((input) => ({
+      Name: input.Name,
+      DocumentVersion: "1",
+      Content: JSON.stringify(
+        installDocumentContent(/^agentfix-(.+)-install-codedeploy-agent$/.exec(input.Name)?.[1] ?? ""),
+      ),
+    }));
     ssm.on(DescribeInstanceInformationCommand).callsFake((input) => {
       this.onLook?.();
       const ids: string[] = input.Filters?.[0]?.Values ?? [];

@@ -16,6 +16,7 @@ import {
   type CommandInvocation,
   DescribeDocumentCommand,
   DescribeInstanceInformationCommand,
+  GetDocumentCommand,
   ListCommandInvocationsCommand,
   SendCommandCommand,
   type SendCommandCommandInput,
@@ -24,6 +25,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { vi } from "vitest";
+import { installDocumentContent } from "../../../functions/core/agent/documents.js";
 import { clearVersionCache } from "../../../functions/core/agent/settings.js";
 import { clock } from "../../../functions/core/common/clock.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../../functions/core/config.js";
@@ -103,6 +105,12 @@ export class LaunchWorld {
     clearHookCache();
     clearVersionCache();
     ssm.on(DescribeDocumentCommand).resolves(publishedPackage("AWSCodeDeployAgent", "1.8.1"));
+    // The stage's document as the stack created it (version 3): installs name that version.
+    ssm.on(GetDocumentCommand).resolves({
+      Name: INSTALL,
+      DocumentVersion: "3",
+      Content: JSON.stringify(installDocumentContent("test")),
+    });
     ssm.on(DescribeInstanceInformationCommand).callsFake((input) => ({
       InstanceInformationList: (input.Filters?.[0]?.Values ?? [])
         .filter((id: string) => (this.instances.get(id)?.registersAt ?? Number.POSITIVE_INFINITY) <= this.now)
