@@ -1,5 +1,5 @@
+import { inScope } from "../../functions/core/config.js";
 import { AGENT_PACKAGES, type AgentPackage, DISTRIBUTOR_DOCUMENT } from "../../functions/core/contract.js";
-import { inScope } from "../../functions/core/failure/policy.js";
 import { parseMarker } from "../../functions/core/failure/redeploy.js";
 import type { StageConfig } from "../../stacks/config.js";
 import { describeService, type ServiceWiring } from "../../stacks/wiring.js";

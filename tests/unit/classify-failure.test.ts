@@ -1,7 +1,6 @@
 import type { LifecycleEvent } from "@aws-sdk/client-codedeploy";
 import { describe, expect, it } from "vitest";
-import { classifyTarget } from "../../functions/core/failure/classify.js";
-import { isNonAgentErrorCode } from "../../functions/core/failure/policy.js";
+import { classifyTarget, isNonAgentErrorCode } from "../../functions/core/failure/classify.js";
 
 const failed = (name: string, errorCode: string, message: string): LifecycleEvent => ({
   lifecycleEventName: name,

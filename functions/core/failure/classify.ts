@@ -4,6 +4,51 @@
 // https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-deployments.html
 import type { LifecycleEvent } from "@aws-sdk/client-codedeploy";
 
+/**
+ * Deployment-level error codes an agent cannot cause: the revision, the application, the group, IAM,
+ * alarms, an operator's stop, load balancers, capacity. Codes are matched as strings because the
+ * user guide lists codes the API enum lacks (UNABLE_TO_SEND_ASG).
+ */
+export const NON_AGENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  "INVALID_REVISION",
+  "REVISION_MISSING",
+  "APPLICATION_MISSING",
+  "DEPLOYMENT_GROUP_MISSING",
+  "IAM_ROLE_MISSING",
+  "IAM_ROLE_PERMISSIONS",
+  "ALARM_ACTIVE",
+  "MANUAL_STOP",
+  "NO_INSTANCES",
+  "NO_EC2_SUBSCRIPTION",
+  "OVER_MAX_INSTANCES",
+  "RESOURCE_LIMIT_EXCEEDED",
+  "MISSING_GITHUB_TOKEN",
+  "CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND",
+  "AUTO_SCALING_IAM_ROLE_PERMISSIONS",
+  "AUTO_SCALING_CONFIGURATION",
+  "AUTOSCALING_VALIDATION_ERROR",
+  "UNABLE_TO_SEND_ASG",
+  "ELASTIC_LOAD_BALANCING_INVALID",
+  "ELB_INVALID_INSTANCE",
+  "MISSING_ELB_INFORMATION",
+  "MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION",
+  "HEALTH_CONSTRAINTS_INVALID",
+  "CLOUDFORMATION_STACK_FAILURE",
+  "ECS_UPDATE_ERROR",
+  "INVALID_ECS_SERVICE",
+  "CUSTOMER_APPLICATION_UNHEALTHY",
+  "INVALID_LAMBDA_CONFIGURATION",
+  "INVALID_LAMBDA_FUNCTION",
+  "HOOK_EXECUTION_FAILURE",
+]);
+
+/** "The deployment failed because of a problem with the CodeDeploy agent" (error-codes.html). */
+export const AGENT_ISSUE = "AGENT_ISSUE";
+
+export function isNonAgentErrorCode(code: string | undefined): boolean {
+  return code !== undefined && NON_AGENT_ERROR_CODES.has(code);
+}
+
 export type TargetClassification = "AGENT" | "APPLICATION" | "OTHER";
 
 /** A failed instance as CodeDeploy reports it, from either the targets or the instances API. */

@@ -5,56 +5,12 @@
 // Sources: https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_DeploymentInfo.html and
 // https://docs.aws.amazon.com/codedeploy/latest/userguide/error-codes.html
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
+import { inScope } from "../config.js";
 import type { RedeployWhen } from "../contract.js";
-import type { ClassifiedTarget } from "./classify.js";
+import { AGENT_ISSUE, type ClassifiedTarget, isNonAgentErrorCode } from "./classify.js";
 
 /** DEFERRED: the failure comes back later through the retry queue (a busy group, a rollback to come). */
 export type FailureDecision = "REDEPLOYED" | "SKIPPED" | "GAVE_UP" | "DRY_RUN" | "DEFERRED";
-
-/**
- * Deployment-level error codes an agent cannot cause: the revision, the application, the group, IAM,
- * alarms, an operator's stop, load balancers, capacity. Codes are matched as strings because the
- * user guide lists codes the API enum lacks (UNABLE_TO_SEND_ASG).
- */
-export const NON_AGENT_ERROR_CODES: ReadonlySet<string> = new Set([
-  "INVALID_REVISION",
-  "REVISION_MISSING",
-  "APPLICATION_MISSING",
-  "DEPLOYMENT_GROUP_MISSING",
-  "IAM_ROLE_MISSING",
-  "IAM_ROLE_PERMISSIONS",
-  "ALARM_ACTIVE",
-  "MANUAL_STOP",
-  "NO_INSTANCES",
-  "NO_EC2_SUBSCRIPTION",
-  "OVER_MAX_INSTANCES",
-  "RESOURCE_LIMIT_EXCEEDED",
-  "MISSING_GITHUB_TOKEN",
-  "CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND",
-  "AUTO_SCALING_IAM_ROLE_PERMISSIONS",
-  "AUTO_SCALING_CONFIGURATION",
-  "AUTOSCALING_VALIDATION_ERROR",
-  "UNABLE_TO_SEND_ASG",
-  "ELASTIC_LOAD_BALANCING_INVALID",
-  "ELB_INVALID_INSTANCE",
-  "MISSING_ELB_INFORMATION",
-  "MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION",
-  "HEALTH_CONSTRAINTS_INVALID",
-  "CLOUDFORMATION_STACK_FAILURE",
-  "ECS_UPDATE_ERROR",
-  "INVALID_ECS_SERVICE",
-  "CUSTOMER_APPLICATION_UNHEALTHY",
-  "INVALID_LAMBDA_CONFIGURATION",
-  "INVALID_LAMBDA_FUNCTION",
-  "HOOK_EXECUTION_FAILURE",
-]);
-
-/** "The deployment failed because of a problem with the CodeDeploy agent" (error-codes.html). */
-export const AGENT_ISSUE = "AGENT_ISSUE";
-
-export function isNonAgentErrorCode(code: string | undefined): boolean {
-  return code !== undefined && NON_AGENT_ERROR_CODES.has(code);
-}
 
 /**
  * Creators whose deployments are never redeployed, and why (DeploymentInfo.creator, API reference).
@@ -90,17 +46,6 @@ export const FOLLOW_ON_CREATORS: ReadonlySet<string> = new Set([
   "autoscalingTermination",
   "CodeDeployAutoUpdate",
 ]);
-
-/** The one entry of TARGET_DEPLOYMENT_GROUPS that puts every deployment group of the account in scope. */
-export const ALL_DEPLOYMENT_GROUPS = "*";
-
-/**
- * Whether the stage acts on an `application/group` pair. A stage acts only on what it names: an
- * empty list is no group at all, and only the explicit entry `*` means every group of the account.
- */
-export function inScope(deploymentGroupsInScope: readonly string[], group: string): boolean {
-  return deploymentGroupsInScope.includes(ALL_DEPLOYMENT_GROUPS) || deploymentGroupsInScope.includes(group);
-}
 
 /** Why a stage whose TARGET_DEPLOYMENT_GROUPS is empty leaves every failure alone. */
 export function noScopeReason(id: string, stage: string): string {
