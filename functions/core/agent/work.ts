@@ -43,6 +43,8 @@ import { judgeInstall } from "./verdicts.js";
 /** A command read in the last few seconds is not read again for an event: the next read serves it. */
 export const READ_GAP_MS = 5_000;
 const CALLS_IN_FLIGHT = 5;
+/** A send whose outcome is unknown is looked up on the instance this often, until it shows or its grace ends. */
+const SEND_LOOKUP_GAP_MS = 10_000;
 /** A cut-off invocation may have sent its install just before it ended: looked up from a minute earlier. */
 const SEND_LOOKBACK_MS = 60_000;
 
@@ -136,8 +138,10 @@ export async function advanceWork<J extends AgentJob>(
         nextRegistrationLook(context.registration(job).since, context.now(), context.cadence),
       );
     else if (job.phase === "waiting") due.set(job.instanceId, job.retryAt ?? context.now());
+    // Held by another invocation: back when its hold ends; stale: looked up on the instance again
+    // in a few seconds (a command just sent may not be listed yet).
     else if (job.phase === "sending")
-      due.set(job.instanceId, Math.max(job.heldUntil ?? 0, context.now() + 1_000));
+      due.set(job.instanceId, Math.max(job.heldUntil ?? 0, context.now() + SEND_LOOKUP_GAP_MS));
     else if (job.phase === "installing" && !due.has(job.instanceId))
       due.set(job.instanceId, nextInstallLook(job.sentAt ?? context.now(), 0, undefined, context.cadence));
   }
