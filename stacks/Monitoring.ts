@@ -117,6 +117,16 @@ export function Monitoring({ app, stack }: StackContext) {
       "An instance got the failure result on launch: its agent could not be installed or verified",
     );
     alarmWhenPositive(
+      "LaunchFailedOpenAlarm",
+      serviceMetric(METRIC.launchFailedOpen),
+      "An instance was let in (CONTINUE) without a verified agent, for a fault that was not its own (SSM or Distributor unreachable, never registered, a package or pin missing, throttling, our own error) or behind an open breaker. The launch function's log line names the cause (field reason, fault)",
+    );
+    alarmWhenPositive(
+      "LaunchBreakerOpenedAlarm",
+      serviceMetric(METRIC.breakerOpened),
+      "A group's breaker opened: several launches in a row failed their agent on the instance itself, so the group's launches are let in until one verifies again. Look for a bad AMI or a broken package release",
+    );
+    alarmWhenPositive(
       "OutdatedAgentInAmiAlarm",
       serviceMetric(METRIC.outdatedAgentInAmi),
       "A group's AMI starts an outdated CodeDeploy agent at boot: CodeDeploy's launch deployment can run on it before the upgrade. The launch report names the AMI; build it without the agent, or with the agent stopped and disabled",
@@ -167,6 +177,7 @@ export function Monitoring({ app, stack }: StackContext) {
         serviceMetric(METRIC.launchAlreadyCompleted),
         serviceMetric(METRIC.launchSkipped),
         serviceMetric(METRIC.launchPending),
+        serviceMetric(METRIC.launchFailedOpen),
         serviceMetric(METRIC.heartbeats),
         serviceMetric(METRIC.outdatedAgentInAmi),
       ]),
