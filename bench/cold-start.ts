@@ -62,8 +62,6 @@ function importOnce(file: string, extraEnv: Record<string, string> = {}): number
   const output = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
     env: {
       PATH: process.env.PATH,
-      // Only the AWS SDK's notice that its 2027 releases need Node 22; other warnings still show.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "bench",
       AWS_SECRET_ACCESS_KEY: "bench",

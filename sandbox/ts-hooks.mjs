@@ -1,5 +1,5 @@
 /**
- * Module customization hooks (https://nodejs.org/docs/latest-v20.x/api/module.html#customization-hooks)
+ * Module customization hooks (https://nodejs.org/docs/latest-v22.x/api/module.html#customization-hooks)
  * for the project's TypeScript sources. Sources import siblings with the `.js` extension (TypeScript's
  * ESM convention), so a `.js` specifier that does not exist next to its importer resolves to the `.ts`
  * file. Only files outside node_modules are transpiled.
@@ -30,7 +30,7 @@ export async function load(url, context, nextLoad) {
     const result = await transform(source, {
       loader: "ts",
       format: "esm",
-      target: "node20",
+      target: "node22",
       sourcemap: "inline",
       sourcefile: fileURLToPath(path),
     });
