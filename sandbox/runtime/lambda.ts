@@ -236,6 +236,7 @@ export class LambdaRuntime {
       ? faults.draw({ min: 1, max: fn.spec.timeoutSeconds }) * 1000
       : fn.spec.timeoutSeconds * 1000;
     const crashAtCall = cutOff ? Math.ceil(faults.draw({ min: 0, max: CRASH_CALLS_MAX })) : undefined;
+    let crashed = false;
     const outcome = await new Promise<Outcome>((settle) => {
       const cut = () => {
         scope.frozen = true;
@@ -253,6 +254,7 @@ export class LambdaRuntime {
         scope.crashAtCall = {
           call: crashAtCall,
           cut: () => {
+            crashed = true;
             timer.cancel();
             cut();
           },
@@ -280,7 +282,10 @@ export class LambdaRuntime {
     if (cutOff && outcome.timedOut) recordCutOff(this.world, fn.spec.name, requestId, budgetMs, event);
     if (outcome.timedOut) fn.stats.timeouts++;
     else if (!outcome.ok) fn.stats.errors++;
-    const endedAt = this.world.now();
+    // A timer on the compressed clock may fire a real millisecond early: a timed-out invocation still
+    // ran (and is billed) for its whole budget.
+    const endedAt =
+      outcome.timedOut && !crashed ? Math.max(this.world.now(), startedAt + budgetMs) : this.world.now();
     const result: InvocationResult = {
       requestId,
       startedAt,
