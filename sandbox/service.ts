@@ -1,5 +1,5 @@
-import { SERVICE_NAME } from "../functions/core/contract.js";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { SERVICE_NAME } from "../functions/core/contract.js";
 import { type DrainReport, drainLifecycleHook, sdkDrainApi } from "../functions/drain-hook.js";
 import { agentPackageProblem } from "../functions/preflight.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
