@@ -12,7 +12,13 @@ import { configureAwsEnvironment } from "./runtime/environment.js";
 import { LambdaRuntime, type RuntimeFaults } from "./runtime/lambda.js";
 import { SandboxServer } from "./server/server.js";
 import type { ApiCounters, TrafficOptions } from "./server/traffic.js";
-import { type DeployOptions, deployService, type ServiceDeployment } from "./service.js";
+import {
+  type DeployOptions,
+  deployService,
+  type ServiceDeployment,
+  type StageUpdate,
+  updateStageHooks,
+} from "./service.js";
 import { World, type WorldOptions } from "./world/world.js";
 
 /**
@@ -60,6 +66,11 @@ export interface Sandbox {
   readonly dynamodb: DynamoDbTarget;
   /** Deploys launch, deployment-failure and sweep functions as the stacks do, from a stage configuration. */
   deployService(config: StageConfigInput, options?: DeployOptions): Promise<ServiceDeployment>;
+  /**
+   * A stack update of a deployed stage to a new configuration: hooks of groups it no longer names are
+   * drained (waiting launches completed with CONTINUE) and deleted, new groups get the hook.
+   */
+  updateService(deployment: ServiceDeployment, config: StageConfigInput): Promise<StageUpdate>;
   /** Resolves true once `ready()` holds (checked every `pollSeconds` AWS seconds), false after `timeoutSeconds`. */
   waitFor(ready: () => boolean, options: { timeoutSeconds: number; pollSeconds?: number }): Promise<boolean>;
   /** AWS seconds since the sandbox started. */
@@ -111,6 +122,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     dynamodb,
     deployService: (config, deployOptions) =>
       deployService(world, bus, runtime, config, deployOptions, dynamodb),
+    updateService: (deployment, config) => updateStageHooks(world, deployment, config),
     async waitFor(ready, { timeoutSeconds, pollSeconds = 5 }) {
       const deadline = clock.now() + timeoutSeconds * 1000;
       while (!ready()) {

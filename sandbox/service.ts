@@ -1,4 +1,6 @@
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { SERVICE_NAME } from "../functions/core/contract.js";
+import { type DrainReport, drainLifecycleHook, sdkDrainApi } from "../functions/drain-hook.js";
 import { agentPackageProblem } from "../functions/preflight.js";
 import { parseStageConfig, type StageConfig, type StageConfigInput } from "../stacks/config.js";
 import {
@@ -278,6 +280,63 @@ export async function deployService(
     failureDeadLetterQueue: part(queues.failureDeadLetter, "failure dead-letter queue", "deploymentGroups"),
     failureRetryQueue: part(queues.failureRetry, "failure retry queue", "deploymentGroups"),
   }) as ServiceDeployment;
+}
+
+export interface StageUpdate {
+  /** The hooks drained (their waiting launches completed with CONTINUE) and deleted, per group. */
+  drained: DrainReport[];
+  /** Groups whose hook was created. */
+  added: string[];
+}
+
+/**
+ * Updates a deployed stage's lifecycle hooks to a new configuration of the same stage, as a stack
+ * update does: a hook on a group no longer in `groups` is drained first (functions/drain-hook.ts, the
+ * stacks' Custom::LifecycleHookDrain, over the same Auto Scaling API: every launch waiting on it is
+ * completed with CONTINUE) and then deleted (DeleteLifecycleHook would ABANDON what still waited); a
+ * new group gets the hook. Only the hooks change here: the functions keep the environment they were
+ * deployed with (their groups in scope included), and the deployment's `config` and `wiring` become
+ * the new ones.
+ */
+export async function updateStageHooks(
+  world: World,
+  deployment: ServiceDeployment,
+  input: StageConfigInput,
+): Promise<StageUpdate> {
+  const config = parseStageConfig(deployment.config.stage, input, "sandbox configuration");
+  await checkAgentPackage(world, config);
+  const wiring = describeService(config);
+  const pairs = (hooks: ServiceWiring["lifecycleHooks"]) =>
+    hooks.flatMap((hook) => hook.groups.map((group) => ({ hook, group, key: `${hook.name} ${group}` })));
+  const before = pairs(deployment.wiring.lifecycleHooks);
+  const after = pairs(wiring.lifecycleHooks);
+  const update: StageUpdate = { drained: [], added: [] };
+  const client = new AutoScalingClient({ region: world.region });
+  try {
+    for (const { hook, group, key } of before) {
+      if (after.some((candidate) => candidate.key === key)) continue;
+      update.drained.push(
+        await drainLifecycleHook(sdkDrainApi(client), { groupName: group, hookName: hook.name }),
+      );
+      world.autoScaling.deleteLifecycleHook(group, hook.name);
+    }
+  } finally {
+    client.destroy();
+  }
+  for (const { hook, group, key } of after) {
+    if (before.some((candidate) => candidate.key === key)) continue;
+    world.autoScaling.putLifecycleHook({
+      groupName: group,
+      hookName: hook.name,
+      transition: hook.transition,
+      heartbeatTimeout: hook.heartbeatTimeoutSeconds,
+      defaultResult: hook.defaultResult,
+    });
+    update.added.push(group);
+  }
+  deployment.config = config;
+  deployment.wiring = { ...deployment.wiring, lifecycleHooks: wiring.lifecycleHooks };
+  return update;
 }
 
 /** The wiring with the sandbox's names of its queues: `<prefix><name>` after the service's own prefix. */

@@ -1,4 +1,5 @@
 import { type StackContext, use } from "sst/constructs";
+import { hookDrains } from "./drain.js";
 import { Foundation } from "./Foundation.js";
 import { launchAccess } from "./permissions.js";
 import { createServiceFunction } from "./service-function.js";
@@ -40,11 +41,13 @@ export function LaunchPath({ stack }: StackContext) {
     resources,
   );
   const hooks = createLifecycleHooks(stack, wiring.lifecycleHooks, [rule, launchFunction]);
+  // Before a hook is deleted, its waiting launches are completed with CONTINUE (not abandoned).
+  const drains = hookDrains(stack, config, hooks);
 
   stack.addOutputs({
     LaunchFunctionName: launchFunction.functionName,
     LaunchQueueUrl: queue.queueUrl,
     LaunchDeadLetterQueueUrl: deadLetterQueue.queueUrl,
   });
-  return { launchFunction, queue, deadLetterQueue, rule, installEndedRule, hooks };
+  return { launchFunction, queue, deadLetterQueue, rule, installEndedRule, hooks, drains };
 }

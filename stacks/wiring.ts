@@ -192,7 +192,7 @@ const FAILURE_RETRY_CONCURRENCY = 5;
  * Functions have predictable names, `agentfix-<stage>-<role>`, so operators and tools
  * (`npm run replay`, the console's test events, CloudWatch Logs under /aws/lambda/<name>) find them.
  */
-export function serviceFunctionName(stage: string, role: FunctionRole | "preflight"): string {
+export function serviceFunctionName(stage: string, role: FunctionRole | "preflight" | "drain-hook"): string {
   return `${SERVICE_NAME}-${stage}-${role}`;
 }
 

@@ -2,6 +2,7 @@ import { burst } from "./burst.js";
 import { chaos } from "./chaos.js";
 import { deployFailure } from "./deploy-failure.js";
 import { deployFailureHarm } from "./deploy-failure-harm.js";
+import { failOpen } from "./fail-open.js";
 import { harm } from "./harm.js";
 import { morning } from "./morning.js";
 import type { Scenario } from "./types.js";
@@ -13,4 +14,5 @@ export const SCENARIOS: Record<string, Scenario> = {
   burst,
   chaos,
   harm,
+  "fail-open": failOpen,
 };

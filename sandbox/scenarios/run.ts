@@ -68,6 +68,11 @@ export async function runScenario(
       },
       deploy: (config, deployOptions) => sandbox.deployService(config, deployOptions),
     })
+    .catch(async (error: unknown) => {
+      // A story that throws must not leave the world's timers (and the functions' schedules) running.
+      await sandbox.close();
+      throw error;
+    })
     .finally(() => skip.stop());
   watch.stop();
   const figures = measure(sandbox, play.scope);

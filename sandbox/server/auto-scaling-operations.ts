@@ -197,6 +197,14 @@ export const autoScalingOperations: Record<string, Operation> = {
     return {};
   },
 
+  DeleteLifecycleHook(input, { world }) {
+    world.autoScaling.deleteLifecycleHook(
+      required(input, "AutoScalingGroupName"),
+      required(input, "LifecycleHookName"),
+    );
+    return {};
+  },
+
   CompleteLifecycleAction(input, { world }) {
     world.autoScaling.completeLifecycleAction(
       {

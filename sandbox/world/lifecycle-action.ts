@@ -6,7 +6,8 @@ import type { TimerHandle } from "./scheduler.js";
 
 export type LifecycleResult = "CONTINUE" | "ABANDON";
 
-export type CompletedBy = "api" | "codedeploy" | "timeout" | "terminated";
+/** Who ended an action; `hook-deleted`: DeleteLifecycleHook completed it (ABANDON for a launch). */
+export type CompletedBy = "api" | "codedeploy" | "timeout" | "terminated" | "hook-deleted";
 
 /** Where a launch comes from and goes to, as the launch event's `Origin` and `Destination` say. */
 export type LaunchPlace = "EC2" | "AutoScalingGroup" | "WarmPool";

@@ -1,5 +1,6 @@
 import {
   CompleteLifecycleActionCommand,
+  DeleteLifecycleHookCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
@@ -182,5 +183,63 @@ describe("Auto Scaling over the Query protocol", () => {
     );
     expect(sandbox.counters.throttled["AutoScaling.DescribeAutoScalingGroups"]).toBe(1);
     sandbox.server.traffic = new Traffic();
+  });
+});
+
+describe("DeleteLifecycleHook over the Query protocol", () => {
+  let sandbox: Sandbox;
+  afterAll(() => sandbox.close());
+
+  it("completes the launches the hook still holds with ABANDON, then the hook is gone", async () => {
+    sandbox = await testSandbox({ seed: "delete-hook" });
+    const { autoScaling } = sdkClients(sandbox.endpoint);
+    const { world } = sandbox;
+    world.autoScaling.createGroup({ name: "api", maxSize: 4, image: { imageId: "ami-1" } });
+    await autoScaling.send(
+      new PutLifecycleHookCommand({
+        AutoScalingGroupName: "api",
+        LifecycleHookName: "ours",
+        LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout: 600,
+        DefaultResult: "CONTINUE",
+      }),
+    );
+    await autoScaling.send(
+      new SetDesiredCapacityCommand({ AutoScalingGroupName: "api", DesiredCapacity: 2 }),
+    );
+    await sandbox.waitFor(() => world.autoScaling.actions.length === 2, {
+      timeoutSeconds: 60,
+      pollSeconds: 1,
+    });
+    const waiting = world.autoScaling.actions.map((action) => action.instanceId);
+    await autoScaling.send(
+      new DeleteLifecycleHookCommand({ AutoScalingGroupName: "api", LifecycleHookName: "ours" }),
+    );
+    // "ABANDON for launching instances", even with DefaultResult CONTINUE.
+    for (const instanceId of waiting) {
+      expect(world.instance(instanceId).abandonReason).toBe("ABANDON by ours (hook deleted)");
+    }
+    expect(world.autoScaling.actions.map((action) => action.completed?.by)).toEqual([
+      "hook-deleted",
+      "hook-deleted",
+    ]);
+    const hooks = await autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: "api" }));
+    expect(hooks.LifecycleHooks).toEqual([]);
+    await expectAwsError(
+      autoScaling.send(
+        new DeleteLifecycleHookCommand({ AutoScalingGroupName: "api", LifecycleHookName: "ours" }),
+      ),
+      "ValidationError",
+      400,
+      "No Lifecycle Hook found with name ours for group api",
+    );
+    // The replacements launch with no hook to wait on.
+    const live = () => world.autoScaling.liveInstances(world.autoScaling.group("api"));
+    await sandbox.waitFor(
+      () => live().length === 2 && live().every((instance) => instance.lifecycleState === "InService"),
+      { timeoutSeconds: 600, pollSeconds: 5 },
+    );
+    expect(live().map((instance) => instance.id)).not.toContain(waiting[0]);
+    expect(live().every((instance) => instance.lifecycleState === "InService")).toBe(true);
   });
 });

@@ -19,6 +19,94 @@ describe("the fleet model", () => {
   let sandbox: Sandbox;
   afterEach(() => sandbox.close());
 
+  it("publishes a new default version of a package at a given time: DescribeDocument and installs of latest follow it", async () => {
+    sandbox = await testSandbox({ seed: "release-day" });
+    const { world } = sandbox;
+    world.autoScaling.createGroup({ name: "api", image: { imageId: "ami-1" } });
+    const instance = world.addRunningInstance("api", {
+      agent: { package: null, version: null, running: false },
+    });
+    expect(world.ssm.describeDocument("AWSCodeDeployAgent").versionName).toBe("1.8.1");
+    world.ssm.publishPackageVersion("AWSCodeDeployAgent", "1.8.2", { atSeconds: 60 });
+    await pass(30);
+    expect(world.ssm.describeDocument("AWSCodeDeployAgent").versionName).toBe("1.8.1");
+    await pass(40);
+    expect(world.ssm.describeDocument("AWSCodeDeployAgent")).toMatchObject({
+      versionName: "1.8.2",
+      documentVersion: "5",
+    });
+    expect(world.ssm.describeDocument("AWSCodeDeployAgent", { versionName: "1.8.1" }).versionName).toBe(
+      "1.8.1",
+    );
+    const install = world.ssm.sendCommand({
+      DocumentName: "AWS-ConfigureAWSPackage",
+      InstanceIds: [instance.id],
+      Parameters: INSTALL,
+    });
+    await sandbox.waitFor(() => world.ssm.isTerminal(install.invocations[0]!.status), {
+      timeoutSeconds: 300,
+      pollSeconds: 1,
+    });
+    expect(instance.agent).toMatchObject({ version: "1.8.2", running: true });
+  });
+
+  it("fails every install with Distributor's error while Distributor is down, and installs again after", async () => {
+    sandbox = await testSandbox({ seed: "outage" });
+    const { world } = sandbox;
+    world.autoScaling.createGroup({ name: "api", image: { imageId: "ami-1" } });
+    const instance = world.addRunningInstance("api", {
+      agent: { package: "AWSCodeDeployAgent", version: "1.7.1", running: true },
+    });
+    world.ssm.distributorOutage({ forSeconds: 600 });
+    const send = () => {
+      const command = world.ssm.sendCommand({
+        DocumentName: "AWS-ConfigureAWSPackage",
+        InstanceIds: [instance.id],
+        Parameters: INSTALL,
+      });
+      return sandbox
+        .waitFor(() => world.ssm.isTerminal(command.invocations[0]!.status), {
+          timeoutSeconds: 300,
+          pollSeconds: 1,
+        })
+        .then(() => command.invocations[0]!);
+    };
+    const during = await send();
+    expect(during.status).toBe("Failed");
+    expect(`${during.output}${during.errorOutput ?? ""}`).toMatch(/^Failed to retrieve manifest: /);
+    // Nothing was uninstalled: the failure comes before Distributor touches the instance.
+    expect(instance.agent).toMatchObject({ version: "1.7.1", running: true });
+    await pass(600);
+    expect((await send()).status).toBe("Success");
+    expect(instance.agent).toMatchObject({ version: "1.8.1", running: true });
+  });
+
+  it("withdraws a package from the Region: DescribeDocument refuses it and installs fail with not found, until it is back", async () => {
+    sandbox = await testSandbox({ seed: "withdrawn" });
+    const { world } = sandbox;
+    world.autoScaling.createGroup({ name: "api", image: { imageId: "ami-1" } });
+    const instance = world.addRunningInstance("api", {
+      agent: { package: null, version: null, running: false },
+    });
+    world.ssm.withdrawPackage("AWSCodeDeployAgent", { forSeconds: 300 });
+    expect(() => world.ssm.describeDocument("AWSCodeDeployAgent")).toThrow(/does not exist/);
+    const install = world.ssm.sendCommand({
+      DocumentName: "AWS-ConfigureAWSPackage",
+      InstanceIds: [instance.id],
+      Parameters: INSTALL,
+    });
+    await sandbox.waitFor(() => world.ssm.isTerminal(install.invocations[0]!.status), {
+      timeoutSeconds: 300,
+      pollSeconds: 1,
+    });
+    expect(install.invocations[0]!.status).toBe("Failed");
+    expect(`${install.invocations[0]!.output}${install.invocations[0]!.errorOutput ?? ""}`).toMatch(
+      /not found/,
+    );
+    await pass(310);
+    expect(world.ssm.describeDocument("AWSCodeDeployAgent").versionName).toBe("1.8.1");
+  });
+
   it("keeps an instance in Pending:Wait until every launch hook continues", async () => {
     sandbox = await testSandbox({ seed: "hooks" });
     const { autoScaling } = sandbox.world;

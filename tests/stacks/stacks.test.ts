@@ -8,6 +8,7 @@ import { installDocumentContent } from "../../functions/core/agent/documents.js"
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
 import { agentDocumentNames } from "../../functions/core/contract.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
+import { DRAIN_RESOURCE_TYPE } from "../../stacks/drain.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
 import { PREFLIGHT_RESOURCE_TYPE } from "../../stacks/preflight.js";
 import { createLifecycleHooks } from "../../stacks/service-resources.js";
@@ -324,6 +325,41 @@ describe("3. lifecycle hooks", () => {
 
   it("leaves the hook to the groups' own code when the stage says every group", () => {
     expect(resources(template("qa", "LaunchPath"), "AWS::AutoScaling::LifecycleHook")).toEqual([]);
+  });
+
+  it("drains each hook before CloudFormation deletes it: waiting launches are completed with CONTINUE, on the stage's groups only", () => {
+    const t = template("prod", "LaunchPath");
+    const hooks = resources(t, "AWS::AutoScaling::LifecycleHook");
+    const drains = resources(t, DRAIN_RESOURCE_TYPE);
+    expect(drains).toHaveLength(hooks.length);
+    for (const hook of hooks) {
+      const drain = drains.find(
+        (candidate) => candidate.Properties.AutoScalingGroupName === hook.Properties.AutoScalingGroupName,
+      );
+      expect(flatten(drain?.Properties, t)).toMatchObject({
+        ServiceToken: expect.stringMatching(/^<GetAtt:DrainHookFunction.*\.Arn>$/),
+        LifecycleHookName: HOOK,
+      });
+      // The drain depends on its hook, so CloudFormation deletes the drain (which runs) first.
+      expect(drain?.DependsOn).toContain(hook.id);
+    }
+    const drainFunction = fn("prod", "LaunchPath", "DrainHookFunction");
+    expect(drainFunction.Properties).toMatchObject({
+      Handler: "functions/drain-hook.handler",
+      FunctionName: "agentfix-prod-drain-hook",
+    });
+    const statements = statementsOf("prod", "LaunchPath", "DrainHookFunction");
+    expect(allowing(statements, "autoscaling:CompleteLifecycleAction")).toEqual([
+      expect.objectContaining({
+        Resource: PROD_GROUPS.map((group) =>
+          expect.stringContaining(`:autoScalingGroup:*:autoScalingGroupName/${group}`),
+        ),
+      }),
+    ]);
+    expect(allowing(statements, "autoscaling:DeleteLifecycleHook")).toEqual([]);
+    expect(allowing(statements, "ssm:SendCommand")).toEqual([]);
+    // No hook, no drain.
+    expect(resources(template("qa", "LaunchPath"), DRAIN_RESOURCE_TYPE)).toEqual([]);
   });
 });
 

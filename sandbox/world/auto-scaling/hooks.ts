@@ -78,6 +78,28 @@ export class LifecycleHooks {
     return hook;
   }
 
+  /**
+   * DeleteLifecycleHook: the hook is gone from the group, and its open actions are handed back to be
+   * completed ("If there are any outstanding lifecycle actions, they are completed first (ABANDON for
+   * launching instances, CONTINUE for terminating instances)",
+   * https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DeleteLifecycleHook.html).
+   */
+  delete(groupName: string, hookName: string): { hook: LifecycleHook; open: LifecycleAction[] } {
+    const group = findGroup(this.groups, groupName);
+    const hook = group.hooks.get(hookName);
+    if (!hook) {
+      throw new AwsServiceError(
+        "ValidationError",
+        `No Lifecycle Hook found with name ${hookName} for group ${groupName}`,
+      );
+    }
+    group.hooks.delete(hookName);
+    const open = this.actions.filter(
+      (action) => !action.completed && action.groupName === group.name && action.hookName === hookName,
+    );
+    return { hook, open };
+  }
+
   /** The tokens a replay's instance gets, per hook name, instead of drawn ones. */
   giveTokens(instanceId: string, tokens: Record<string, string>): void {
     for (const [hook, token] of Object.entries(tokens)) this.givenTokens.set(`${instanceId}:${hook}`, token);

@@ -111,7 +111,11 @@ export class LaunchLifecycle {
         group,
         instance,
         reason,
-        by === "timeout" ? "heartbeat timeout" : `ABANDON by ${action.hookName}`,
+        by === "timeout"
+          ? "heartbeat timeout"
+          : by === "hook-deleted"
+            ? `ABANDON by ${action.hookName} (hook deleted)`
+            : `ABANDON by ${action.hookName}`,
       );
       return;
     }

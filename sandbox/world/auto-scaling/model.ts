@@ -1,3 +1,4 @@
+import { LAUNCH_TRANSITION } from "../../../functions/core/contract.js";
 import type { Instance } from "../instances.js";
 import type { CompletedBy, LifecycleAction } from "../lifecycle-action.js";
 import type { WorldServices } from "../services.js";
@@ -34,7 +35,10 @@ export class AutoScalingModel {
   private readonly fleet: Groups;
   private readonly warmPools: WarmPools;
 
-  constructor(world: WorldServices, options: AutoScalingOptions = {}) {
+  constructor(
+    private readonly world: WorldServices,
+    options: AutoScalingOptions = {},
+  ) {
     const activities = new ScalingActivities(world);
     this.hooks = new LifecycleHooks(world, this.groups, (action, result) =>
       this.lifecycle.finish(action, result, "timeout"),
@@ -73,6 +77,29 @@ export class AutoScalingModel {
 
   putLifecycleHook(input: Parameters<LifecycleHooks["put"]>[0]): LifecycleHook {
     return this.hooks.put(input);
+  }
+
+  /**
+   * DeleteLifecycleHook: a launch the hook still holds is completed with ABANDON (and replaced), a
+   * termination with CONTINUE, before the hook goes.
+   */
+  deleteLifecycleHook(groupName: string, hookName: string): LifecycleAction[] {
+    const { hook, open } = this.hooks.delete(groupName, hookName);
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "hook.deleted",
+      groupName,
+      message: `${hookName} deleted from ${groupName}${open.length ? `; ${open.length} waiting launches completed with ABANDON` : ""}`,
+      data: { hookName, open: open.map((action) => action.instanceId) },
+    });
+    for (const action of open) {
+      this.lifecycle.finish(
+        action,
+        hook.transition === LAUNCH_TRANSITION ? "ABANDON" : "CONTINUE",
+        "hook-deleted",
+      );
+    }
+    return open;
   }
 
   setDesiredCapacity(groupName: string, desired: number, cause?: string): void {

@@ -25,6 +25,11 @@ export interface InstallRequest {
  * leave the agent stopped.
  */
 export class Distributor {
+  /** What Distributor publishes now: a copy of the options' list, which `publish` and `withdraw` change. */
+  private published: Record<string, string[]> | undefined;
+  /** Windows (AWS ms, [from, until)) in which every install fails before it starts, and why. */
+  private readonly outages: { from: number; until: number; message: string }[] = [];
+
   constructor(
     private readonly world: WorldServices,
     private readonly invocations: Invocations,
@@ -34,7 +39,61 @@ export class Distributor {
   ) {}
 
   get packageVersions(): Record<string, string[]> {
-    return this.options.packageVersions ?? DEFAULT_PACKAGE_VERSIONS;
+    return this.published ?? this.options.packageVersions ?? DEFAULT_PACKAGE_VERSIONS;
+  }
+
+  private ownList(): Record<string, string[]> {
+    this.published ??= Object.fromEntries(
+      Object.entries(this.options.packageVersions ?? DEFAULT_PACKAGE_VERSIONS).map(([name, versions]) => [
+        name,
+        [...versions],
+      ]),
+    );
+    return this.published;
+  }
+
+  /**
+   * AWS publishes a new version of a package: it becomes the default version (DescribeDocument
+   * answers its VersionName, and an install of "latest" gets it).
+   */
+  publish(packageName: string, version: string): void {
+    const list = this.ownList();
+    const versions = (list[packageName] ?? []).filter((candidate) => candidate !== version);
+    list[packageName] = [...versions, version];
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "distributor.published",
+      message: `Distributor publishes ${packageName} ${version} as its default version`,
+      data: { packageName, version },
+    });
+  }
+
+  /** The package is no longer published in the Region (DescribeDocument: InvalidDocument; installs: not found). */
+  withdraw(packageName: string): string[] {
+    const list = this.ownList();
+    const versions = list[packageName] ?? [];
+    delete list[packageName];
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "distributor.withdrawn",
+      message: `Distributor no longer publishes ${packageName}`,
+      data: { packageName },
+    });
+    return versions;
+  }
+
+  /** Every install that starts within the window fails at once with Distributor's error. */
+  outage(window: { from: number; until: number; message?: string }): void {
+    this.outages.push({
+      ...window,
+      message:
+        window.message ??
+        "Failed to retrieve manifest: InternalServerError: the Distributor service is temporarily unavailable",
+    });
+  }
+
+  private outageAt(now: number): string | undefined {
+    return this.outages.find((outage) => now >= outage.from && now < outage.until)?.message;
   }
 
   /**
@@ -86,6 +145,11 @@ export class Distributor {
     target.begin();
     if (locked) {
       this.fail(target, `Package "${packageName}" is already in the process of action "Install"`);
+      return;
+    }
+    const outage = this.outageAt(this.world.now());
+    if (outage) {
+      this.fail(target, outage);
       return;
     }
     const versions = this.packageVersions[packageName];

@@ -40,7 +40,7 @@ export class SsmModel {
   private readonly documents: DocumentStore;
 
   constructor(
-    world: WorldServices,
+    private readonly world: WorldServices,
     agents: CodeDeployAgents,
     readonly options: SsmOptions = {},
   ) {
@@ -69,6 +69,45 @@ export class SsmModel {
 
   get packageVersions(): Record<string, string[]> {
     return this.distributor.packageVersions;
+  }
+
+  /** AWS publishes a new default version of a Distributor package (now, or `atSeconds` from now). */
+  publishPackageVersion(packageName: string, version: string, options: { atSeconds?: number } = {}): void {
+    this.later(options.atSeconds, () => this.distributor.publish(packageName, version));
+  }
+
+  /**
+   * The package stops being published in the Region (now, or `atSeconds` from now); published again,
+   * with the same versions, after `forSeconds` when given.
+   */
+  withdrawPackage(packageName: string, options: { atSeconds?: number; forSeconds?: number } = {}): void {
+    this.later(options.atSeconds, () => {
+      const versions = this.distributor.withdraw(packageName);
+      if (options.forSeconds === undefined) return;
+      this.world.scheduler.after(options.forSeconds * 1000, () => {
+        for (const version of versions) this.distributor.publish(packageName, version);
+      });
+    });
+  }
+
+  /**
+   * Distributor is down from `atSeconds` from now (default now) for `forSeconds`: every install that
+   * starts then fails at once with `message` (default a "Failed to retrieve manifest" error).
+   */
+  distributorOutage(options: { atSeconds?: number; forSeconds: number; message?: string }): void {
+    const from = this.world.now() + (options.atSeconds ?? 0) * 1000;
+    this.distributor.outage({ from, until: from + options.forSeconds * 1000, message: options.message });
+    this.world.trace.record({
+      at: this.world.now(),
+      kind: "distributor.outage",
+      message: `Distributor down for ${options.forSeconds} s${options.atSeconds ? ` from ${options.atSeconds} s on` : ""}`,
+      data: { from, until: from + options.forSeconds * 1000 },
+    });
+  }
+
+  private later(atSeconds: number | undefined, run: () => void): void {
+    if (!atSeconds) run();
+    else this.world.scheduler.after(atSeconds * 1000, run);
   }
 
   latestVersion(packageName: string): string | undefined {

@@ -1,0 +1,107 @@
+import { CustomResource, RemovalPolicy, type Stack } from "aws-cdk-lib";
+import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
+import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
+import { NagSuppressions } from "cdk-nag";
+import { Function as SstFunction } from "sst/constructs";
+import type { StageConfig } from "./config.js";
+import { groupArns, WILDCARD_EVIDENCE } from "./permissions.js";
+import { RUNTIME } from "./service-function.js";
+import { serviceFunctionName } from "./wiring.js";
+
+/** The custom resource type of a hook's drain, as it shows in CloudFormation's events. */
+export const DRAIN_RESOURCE_TYPE = "Custom::LifecycleHookDrain";
+
+/**
+ * A drain per hook (functions/drain-hook.ts): deleting a lifecycle hook completes the launches waiting
+ * on it with ABANDON, so before CloudFormation deletes one of our hooks (a group removed from
+ * `groups`, the stage removed) its drain completes them with CONTINUE. Each drain depends on its
+ * hook: CloudFormation deletes dependents first, so the drain's Delete runs while the hook still
+ * exists, and the hook's deletion finds nothing left to abandon.
+ */
+export function hookDrains(
+  stack: Stack,
+  config: StageConfig,
+  hooks: readonly CfnLifecycleHook[],
+): CustomResource[] {
+  if (hooks.length === 0) return [];
+  const name = serviceFunctionName(config.stage, "drain-hook");
+  const logGroup = new LogGroup(stack, "DrainHookFunctionLogs", {
+    logGroupName: `/aws/lambda/${name}`,
+    retention: config.logRetentionDays as RetentionDays,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  const role = new Role(stack, "DrainHookFunctionRole", {
+    assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+    description: `Completes the launches waiting on a hook with CONTINUE before the hook is deleted (${config.stage})`,
+    inlinePolicies: {
+      DrainHook: new PolicyDocument({
+        statements: [
+          new PolicyStatement({
+            sid: "WriteOwnLogGroup",
+            effect: Effect.ALLOW,
+            actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources: [logGroup.logGroupArn],
+          }),
+          new PolicyStatement({
+            sid: "ReadAutoScaling",
+            effect: Effect.ALLOW,
+            actions: ["autoscaling:DescribeAutoScalingGroups"],
+            resources: ["*"],
+          }),
+          new PolicyStatement({
+            sid: "CompleteLifecycleActionsInScope",
+            effect: Effect.ALLOW,
+            actions: ["autoscaling:CompleteLifecycleAction"],
+            resources: groupArns(stack, config.groups),
+          }),
+        ],
+      }),
+    },
+  });
+  const fn = new SstFunction(stack, "DrainHookFunction", {
+    functionName: name,
+    handler: "functions/drain-hook.handler",
+    description:
+      "Completes the launches waiting on one of our hooks with CONTINUE before the hook is deleted",
+    runtime: RUNTIME,
+    architecture: "arm_64",
+    memorySize: 128,
+    timeout: 120,
+    // Runs only while a stack deploys: nothing to trace.
+    tracing: "disabled",
+    nodejs: { minify: true, sourcemap: false },
+    logGroup,
+    role,
+  });
+  NagSuppressions.addResourceSuppressions(fn, [
+    {
+      id: "AwsSolutions-L1",
+      reason: `Pinned to ${RUNTIME}, the runtime the handlers are built and tested for; it runs only while the stack deploys.`,
+    },
+  ]);
+  // A group's ARN has a generated id (`autoScalingGroup:*:`) that no policy can pin.
+  const wildcards = ["readOnly", "allGroups"] as const;
+  NagSuppressions.addResourceSuppressions(
+    role,
+    wildcards.map((kind) => ({
+      id: "AwsSolutions-IAM5",
+      reason: WILDCARD_EVIDENCE[kind].reason,
+      appliesTo: [WILDCARD_EVIDENCE[kind].appliesTo],
+    })),
+    true,
+  );
+  return hooks.map((hook) => {
+    const drain = new CustomResource(stack, `${hook.node.id}-Drain`, {
+      serviceToken: fn.functionArn,
+      resourceType: DRAIN_RESOURCE_TYPE,
+      properties: {
+        AutoScalingGroupName: hook.autoScalingGroupName,
+        LifecycleHookName: hook.lifecycleHookName,
+      },
+    });
+    // Deleted before the hook: the drain runs while the hook still holds its launches.
+    drain.node.addDependency(hook);
+    return drain;
+  });
+}

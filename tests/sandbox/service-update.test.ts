@@ -1,0 +1,70 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { Sandbox } from "../../sandbox/sandbox.js";
+import { testSandbox } from "./helpers.js";
+
+/**
+ * A stack update that removes a group from `groups` deletes our hook on it, and AWS's
+ * DeleteLifecycleHook completes the launches still waiting on it with ABANDON. The update drains the
+ * hook first (functions/drain-hook.ts, as the stacks' Custom::LifecycleHookDrain does): those launches
+ * are completed with CONTINUE and go into service.
+ */
+describe("a stage update that removes a group", () => {
+  let sandbox: Sandbox | undefined;
+  afterEach(async () => {
+    await sandbox?.close();
+    sandbox = undefined;
+  });
+
+  it("drains the group's hook before deleting it: its waiting launches continue, none is abandoned", async () => {
+    sandbox = await testSandbox({ seed: "drain", clockScale: 0.01 });
+    const { world } = sandbox;
+    // Instances that never register with SSM wait on our hook until the registration timeout.
+    for (const name of ["web", "api"]) {
+      world.autoScaling.createGroup({
+        name,
+        maxSize: 4,
+        image: { imageId: "ami-1", bakedAgent: null, neverRegistersProbability: 1 },
+      });
+    }
+    const service = await sandbox.deployService(
+      { groups: ["web", "api"], launch: { failureResult: "ABANDON" } },
+      { stage: "dev", sweep: false },
+    );
+    const hook = service.config.hook.name;
+    world.autoScaling.setDesiredCapacity("api", 2);
+    world.autoScaling.setDesiredCapacity("web", 1);
+    const waitingOn = (group: string) =>
+      world.autoScaling.actions.filter(
+        (action) => action.groupName === group && action.hookName === hook && !action.completed,
+      );
+    await sandbox.waitFor(() => waitingOn("api").length === 2 && waitingOn("web").length === 1, {
+      timeoutSeconds: 120,
+      pollSeconds: 1,
+    });
+    const held = waitingOn("api").map((action) => action.instanceId);
+
+    const update = await sandbox.updateService(service, {
+      groups: ["web"],
+      launch: { failureResult: "ABANDON" },
+    });
+
+    expect(update.drained).toEqual([
+      expect.objectContaining({ groupName: "api", hookName: hook, continued: held, failed: [] }),
+    ]);
+    expect([...world.autoScaling.group("api").hooks.keys()]).toEqual([]);
+    expect([...world.autoScaling.group("web").hooks.keys()]).toEqual([hook]);
+    expect(service.config.groups).toEqual(["web"]);
+    for (const instanceId of held) {
+      const [action] = world.autoScaling.actionsOf(instanceId);
+      expect(action?.completed).toMatchObject({ result: "CONTINUE", by: "api" });
+    }
+    await sandbox.waitFor(() => held.every((id) => world.instance(id).lifecycleState === "InService"), {
+      timeoutSeconds: 60,
+      pollSeconds: 1,
+    });
+    expect(held.map((id) => world.instance(id).lifecycleState)).toEqual(["InService", "InService"]);
+    expect(held.map((id) => world.instance(id).milestones.abandoned)).toEqual([undefined, undefined]);
+    // The group still named keeps its hook and its waiting launch.
+    expect(waitingOn("web")).toHaveLength(1);
+  });
+});
