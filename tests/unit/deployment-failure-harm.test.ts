@@ -201,6 +201,7 @@ describe("12. never race an automatic rollback", () => {
         instanceId: "i-0aaa",
         reason: expect.stringContaining("deployment d-ROLLBK002 started in the group"),
         reachable: true,
+        busy: true,
       },
     ]);
     expect(report.decision).toBe("SKIPPED");
@@ -386,5 +387,23 @@ describe("14. an SSM refusal stays with its instances", () => {
     expect(report.notUpgraded.map((item) => item.instanceId).sort()).toEqual(["i-0aaa", "i-0bbb", "i-0ccc"]);
     expect(report.notUpgraded[0]?.reason).toContain("not authorized to perform: ssm:SendCommand");
     expect(report.decision).toBe("GAVE_UP");
+  });
+});
+
+describe("a group that turns busy during the upgrade", () => {
+  it("defers the failure, instead of giving up, when a launch deployment starts while the agents are checked", async () => {
+    fakeSsm.add("i-0aaa", { version: "1.7.1" });
+    addFailure("d-LAUNCHED1", [scriptFailedTarget("i-0aaa")]);
+    // The group scales out right after the function's first look: a launch deployment starts.
+    fakeSsm.onLook = () => {
+      if (fakeCodeDeploy.deployments.has("d-LAUNCH002")) return;
+      addRunning("d-LAUNCH002", { creator: "autoscaling" }, ["i-0new"]);
+    };
+
+    const report = await run("d-LAUNCHED1", { ROLLBACK_WAIT_SECONDS: 0, FAILURE_RETRY_QUEUE_URL: QUEUE });
+
+    expect(installsOn("i-0aaa")).toBe(0);
+    expect(report.decision).toBe("DEFERRED");
+    expect(report.reason).toContain("d-LAUNCH002");
   });
 });

@@ -303,6 +303,16 @@ class DeploymentRepair {
       },
       this.config,
     );
+    // A deployment ran on some instances, or started in the group while the agents were being brought
+    // current: their agents were left alone, and the failure waits for the group like any busy group.
+    const busy = this.upgrade.notUpgraded.filter((agent) => agent.busy);
+    if (busy.length > 0) {
+      // Unless what started is a rollback, or another stage's redeployment, of this very failure.
+      const later = await this.laterDeployment(failed);
+      if (later) return later;
+      const reason = `${busyGroupReason(group, [])}: ${busy.map((agent) => `${agent.instanceId} (${agent.reason})`).join("; ")}`;
+      return this.defer({ kind: "busy-group", reason });
+    }
     const failedSet = new Set(failedIds);
     const verdict = verdictAfterUpgrade({
       ...facts,

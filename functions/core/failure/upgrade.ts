@@ -29,6 +29,8 @@ export interface NotUpgraded {
    * cannot run commands: stopped or terminated, most likely.
    */
   reachable: boolean;
+  /** Left alone because a deployment runs on it, or started in the group meanwhile: worth waiting for. */
+  busy?: boolean;
 }
 
 /** An instance whose agent was checked and found current: nothing was installed. */
@@ -75,7 +77,7 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
     job.failed.deploymentGroupName ?? "",
     all,
   );
-  result.notUpgraded.push(...leftAlone.map((item) => ({ ...item, reachable: true })));
+  result.notUpgraded.push(...leftAlone.map((item) => ({ ...item, reachable: true, busy: true })));
   if (free.length === 0) return result;
 
   const settings = agentSettings(config);
@@ -147,6 +149,7 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
         instanceId: agent.instanceId,
         reason: guard.stoppedReason(),
         reachable: true,
+        busy: true,
       });
     } else if (agent.ended?.ok && agent.installed) {
       result.upgraded.push({
