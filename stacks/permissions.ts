@@ -267,7 +267,8 @@ export const WILDCARD_EVIDENCE = {
   },
   launchDeployments: {
     appliesTo: {
-      regex: "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):\\*$/",
+      regex:
+        "/^Resource::arn:<AWS::Partition>:codedeploy:[a-z0-9-]+:<AWS::AccountId>:(deploymentgroup|application):\\*$/",
     },
     reason:
       "Before an older running agent on a launching instance is replaced, the launch function lists the deployments in flight of whichever deployment group CodeDeploy's own hook on that group names: read-only list calls, in this account and Region.",
