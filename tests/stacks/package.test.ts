@@ -14,7 +14,7 @@ import { type Resource, resources } from "./template-helpers.js";
 const ROOT = join(import.meta.dirname, "..", "..");
 
 /** What a user writes (README, "As a CDK construct"). */
-export const USER_APP = `import { App, Stack } from "aws-cdk-lib";
+const USER_APP = `import { App, Stack } from "aws-cdk-lib";
 import { AgentFix } from "agentfix";
 
 const app = new App();
