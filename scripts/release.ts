@@ -139,6 +139,13 @@ export function releaseStack(stage: string): { app: App; stack: Stack } {
       groupKeys: new Map(groupSlots.values.map((value, i) => [value, `slot${i}`])),
     },
   );
+  // The functions get the lists as the stack was given them (each name once).
+  for (const fn of [agentfix.launchFunction, agentfix.sweepFunction])
+    fn?.addEnvironment("TARGET_GROUPS", Fn.join(",", groups.valueAsList));
+  agentfix.failureFunction?.addEnvironment(
+    "TARGET_DEPLOYMENT_GROUPS",
+    Fn.join(",", deploymentGroups.valueAsList),
+  );
   // The hook of slot i exists only when the list names an i-th group, and names that group.
   agentfix.lifecycleHooks.forEach((hook, i) => {
     hook.autoScalingGroupName = groupSlots.items[i]!;
