@@ -8,7 +8,7 @@ import { Code } from "aws-cdk-lib/aws-lambda";
 import { Bucket } from "aws-cdk-lib/aws-s3";
 import { AGENT_PACKAGES, GROUP_TAG } from "../functions/core/contract.js";
 import { AgentFix } from "../lib/agentfix.js";
-import { bundleFunctions, FUNCTIONS_OUTDIR, PROJECT_ROOT } from "./bundle-functions.js";
+import { bundleFunctions, PROJECT_ROOT } from "./bundle-functions.js";
 
 /**
  * `npm run release [-- --stage prod]`: dist/release/agentfix.template.json, one CloudFormation
@@ -172,18 +172,15 @@ export function buildRelease({ stage = "prod", zips = true, outdir = RELEASE_DIR
   template: Record<string, unknown>;
   functions: string[];
 } {
-  const functions = zips ? bundleFunctions() : [];
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
+  // Bundled apart from dist/functions (the package's, which `npm pack` rebuilds).
+  const bundles = mkdtempSync(join(tmpdir(), "agentfix-release-functions-"));
+  const functions = zips ? bundleFunctions(bundles) : [];
   for (const name of functions) {
-    execFileSync("zip", [
-      "-q",
-      "-X",
-      "-j",
-      join(outdir, `${name}.zip`),
-      join(FUNCTIONS_OUTDIR, name, "index.mjs"),
-    ]);
+    execFileSync("zip", ["-q", "-X", "-j", join(outdir, `${name}.zip`), join(bundles, name, "index.mjs")]);
   }
+  rmSync(bundles, { recursive: true, force: true });
   const { app, stack } = releaseStack(stage);
   const assembly = app.synth();
   const template = assembly.getStackByName(stack.stackName).template as Record<string, unknown>;

@@ -1,10 +1,12 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "aws-cdk-lib/aws-lambda";
-import { bundleFunctions, FUNCTIONS_OUTDIR } from "../scripts/bundle-functions.js";
+import { bundleFunctions } from "../scripts/bundle-functions.js";
 import type { FunctionCode } from "./service-resources.js";
 
 let bundling = true;
-let bundled = false;
+let bundled: string | undefined;
 
 /**
  * Whether the SST app builds the functions as a deploy does (default), or leaves each function's
@@ -15,14 +17,19 @@ export function setBundling(on: boolean): void {
 }
 
 /**
- * The code of the SST app's functions: the same pre-built bundles the package ships
- * (`dist/functions/<name>/index.mjs`), built once per process at synth, as SST built them.
+ * The code of the SST app's functions: the same bundles the package ships (built by
+ * scripts/bundle-functions.ts, `<name>/index.mjs`), built once per process at synth, as SST built
+ * them, into a folder of the process's own (CDK copies each into the cloud assembly), so synths in
+ * parallel and `npm pack` never write the same files.
  */
 export function stageCode(): FunctionCode {
   if (!bundling) return () => Code.fromInline("// built with npm run build:lib at deploy");
   if (!bundled) {
-    bundleFunctions();
-    bundled = true;
+    const directory = mkdtempSync(join(tmpdir(), "agentfix-functions-"));
+    process.once("exit", () => rmSync(directory, { recursive: true, force: true }));
+    bundleFunctions(directory);
+    bundled = directory;
   }
-  return (name) => Code.fromAsset(join(FUNCTIONS_OUTDIR, name));
+  const directory = bundled;
+  return (name) => Code.fromAsset(join(directory, name));
 }
