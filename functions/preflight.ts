@@ -72,6 +72,10 @@ const ssmDescribe: DescribeDocument = async (name, versionName) => {
 
 /** Checks on Create and Update; a Delete has nothing to check. Always answers CloudFormation. */
 export async function handler(event: CustomResourceEvent): Promise<void> {
+  if (!isCustomResourceEvent(event))
+    throw new TypeError(
+      "Invalid custom resource event: expected CloudFormation's request (RequestType Create, Update or Delete, ResponseURL, ResourceProperties)",
+    );
   const packageName = event.ResourceProperties.PackageName ?? "";
   const version = event.ResourceProperties.Version ?? "";
   const physicalId = event.PhysicalResourceId ?? `agent-package-${packageName}-${version || "latest"}`;
@@ -105,4 +109,15 @@ export async function handler(event: CustomResourceEvent): Promise<void> {
     headers: { "content-type": "", "content-length": String(Buffer.byteLength(body)) },
     body,
   });
+}
+
+function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
+  const candidate = event as Partial<CustomResourceEvent> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    ["Create", "Update", "Delete"].includes(String(candidate.RequestType)) &&
+    typeof candidate.ResponseURL === "string" &&
+    typeof candidate.ResourceProperties === "object"
+  );
 }

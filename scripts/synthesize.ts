@@ -8,6 +8,7 @@ import { App } from "sst/constructs";
 import { initProject } from "sst/project.js";
 import { SERVICE_NAME } from "../functions/core/contract.js";
 import { addStacks } from "../stacks/app.js";
+import { setBundling } from "../stacks/code.js";
 import { useStageConfig } from "../stacks/config.js";
 
 /**
@@ -72,12 +73,11 @@ export async function synthesizeStage({
         name: SERVICE_NAME,
         region,
         account: Aws.ACCOUNT_ID,
-        // SST builds only the functions of active stacks.
-        ...(bundle ? {} : { isActiveStack: () => false }),
       },
       { outdir },
     );
     if (nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+    setBundling(bundle);
     addStacks(app);
     await app.finish();
     const assembly = app.synth();

@@ -1,12 +1,14 @@
-import { CustomResource, RemovalPolicy, type Stack } from "aws-cdk-lib";
+import { CustomResource, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Architecture, Function as LambdaFunction, Tracing } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
-import { Function as SstFunction } from "sst/constructs";
+import type { Construct } from "constructs";
 import type { StageConfig } from "./config.js";
 import { groupArns, WILDCARD_EVIDENCE } from "./permissions.js";
-import { RUNTIME } from "./service-function.js";
+import { LAMBDA_RUNTIME, RUNTIME } from "./service-function.js";
+import type { FunctionCode } from "./service-resources.js";
 import { serviceFunctionName } from "./wiring.js";
 
 /** The custom resource type of a hook's drain, as it shows in CloudFormation's events. */
@@ -20,18 +22,20 @@ export const DRAIN_RESOURCE_TYPE = "Custom::LifecycleHookDrain";
  * exists, and the hook's deletion finds nothing left to abandon.
  */
 export function hookDrains(
-  stack: Stack,
+  scope: Construct,
   config: StageConfig,
   hooks: readonly CfnLifecycleHook[],
+  code: FunctionCode,
 ): CustomResource[] {
   if (hooks.length === 0) return [];
+  const stack = Stack.of(scope);
   const name = serviceFunctionName(config.stage, "drain-hook");
-  const logGroup = new LogGroup(stack, "DrainHookFunctionLogs", {
+  const logGroup = new LogGroup(scope, "DrainHookFunctionLogs", {
     logGroupName: `/aws/lambda/${name}`,
     retention: config.logRetentionDays as RetentionDays,
     removalPolicy: RemovalPolicy.DESTROY,
   });
-  const role = new Role(stack, "DrainHookFunctionRole", {
+  const role = new Role(scope, "DrainHookFunctionRole", {
     assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
     description: `Completes the launches waiting on a hook with CONTINUE before the hook is deleted (${config.stage})`,
     inlinePolicies: {
@@ -59,18 +63,18 @@ export function hookDrains(
       }),
     },
   });
-  const fn = new SstFunction(stack, "DrainHookFunction", {
+  const fn = new LambdaFunction(scope, "DrainHookFunction", {
     functionName: name,
-    handler: "functions/drain-hook.handler",
+    handler: "index.handler",
     description:
       "Completes the launches waiting on one of our hooks with CONTINUE before the hook is deleted",
-    runtime: RUNTIME,
-    architecture: "arm_64",
+    runtime: LAMBDA_RUNTIME,
+    architecture: Architecture.ARM_64,
     memorySize: 128,
-    timeout: 120,
+    timeout: Duration.seconds(120),
     // Runs only while a stack deploys: nothing to trace.
-    tracing: "disabled",
-    nodejs: { minify: true, sourcemap: false },
+    tracing: Tracing.DISABLED,
+    code: code("drain-hook"),
     logGroup,
     role,
   });
@@ -92,7 +96,7 @@ export function hookDrains(
     true,
   );
   return hooks.map((hook) => {
-    const drain = new CustomResource(stack, `${hook.node.id}-Drain`, {
+    const drain = new CustomResource(scope, `${hook.node.id}-Drain`, {
       serviceToken: fn.functionArn,
       resourceType: DRAIN_RESOURCE_TYPE,
       properties: {

@@ -1,10 +1,12 @@
-import { CustomResource, RemovalPolicy, type Stack } from "aws-cdk-lib";
+import { CustomResource, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Architecture, Function as LambdaFunction, Tracing } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
-import { Function as SstFunction } from "sst/constructs";
+import type { Construct } from "constructs";
 import type { StageConfig } from "./config.js";
-import { RUNTIME } from "./service-function.js";
+import { LAMBDA_RUNTIME, RUNTIME } from "./service-function.js";
+import type { FunctionCode } from "./service-resources.js";
 import { serviceFunctionName } from "./wiring.js";
 
 /** The custom resource type of the check, as it shows in CloudFormation's events. */
@@ -17,14 +19,19 @@ export const PREFLIGHT_RESOURCE_TYPE = "Custom::AgentPackagePreflight";
  * there with the setting named, before a hook, rule or association exists. Its properties change
  * with the package and the pin, so a changed pin is checked again.
  */
-export function agentPackagePreflight(stack: Stack, config: StageConfig): CustomResource {
+export function agentPackagePreflight(
+  scope: Construct,
+  config: StageConfig,
+  code: FunctionCode,
+): CustomResource {
+  const stack = Stack.of(scope);
   const name = serviceFunctionName(config.stage, "preflight");
-  const logGroup = new LogGroup(stack, "PreflightFunctionLogs", {
+  const logGroup = new LogGroup(scope, "PreflightFunctionLogs", {
     logGroupName: `/aws/lambda/${name}`,
     retention: config.logRetentionDays as RetentionDays,
     removalPolicy: RemovalPolicy.DESTROY,
   });
-  const role = new Role(stack, "PreflightFunctionRole", {
+  const role = new Role(scope, "PreflightFunctionRole", {
     assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
     description: `Checks that Distributor publishes the agent package and pin (${config.stage})`,
     inlinePolicies: {
@@ -47,17 +54,17 @@ export function agentPackagePreflight(stack: Stack, config: StageConfig): Custom
       }),
     },
   });
-  const fn = new SstFunction(stack, "PreflightFunction", {
+  const fn = new LambdaFunction(scope, "PreflightFunction", {
     functionName: name,
-    handler: "functions/preflight.handler",
+    handler: "index.handler",
     description: "Checks that Distributor publishes the stage's agent package and pinned version",
-    runtime: RUNTIME,
-    architecture: "arm_64",
+    runtime: LAMBDA_RUNTIME,
+    architecture: Architecture.ARM_64,
     memorySize: 128,
-    timeout: 30,
+    timeout: Duration.seconds(30),
     // Runs a few times per deploy: nothing to trace.
-    tracing: "disabled",
-    nodejs: { minify: true, sourcemap: false },
+    tracing: Tracing.DISABLED,
+    code: code("preflight"),
     logGroup,
     role,
   });
@@ -67,7 +74,7 @@ export function agentPackagePreflight(stack: Stack, config: StageConfig): Custom
       reason: `Pinned to ${RUNTIME}, the runtime the handlers are built and tested for; it runs only while the stack deploys.`,
     },
   ]);
-  return new CustomResource(stack, "AgentPackagePreflight", {
+  return new CustomResource(scope, "AgentPackagePreflight", {
     serviceToken: fn.functionArn,
     resourceType: PREFLIGHT_RESOURCE_TYPE,
     properties: { PackageName: config.agent.package, Version: config.agent.version },

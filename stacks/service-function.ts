@@ -1,16 +1,18 @@
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Architecture, Function as LambdaFunction, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
-import { Function as SstFunction } from "sst/constructs";
 import { METRICS_NAMESPACE, SERVICE_NAME } from "../functions/core/contract.js";
 import { type FunctionAccess, WILDCARD_EVIDENCE } from "./permissions.js";
 import { queueOf, resourceNames, type StackResources } from "./service-resources.js";
 import { type FunctionKey, wired } from "./wiring.js";
 
 export const RUNTIME = "nodejs22.x";
+/** The Lambda runtime of every function: the one the bundles target (node22). */
+export const LAMBDA_RUNTIME = Runtime.NODEJS_22_X;
 
 /**
  * A function of the service with the settings every one of them shares: Node.js 22 on arm64,
@@ -24,7 +26,7 @@ export function createServiceFunction(
   key: FunctionKey,
   resources: StackResources,
   access: FunctionAccess,
-): SstFunction {
+): LambdaFunction {
   const props = { ...access, config: resources.config, resources };
   const wiring = wired(resources.wiring.functions[key], `${key} function`, resources.config.stage);
   const { id } = wiring;
@@ -49,22 +51,21 @@ export function createServiceFunction(
       }),
     },
   });
-  const fn = new SstFunction(scope, id, {
+  const fn = new LambdaFunction(scope, id, {
     functionName: wiring.name,
     handler: wiring.handler,
     description: wiring.description,
-    runtime: RUNTIME,
-    architecture: "arm_64",
+    runtime: LAMBDA_RUNTIME,
+    architecture: Architecture.ARM_64,
     memorySize: wiring.memoryMb,
-    timeout: wiring.timeoutSeconds,
+    timeout: Duration.seconds(wiring.timeoutSeconds),
     ...(wiring.reservedConcurrency !== undefined
       ? { reservedConcurrentExecutions: wiring.reservedConcurrency }
       : {}),
-    tracing: props.config.tracing ? "active" : "disabled",
-    // Minified (SST keeps function and class names, so stack traces stay readable): a smaller
-    // bundle loads faster on a cold start (`npm run bench` measures both). Separate sourcemaps
-    // would only feed SST's console, which this service does not use.
-    nodejs: { minify: true, sourcemap: false },
+    tracing: props.config.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
+    // The pre-built bundle (scripts/bundle-functions.ts: minified, names kept, so stack traces stay
+    // readable, and a smaller bundle loads faster on a cold start; `npm run bench` measures both).
+    code: resources.code(wiring.role),
     logGroup,
     role,
     environment: {

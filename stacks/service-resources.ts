@@ -3,7 +3,7 @@ import { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction, SqsQueue } from "aws-cdk-lib/aws-events-targets";
-import type { IFunction } from "aws-cdk-lib/aws-lambda";
+import type { Code, IFunction } from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { type IQueue, Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
@@ -11,6 +11,7 @@ import type { Construct, IDependable } from "constructs";
 import type { StageConfig } from "./config.js";
 import {
   type FunctionKey,
+  type FunctionRole,
   hookConstructId,
   isScheduleRule,
   type LifecycleHookWiring,
@@ -37,7 +38,12 @@ export interface StackResources {
   leaseTable?: ITable;
   queues: Partial<Record<QueueKey, IQueue>>;
   functions: Partial<Record<FunctionKey, IFunction>>;
+  /** Where each function's code comes from (its pre-built bundle, a bucket, a placeholder). */
+  code: FunctionCode;
 }
+
+/** The code of one function of the service, by its handler module's name (`functions/<name>.ts`). */
+export type FunctionCode = (name: FunctionRole | "preflight" | "drain-hook") => Code;
 
 export function queueOf(resources: StackResources, key: QueueKey): IQueue {
   const queue = resources.queues[key];
@@ -134,23 +140,29 @@ export function createServiceRule(scope: Construct, wiring: RuleWiring, resource
 
 /**
  * The hooks on their groups, each created after `dependencies` (the rule and the queue consumer),
- * so no launch that follows a hook's creation goes unseen.
+ * so no launch that follows a hook's creation goes unseen. A group whose name is only known at deploy
+ * time (a token) is keyed by `groupKeys`.
  */
 export function createLifecycleHooks(
   scope: Construct,
   hooks: readonly LifecycleHookWiring[],
   dependencies: IDependable[],
+  groupKeys: ReadonlyMap<string, string> = new Map(),
 ): CfnLifecycleHook[] {
   return hooks.flatMap((hook) =>
     hook.groups.map((group) => {
       // Keyed by the group's name: removing one group from `groups` replaces no other group's hook.
-      const lifecycleHook = new CfnLifecycleHook(scope, hookConstructId(hook, group), {
-        autoScalingGroupName: group,
-        lifecycleHookName: hook.name,
-        lifecycleTransition: hook.transition,
-        heartbeatTimeout: hook.heartbeatTimeoutSeconds,
-        defaultResult: hook.defaultResult,
-      });
+      const lifecycleHook = new CfnLifecycleHook(
+        scope,
+        hookConstructId(hook, groupKeys.get(group) ?? group),
+        {
+          autoScalingGroupName: group,
+          lifecycleHookName: hook.name,
+          lifecycleTransition: hook.transition,
+          heartbeatTimeout: hook.heartbeatTimeoutSeconds,
+          defaultResult: hook.defaultResult,
+        },
+      );
       lifecycleHook.node.addDependency(...dependencies);
       return lifecycleHook;
     }),

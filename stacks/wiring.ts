@@ -46,7 +46,7 @@ export interface FunctionWiring {
   role: FunctionRole;
   /** `agentfix-<stage>-<role>`. */
   name: string;
-  /** What Lambda runs: `<module path without extension>.<export>`. */
+  /** What Lambda runs: `<bundle module>.<export>` (each function's bundle is `index.mjs`). */
   handler: string;
   /** The handler's source module, relative to the project root. */
   module: string;
@@ -197,7 +197,7 @@ export function serviceFunctionName(stage: string, role: FunctionRole | "preflig
 }
 
 function handlerOf(role: FunctionRole): Pick<FunctionWiring, "handler" | "module" | "exportName"> {
-  return { handler: `functions/${role}.handler`, module: `functions/${role}.ts`, exportName: "handler" };
+  return { handler: "index.handler", module: `functions/${role}.ts`, exportName: "handler" };
 }
 
 export function isScheduleRule(rule: RuleWiring): rule is ScheduleRuleWiring {

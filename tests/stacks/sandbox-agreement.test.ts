@@ -142,9 +142,8 @@ describe.each(STAGES)(
           memoryMb: cloud.MemorySize,
         }).toEqual({
           name: deployed.spec.name,
-          handler: bundle
-            ? `${deployed.spec.module.replace(/\.ts$/, "")}.${deployed.spec.exportName}`
-            : "(not bundled)",
+          // The module's pre-built bundle, dist/functions/<module name>/index.mjs, is the asset's root.
+          handler: bundle ? `index.${deployed.spec.exportName}` : "(not bundled)",
           timeoutSeconds: deployed.spec.timeoutSeconds,
           memoryMb: deployed.spec.memoryMb,
         });

@@ -585,7 +585,9 @@ describe("7. functions", () => {
   it("bundles each handler for deployment", () => {
     for (const [stack, id, handler] of FUNCTIONS) {
       const { Properties } = fn("prod", stack, id);
-      expect(Properties.Handler).toBe(handler);
+      // Each function's pre-built bundle (dist/functions/<name>/index.mjs) is the asset's root.
+      expect(handler).toMatch(/^functions\/[a-z-]+\.handler$/);
+      expect(Properties.Handler).toBe("index.handler");
       expect(flatten(Properties.Code)).toMatchObject({
         S3Bucket: `cdk-hnb659fds-assets-123456789012-${REGION}`,
         S3Key: expect.stringMatching(/\.zip$/),
@@ -898,7 +900,7 @@ describe("9b. each stage its own signals, and only what it names", () => {
     });
     const preflight = fn("prod", "Foundation", "PreflightFunction");
     expect(preflight.Properties).toMatchObject({
-      Handler: "functions/preflight.handler",
+      Handler: "index.handler",
       FunctionName: "agentfix-prod-preflight",
       Runtime: "nodejs22.x",
     });
