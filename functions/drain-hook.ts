@@ -116,6 +116,12 @@ interface CustomResourceEvent {
  * left, as it would without the drain); what happened is logged.
  */
 export async function handler(event: CustomResourceEvent): Promise<void> {
+  // Nothing to answer without CloudFormation's response URL: a test event or a mistaken invocation
+  // is refused by name rather than failing in fetch.
+  if (!isCustomResourceEvent(event))
+    throw new TypeError(
+      "Invalid custom resource event: expected CloudFormation's request (RequestType Create, Update or Delete, ResponseURL, ResourceProperties with AutoScalingGroupName and LifecycleHookName)",
+    );
   const groupName = event.ResourceProperties.AutoScalingGroupName ?? "";
   const hookName = event.ResourceProperties.LifecycleHookName ?? "";
   // A new hook name is a new resource: CloudFormation then deletes the old one, which drains the old hook.
@@ -150,4 +156,16 @@ export async function handler(event: CustomResourceEvent): Promise<void> {
     headers: { "content-type": "", "content-length": String(Buffer.byteLength(body)) },
     body,
   });
+}
+
+function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
+  const candidate = event as Partial<CustomResourceEvent> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    ["Create", "Update", "Delete"].includes(String(candidate.RequestType)) &&
+    typeof candidate.ResponseURL === "string" &&
+    typeof candidate.ResourceProperties === "object" &&
+    candidate.ResourceProperties !== null
+  );
 }

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Names, Token } from "aws-cdk-lib";
+import { type CustomResource, Names, Token } from "aws-cdk-lib";
 import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
 import type { Table } from "aws-cdk-lib/aws-dynamodb";
 import type { Rule } from "aws-cdk-lib/aws-events";
@@ -79,6 +79,11 @@ export class AgentFix extends Construct {
   readonly rules: Rule[] = [];
   /** Our launch hooks, one per group in scope (none when the groups' own code manages them). */
   readonly lifecycleHooks: CfnLifecycleHook[] = [];
+  /**
+   * The drain of each of our hooks (`Custom::LifecycleHookDrain`, in the order of `lifecycleHooks`):
+   * before CloudFormation deletes a hook, the launches waiting on it are completed with CONTINUE.
+   */
+  readonly lifecycleHookDrains: CustomResource[] = [];
   /** The hook name to put on a group whose own code manages its hooks (`hook.managedBy: "group"`). */
   readonly lifecycleHookName: string;
   readonly association?: CfnAssociation;
@@ -122,6 +127,7 @@ export class AgentFix extends Construct {
       });
       this.rules.push(launch.rule, launch.installEndedRule, sweep.rule);
       this.lifecycleHooks.push(...launch.hooks);
+      this.lifecycleHookDrains.push(...launch.drains);
     }
     if (config.paths.failure) {
       const failure = new AgentFixFailurePath(this, "FailurePath", foundation);

@@ -3,7 +3,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { App, BootstraplessSynthesizer, CfnCondition, CfnParameter, Fn, Stack, Token } from "aws-cdk-lib";
+import {
+  App,
+  BootstraplessSynthesizer,
+  CfnCondition,
+  CfnParameter,
+  type CfnResource,
+  Fn,
+  Stack,
+  Token,
+} from "aws-cdk-lib";
 import { Code } from "aws-cdk-lib/aws-lambda";
 import { Bucket } from "aws-cdk-lib/aws-s3";
 import { AGENT_PACKAGES, GROUP_TAG } from "../functions/core/contract.js";
@@ -146,10 +155,14 @@ export function releaseStack(stage: string): { app: App; stack: Stack } {
     "TARGET_DEPLOYMENT_GROUPS",
     Fn.join(",", deploymentGroups.valueAsList),
   );
-  // The hook of slot i exists only when the list names an i-th group, and names that group.
+  // The hook of slot i exists only when the list names an i-th group, and names that group; so
+  // does its drain (which reads its hook's group name), which must not outlive it.
   agentfix.lifecycleHooks.forEach((hook, i) => {
     hook.autoScalingGroupName = groupSlots.items[i]!;
-    if (i > 0) hook.cfnOptions.condition = groupSlots.own[i - 1]!;
+    if (i === 0) return;
+    hook.cfnOptions.condition = groupSlots.own[i - 1]!;
+    const drain = agentfix.lifecycleHookDrains[i]?.node.defaultChild as CfnResource | undefined;
+    if (drain) drain.cfnOptions.condition = groupSlots.own[i - 1]!;
   });
   stack.templateOptions.metadata = {
     "AWS::CloudFormation::Interface": {

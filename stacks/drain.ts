@@ -1,4 +1,4 @@
-import { CustomResource, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { CustomResource, Duration, Lazy, RemovalPolicy, Stack } from "aws-cdk-lib";
 import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, Function as LambdaFunction, Tracing } from "aws-cdk-lib/aws-lambda";
@@ -99,9 +99,11 @@ export function hookDrains(
     const drain = new CustomResource(scope, `${hook.node.id}-Drain`, {
       serviceToken: fn.functionArn,
       resourceType: DRAIN_RESOURCE_TYPE,
+      // Read at synth: the drain names its hook's group and name as the hook ends up with them (the
+      // release gives each slot's hook its group after the construct is built).
       properties: {
-        AutoScalingGroupName: hook.autoScalingGroupName,
-        LifecycleHookName: hook.lifecycleHookName,
+        AutoScalingGroupName: Lazy.string({ produce: () => hook.autoScalingGroupName }),
+        LifecycleHookName: Lazy.string({ produce: () => hook.lifecycleHookName }),
       },
     });
     // Deleted before the hook: the drain runs while the hook still holds its launches.

@@ -76,8 +76,8 @@ describe("the npm package in a CDK app of its own", () => {
     expect(existsSync(join(app, "node_modules", "sst"))).toBe(false);
     const assets = readdirSync(join(app, "cdk.out")).filter((name) => name.startsWith("asset."));
     const bundles = assets.filter((name) => existsSync(join(app, "cdk.out", name, "index.mjs")));
-    // launch, deployment-failure, sweep and preflight.
-    expect(bundles).toHaveLength(4);
+    // launch, deployment-failure, sweep, preflight and drain-hook.
+    expect(bundles).toHaveLength(5);
   });
 
   it("deploys the launch and failure paths for the groups it is given, on nodejs22.x", () => {
@@ -86,6 +86,7 @@ describe("the npm package in a CDK app of its own", () => {
     );
     expect(ours.map((fn) => fn.Properties.FunctionName).sort()).toEqual([
       "agentfix-default-deployment-failure",
+      "agentfix-default-drain-hook",
       "agentfix-default-launch",
       "agentfix-default-preflight",
       "agentfix-default-sweep",
@@ -96,6 +97,10 @@ describe("the npm package in a CDK app of its own", () => {
       resources(template, "AWS::AutoScaling::LifecycleHook").map(
         (hook) => hook.Properties.AutoScalingGroupName,
       ),
+    ).toEqual(["web-prod", "api-prod"]);
+    // Each hook drained before it is deleted.
+    expect(
+      resources(template, "Custom::LifecycleHookDrain").map((drain) => drain.Properties.AutoScalingGroupName),
     ).toEqual(["web-prod", "api-prod"]);
     expect(resources(template, "AWS::SSM::Association")).toHaveLength(1);
   });

@@ -85,6 +85,26 @@ describe("the CloudFormation release", () => {
     ]);
   });
 
+  it("drains each hook it puts before deleting it, and has no drain on an empty slot", () => {
+    const { created, evaluate } = evaluator({ template, parameters: PARAMETERS });
+    const resources = created();
+    const hooks = resources.filter(([, r]) => r.Type === "AWS::AutoScaling::LifecycleHook");
+    const drains = resources.filter(([, r]) => r.Type === "Custom::LifecycleHookDrain");
+    expect(drains.map(([, r]) => evaluate(r.Properties?.AutoScalingGroupName))).toEqual([
+      "web-prod",
+      "api-prod",
+    ]);
+    for (const [hookId, hook] of hooks) {
+      const [, drain] = drains.find(
+        ([, r]) =>
+          evaluate(r.Properties?.AutoScalingGroupName) === evaluate(hook.Properties?.AutoScalingGroupName),
+      ) ?? [undefined, { DependsOn: [], Condition: "(no drain)" }];
+      // Deleted before its hook, and under the same condition as its hook.
+      expect((drain as { DependsOn?: string[] }).DependsOn).toContain(hookId);
+      expect(drain.Condition).toBe(hook.Condition);
+    }
+  });
+
   it("passes cfn-lint", () => {
     expect(cfnLint([join(RELEASE_DIR, RELEASE_TEMPLATE)])).toBe("");
   }, 60_000);
@@ -113,7 +133,8 @@ try {
       },
     });
     const functions = functionsOf(template);
-    expect(functions).toHaveLength(4);
+    // launch, deployment-failure, sweep, preflight and drain-hook.
+    expect(functions).toHaveLength(5);
     for (const [id, fn] of functions) {
       const code = evaluate(fn.Properties.Code) as { S3Key: string };
       const directory = join(folder, id);

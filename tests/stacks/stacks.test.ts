@@ -344,9 +344,15 @@ describe("3. lifecycle hooks", () => {
       expect(drain?.DependsOn).toContain(hook.id);
     }
     const drainFunction = fn("prod", "LaunchPath", "DrainHookFunction");
+    // Its pre-built bundle (dist/functions/drain-hook/index.mjs), as the construct and the release ship it.
     expect(drainFunction.Properties).toMatchObject({
-      Handler: "functions/drain-hook.handler",
+      Handler: "index.handler",
       FunctionName: "agentfix-prod-drain-hook",
+      Runtime: "nodejs22.x",
+    });
+    expect(flatten(drainFunction.Properties.Code)).toMatchObject({
+      S3Bucket: `cdk-hnb659fds-assets-123456789012-${REGION}`,
+      S3Key: expect.stringMatching(/\.zip$/),
     });
     const statements = statementsOf("prod", "LaunchPath", "DrainHookFunction");
     expect(allowing(statements, "autoscaling:CompleteLifecycleAction")).toEqual([

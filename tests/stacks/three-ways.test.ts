@@ -231,12 +231,15 @@ describe("the SST stage, the construct and the release deploy the same service",
     expect(typeCounts(construct)).toEqual(typeCounts(sst));
     expect(typeCounts(release)).toEqual(typeCounts(sst));
     expect(typeCounts(sst)["AWS::AutoScaling::LifecycleHook"]).toBe(2);
+    // A drain per hook: the release's empty slots have neither.
+    expect(typeCounts(sst)["Custom::LifecycleHookDrain"]).toBe(2);
   });
 
   it("grants each function the same IAM statements, and gives it the same environment", () => {
     const expected = behaviour(sst).functions;
     expect(Object.keys(expected).sort()).toEqual([
       "agentfix-prod-deployment-failure",
+      "agentfix-prod-drain-hook",
       "agentfix-prod-launch",
       "agentfix-prod-preflight",
       "agentfix-prod-sweep",
