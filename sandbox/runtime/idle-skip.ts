@@ -32,7 +32,14 @@ interface CallInFlight {
  */
 async function sharedClients() {
   const clients = await import("../../functions/core/common/clients.js");
-  return [clients.ssm, clients.autoScaling, clients.codeDeploy, clients.dynamodb, clients.sqs];
+  return [
+    clients.ssm,
+    clients.autoScaling,
+    clients.autoScalingLifecycle,
+    clients.codeDeploy,
+    clients.dynamodb,
+    clients.sqs,
+  ];
 }
 /** A skip is worth making only past this many real milliseconds. */
 const MIN_SKIP_REAL_MS = 2;

@@ -19,10 +19,10 @@ export function backoffDelay(attempt: number, baseMs = BACKOFF_BASE_MS, capMs = 
   return Math.random() * Math.min(capMs, baseMs * 2 ** attempt);
 }
 
-function clientConfig() {
+function clientConfig(maxAttempts = MAX_ATTEMPTS) {
   return {
     region: process.env.AWS_REGION ?? "us-east-1",
-    retryStrategy: new ConfiguredRetryStrategy(MAX_ATTEMPTS, (attempt: number) =>
+    retryStrategy: new ConfiguredRetryStrategy(maxAttempts, (attempt: number) =>
       clock.toReal(backoffDelay(attempt)),
     ),
   };
@@ -33,6 +33,14 @@ function clientConfig() {
 export const ssm = /* @__PURE__ */ traced(/* @__PURE__ */ new SSMClient(/* @__PURE__ */ clientConfig()));
 export const autoScaling = /* @__PURE__ */ traced(
   /* @__PURE__ */ new AutoScalingClient(/* @__PURE__ */ clientConfig()),
+);
+/**
+ * Lifecycle completions and heartbeats: one call per instance, which a scale-out sends by the
+ * hundred while Auto Scaling throttles them. The SDK's quick retries would mostly meet the same
+ * throttle; the caller retries them instead, spaced out (launch/lifecycle.ts, LifecycleCalls).
+ */
+export const autoScalingLifecycle = /* @__PURE__ */ traced(
+  /* @__PURE__ */ new AutoScalingClient(/* @__PURE__ */ clientConfig(1)),
 );
 export const codeDeploy = /* @__PURE__ */ traced(
   /* @__PURE__ */ new CodeDeployClient(/* @__PURE__ */ clientConfig()),

@@ -7,7 +7,7 @@ import {
   DescribeScalingActivitiesCommand,
   RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { autoScaling, backoffDelay } from "../common/clients.js";
+import { autoScaling, autoScalingLifecycle, backoffDelay } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, limiter, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
@@ -190,7 +190,7 @@ export async function completeAction(
   result: "CONTINUE" | "ABANDON",
 ): Promise<CompletionResult> {
   try {
-    await autoScaling.send(
+    await autoScalingLifecycle.send(
       new CompleteLifecycleActionCommand({
         AutoScalingGroupName: action.group,
         LifecycleHookName: action.hook,
@@ -208,7 +208,7 @@ export async function completeAction(
 /** Restarts the hook's heartbeat window; false when the action is no longer active. */
 export async function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
   try {
-    await autoScaling.send(
+    await autoScalingLifecycle.send(
       new RecordLifecycleActionHeartbeatCommand({
         AutoScalingGroupName: action.group,
         LifecycleHookName: action.hook,
