@@ -13,6 +13,7 @@ import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { customResourceEvent, respond } from "./core/common/custom-resource.js";
 
 /** States in which a launch can wait on a launch hook (into the group, or into its warm pool). */
 const WAITING = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
@@ -100,28 +101,19 @@ export function sdkDrainApi(autoScaling: AutoScalingClient): DrainApi {
 }
 
 /** The custom resource's request, as CloudFormation sends it. */
-interface CustomResourceEvent {
-  RequestType: "Create" | "Update" | "Delete";
-  ResponseURL: string;
-  StackId: string;
-  RequestId: string;
-  LogicalResourceId: string;
-  PhysicalResourceId?: string;
-  ResourceProperties: { AutoScalingGroupName?: string; LifecycleHookName?: string };
-}
 
 /**
  * Drains on Delete; Create and Update have nothing to do. Always answers SUCCESS: a drain that could
  * not complete every launch must not hold the stack update (the hook's deletion then abandons what is
  * left, as it would without the drain); what happened is logged.
  */
-export async function handler(event: CustomResourceEvent): Promise<void> {
+export async function handler(input: unknown): Promise<void> {
   // Nothing to answer without CloudFormation's response URL: a test event or a mistaken invocation
   // is refused by name rather than failing in fetch.
-  if (!isCustomResourceEvent(event))
-    throw new TypeError(
-      "Invalid custom resource event: expected CloudFormation's request (RequestType Create, Update or Delete, ResponseURL, ResourceProperties with AutoScalingGroupName and LifecycleHookName)",
-    );
+  const event = customResourceEvent<{ AutoScalingGroupName?: string; LifecycleHookName?: string }>(
+    input,
+    "AutoScalingGroupName and LifecycleHookName",
+  );
   const groupName = event.ResourceProperties.AutoScalingGroupName ?? "";
   const hookName = event.ResourceProperties.LifecycleHookName ?? "";
   // A new hook name is a new resource: CloudFormation then deletes the old one, which drains the old hook.
@@ -141,31 +133,5 @@ export async function handler(event: CustomResourceEvent): Promise<void> {
       console.log(JSON.stringify({ requestType: event.RequestType, groupName, hookName, error: reason }));
     }
   }
-  const body = JSON.stringify({
-    Status: "SUCCESS",
-    Reason: reason,
-    PhysicalResourceId: physicalId,
-    StackId: event.StackId,
-    RequestId: event.RequestId,
-    LogicalResourceId: event.LogicalResourceId,
-    Data: {},
-  });
-  // The pre-signed URL takes a PUT with no content type.
-  await fetch(event.ResponseURL, {
-    method: "PUT",
-    headers: { "content-type": "", "content-length": String(Buffer.byteLength(body)) },
-    body,
-  });
-}
-
-function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
-  const candidate = event as Partial<CustomResourceEvent> | null;
-  return (
-    typeof candidate === "object" &&
-    candidate !== null &&
-    ["Create", "Update", "Delete"].includes(String(candidate.RequestType)) &&
-    typeof candidate.ResponseURL === "string" &&
-    typeof candidate.ResourceProperties === "object" &&
-    candidate.ResourceProperties !== null
-  );
+  await respond(event, { status: "SUCCESS", reason, physicalId });
 }

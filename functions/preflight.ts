@@ -4,6 +4,7 @@
 // Regions yet". The deploy fails here first, naming the setting to change. The sandbox's deploy runs
 // the same check against its own SSM (sandbox/service.ts).
 import { DescribeDocumentCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { customResourceEvent, respond } from "./core/common/custom-resource.js";
 
 /** Looks a document up; throws SSM's error (InvalidDocument, InvalidDocumentVersion) when it is not there. */
 export type DescribeDocument = (name: string, versionName?: string) => Promise<void>;
@@ -51,15 +52,6 @@ export async function agentPackageProblem(
 }
 
 /** The custom resource's request, as CloudFormation sends it. */
-interface CustomResourceEvent {
-  RequestType: "Create" | "Update" | "Delete";
-  ResponseURL: string;
-  StackId: string;
-  RequestId: string;
-  LogicalResourceId: string;
-  PhysicalResourceId?: string;
-  ResourceProperties: { PackageName?: string; Version?: string };
-}
 
 let client: SSMClient | undefined;
 
@@ -71,11 +63,11 @@ const ssmDescribe: DescribeDocument = async (name, versionName) => {
 };
 
 /** Checks on Create and Update; a Delete has nothing to check. Always answers CloudFormation. */
-export async function handler(event: CustomResourceEvent): Promise<void> {
-  if (!isCustomResourceEvent(event))
-    throw new TypeError(
-      "Invalid custom resource event: expected CloudFormation's request (RequestType Create, Update or Delete, ResponseURL, ResourceProperties)",
-    );
+export async function handler(input: unknown): Promise<void> {
+  const event = customResourceEvent<{ PackageName?: string; Version?: string }>(
+    input,
+    "PackageName and Version",
+  );
   const packageName = event.ResourceProperties.PackageName ?? "";
   const version = event.ResourceProperties.Version ?? "";
   const physicalId = event.PhysicalResourceId ?? `agent-package-${packageName}-${version || "latest"}`;
@@ -94,30 +86,9 @@ export async function handler(event: CustomResourceEvent): Promise<void> {
   console.log(
     JSON.stringify({ requestType: event.RequestType, packageName, version, reason: reason ?? "ok" }),
   );
-  const body = JSON.stringify({
-    Status: reason ? "FAILED" : "SUCCESS",
-    Reason: reason ?? "Distributor publishes the agent package and version",
-    PhysicalResourceId: physicalId,
-    StackId: event.StackId,
-    RequestId: event.RequestId,
-    LogicalResourceId: event.LogicalResourceId,
-    Data: {},
+  await respond(event, {
+    status: reason ? "FAILED" : "SUCCESS",
+    reason: reason ?? "Distributor publishes the agent package and version",
+    physicalId,
   });
-  // The pre-signed URL takes a PUT with no content type.
-  await fetch(event.ResponseURL, {
-    method: "PUT",
-    headers: { "content-type": "", "content-length": String(Buffer.byteLength(body)) },
-    body,
-  });
-}
-
-function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
-  const candidate = event as Partial<CustomResourceEvent> | null;
-  return (
-    typeof candidate === "object" &&
-    candidate !== null &&
-    ["Create", "Update", "Delete"].includes(String(candidate.RequestType)) &&
-    typeof candidate.ResponseURL === "string" &&
-    typeof candidate.ResourceProperties === "object"
-  );
 }
