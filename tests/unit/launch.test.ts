@@ -1,4 +1,8 @@
-import { CompleteLifecycleActionCommand, DescribeLifecycleHooksCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  CompleteLifecycleActionCommand,
+  DescribeAutoScalingInstancesCommand,
+  DescribeLifecycleHooksCommand,
+} from "@aws-sdk/client-auto-scaling";
 import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { stepOnce } from "../../functions/core/launch/drivers.js";
@@ -146,6 +150,8 @@ describe("the launch step", () => {
 
   it("never sends an install once the lifecycle action is over, for a launch event too", async () => {
     const events = world.launch(["i-0000000000000000a"]);
+    // The event arrives late: the launch went on without us and the instance is in service.
+    world.now += 600_000;
     const instance = world.instances.get("i-0000000000000000a");
     if (instance) {
       instance.lifecycleState = "InService";
@@ -154,6 +160,17 @@ describe("the launch step", () => {
     const run = await driveQueue(world, events);
     expect(run.outcomes.get("i-0000000000000000a")?.outcome).toBe("ALREADY_COMPLETED");
     expect(sends()).toHaveLength(0);
+  });
+
+  it("asks Auto Scaling before an install only about launches that are not fresh from their event", async () => {
+    await driveQueue(world, world.launch(ids(3), { registerAfterMs: 10_000 }));
+    expect(autoScaling.commandCalls(DescribeAutoScalingInstancesCommand)).toHaveLength(0);
+    vi.restoreAllMocks();
+    world = new LaunchWorld();
+    // Registered only after three minutes: the launch is looked at before its install goes out.
+    await driveQueue(world, world.launch(ids(3), { registerAfterMs: 180_000 }));
+    expect(autoScaling.commandCalls(DescribeAutoScalingInstancesCommand).length).toBeGreaterThan(0);
+    expect(sends()).toHaveLength(1);
   });
 
   it("continues an instance whose agent already runs at the expected version or newer, installing nothing", async () => {

@@ -256,15 +256,20 @@ export interface Cadence {
 /** The longest wait between two looks at one thing (also SQS's longest message delay). */
 export const MAX_LOOK_INTERVAL_MS = 900_000;
 
+/** Registration usually takes seconds to a couple of minutes: until then, the shared beat. */
+const REGISTRATION_BEAT_MS = 180_000;
+
 /**
- * When a registering instance is next looked at: every registrationPollMs at first, then a sixth of
- * the time it has waited (up to two minutes), so an instance that never registers costs a few dozen
- * looks, not one every few seconds for the whole registration timeout. Aligned on a shared beat, so the
- * messages of many invocations come back together and share one DescribeInstanceInformation.
+ * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for
+ * the first three minutes, then every sixth of the time it has waited (up to two minutes), so an
+ * instance that never registers costs a few dozen looks, not one every few seconds for the whole
+ * registration timeout. Aligned on the beat, so the messages of many invocations come back together
+ * and share one DescribeInstanceInformation.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
   const beat = cadence.registrationPollMs;
-  const interval = Math.min(120_000, Math.max(beat, (now - startedAt) / 6));
+  const waited = now - startedAt;
+  const interval = waited < REGISTRATION_BEAT_MS ? beat : Math.min(120_000, Math.max(beat, waited / 6));
   return (Math.floor((now + interval) / beat) + (cadence.followMs ? 0 : 1)) * beat;
 }
 

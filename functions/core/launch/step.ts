@@ -44,6 +44,16 @@ const CALLS_IN_FLIGHT = 10;
 const CHANGED_ELSEWHERE_MS = 5_000;
 /** How often Auto Scaling is asked whether an instance slow to register still waits. */
 const STATE_CHECK_MS = 60_000;
+/**
+ * A launch event this young, whose heartbeat window is open, is our open action: only we complete it.
+ * Older ones (a late or repeated event, a long registration) are checked with Auto Scaling before an
+ * install goes out: in a morning burst that look competes with the completions for the same rate.
+ */
+const FRESH_LAUNCH_MS = 120_000;
+
+function openForSure(record: LaunchRecord, now: number): boolean {
+  return record.token !== undefined && now - record.startedAt < FRESH_LAUNCH_MS;
+}
 
 export interface StepInput {
   requests: readonly LaunchRequest[];
@@ -136,7 +146,7 @@ class LaunchStep {
       marks: (commandIds) => this.context.store.marks(commandIds),
       claimRead: (commandId, seen, next) => this.context.store.claimRead(commandId, seen, next),
       stillWanted: async (records) => {
-        await this.stillWaiting(records);
+        await this.stillWaiting(records.filter((record) => !openForSure(record, this.context.now())));
         return records.filter((record) => record.phase === "ready");
       },
       deploymentsInFlight,
