@@ -1,7 +1,7 @@
 // Which requests the launch path acts on: launches (into the group or its warm pool) of the groups in
 // scope on our own hook; one request per instance; and, for replays that leave the hook out, the
 // group's one hook of ours.
-import { inScope, type LaunchConfig } from "../config.js";
+import { type LaunchConfig, inScope as named } from "../config.js";
 import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import type { LaunchRequest } from "./types.js";
@@ -12,7 +12,7 @@ export function outOfScope(request: LaunchRequest, config: LaunchConfig): string
     return `transition ${request.transition} is not a launch`;
   }
   // A stage acts only on the groups it names (`*`: every group, said explicitly); empty: none.
-  if (!inScope(config.TARGET_GROUPS, request.group)) {
+  if (!named(config.TARGET_GROUPS, request.group)) {
     return `group ${request.group} is not in scope (TARGET_GROUPS)`;
   }
   if (request.hook && config.LIFECYCLE_HOOK_NAME && !ourHookNames(config).includes(request.hook)) {
@@ -43,6 +43,31 @@ export function newestPerInstance(requests: readonly LaunchRequest[]): Map<strin
     if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0)) work.set(request.instanceId, request);
   }
   return work;
+}
+
+/** The requests ours to act on, one per instance, each with its hook resolved; and why the others are not. */
+export async function inScope(
+  requests: readonly LaunchRequest[],
+  config: LaunchConfig,
+): Promise<{ requests: Map<string, LaunchRequest>; skipped: [LaunchRequest, string][] }> {
+  const skipped: [LaunchRequest, string][] = [];
+  const kept = requests.filter((request) => {
+    const skip = outOfScope(request, config);
+    if (skip) skipped.push([request, skip]);
+    return !skip;
+  });
+  const work = newestPerInstance(kept);
+  for (const [instanceId, request] of work) {
+    const resolution = await resolveHook(request, config);
+    if ("skip" in resolution) {
+      skipped.push([request, resolution.skip]);
+      work.delete(instanceId);
+      continue;
+    }
+    request.hook = resolution.hook;
+    request.heartbeatTimeoutSeconds = resolution.heartbeatTimeoutSeconds;
+  }
+  return { requests: work, skipped };
 }
 
 export type HookResolution = { hook: string; heartbeatTimeoutSeconds: number } | { skip: string };

@@ -36,7 +36,7 @@ import { deploymentsInFlight } from "./deployments.js";
 import { completeAction, describeLifecycleStates, LifecycleCalls, recordHeartbeat } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
 import { nameBakedAgents, noteBreaker, outcomeOf, recordOutcome } from "./report.js";
-import { fillLaunchStarts, newestPerInstance, outOfScope, resolveHook } from "./scope.js";
+import { fillLaunchStarts, inScope } from "./scope.js";
 import type { LaunchOutcome, LaunchRequest } from "./types.js";
 
 const CALLS_IN_FLIGHT = 10;
@@ -106,7 +106,9 @@ class LaunchStep {
   }
 
   async run(input: StepInput): Promise<Stepped> {
-    const requests = await this.inScope(input.requests);
+    const { requests, skipped } = await inScope(input.requests, this.config);
+    for (const [request, reason] of skipped)
+      this.outcomes.set(request.instanceId, outcomeOf(request, "SKIPPED", reason, this.context.now()));
     const ids = [...new Set([...requests.keys(), ...input.signals.map((signal) => signal.instanceId)])];
     const known = ids.length > 0 ? await this.context.store.read(ids) : new Map<string, LaunchRecord>();
     await this.takeRequests(requests, known);
@@ -182,28 +184,6 @@ class LaunchStep {
     return [...this.hand.values()].filter(
       (record) => record.phase !== "done" && record.phase !== "finishing",
     );
-  }
-
-  /** In-scope requests, one per instance, each with its hook resolved. */
-  private async inScope(requests: readonly LaunchRequest[]): Promise<Map<string, LaunchRequest>> {
-    const kept = requests.filter((request) => {
-      const skip = outOfScope(request, this.config);
-      if (skip)
-        this.outcomes.set(request.instanceId, outcomeOf(request, "SKIPPED", skip, this.context.now()));
-      return !skip;
-    });
-    const work = newestPerInstance(kept);
-    for (const [instanceId, request] of work) {
-      const resolution = await resolveHook(request, this.config);
-      if ("skip" in resolution) {
-        this.outcomes.set(instanceId, outcomeOf(request, "SKIPPED", resolution.skip, this.context.now()));
-        work.delete(instanceId);
-        continue;
-      }
-      request.hook = resolution.hook;
-      request.heartbeatTimeoutSeconds = resolution.heartbeatTimeoutSeconds;
-    }
-    return work;
   }
 
   /**
