@@ -66,7 +66,7 @@ describe("stage configuration", () => {
       timeoutSeconds: 40,
       visibilityTimeoutSeconds: 50,
       resumeAfterSeconds: 10,
-      registrationPollSeconds: 10,
+      registrationPollSeconds: 5,
       commandOverdueSeconds: 60,
       batchSize: 50,
       maxBatchingWindowSeconds: 2,
