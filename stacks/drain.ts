@@ -1,15 +1,12 @@
-import { CustomResource, Duration, Lazy, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { CustomResource, Lazy, Stack } from "aws-cdk-lib";
 import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
-import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, Function as LambdaFunction, Tracing } from "aws-cdk-lib/aws-lambda";
-import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import type { StageConfig } from "./config.js";
+import { deployTimeFunction } from "./deploy-time-function.js";
 import { groupArns, WILDCARD_EVIDENCE } from "./permissions.js";
-import { LAMBDA_RUNTIME, RUNTIME } from "./service-function.js";
 import type { FunctionCode } from "./service-resources.js";
-import { serviceFunctionName } from "./wiring.js";
 
 /** The custom resource type of a hook's drain, as it shows in CloudFormation's events. */
 export const DRAIN_RESOURCE_TYPE = "Custom::LifecycleHookDrain";
@@ -29,65 +26,35 @@ export function hookDrains(
 ): CustomResource[] {
   if (hooks.length === 0) return [];
   const stack = Stack.of(scope);
-  const name = serviceFunctionName(config.stage, "drain-hook");
-  const logGroup = new LogGroup(scope, "DrainHookFunctionLogs", {
-    logGroupName: `/aws/lambda/${name}`,
-    retention: config.logRetentionDays as RetentionDays,
-    removalPolicy: RemovalPolicy.DESTROY,
-  });
-  const role = new Role(scope, "DrainHookFunctionRole", {
-    assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
-    description: `Completes the launches waiting on a hook with CONTINUE before the hook is deleted (${config.stage})`,
-    inlinePolicies: {
-      DrainHook: new PolicyDocument({
-        statements: [
-          new PolicyStatement({
-            sid: "WriteOwnLogGroup",
-            effect: Effect.ALLOW,
-            actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources: [logGroup.logGroupArn],
-          }),
-          new PolicyStatement({
-            sid: "ReadAutoScaling",
-            effect: Effect.ALLOW,
-            actions: ["autoscaling:DescribeAutoScalingGroups"],
-            resources: ["*"],
-          }),
-          new PolicyStatement({
-            sid: "CompleteLifecycleActionsInScope",
-            effect: Effect.ALLOW,
-            actions: ["autoscaling:CompleteLifecycleAction"],
-            resources: groupArns(stack, config.groups),
-          }),
-        ],
-      }),
-    },
-  });
-  const fn = new LambdaFunction(scope, "DrainHookFunction", {
-    functionName: name,
-    handler: "index.handler",
+  const fn = deployTimeFunction(scope, {
+    config,
+    code,
+    name: "drain-hook",
+    prefix: "DrainHook",
+    policyName: "DrainHook",
+    roleDescription: "Completes the launches waiting on a hook with CONTINUE before the hook is deleted",
     description:
       "Completes the launches waiting on one of our hooks with CONTINUE before the hook is deleted",
-    runtime: LAMBDA_RUNTIME,
-    architecture: Architecture.ARM_64,
-    memorySize: 128,
-    timeout: Duration.seconds(120),
-    // Runs only while a stack deploys: nothing to trace.
-    tracing: Tracing.DISABLED,
-    code: code("drain-hook"),
-    logGroup,
-    role,
+    timeoutSeconds: 120,
+    statements: [
+      new PolicyStatement({
+        sid: "ReadAutoScaling",
+        effect: Effect.ALLOW,
+        actions: ["autoscaling:DescribeAutoScalingGroups"],
+        resources: ["*"],
+      }),
+      new PolicyStatement({
+        sid: "CompleteLifecycleActionsInScope",
+        effect: Effect.ALLOW,
+        actions: ["autoscaling:CompleteLifecycleAction"],
+        resources: groupArns(stack, config.groups),
+      }),
+    ],
   });
-  NagSuppressions.addResourceSuppressions(fn, [
-    {
-      id: "AwsSolutions-L1",
-      reason: `Pinned to ${RUNTIME}, the runtime the handlers are built and tested for; it runs only while the stack deploys.`,
-    },
-  ]);
   // A group's ARN has a generated id (`autoScalingGroup:*:`) that no policy can pin.
   const wildcards = ["readOnly", "allGroups"] as const;
   NagSuppressions.addResourceSuppressions(
-    role,
+    fn.role ?? fn,
     wildcards.map((kind) => ({
       id: "AwsSolutions-IAM5",
       reason: WILDCARD_EVIDENCE[kind].reason,

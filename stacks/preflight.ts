@@ -1,13 +1,9 @@
-import { CustomResource, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
-import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, Function as LambdaFunction, Tracing } from "aws-cdk-lib/aws-lambda";
-import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
-import { NagSuppressions } from "cdk-nag";
+import { CustomResource, Stack } from "aws-cdk-lib";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
 import type { StageConfig } from "./config.js";
-import { LAMBDA_RUNTIME, RUNTIME } from "./service-function.js";
+import { deployTimeFunction } from "./deploy-time-function.js";
 import type { FunctionCode } from "./service-resources.js";
-import { serviceFunctionName } from "./wiring.js";
 
 /** The custom resource type of the check, as it shows in CloudFormation's events. */
 export const PREFLIGHT_RESOURCE_TYPE = "Custom::AgentPackagePreflight";
@@ -25,55 +21,25 @@ export function agentPackagePreflight(
   code: FunctionCode,
 ): CustomResource {
   const stack = Stack.of(scope);
-  const name = serviceFunctionName(config.stage, "preflight");
-  const logGroup = new LogGroup(scope, "PreflightFunctionLogs", {
-    logGroupName: `/aws/lambda/${name}`,
-    retention: config.logRetentionDays as RetentionDays,
-    removalPolicy: RemovalPolicy.DESTROY,
-  });
-  const role = new Role(scope, "PreflightFunctionRole", {
-    assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
-    description: `Checks that Distributor publishes the agent package and pin (${config.stage})`,
-    inlinePolicies: {
-      Preflight: new PolicyDocument({
-        statements: [
-          new PolicyStatement({
-            sid: "WriteOwnLogGroup",
-            effect: Effect.ALLOW,
-            actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources: [logGroup.logGroupArn],
-          }),
-          new PolicyStatement({
-            sid: "DescribeAgentPackage",
-            effect: Effect.ALLOW,
-            actions: ["ssm:DescribeDocument"],
-            // AWS-owned documents have no account in their ARN.
-            resources: [`arn:${stack.partition}:ssm:${stack.region}::document/${config.agent.package}`],
-          }),
-        ],
-      }),
-    },
-  });
-  const fn = new LambdaFunction(scope, "PreflightFunction", {
-    functionName: name,
-    handler: "index.handler",
+  const fn = deployTimeFunction(scope, {
+    config,
+    code,
+    name: "preflight",
+    prefix: "Preflight",
+    policyName: "Preflight",
+    roleDescription: "Checks that Distributor publishes the agent package and pin",
     description: "Checks that Distributor publishes the stage's agent package and pinned version",
-    runtime: LAMBDA_RUNTIME,
-    architecture: Architecture.ARM_64,
-    memorySize: 128,
-    timeout: Duration.seconds(30),
-    // Runs a few times per deploy: nothing to trace.
-    tracing: Tracing.DISABLED,
-    code: code("preflight"),
-    logGroup,
-    role,
+    timeoutSeconds: 30,
+    statements: [
+      new PolicyStatement({
+        sid: "DescribeAgentPackage",
+        effect: Effect.ALLOW,
+        actions: ["ssm:DescribeDocument"],
+        // AWS-owned documents have no account in their ARN.
+        resources: [`arn:${stack.partition}:ssm:${stack.region}::document/${config.agent.package}`],
+      }),
+    ],
   });
-  NagSuppressions.addResourceSuppressions(fn, [
-    {
-      id: "AwsSolutions-L1",
-      reason: `Pinned to ${RUNTIME}, the runtime the handlers are built and tested for; it runs only while the stack deploys.`,
-    },
-  ]);
   return new CustomResource(scope, "AgentPackagePreflight", {
     serviceToken: fn.functionArn,
     resourceType: PREFLIGHT_RESOURCE_TYPE,

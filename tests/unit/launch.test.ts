@@ -3,18 +3,23 @@ import {
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
 import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { stepOnce } from "../../functions/core/launch/drivers.js";
 import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
 import { memoryStore } from "../../functions/core/launch/records.js";
 import { parseLaunchInput } from "../../functions/schemas/launch-input.js";
+import { launchHook } from "./support/aws-answers.js";
 import { sqsRecord } from "./support/launch-events.js";
 import {
   autoScaling,
   commandEvent,
   driveQueue,
   driveUntilDone,
+  GROUP,
+  HOOK,
   ids,
   LaunchWorld,
   launchConfig,
@@ -394,5 +399,34 @@ describe("the stage's install document", () => {
     expect(run.outcomes.get("i-0000000000000000a")?.reason).toContain(
       "does not hold this release's install document",
     );
+  });
+});
+
+describe("an older agent's restart when CodeDeploy cannot answer", () => {
+  const codeDeploy = mockClient(CodeDeployClient);
+  afterAll(() => codeDeploy.restore());
+
+  it("holds the restart for half an hour at most, then lets the launch in with the agent it has", async () => {
+    const hooks = launchHook(GROUP, HOOK);
+    autoScaling.on(DescribeLifecycleHooksCommand).resolves({
+      LifecycleHooks: [
+        ...(hooks.LifecycleHooks ?? []),
+        {
+          ...hooks.LifecycleHooks?.[0],
+          LifecycleHookName: "CodeDeploy-managed-automatic-launch-deployment-hook-web-dg",
+        },
+      ],
+    });
+    codeDeploy
+      .reset()
+      .onAnyCommand()
+      .rejects(Object.assign(new Error("not authorized"), { name: "AccessDeniedException" }));
+    const run = await driveQueue(world, world.launch(["i-0000000000000000a"], { runningAgent: "1.6.0" }), {
+      config: launchConfig({ FAILURE_RESULT: "ABANDON" }),
+    });
+    const outcome = run.outcomes.get("i-0000000000000000a");
+    expect(outcome).toMatchObject({ outcome: "CONTINUE", fault: "service" });
+    expect(outcome?.reason).toContain("the older agent was left running");
+    expect(world.commands.every((command) => !command.allowRestart)).toBe(true);
   });
 });

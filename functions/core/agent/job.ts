@@ -40,6 +40,8 @@ export interface AgentJob {
   retryAt?: number;
   /** CodeDeploy is to be asked before an older running agent is restarted. */
   restartCheck?: boolean;
+  /** AWS-time ms since when the restart has waited for CodeDeploy. */
+  restartCheckSince?: number;
   /** CodeDeploy said no deployment is in flight there: the install may restart the agent. */
   restartAllowed?: boolean;
   platform?: string;
@@ -177,6 +179,7 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
       job.phase = "waiting";
       job.retryAt = verdict.kind === "busy" ? now + verdict.retryAfterMs : now;
       job.restartCheck = verdict.kind === "restart-check";
+      if (job.restartCheck) job.restartCheckSince ??= now;
       job.reason = verdict.reason;
       return;
     case "failed":
@@ -214,10 +217,22 @@ export function onNeverListed(job: AgentJob, now: number, maxAttempts: number): 
 
 /** How long the agent waits for a deployment in flight before CodeDeploy is asked again. */
 export const DEPLOYMENT_RETRY_MS = 30_000;
+/** How long an older agent's restart waits for CodeDeploy at most: the launch is never held for hours. */
+const RESTART_WAIT_MAX_MS = 30 * 60_000;
 
 /** CodeDeploy answered whether a deployment is in flight on the instance (undefined: none). */
 export function onDeploymentChecked(job: AgentJob, deploymentId: string | undefined, now: number): void {
   if (job.phase !== "waiting" || !job.restartCheck) return;
+  if (deploymentId && now - (job.restartCheckSince ?? now) >= RESTART_WAIT_MAX_MS) {
+    // Not the instance's fault, and no reason to hold it longer: it goes on with the agent it has
+    // (failing open), and CodeDeploy's own hook judges it by its deployment.
+    end(job, {
+      ok: false,
+      fault: "service",
+      reason: `the older agent was left running: deployment ${deploymentId} stayed in flight on the instance (or CodeDeploy did not answer) for ${RESTART_WAIT_MAX_MS / 60_000} minutes`,
+    });
+    return;
+  }
   if (deploymentId) {
     job.retryAt = now + DEPLOYMENT_RETRY_MS;
     job.reason = `deployment ${deploymentId} is in flight on the instance; its agent is not restarted until that ends`;

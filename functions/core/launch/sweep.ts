@@ -17,6 +17,7 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { coversAll } from "../config.js";
 import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
+import { sameLaunch } from "./action.js";
 import { findLaunchActivities } from "./lifecycle.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
 
@@ -160,8 +161,14 @@ async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<
 function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
   if (!record) return false;
   // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
-  const thisLaunch = instance.startedAt === undefined || record.startedAt >= instance.startedAt - 60_000;
-  if (!thisLaunch) return false;
+  const request = { instanceId: instance.instanceId, group: instance.group, source: "sweep" as const };
+  if (
+    !sameLaunch(
+      record,
+      instance.startedAt === undefined ? request : { ...request, startedAt: instance.startedAt },
+    )
+  )
+    return false;
   if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
   return now - (record.updatedAt ?? 0) < IN_HAND_MS;
 }
