@@ -11,12 +11,9 @@ import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import {
-  EnqueueError,
-  replayPayload,
-  type SweepSettings,
-  sweepStaleLaunches,
-} from "../../functions/core/launch/sweep.js";
+import { clearHookCache } from "../../functions/core/launch/lifecycle.js";
+import { replayPayload } from "../../functions/core/launch/queue.js";
+import { EnqueueError, type SweepSettings, sweepStaleLaunches } from "../../functions/core/launch/sweep.js";
 import { LaunchReplaySchema } from "../../functions/schemas/launch-event.js";
 
 const autoScaling = mockClient(AutoScalingClient);
@@ -79,6 +76,7 @@ function sentBodies() {
 }
 
 beforeEach(() => {
+  clearHookCache();
   autoScaling.reset();
   sqs.reset();
   sqs.on(SendMessageBatchCommand).callsFake((input) => ({
@@ -217,7 +215,6 @@ describe("sweepStaleLaunches", () => {
     expect(report.stale).toEqual([]);
     expect(autoScaling.commandCalls(DescribeLifecycleHooksCommand)[0]?.args[0].input).toEqual({
       AutoScalingGroupName: "web",
-      LifecycleHookNames: [HOOK],
     });
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
@@ -416,10 +413,7 @@ describe("sweepStaleLaunches", () => {
   });
 
   it("writes replay payloads the launch function accepts", () => {
-    const payload = replayPayload(
-      { instanceId: "i-0123456789abcdef0", group: "web", waitingSeconds: 600 },
-      HOOK,
-    );
+    const payload = replayPayload({ instanceId: "i-0123456789abcdef0", group: "web", hook: HOOK }, "sweep");
     expect(LaunchReplaySchema.parse(payload)).toEqual({
       instanceIds: ["i-0123456789abcdef0"],
       autoScalingGroupName: "web",

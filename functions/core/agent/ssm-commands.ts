@@ -52,52 +52,30 @@ export async function describeOnline(instanceIds: readonly string[]): Promise<Ma
   return online;
 }
 
-export interface CommandRequest {
-  documentName: string;
-  /** The version of the document whose content is this release's (settings.ts). */
-  documentVersion: string;
-  instanceIds: readonly string[];
-  parameters: Record<string, string[]>;
-  comment: string;
-}
-
 /**
- * The stage's install document (documents.ts): Distributor's install of the agent package at the
- * configured version ("" is the latest), skipped when the agent already runs at `expectedVersion` or
- * newer, held back when it would restart a busy agent, then verified.
+ * Sends the stage's install document (documents.ts) to up to 50 instances, at the document version
+ * whose content is this release's: Distributor's install of the agent package at the configured
+ * version ("" is the latest), skipped when the agent already runs at `expectedVersion` or newer, held
+ * back when it would restart a busy agent, then verified. Returns the command id.
  */
-export function installCommand(
+export async function sendInstall(
   settings: AgentSettings,
   instanceIds: readonly string[],
-  comment: string,
-  expectedVersion: string,
-  allowRestart: boolean,
-  documentVersion: string,
-): CommandRequest {
+  install: Omit<InstallParameters, "packageName" | "version"> & { comment: string; documentVersion: string },
+): Promise<string> {
   const parameters: InstallParameters = {
     packageName: settings.agentPackage,
     version: settings.agentVersion,
-    expectedVersion,
-    allowRestart: allowRestart ? "yes" : "no",
+    expectedVersion: install.expectedVersion,
+    allowRestart: install.allowRestart,
   };
-  return {
-    documentName: settings.installDocument,
-    documentVersion,
-    instanceIds,
-    parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
-    comment,
-  };
-}
-
-/** Sends one command to up to 50 instances; returns its id. */
-export async function sendCommand(request: CommandRequest): Promise<string> {
   const response = await ssm.send(
     new SendCommandCommand({
-      DocumentName: request.documentName,
-      DocumentVersion: request.documentVersion,
-      InstanceIds: [...request.instanceIds],
-      Parameters: request.parameters,
-      Comment: request.comment,
+      DocumentName: settings.installDocument,
+      DocumentVersion: install.documentVersion,
+      InstanceIds: [...instanceIds],
+      Parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
+      Comment: install.comment,
       TimeoutSeconds: COMMAND_DELIVERY_TIMEOUT_SECONDS,
     }),
   );

@@ -32,11 +32,10 @@ import {
   describeOnline,
   findInstallSince,
   IN_FLIGHT_STATUSES,
-  installCommand,
   instancesRefused,
   listInvocations,
   requestedAt,
-  sendCommand,
+  sendInstall,
 } from "./ssm-commands.js";
 import { judgeInstall } from "./verdicts.js";
 
@@ -48,9 +47,12 @@ const SEND_LOOKUP_GAP_MS = 10_000;
 /** A cut-off invocation may have sent its install just before it ended: looked up from a minute earlier. */
 const SEND_LOOKBACK_MS = 60_000;
 
+/** When an install command was last read, and how many overdue looks it has had. */
 export interface CommandMark {
   readAt: number;
   lookups: number;
+  /** The stored mark's version, as read: a claim succeeds only while it is unchanged. */
+  version?: number;
 }
 
 export interface WorkContext<J extends AgentJob> {
@@ -261,21 +263,18 @@ async function send<J extends AgentJob>(
 ) {
   const ids = jobs.map((job) => job.instanceId);
   try {
-    const version = await pinnedDocumentVersion(context.settings);
-    const commandId = await sendCommand(
-      installCommand(context.settings, ids, comment, context.expected, allowRestart, version),
-    );
+    const commandId = await sendInstall(context.settings, ids, {
+      comment,
+      documentVersion: await pinnedDocumentVersion(context.settings),
+      expectedVersion: context.expected,
+      allowRestart: allowRestart ? "yes" : "no",
+    });
     metrics.addMetric(METRIC.installsSent, MetricUnit.Count, jobs.length);
     for (const job of jobs) {
       job.expectedVersion = context.expected;
       onSent(job, commandId, context.now(), `installing ${context.settings.agentPackage}`);
     }
   } catch (error) {
-    if (error instanceof DocumentChangedError) {
-      logger.error("the stage's install document was changed outside the stack", { error: error.message });
-      for (const job of jobs) onSendFailed(job, { error: error.message }, context.now());
-      return;
-    }
     if (isTransient(error)) {
       logger.warn("SendCommand failed transiently; the install is looked up before it is sent again", {
         instanceIds: ids,
@@ -284,28 +283,20 @@ async function send<J extends AgentJob>(
       for (const job of jobs) onSendFailed(job, "unknown", context.now());
       return;
     }
+    // Instances SSM does not take commands for yet wait for registration again. Any other refusal
+    // (a document changed outside the stack, access denied outside the groups the role may reach)
+    // stays with the instances it names, or with the whole batch when it names none; the rest go on.
+    const message = errorMessage(error);
     const refused = instancesRefused(error, ids);
-    if (refused) {
-      for (const job of jobs.filter((candidate) => refused.includes(candidate.instanceId)))
-        onSendFailed(job, "refused", context.now());
-    } else {
-      // Any other refusal (access denied outside the groups the role may reach) stays with the
-      // instance it names, or with the whole batch when it names none; the rest go on.
-      const message = errorMessage(error);
-      const named = ids.filter((id) => message.includes(id));
-      const failed = named.length > 0 ? named : ids;
-      logger.error("SSM refused the install", {
-        instanceIds: failed,
-        errorName: awsErrorName(error),
-        error: message,
-      });
-      for (const job of jobs.filter((candidate) => failed.includes(candidate.instanceId)))
-        onSendFailed(
-          job,
-          { error: `SSM refused the install: ${awsErrorName(error) || "Error"}: ${message}` },
-          context.now(),
-        );
-    }
+    const named = refused ?? ids.filter((id) => message.includes(id));
+    const failed = named.length > 0 ? named : ids;
+    const reason =
+      error instanceof DocumentChangedError
+        ? message
+        : `SSM refused the install: ${awsErrorName(error) || "Error"}: ${message}`;
+    if (!refused) logger.error(reason, { instanceIds: failed });
+    for (const job of jobs.filter((candidate) => failed.includes(candidate.instanceId)))
+      onSendFailed(job, refused ? "refused" : { error: reason }, context.now());
     const rest = jobs.filter((job) => job.phase === "sending");
     if (rest.length > 0 && rest.length < jobs.length) await send(rest, allowRestart, comment, context);
   }

@@ -37,7 +37,7 @@ export const autoScaling = /* @__PURE__ */ traced(
 /**
  * Lifecycle completions and heartbeats: one call per instance, which a scale-out sends by the
  * hundred while Auto Scaling throttles them. The SDK's quick retries would mostly meet the same
- * throttle; the caller retries them instead, spaced out (launch/lifecycle.ts, LifecycleCalls).
+ * throttle; the caller retries them instead, spaced out (launch/lifecycle.ts, lifecycleCalls).
  */
 export const autoScalingLifecycle = /* @__PURE__ */ traced(
   /* @__PURE__ */ new AutoScalingClient(/* @__PURE__ */ clientConfig(1)),

@@ -117,18 +117,13 @@ export function decideResult(
   record.reason = `${ended.reason}; completed ${why}`;
 }
 
-/** CompleteLifecycleAction answered; a throttled one is tried again by the next step. */
-export function onCompleted(
-  record: LaunchRecord,
-  completion: "COMPLETED" | "ALREADY_COMPLETED" | "throttled",
-  now: number,
-): void {
-  record.heldUntil = completion === "throttled" ? now : undefined;
-  if (completion === "throttled") return;
+/** CompleteLifecycleAction answered (false: the action had already ended); a throttled one is tried again. */
+export function onCompleted(record: LaunchRecord, completed: boolean | "throttled", now: number): void {
+  record.heldUntil = completed === "throttled" ? now : undefined;
+  if (completed === "throttled") return;
   record.phase = "done";
-  record.outcome = completion === "ALREADY_COMPLETED" ? "ALREADY_COMPLETED" : record.result;
-  if (completion === "ALREADY_COMPLETED")
-    record.reason = `${record.reason}; the lifecycle action had already ended`;
+  record.outcome = completed ? record.result : "ALREADY_COMPLETED";
+  if (!completed) record.reason = `${record.reason}; the lifecycle action had already ended`;
 }
 
 export function actionOf(launch: {

@@ -3,17 +3,11 @@
 // Run-until-done serves a replay by hand (the console, `npm run replay`) and `launch.completion:
 // "polling"`: it takes steps, following installs every poll interval, until every launch is done or
 // the time budget runs out; what is left then goes on through the launch queue, and the report says so.
-import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { sqs } from "../common/clients.js";
 import { clock } from "../common/clock.js";
-import { chunk } from "../common/concurrency.js";
 import type { LaunchConfig } from "../config.js";
+import { enqueueReplays, replayPayload } from "./queue.js";
 import { type StepContext, type StepInput, type Stepped, stepLaunches } from "./step.js";
 import type { LaunchOutcome, LaunchRequest } from "./types.js";
-
-/** SendMessageBatch takes at most 10 entries; DelaySeconds at most 900. */
-const SQS_BATCH_SIZE = 10;
-const MAX_DELAY_SECONDS = 900;
 
 /** Step-and-return: one step over the batch. */
 export function stepOnce(input: StepInput, config: LaunchConfig, context: StepContext): Promise<Stepped> {
@@ -61,44 +55,26 @@ export async function runUntilDone(
   }
 }
 
-/**
- * The unfinished launches, as replay payloads on the launch queue, each due when its launch is.
- * Returns the instances SQS did not take, with why (a failed entry is never reported as handed over).
- */
+/** The unfinished launches, as replay payloads on the launch queue, each due when its launch is. */
 async function handOver(
   pending: readonly LaunchOutcome[],
   requests: readonly LaunchRequest[],
   resumeAfter: ReadonlyMap<string, number>,
   queueUrl: string,
 ): Promise<Map<string, string>> {
-  const failed = new Map<string, string>();
-  if (!queueUrl) return failed;
-  for (const batch of chunk(pending, SQS_BATCH_SIZE)) {
-    const answer = await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: batch.map((outcome, index) => {
-          const request = requests.find((candidate) => candidate.instanceId === outcome.instanceId);
-          return {
-            Id: String(index),
-            DelaySeconds: Math.min(MAX_DELAY_SECONDS, resumeAfter.get(outcome.instanceId) ?? 0),
-            MessageBody: JSON.stringify({
-              instanceIds: [outcome.instanceId],
-              autoScalingGroupName: outcome.autoScalingGroupName,
-              ...(outcome.lifecycleHookName ? { lifecycleHookName: outcome.lifecycleHookName } : {}),
-              ...(request?.startedAt
-                ? { lifecycleActionStartedAt: new Date(request.startedAt).toISOString() }
-                : {}),
-              source: "operator",
-            }),
-          };
-        }),
-      }),
-    );
-    for (const entry of answer.Failed ?? []) {
-      const outcome = batch[Number(entry.Id)];
-      if (outcome) failed.set(outcome.instanceId, `${entry.Code ?? "error"}: ${entry.Message ?? ""}`.trim());
-    }
-  }
-  return failed;
+  if (!queueUrl) return new Map();
+  const { failed } = await enqueueReplays(
+    queueUrl,
+    pending.map((outcome) => {
+      const request = requests.find((candidate) => candidate.instanceId === outcome.instanceId);
+      const launch = { ...request, instanceId: outcome.instanceId, group: outcome.autoScalingGroupName };
+      return {
+        payload: replayPayload({ ...launch, hook: outcome.lifecycleHookName }, "operator"),
+        delaySeconds: resumeAfter.get(outcome.instanceId),
+      };
+    }),
+  );
+  return new Map(
+    failed.map((entry) => [entry.instanceId, `${entry.code || "error"}: ${entry.message}`.trim()]),
+  );
 }

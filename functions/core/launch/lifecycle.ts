@@ -183,38 +183,19 @@ export function isNoActiveAction(error: unknown): boolean {
   );
 }
 
-export type CompletionResult = "COMPLETED" | "ALREADY_COMPLETED";
-
-export async function completeAction(
-  action: LifecycleAction,
-  result: "CONTINUE" | "ABANDON",
-): Promise<CompletionResult> {
-  try {
-    await autoScalingLifecycle.send(
-      new CompleteLifecycleActionCommand({
-        AutoScalingGroupName: action.group,
-        LifecycleHookName: action.hook,
-        LifecycleActionResult: result,
-        ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
-      }),
-    );
-    return "COMPLETED";
-  } catch (error) {
-    if (isNoActiveAction(error)) return "ALREADY_COMPLETED";
-    throw error;
-  }
+/** The one lifecycle action a call is about: by its token when an event brought one, else by instance. */
+function target(action: LifecycleAction) {
+  return {
+    AutoScalingGroupName: action.group,
+    LifecycleHookName: action.hook,
+    ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
+  };
 }
 
-/** Restarts the hook's heartbeat window; false when the action is no longer active. */
-export async function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
+/** A call about our action: false when the action is no longer active (completed, timed out, gone). */
+async function whileActive(call: () => Promise<unknown>): Promise<boolean> {
   try {
-    await autoScalingLifecycle.send(
-      new RecordLifecycleActionHeartbeatCommand({
-        AutoScalingGroupName: action.group,
-        LifecycleHookName: action.hook,
-        ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
-      }),
-    );
+    await call();
     return true;
   } catch (error) {
     if (isNoActiveAction(error)) return false;
@@ -222,49 +203,41 @@ export async function recordHeartbeat(action: LifecycleAction): Promise<boolean>
   }
 }
 
+export function completeAction(action: LifecycleAction, result: "CONTINUE" | "ABANDON"): Promise<boolean> {
+  return whileActive(() =>
+    autoScalingLifecycle.send(
+      new CompleteLifecycleActionCommand({ ...target(action), LifecycleActionResult: result }),
+    ),
+  );
+}
+
+/** Restarts the hook's heartbeat window. */
+export function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
+  return whileActive(() =>
+    autoScalingLifecycle.send(new RecordLifecycleActionHeartbeatCommand(target(action))),
+  );
+}
+
 /**
  * The lifecycle calls of one invocation, a few at a time: a scale-out completes hundreds of actions
  * at once, and Auto Scaling throttles completions and heartbeats when "too many instances launch too
  * quickly" (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
+ * Throttling beyond the SDK's own retries is retried here (unless `retry` is false) until the time
+ * budget runs out, then reported as "throttled" for the next step rather than failing the batch.
  */
-export class LifecycleCalls {
-  private readonly slots: <R>(task: () => Promise<R>) => Promise<R>;
-
-  constructor(
-    inFlight: number,
-    private readonly deadline: number,
-  ) {
-    this.slots = limiter(inFlight);
-  }
-
-  /** One try; throttling is reported as "throttled" (the caller tries again on its next round). */
-  once<T>(call: () => Promise<T>): Promise<T | "throttled"> {
-    return this.slots(() =>
-      call().catch((error: unknown) => {
-        if (isTransient(error)) return "throttled" as const;
-        throw error;
-      }),
-    );
-  }
-
-  /**
-   * Throttling beyond the SDK's own retries is retried here until the time budget runs out, and then
-   * reported as "throttled" rather than failing the whole batch.
-   */
-  retrying<T>(call: () => Promise<T>): Promise<T | "throttled"> {
-    return this.slots(async () => {
+export function lifecycleCalls(inFlight: number, deadline: number) {
+  const slots = limiter(inFlight);
+  return <T>(call: () => Promise<T>, retry = true): Promise<T | "throttled"> =>
+    slots(async () => {
       for (let attempt = 0; ; attempt += 1) {
         try {
           return await call();
         } catch (error) {
+          if (!isTransient(error)) throw error;
           const wait = backoffDelay(attempt, 1_000, 15_000);
-          if (!isTransient(error) || clock.now() + wait >= this.deadline) {
-            if (isTransient(error)) return "throttled";
-            throw error;
-          }
+          if (!retry || clock.now() + wait >= deadline) return "throttled";
           await clock.sleep(wait);
         }
       }
     });
-  }
 }

@@ -1,12 +1,13 @@
 // The launch queue's side of the launch path: an SQS batch becomes launch requests and command
 // signals (a malformed record fails alone), the outcomes become a partial batch response, and records
 // with unfinished instances go back to the queue, each to come back when its instance is next due.
-import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { type CommandSignal, parseCommandSignal } from "../../schemas/command-event.js";
 import { parseLaunchInput } from "../../schemas/launch-input.js";
 import { parseOrThrow } from "../../schemas/parse.js";
 import { SqsBatchSchema } from "../../schemas/sqs.js";
 import { sqs } from "../common/clients.js";
+import { chunk } from "../common/concurrency.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import type { LaunchOutcome, LaunchRequest } from "./types.js";
@@ -205,4 +206,73 @@ function parseBody(body: string): unknown {
   } catch (error) {
     throw new SyntaxError(`message body is not JSON: ${errorMessage(error)}`);
   }
+}
+
+/** A launch to look at again, as the launch function takes it from the queue or by hand. */
+export interface ReplayPayload {
+  instanceIds: string[];
+  autoScalingGroupName: string;
+  lifecycleHookName?: string;
+  /** When the lifecycle action began (ISO 8601), so deadlines count from the launch, not the replay. */
+  lifecycleActionStartedAt?: string;
+  origin?: "WarmPool";
+  source: "sweep" | "operator";
+}
+
+export function replayPayload(
+  launch: { instanceId: string; group: string; hook?: string; startedAt?: number; origin?: string },
+  source: ReplayPayload["source"],
+): ReplayPayload {
+  return {
+    instanceIds: [launch.instanceId],
+    autoScalingGroupName: launch.group,
+    ...(launch.hook ? { lifecycleHookName: launch.hook } : {}),
+    ...(launch.startedAt !== undefined
+      ? { lifecycleActionStartedAt: new Date(launch.startedAt).toISOString() }
+      : {}),
+    ...(launch.origin === "WarmPool" ? { origin: "WarmPool" as const } : {}),
+    source,
+  };
+}
+
+/** SendMessageBatch takes at most 10 entries; DelaySeconds at most 900. */
+const SQS_BATCH_SIZE = 10;
+const MAX_DELAY_SECONDS = 900;
+
+export interface NotEnqueued {
+  instanceId: string;
+  code: string;
+  message: string;
+}
+
+/**
+ * Puts replay payloads on the launch queue, ten per SendMessageBatch, each delayed as asked. Returns
+ * how many SQS took and every entry it did not (a failed entry is never reported as enqueued).
+ */
+export async function enqueueReplays(
+  queueUrl: string,
+  replays: readonly { payload: ReplayPayload; delaySeconds?: number }[],
+): Promise<{ enqueued: number; failed: NotEnqueued[] }> {
+  const failed: NotEnqueued[] = [];
+  let enqueued = 0;
+  for (const batch of chunk(replays, SQS_BATCH_SIZE)) {
+    const answer = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: batch.map((replay, index) => ({
+          Id: String(index),
+          MessageBody: JSON.stringify(replay.payload),
+          ...(replay.delaySeconds ? { DelaySeconds: Math.min(MAX_DELAY_SECONDS, replay.delaySeconds) } : {}),
+        })),
+      }),
+    );
+    enqueued += answer.Successful?.length ?? 0;
+    for (const entry of answer.Failed ?? [])
+      failed.push({
+        instanceId: batch[Number(entry.Id)]?.payload.instanceIds[0] ?? entry.Id ?? "",
+        code: entry.Code ?? "",
+        message: entry.Message ?? "",
+      });
+  }
+  return { enqueued, failed };
 }

@@ -3,13 +3,9 @@
 // saying when it was last read. Every write is conditional on the version that was read, so an
 // invocation holding stale state learns so from the write and acts on nothing: this, not timing, is
 // what keeps two invocations from sending two installs or completing one action twice.
-import {
-  ConditionalCheckFailedException,
-  GetItemCommand,
-  PutItemCommand,
-  type PutItemCommandInput,
-} from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type { AgentJob } from "../agent/job.js";
+import type { CommandMark } from "../agent/work.js";
 import { dynamodb } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
@@ -36,12 +32,6 @@ export interface LaunchRecord extends AgentJob {
   /** The version read; a write succeeds only while the stored record is still at it (0: not stored). */
   version: number;
   updatedAt?: number;
-}
-
-/** When an install command was last read, and how many overdue looks it has had. */
-export interface CommandMark {
-  readAt: number;
-  lookups: number;
 }
 
 /**
@@ -78,178 +68,146 @@ export interface RecordStore {
 /** How long a record is kept: long enough for late duplicates, redeliveries and replays. */
 const RECORD_TTL_SECONDS = 24 * 3600;
 const MARK_TTL_SECONDS = 6 * 3600;
+const BREAKER_TTL_SECONDS = 30 * 24 * 3600;
 const CALLS_IN_FLIGHT = 10;
 
 export const recordKey = (instanceId: string) => `launch#${instanceId}`;
 const markKey = (commandId: string) => `command#${commandId}`;
 const breakerKey = (group: string) => `breaker#${group}`;
 
-/** Records in memory, with the same conditional semantics (tests; the failure path's upgrade). */
-export function memoryStore(): RecordStore {
-  const records = new Map<string, string>();
-  const marks = new Map<string, CommandMark>();
-  const breakers = new Map<string, Breaker>();
+/** One stored item: its JSON and the version it was read at (0: none stored). */
+interface Versioned {
+  data?: string;
+  version: number;
+}
+
+/**
+ * Where items are kept: `put` stores `data` at `read + 1` only while the stored item is still at
+ * `read`, and answers false when it is not.
+ */
+interface Items {
+  get(key: string): Promise<Versioned>;
+  put(key: string, data: string, read: number, ttlSeconds: number): Promise<boolean>;
+}
+
+function memoryItems(): Items {
+  const items = new Map<string, Required<Versioned>>();
   return {
-    async breaker(group) {
-      return { ...(breakers.get(group) ?? { failures: 0, open: false }) };
+    async get(key) {
+      return { ...(items.get(key) ?? { version: 0 }) };
     },
-    async noteEnded(group, ended) {
-      const next = nextBreaker(breakers.get(group) ?? { failures: 0, open: false }, ended);
-      breakers.set(group, next);
-      return { ...next };
-    },
-    async read(instanceIds) {
-      const found = new Map<string, LaunchRecord>();
-      for (const id of instanceIds) {
-        const item = records.get(id);
-        if (item) found.set(id, JSON.parse(item) as LaunchRecord);
-      }
-      return found;
-    },
-    async write(record) {
-      const stored = records.get(record.instanceId);
-      const version = stored ? (JSON.parse(stored) as LaunchRecord).version : 0;
-      if (version !== record.version) return false;
-      record.version += 1;
-      record.updatedAt = clock.now();
-      records.set(record.instanceId, JSON.stringify(record));
-      return true;
-    },
-    async marks(commandIds) {
-      return new Map(
-        commandIds.flatMap((id) => (marks.has(id) ? [[id, { ...marks.get(id) } as CommandMark]] : [])),
-      );
-    },
-    async claimRead(commandId, seen, next) {
-      const stored = marks.get(commandId);
-      if ((stored?.readAt ?? -1) !== (seen?.readAt ?? -1)) return false;
-      marks.set(commandId, { ...next });
+    async put(key, data, read) {
+      if ((items.get(key)?.version ?? 0) !== read) return false;
+      items.set(key, { data, version: read + 1 });
       return true;
     },
   };
 }
 
-export function dynamoStore(tableName: string): RecordStore {
-  if (!tableName) return memoryStore();
-  const put = async (input: PutItemCommandInput): Promise<boolean> => {
-    try {
-      await dynamodb.send(new PutItemCommand(input));
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  };
-  const getBreaker = async (group: string) => {
-    const answer = await dynamodb.send(
-      new GetItemCommand({
-        TableName: tableName,
-        Key: { pk: { S: breakerKey(group) } },
-        ConsistentRead: true,
-      }),
-    );
-    const item = answer.Item;
-    return {
-      breaker: { failures: Number(item?.failures?.N ?? "0"), open: item?.open?.BOOL === true },
-      version: item?.version?.N,
-    };
-  };
+/** Items in DynamoDB: one per key, `version` the condition of every write. */
+function dynamoItems(tableName: string): Items {
   return {
-    async breaker(group) {
-      return (await getBreaker(group)).breaker;
+    async get(key) {
+      const { Item } = await dynamodb.send(
+        new GetItemCommand({ TableName: tableName, Key: { pk: { S: key } }, ConsistentRead: true }),
+      );
+      return { data: Item?.record?.S, version: Number(Item?.version?.N ?? "0") };
     },
-    async noteEnded(group, ended) {
-      for (let attempt = 0; ; attempt += 1) {
-        const { breaker, version } = await getBreaker(group);
-        const next = nextBreaker(breaker, ended);
-        const written = await put({
-          TableName: tableName,
-          Item: {
-            pk: { S: breakerKey(group) },
-            failures: { N: String(next.failures) },
-            open: { BOOL: next.open },
-            version: { N: String(Number(version ?? "0") + 1) },
-          },
-          ...(version
-            ? {
-                ConditionExpression: "version = :read",
-                ExpressionAttributeValues: { ":read": { N: version } },
-              }
-            : { ConditionExpression: "attribute_not_exists(pk)" }),
-        });
-        if (written || attempt >= 4) return next;
+    async put(key, data, read, ttlSeconds) {
+      try {
+        await dynamodb.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: {
+              pk: { S: key },
+              record: { S: data },
+              version: { N: String(read + 1) },
+              ttl: { N: String(Math.ceil(clock.now() / 1000) + ttlSeconds) },
+            },
+            ...(read === 0
+              ? { ConditionExpression: "attribute_not_exists(version)" }
+              : {
+                  ConditionExpression: "version = :read",
+                  ExpressionAttributeValues: { ":read": { N: String(read) } },
+                }),
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof ConditionalCheckFailedException) return false;
+        throw error;
       }
     },
+  };
+}
+
+function parsed<T>(item: Versioned): T | undefined {
+  return item.data ? (JSON.parse(item.data) as T) : undefined;
+}
+
+function storeOf(items: Items): RecordStore {
+  const breakerOf = async (group: string) => {
+    const item = await items.get(breakerKey(group));
+    return { breaker: parsed<Breaker>(item) ?? { failures: 0, open: false }, version: item.version };
+  };
+  return {
     async read(instanceIds) {
       const found = new Map<string, LaunchRecord>();
       await mapLimit([...new Set(instanceIds)], CALLS_IN_FLIGHT, async (instanceId) => {
-        const answer = await dynamodb.send(
-          new GetItemCommand({
-            TableName: tableName,
-            Key: { pk: { S: recordKey(instanceId) } },
-            ConsistentRead: true,
-          }),
-        );
-        const data = answer.Item?.record?.S;
-        if (!data) return;
-        const record = JSON.parse(data) as LaunchRecord;
-        record.version = Number(answer.Item?.version?.N ?? "0");
-        found.set(instanceId, record);
+        const item = await items.get(recordKey(instanceId));
+        const record = parsed<LaunchRecord>(item);
+        if (record) found.set(instanceId, { ...record, version: item.version });
       });
       return found;
     },
     async write(record) {
       const next = { ...record, version: record.version + 1, updatedAt: clock.now() };
-      const won = await put({
-        TableName: tableName,
-        Item: {
-          pk: { S: recordKey(record.instanceId) },
-          record: { S: JSON.stringify(next) },
-          version: { N: String(next.version) },
-          ttl: { N: String(Math.ceil(clock.now() / 1000) + RECORD_TTL_SECONDS) },
-        },
-        ...(record.version === 0
-          ? { ConditionExpression: "attribute_not_exists(pk)" }
-          : {
-              ConditionExpression: "version = :read",
-              ExpressionAttributeValues: { ":read": { N: String(record.version) } },
-            }),
-      });
+      const won = await items.put(
+        recordKey(record.instanceId),
+        JSON.stringify(next),
+        record.version,
+        RECORD_TTL_SECONDS,
+      );
       if (won) Object.assign(record, { version: next.version, updatedAt: next.updatedAt });
       return won;
     },
     async marks(commandIds) {
       const found = new Map<string, CommandMark>();
       await mapLimit([...new Set(commandIds)], CALLS_IN_FLIGHT, async (commandId) => {
-        const answer = await dynamodb.send(
-          new GetItemCommand({
-            TableName: tableName,
-            Key: { pk: { S: markKey(commandId) } },
-            ConsistentRead: true,
-          }),
-        );
-        const readAt = answer.Item?.readAt?.N;
-        if (readAt)
-          found.set(commandId, { readAt: Number(readAt), lookups: Number(answer.Item?.lookups?.N ?? "0") });
+        const item = await items.get(markKey(commandId));
+        const mark = parsed<CommandMark>(item);
+        if (mark) found.set(commandId, { ...mark, version: item.version });
       });
       return found;
     },
     async claimRead(commandId, seen, next) {
-      return put({
-        TableName: tableName,
-        Item: {
-          pk: { S: markKey(commandId) },
-          readAt: { N: String(Math.round(next.readAt)) },
-          lookups: { N: String(next.lookups) },
-          ttl: { N: String(Math.ceil(next.readAt / 1000) + MARK_TTL_SECONDS) },
-        },
-        ...(seen
-          ? {
-              ConditionExpression: "readAt = :seen",
-              ExpressionAttributeValues: { ":seen": { N: String(Math.round(seen.readAt)) } },
-            }
-          : { ConditionExpression: "attribute_not_exists(pk)" }),
-      });
+      const mark = { readAt: Math.round(next.readAt), lookups: next.lookups };
+      return items.put(markKey(commandId), JSON.stringify(mark), seen?.version ?? 0, MARK_TTL_SECONDS);
+    },
+    async breaker(group) {
+      return (await breakerOf(group)).breaker;
+    },
+    async noteEnded(group, ended) {
+      for (let attempt = 0; ; attempt += 1) {
+        const { breaker, version } = await breakerOf(group);
+        const next = nextBreaker(breaker, ended);
+        const written = await items.put(
+          breakerKey(group),
+          JSON.stringify(next),
+          version,
+          BREAKER_TTL_SECONDS,
+        );
+        if (written || attempt >= 4) return next;
+      }
     },
   };
+}
+
+/** Records in memory, with the same conditional semantics (tests, a stage without a table). */
+export function memoryStore(): RecordStore {
+  return storeOf(memoryItems());
+}
+
+export function dynamoStore(tableName: string): RecordStore {
+  return tableName ? storeOf(dynamoItems(tableName)) : memoryStore();
 }

@@ -33,7 +33,7 @@ import {
   windowLapsed,
 } from "./action.js";
 import { deploymentsInFlight } from "./deployments.js";
-import { completeAction, describeLifecycleStates, LifecycleCalls, recordHeartbeat } from "./lifecycle.js";
+import { completeAction, describeLifecycleStates, lifecycleCalls, recordHeartbeat } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
 import { nameBakedAgents, noteBreaker, outcomeOf, recordOutcome } from "./report.js";
 import { fillLaunchStarts, inScope } from "./scope.js";
@@ -94,14 +94,14 @@ class LaunchStep {
   /** Each record as it was read, to store only what changed. */
   private readonly stored = new Map<string, string>();
   /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
-  private readonly lifecycle: LifecycleCalls;
+  private readonly lifecycle: ReturnType<typeof lifecycleCalls>;
   private readonly settings: AgentSettings;
 
   constructor(
     private readonly config: LaunchConfig,
     private readonly context: StepContext,
   ) {
-    this.lifecycle = new LifecycleCalls(1, context.deadline);
+    this.lifecycle = lifecycleCalls(1, context.deadline);
     this.settings = agentSettings(config);
   }
 
@@ -218,7 +218,7 @@ class LaunchStep {
     if (toConfirm.length === 0) return;
     await fillLaunchStarts(toConfirm);
     const open = await mapLimit(toConfirm, CALLS_IN_FLIGHT, (request) =>
-      this.lifecycle.retrying(() => recordHeartbeat(actionOf(request))),
+      this.lifecycle(() => recordHeartbeat(actionOf(request))),
     );
     for (const [index, request] of toConfirm.entries()) {
       if (open[index] === false) {
@@ -264,7 +264,7 @@ class LaunchStep {
     if (this.config.DRY_RUN) return;
     const due = this.active().filter((record) => now >= beatDueAt(record));
     const alive = await mapLimit(due, CALLS_IN_FLIGHT, (record) =>
-      this.lifecycle.once(() => recordHeartbeat(actionOf(record))),
+      this.lifecycle(() => recordHeartbeat(actionOf(record)), false),
     );
     for (const [index, record] of due.entries()) onBeat(record, alive[index] ?? "throttled", now);
   }
@@ -318,7 +318,7 @@ class LaunchStep {
       record.heldUntil = this.context.heldUntil;
       if (!(await this.take(record))) return this.changedElsewhere(record);
       const result = record.result ?? "CONTINUE";
-      const completion = await this.lifecycle.retrying(() => completeAction(actionOf(record), result));
+      const completion = await this.lifecycle(() => completeAction(actionOf(record), result));
       onCompleted(record, completion, this.context.now());
       if (completion === "throttled")
         this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_MS);

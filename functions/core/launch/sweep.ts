@@ -7,18 +7,17 @@
 import {
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
-  DescribeLifecycleHooksCommand,
   DescribeWarmPoolCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { autoScaling, sqs } from "../common/clients.js";
+import { autoScaling } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { coversAll } from "../config.js";
-import { LAUNCH_TRANSITION, WAITING_STATES } from "../contract.js";
+import { WAITING_STATES } from "../contract.js";
 import { sameLaunch } from "./action.js";
-import { findLaunchActivities } from "./lifecycle.js";
+import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
+import { enqueueReplays, type NotEnqueued, replayPayload } from "./queue.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
 
 /**
@@ -27,8 +26,6 @@ import { dynamoStore, type LaunchRecord } from "./records.js";
  */
 const IN_HAND_MS = 150_000;
 
-/** SendMessageBatch takes at most 10 entries. */
-export const SQS_BATCH_SIZE = 10;
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
 export interface SweepSettings {
@@ -70,21 +67,11 @@ export interface SweepReport {
   dryRun: boolean;
 }
 
-export interface ReplayPayload {
-  instanceIds: string[];
-  autoScalingGroupName: string;
-  lifecycleHookName: string;
-  /** When the lifecycle action began (ISO 8601), so deadlines count from the launch, not the sweep. */
-  lifecycleActionStartedAt?: string;
-  origin?: "WarmPool";
-  source: "sweep";
-}
-
 export class EnqueueError extends Error {
   override name = "EnqueueError";
   constructor(
     message: string,
-    readonly failed: { instanceId: string; code: string; message: string }[],
+    readonly failed: NotEnqueued[],
     options?: ErrorOptions,
   ) {
     super(message, options);
@@ -107,7 +94,8 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     const name = group.AutoScalingGroupName ?? "";
     const waiting = await waitingInstances(group);
     if (waiting.length === 0) continue;
-    const hook = await ourLaunchHook(name, [settings.hookName, settings.previousHookName ?? ""]);
+    const names = [settings.hookName, settings.previousHookName ?? ""].filter(Boolean);
+    const hook = (await findLaunchHooks(name, names))[0]?.name;
     if (!hook) {
       logger.debug("Group has waiting instances but not our hook", { group: name, waiting: waiting.length });
       continue;
@@ -134,7 +122,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
   }
 
   const adrift = await leaveInHand(stale, settings.leaseTable ?? "");
-  const enqueued = settings.dryRun ? 0 : await enqueueReplays(settings.queueUrl, settings.hookName, adrift);
+  const enqueued = settings.dryRun ? 0 : await enqueueStale(settings.queueUrl, settings.hookName, adrift);
   return {
     groups: examinedGroups,
     examined,
@@ -219,32 +207,12 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
   return waiting;
 }
 
-async function ourLaunchHook(group: string, names: string[]): Promise<string | undefined> {
-  const wanted = names.filter(Boolean);
-  const answer = await autoScaling.send(
-    new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group, LifecycleHookNames: wanted }),
+/** One replay payload per stale instance on the launch queue; fails on any entry SQS did not take. */
+async function enqueueStale(queueUrl: string, hookName: string, stale: StaleInstance[]): Promise<number> {
+  const { enqueued, failed } = await enqueueReplays(
+    queueUrl,
+    stale.map((instance) => ({ payload: replayPayload({ hook: hookName, ...instance }, "sweep") })),
   );
-  return (answer.LifecycleHooks ?? []).find(
-    (hook) => wanted.includes(hook.LifecycleHookName ?? "") && hook.LifecycleTransition === LAUNCH_TRANSITION,
-  )?.LifecycleHookName;
-}
-
-/** Sends one replay payload per instance, ten per SendMessageBatch call; fails on any failed entry. */
-async function enqueueReplays(queueUrl: string, hookName: string, stale: StaleInstance[]): Promise<number> {
-  const failed: EnqueueError["failed"] = [];
-  let enqueued = 0;
-  for (const batch of chunk(stale, SQS_BATCH_SIZE)) {
-    const entries: SendMessageBatchRequestEntry[] = batch.map((instance, index) => ({
-      Id: `${index}-${instance.instanceId}`,
-      MessageBody: JSON.stringify(replayPayload(instance, hookName)),
-    }));
-    const answer = await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
-    enqueued += answer.Successful?.length ?? 0;
-    for (const failure of answer.Failed ?? []) {
-      const instanceId = batch[Number(failure.Id?.split("-")[0])]?.instanceId ?? failure.Id ?? "";
-      failed.push({ instanceId, code: failure.Code ?? "", message: failure.Message ?? "" });
-    }
-  }
   if (failed.length > 0) {
     const summary = failed.map((entry) => `${entry.instanceId} (${entry.code}: ${entry.message})`).join(", ");
     throw new EnqueueError(
@@ -253,17 +221,4 @@ async function enqueueReplays(queueUrl: string, hookName: string, stale: StaleIn
     );
   }
   return enqueued;
-}
-
-export function replayPayload(instance: StaleInstance, hookName: string): ReplayPayload {
-  return {
-    instanceIds: [instance.instanceId],
-    autoScalingGroupName: instance.group,
-    lifecycleHookName: instance.hook ?? hookName,
-    ...(instance.startedAt !== undefined
-      ? { lifecycleActionStartedAt: new Date(instance.startedAt).toISOString() }
-      : {}),
-    ...(instance.origin ? { origin: instance.origin } : {}),
-    source: "sweep",
-  };
 }
