@@ -1,6 +1,6 @@
 // Failures the function cannot act on yet come back through the failure retry queue: another
-// deployment runs in the group (one at a time per group), or CodeDeploy may still create the
-// automatic rollback the deployment asked for. Lambda's own asynchronous retries last about three
+// deployment runs in the group (one at a time per group), CodeDeploy may still create the automatic
+// rollback the deployment asked for, or another invocation is working on the same failure. Lambda's own asynchronous retries last about three
 // minutes in all, far less than a long deployment; a message re-sent with a delay waits as long as it
 // must, up to BUSY_GROUP_RETRY_HOURS, and then the failure is reported as given up.
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
@@ -8,8 +8,11 @@ import { type DeploymentFailureInput, parseFailureRetryMessage } from "../../sch
 import { parseOrThrow } from "../../schemas/parse.js";
 import { SqsBatchSchema } from "../../schemas/sqs.js";
 import { sqs } from "../common/clients.js";
+import { clock } from "../common/clock.js";
 import { callAws, errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
+import type { FailureConfig } from "../config.js";
+import { busyGaveUpReason, type Verdict } from "./policy.js";
 
 /** SendMessage's DelaySeconds: "0 to 900" (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html). */
 export const MAX_DELAY_SECONDS = 900;
@@ -19,6 +22,17 @@ export const MIN_DELAY_SECONDS = 60;
 /** No retry queue is configured: thrown so Lambda's asynchronous retries bring the failure back. */
 export class RedeployDeferredError extends Error {
   override name = "RedeployDeferredError";
+}
+
+/** Another invocation is working on this failure right now; thrown so this one is retried later. */
+export class DeploymentLeaseHeldError extends Error {
+  override name = "DeploymentLeaseHeldError";
+}
+
+/** A failure on the retry queue: its deployment, and the AWS-time ms the function first saw it. */
+export interface RetryMessage {
+  deploymentId: string;
+  firstSeenAt: number;
 }
 
 /** Why the failure waits, and when to look again (default: after half the time waited so far). */
@@ -38,7 +52,7 @@ export function retryDelaySeconds(waitedMs: number): number {
 /** Puts the failure back on the retry queue, to be delivered after `delaySeconds`. */
 export async function sendRetry(
   queueUrl: string,
-  message: { deploymentId: string; firstSeenAt: number },
+  message: RetryMessage,
   delaySeconds: number,
 ): Promise<void> {
   await callAws("SendMessage", message.deploymentId, () =>
@@ -53,6 +67,66 @@ export async function sendRetry(
       }),
     ),
   );
+}
+
+/**
+ * The failure comes back later through the retry queue (or, with none configured, Lambda's retries);
+ * a group busy for longer than BUSY_GROUP_RETRY_HOURS is given up, as a decision, not an error.
+ */
+export async function deferFailure(
+  deferral: Deferral,
+  message: RetryMessage,
+  config: FailureConfig,
+): Promise<Verdict> {
+  const waitedMs = clock.now() - message.firstSeenAt;
+  if (deferral.kind === "busy-group" && waitedMs >= config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+    return {
+      decision: "GAVE_UP",
+      reason: busyGaveUpReason(deferral.reason, message.firstSeenAt, config.BUSY_GROUP_RETRY_HOURS),
+    };
+  }
+  // A dry run changes nothing, its own queue included: it says it would wait.
+  if (config.DRY_RUN) {
+    return { decision: "DRY_RUN", reason: `Dry run: would wait and look again: ${deferral.reason}.` };
+  }
+  const queueUrl = config.FAILURE_RETRY_QUEUE_URL;
+  if (!queueUrl) {
+    throw new RedeployDeferredError(`${deferral.reason}; left to Lambda's retries`, {
+      cause: deferral.cause,
+    });
+  }
+  const delay = Math.min(MAX_DELAY_SECONDS, deferral.afterSeconds ?? retryDelaySeconds(waitedMs));
+  await sendRetry(queueUrl, message, delay);
+  return { decision: "DEFERRED", reason: `${deferral.reason}; looking again in ${delay} s.` };
+}
+
+/**
+ * Another invocation works on this failure right now (a duplicate event, Lambda's async retry of
+ * an invocation still running, a retry message while a long upgrade goes on). This one comes back
+ * through the retry queue and looks again once that invocation is done or its lease has lapsed (it
+ * ends at the holder's deadline, so a holder that was cut off never blocks the failure for long);
+ * by then it finds the redeployment, or takes the work over. Thrown instead, as before, when no
+ * retry queue is configured (Lambda's retries bring it back) or once the failure has waited longer
+ * than BUSY_GROUP_RETRY_HOURS: never dropped silently, never reported as given up while another
+ * invocation may still be acting on it.
+ */
+export async function deferWhileLeased(
+  key: string,
+  message: RetryMessage,
+  config: FailureConfig,
+): Promise<Verdict> {
+  const reason = `Another invocation holds the lease ${key} and is working on this failure`;
+  const queueUrl = config.FAILURE_RETRY_QUEUE_URL;
+  const waitedMs = clock.now() - message.firstSeenAt;
+  if (!queueUrl || waitedMs >= config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+    throw new DeploymentLeaseHeldError(`${reason}; this one is retried after it finishes`);
+  }
+  const delay = retryDelaySeconds(waitedMs);
+  await sendRetry(queueUrl, message, delay);
+  return {
+    decision: "DEFERRED",
+    reason: `${reason}: no agent touched, nothing redeployed; looking again in ${delay} s, once it is done or its lease has lapsed.`,
+  };
 }
 
 export interface RetryBatchReport<R> {

@@ -1,19 +1,17 @@
 // The failure path: when a CodeDeploy deployment fails, decide whether the agent is to blame, bring the
 // agent current on every instance the redeploy will reach, and deploy the same revision again, a
 // bounded number of times. The rules live in policy.ts; this file runs them in order and reports the
-// decision. What cannot be done yet (a busy group, a rollback to come) is deferred (retry-queue.ts).
-import { MetricUnit } from "@aws-lambda-powertools/metrics";
+// decision (report.ts). What cannot be done yet (a busy group, a rollback to come, a duplicate at work)
+// is deferred (retry-queue.ts).
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
 import { clock } from "../common/clock.js";
 import { errorMessage } from "../common/errors.js";
 import type { Lease } from "../common/lease.js";
-import { logger, metrics } from "../common/powertools.js";
+import { logger } from "../common/powertools.js";
 import type { FailureConfig } from "../config.js";
-import { METRIC, type MetricName } from "../contract.js";
 import { type ClassifiedTarget, classifyTarget } from "./classify.js";
 import {
   agentSignature,
-  busyGaveUpReason,
   busyGroupReason,
   capReason,
   dryRunReason,
@@ -38,13 +36,8 @@ import {
   type RedeployMarker,
   redeploymentInput,
 } from "./redeploy.js";
-import {
-  type Deferral,
-  MAX_DELAY_SECONDS,
-  RedeployDeferredError,
-  retryDelaySeconds,
-  sendRetry,
-} from "./retry-queue.js";
+import { type FailureReport, recordDecision } from "./report.js";
+import { type Deferral, deferFailure, deferWhileLeased, type RetryMessage } from "./retry-queue.js";
 import { listActiveDeployments, listDeploymentInstanceIds, listFailedTargets } from "./targets.js";
 import {
   changedAgents,
@@ -55,21 +48,8 @@ import {
 } from "./upgrade.js";
 
 export type { FailureDecision } from "./policy.js";
+export type { FailureReport } from "./report.js";
 export type { CurrentAgent, NotUpgraded, UpgradedAgent } from "./upgrade.js";
-
-export interface FailureReport extends UpgradeResult {
-  deploymentId: string;
-  decision: FailureDecision;
-  /** Plain words; AWS ids (deployments, instances, commands) to look further. */
-  reason: string;
-  redeploymentId?: string;
-  /** The first failed deployment of the chain this one belongs to (itself unless it is a redeployment). */
-  originalDeploymentId: string;
-  /** The redeployment attempt this decision is about: 1 for the first redeployment of a failure. */
-  attempt: number;
-  failedTargets: ClassifiedTarget[];
-  elapsedSeconds: number;
-}
 
 export interface FailureJob {
   deploymentId: string;
@@ -86,20 +66,7 @@ export interface FailureDependencies {
   lease: Lease;
 }
 
-/** Another invocation is working on this failure right now; thrown so this one is retried later. */
-export class DeploymentLeaseHeldError extends Error {
-  override name = "DeploymentLeaseHeldError";
-}
-
-export { RedeployDeferredError } from "./retry-queue.js";
-
-const METRIC_BY_DECISION: Record<FailureDecision, MetricName> = {
-  REDEPLOYED: METRIC.redeployCreated,
-  SKIPPED: METRIC.redeploySkipped,
-  GAVE_UP: METRIC.redeployGaveUp,
-  DRY_RUN: METRIC.redeployDryRun,
-  DEFERRED: METRIC.redeployDeferred,
-};
+export { DeploymentLeaseHeldError, RedeployDeferredError } from "./retry-queue.js";
 
 type Outcome = Omit<FailureReport, "elapsedSeconds">;
 
@@ -129,21 +96,10 @@ export async function repairFailedDeployment(
   return report;
 }
 
-/** One structured log line and one metric per decision, whatever the branch. */
-function recordDecision(report: FailureReport): void {
-  logger.info(`Deployment ${report.deploymentId}: ${report.decision}`, {
-    decision: report.decision,
-    reason: report.reason,
-    report,
-  });
-  metrics.addMetric(METRIC_BY_DECISION[report.decision], MetricUnit.Count, 1);
-  const changed = changedAgents(report).length;
-  if (changed > 0) metrics.addMetric(METRIC.agentUpgraded, MetricUnit.Count, changed);
-}
-
 class DeploymentRepair {
   private readonly config: FailureConfig;
-  private readonly firstSeenAt: number;
+  /** What this failure puts on the retry queue when it has to wait. */
+  private readonly retryMessage: RetryMessage;
   private chain: RedeployMarker;
   private failedTargets: ClassifiedTarget[] = [];
   private upgrade: UpgradeResult = emptyUpgrade();
@@ -153,7 +109,7 @@ class DeploymentRepair {
     private readonly deps: FailureDependencies,
   ) {
     this.config = deps.config;
-    this.firstSeenAt = job.firstSeenAt ?? clock.now();
+    this.retryMessage = { deploymentId: job.deploymentId, firstSeenAt: job.firstSeenAt ?? clock.now() };
     this.chain = { originalDeploymentId: job.deploymentId, attempt: 0 };
   }
 
@@ -205,38 +161,14 @@ class DeploymentRepair {
     if (this.config.DRY_RUN) return this.decide(failed);
     const key = `deployment#${id}`;
     if (!(await this.deps.lease.acquire(key, this.job.requestId, this.job.deadline))) {
-      return this.deferWhileLeased(key);
+      const verdict = await deferWhileLeased(key, this.retryMessage, this.config);
+      return this.outcome(verdict.decision, verdict.reason);
     }
     try {
       return await this.decide(failed);
     } finally {
       await this.releaseLease(key);
     }
-  }
-
-  /**
-   * Another invocation works on this failure right now (a duplicate event, Lambda's async retry of
-   * an invocation still running, a retry message while a long upgrade goes on). This one comes back
-   * through the retry queue and looks again once that invocation is done or its lease has lapsed (it
-   * ends at the holder's deadline, so a holder that was cut off never blocks the failure for long);
-   * by then it finds the redeployment, or takes the work over. Thrown instead, as before, when no
-   * retry queue is configured (Lambda's retries bring it back) or once the failure has waited longer
-   * than BUSY_GROUP_RETRY_HOURS: never dropped silently, never reported as given up while another
-   * invocation may still be acting on it.
-   */
-  private async deferWhileLeased(key: string): Promise<Outcome> {
-    const reason = `Another invocation holds the lease ${key} and is working on this failure`;
-    const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
-    const waitedMs = clock.now() - this.firstSeenAt;
-    if (!queueUrl || waitedMs >= this.config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
-      throw new DeploymentLeaseHeldError(`${reason}; this one is retried after it finishes`);
-    }
-    const delay = retryDelaySeconds(waitedMs);
-    await sendRetry(queueUrl, { deploymentId: this.job.deploymentId, firstSeenAt: this.firstSeenAt }, delay);
-    return this.outcome(
-      "DEFERRED",
-      `${reason}: no agent touched, nothing redeployed; looking again in ${delay} s, once it is done or its lease has lapsed.`,
-    );
   }
 
   /**
@@ -356,29 +288,8 @@ class DeploymentRepair {
     return this.outcome("SKIPPED", laterDeploymentReason(id, later), redeploymentId);
   }
 
-  /**
-   * The failure comes back later through the retry queue (or, with none configured, Lambda's retries);
-   * a group busy for longer than BUSY_GROUP_RETRY_HOURS is given up, as a decision, not an error.
-   */
   private async defer(deferral: Deferral): Promise<Outcome> {
-    const waitedMs = clock.now() - this.firstSeenAt;
-    if (deferral.kind === "busy-group" && waitedMs >= this.config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
-      return this.outcome(
-        "GAVE_UP",
-        busyGaveUpReason(deferral.reason, this.firstSeenAt, this.config.BUSY_GROUP_RETRY_HOURS),
-      );
-    }
-    // A dry run changes nothing, its own queue included: it says it would wait.
-    if (this.config.DRY_RUN)
-      return this.outcome("DRY_RUN", `Dry run: would wait and look again: ${deferral.reason}.`);
-    const queueUrl = this.config.FAILURE_RETRY_QUEUE_URL;
-    if (!queueUrl) {
-      throw new RedeployDeferredError(`${deferral.reason}; left to Lambda's retries`, {
-        cause: deferral.cause,
-      });
-    }
-    const delay = Math.min(MAX_DELAY_SECONDS, deferral.afterSeconds ?? retryDelaySeconds(waitedMs));
-    await sendRetry(queueUrl, { deploymentId: this.job.deploymentId, firstSeenAt: this.firstSeenAt }, delay);
-    return this.outcome("DEFERRED", `${deferral.reason}; looking again in ${delay} s.`);
+    const verdict = await deferFailure(deferral, this.retryMessage, this.config);
+    return this.outcome(verdict.decision, verdict.reason);
   }
 }
