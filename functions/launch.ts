@@ -7,14 +7,10 @@ import { clock } from "./core/common/clock.js";
 import { observability } from "./core/common/powertools.js";
 import { loadLaunchConfig } from "./core/config.js";
 import { runUntilDone, stepOnce } from "./core/launch/drivers.js";
-import {
-  type LaunchReport,
-  type LaunchWork,
-  type Reconciled,
-  reconcileQueueBatch,
-} from "./core/launch/queue.js";
+import { type LaunchReport, type Reconciled, reconcileQueueBatch } from "./core/launch/queue.js";
 import { dynamoStore } from "./core/launch/records.js";
 import type { StepContext } from "./core/launch/step.js";
+import type { LaunchWork } from "./core/launch/types.js";
 import { parseCommandSignal } from "./schemas/command-event.js";
 import { parseLaunchInput } from "./schemas/launch-input.js";
 import { isObject } from "./schemas/parse.js";

@@ -3,6 +3,7 @@
 // path's upgrade) is turned into observations that these functions apply; nothing here calls AWS.
 // The phases are drawn in docs/launch-state-machine.md, from the names below.
 import type { Fault, Judgement } from "./verdicts.js";
+import { describeVersion } from "./verified.js";
 
 /**
  * - `registering`: waiting for the instance to come Online with SSM.
@@ -161,8 +162,7 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
   if (job.phase !== "installing") return;
   const { verdict, evidence } = judgement;
   if (evidence.before) {
-    job.versionBefore ??=
-      evidence.before.version || (evidence.before.state === "missing" ? "none" : "unknown");
+    job.versionBefore ??= describeVersion(evidence.before);
     if (evidence.before.state === "running") job.runningBefore ??= evidence.before.version || "unknown";
   }
   if (evidence.after?.version) job.agentVersion = evidence.after.version;
@@ -198,21 +198,9 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
 
 /** The install was never listed for the instance, long after it was sent. */
 export function onNeverListed(job: AgentJob, now: number, maxAttempts: number): void {
-  onInstallEnded(
-    job,
-    {
-      evidence: {},
-      metrics: [],
-      verdict: {
-        kind: "failed",
-        reason: `command ${job.commandId} never showed an invocation for this instance`,
-        fault: "service",
-        retryable: true,
-      },
-    },
-    now,
-    maxAttempts,
-  );
+  const reason = `command ${job.commandId} never showed an invocation for this instance`;
+  const verdict = { kind: "failed", reason, fault: "service", retryable: true } as const;
+  onInstallEnded(job, { evidence: {}, metrics: [], verdict }, now, maxAttempts);
 }
 
 /** How long the agent waits for a deployment in flight before CodeDeploy is asked again. */

@@ -6,17 +6,17 @@
 import { clock } from "../common/clock.js";
 import type { LaunchConfig } from "../config.js";
 import { enqueueReplays, replayPayload } from "./queue.js";
-import { type StepContext, type StepInput, type Stepped, stepLaunches } from "./step.js";
-import type { LaunchOutcome, LaunchRequest } from "./types.js";
+import { type StepContext, type Stepped, stepLaunches } from "./step.js";
+import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
 /** Step-and-return: one step over the batch. */
-export function stepOnce(input: StepInput, config: LaunchConfig, context: StepContext): Promise<Stepped> {
+export function stepOnce(input: LaunchWork, config: LaunchConfig, context: StepContext): Promise<Stepped> {
   return stepLaunches(input, config, context);
 }
 
 /** Run-until-done: steps until every launch is done or the budget runs out; the rest goes to the queue. */
 export async function runUntilDone(
-  input: StepInput,
+  input: LaunchWork,
   config: LaunchConfig,
   context: StepContext,
 ): Promise<LaunchOutcome[]> {

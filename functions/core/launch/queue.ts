@@ -10,7 +10,7 @@ import { sqs } from "../common/clients.js";
 import { chunk } from "../common/concurrency.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
-import type { LaunchOutcome, LaunchRequest } from "./types.js";
+import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
 export interface LaunchReport {
   instances: LaunchOutcome[];
@@ -27,12 +27,6 @@ export interface QueueSettings {
   queueUrl: string;
   /** Visibility timeout given to records with unfinished instances that name no time of their own. */
   resumeAfterSeconds: number;
-}
-
-/** What the launch queue's records ask for: launches to work on, installs that ended. */
-export interface LaunchWork {
-  requests: LaunchRequest[];
-  signals: CommandSignal[];
 }
 
 export interface Reconciled {
@@ -134,31 +128,35 @@ async function reconcileApart(
   reconcile: (work: LaunchWork) => Promise<Reconciled>,
   failed: { messageId: string; error: string }[],
 ): Promise<Reconciled> {
-  const all = { requests: [...requestsByRecord.values()].flat(), signals: [...signalsByRecord.values()] };
-  try {
-    return await reconcile(all);
-  } catch (error) {
-    if (requestsByRecord.size + signalsByRecord.size <= 1) throw error;
-    logger.warn("the batch failed as a whole; its records are taken one by one", {
-      error: errorMessage(error),
-    });
-  }
-  const merged: Reconciled & { instances: LaunchOutcome[] } = { instances: [] };
-  const resume = new Map<string, number>();
-  const unread = new Set<string>();
-  const works: [string, LaunchWork][] = [
+  const works = new Map<string, LaunchWork>([
     ...[...requestsByRecord].map(([id, requests]): [string, LaunchWork] => [id, { requests, signals: [] }]),
     ...[...signalsByRecord].map(([id, signal]): [string, LaunchWork] => [
       id,
       { requests: [], signals: [signal] },
     ]),
-  ];
+  ]);
+  try {
+    return await reconcile({
+      requests: [...requestsByRecord.values()].flat(),
+      signals: [...signalsByRecord.values()],
+    });
+  } catch (error) {
+    if (works.size <= 1) throw error;
+    logger.warn("the batch failed as a whole; its records are taken one by one", {
+      error: errorMessage(error),
+    });
+  }
+  const merged = {
+    instances: [] as LaunchOutcome[],
+    resumeAfterSeconds: new Map<string, number>(),
+    unread: new Set<string>(),
+  };
   for (const [messageId, work] of works) {
     try {
       const one = await reconcile(work);
       merged.instances.push(...one.instances);
-      for (const [id, seconds] of one.resumeAfterSeconds ?? []) resume.set(id, seconds);
-      for (const id of one.unread ?? []) unread.add(id);
+      for (const [id, seconds] of one.resumeAfterSeconds ?? []) merged.resumeAfterSeconds.set(id, seconds);
+      for (const id of one.unread ?? []) merged.unread.add(id);
     } catch (error) {
       logger.error("launch record failed", { messageId, error: errorMessage(error) });
       failed.push({ messageId, error: errorMessage(error) });
@@ -166,7 +164,7 @@ async function reconcileApart(
       signalsByRecord.delete(messageId);
     }
   }
-  return { instances: merged.instances, resumeAfterSeconds: resume, unread };
+  return merged;
 }
 
 /**

@@ -11,7 +11,6 @@
 // - never an install after the lifecycle action ended: Auto Scaling is asked right before a send,
 //   a heartbeat window that lapsed ends the launch, and an event of an earlier launch replaces nothing.
 import type { CommandInvocation } from "@aws-sdk/client-ssm";
-import type { CommandSignal } from "../../schemas/command-event.js";
 import { onInstallEnded } from "../agent/job.js";
 import { type AgentSettings, agentSettings, expectedVersion } from "../agent/settings.js";
 import { judgeInstall } from "../agent/verdicts.js";
@@ -37,7 +36,7 @@ import { completeAction, describeLifecycleStates, lifecycleCalls, recordHeartbea
 import type { LaunchRecord, RecordStore } from "./records.js";
 import { nameBakedAgents, noteBreaker, outcomeOf, recordOutcome } from "./report.js";
 import { fillLaunchStarts, inScope } from "./scope.js";
-import type { LaunchOutcome, LaunchRequest } from "./types.js";
+import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
 const CALLS_IN_FLIGHT = 10;
 /** A launch whose record another invocation changed meanwhile is looked at again this soon. */
@@ -53,11 +52,6 @@ const FRESH_LAUNCH_MS = 120_000;
 
 function openForSure(record: LaunchRecord, now: number): boolean {
   return record.token !== undefined && now - record.startedAt < FRESH_LAUNCH_MS;
-}
-
-export interface StepInput {
-  requests: readonly LaunchRequest[];
-  signals: readonly CommandSignal[];
 }
 
 export interface StepContext {
@@ -82,7 +76,11 @@ export interface Stepped {
   unread: Set<string>;
 }
 
-export function stepLaunches(input: StepInput, config: LaunchConfig, context: StepContext): Promise<Stepped> {
+export function stepLaunches(
+  input: LaunchWork,
+  config: LaunchConfig,
+  context: StepContext,
+): Promise<Stepped> {
   return new LaunchStep(config, context).run(input);
 }
 
@@ -105,7 +103,7 @@ class LaunchStep {
     this.settings = agentSettings(config);
   }
 
-  async run(input: StepInput): Promise<Stepped> {
+  async run(input: LaunchWork): Promise<Stepped> {
     const { requests, skipped } = await inScope(input.requests, this.config);
     for (const [request, reason] of skipped)
       this.outcomes.set(request.instanceId, outcomeOf(request, "SKIPPED", reason, this.context.now()));

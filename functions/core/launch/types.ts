@@ -1,6 +1,14 @@
 // What the launch path takes in (one request per instance, from an event, a replay or the sweep) and
 // what it reports per instance.
 
+import type { CommandSignal } from "../../schemas/command-event.js";
+
+/** What the launch path is given at once: launches to work on, and installs whose end SSM signalled. */
+export interface LaunchWork {
+  requests: readonly LaunchRequest[];
+  signals: readonly CommandSignal[];
+}
+
 export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
 
 /** One instance to reconcile, from an event, a replay or the sweep. */
