@@ -161,6 +161,56 @@ describe("sweepStaleLaunches", () => {
     expect(sentBodies().map((body) => body.instanceIds[0])).toEqual(["i-0quiet", "i-0lost"]);
   });
 
+  it("leaves a slow install in hand until its heartbeat is due, and replays one whose message is lost before the window lapses", async () => {
+    const ids = ["i-0slow", "i-0lost", "i-0fresh"];
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group(
+          "web",
+          ids.map((id): [string, string] => [id, "Pending:Wait"]),
+        ),
+      ],
+    });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({
+      Activities: ids.map((id) => launched(id, 1800)),
+    });
+    const installing = (instanceId: string, fields: object) => ({
+      Item: {
+        pk: { S: `launch#${instanceId}` },
+        record: {
+          S: JSON.stringify({
+            instanceId,
+            phase: "installing",
+            commandId: "c-1",
+            startedAt: startOf(1800),
+            heartbeatTimeoutSeconds: 900,
+            ...fields,
+          }),
+        },
+      },
+    });
+    dynamodb.reset();
+    // Looked up 10 minutes ago (its next look is up to 15 minutes later), beaten 7 minutes ago: its
+    // message is back by the heartbeat, due in 30 s.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0slow" } } })
+      .resolves(installing("i-0slow", { lastBeatAt: NOW - 420_000, updatedAt: NOW - 420_000 }));
+    // Its heartbeat was due 3 minutes ago and never came: its message is lost. Replayed now, with
+    // 4 minutes of its 15-minute window left.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0lost" } } })
+      .resolves(installing("i-0lost", { lastBeatAt: NOW - 630_000, updatedAt: NOW - 630_000 }));
+    // Beaten a moment ago.
+    dynamodb
+      .on(GetItemCommand, { Key: { pk: { S: "launch#i-0fresh" } } })
+      .resolves(installing("i-0fresh", { lastBeatAt: NOW - 10_000, updatedAt: NOW - 10_000 }));
+
+    const report = await sweepStaleLaunches({ ...SETTINGS, staleAfterSeconds: 30, leaseTable: "leases" });
+
+    expect(report.inHand).toEqual(["i-0slow", "i-0fresh"]);
+    expect(sentBodies().map((body) => body.instanceIds[0])).toEqual(["i-0lost"]);
+  });
+
   it("carries the launch's start and a warm-pool exit in the replay payload", async () => {
     autoScaling
       .on(DescribeAutoScalingGroupsCommand)

@@ -15,14 +15,14 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { coversAll } from "../config.js";
 import { WAITING_STATES } from "../contract.js";
-import { sameLaunch } from "./action.js";
+import { beatDueAt, sameLaunch } from "./action.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import { enqueueReplays, type NotEnqueued, replayPayload } from "./queue.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
 
 /**
- * A launch record written this recently is in hand: its launch message comes back at least every
- * command-overdue interval (a minute by default), so a live launch is never this quiet.
+ * A launch record written this recently is in hand: while it registers, sends or waits, its launch
+ * message comes back every minute or two and the step rewrites it, so a live launch is never this quiet.
  */
 const IN_HAND_MS = 150_000;
 
@@ -158,7 +158,23 @@ function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now
   )
     return false;
   if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
-  return now - (record.updatedAt ?? 0) < IN_HAND_MS;
+  return now < inHandUntil(record);
+}
+
+/**
+ * Until when a launch that is not done counts as in hand. An install is looked up with doubling gaps
+ * of up to 15 minutes (agent/job.ts, nextInstallLook) and its record is not rewritten at a look that
+ * finds it still running, so `updatedAt` alone would call a healthy hour-long install lost and
+ * replay it every minute. Its launch message is always back by the heartbeat's due time (step.ts), and
+ * that step beats and rewrites the record: an install is in hand until then, plus a grace for the
+ * message's way back, at most a quarter of the window: a lost one is replayed three quarters into the
+ * window (plus a sweep interval), before the window lapses.
+ */
+function inHandUntil(record: LaunchRecord): number {
+  const written = (record.updatedAt ?? 0) + IN_HAND_MS;
+  if (record.phase !== "installing" || !(record.heartbeatTimeoutSeconds > 0)) return written;
+  const grace = Math.min(IN_HAND_MS, (record.heartbeatTimeoutSeconds * 1000) / 4);
+  return Math.max(written, beatDueAt(record) + grace);
 }
 
 /** The groups in scope: only those named; every group only for the explicit `*`; none for an empty list. */
