@@ -12,6 +12,8 @@ import {
   AutoScalingClient,
   CompleteLifecycleActionCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeWarmPoolCommand,
+  type Instance,
 } from "@aws-sdk/client-auto-scaling";
 import { customResourceEvent, respond } from "./core/common/custom-resource.js";
 
@@ -82,10 +84,24 @@ export function sdkDrainApi(autoScaling: AutoScalingClient): DrainApi {
       );
       const group = answer.AutoScalingGroups?.[0];
       if (!group) throw new Error(`group ${groupName} not found`);
-      return (group.Instances ?? [])
+      // An instance launched into the warm pool waits on the launch hook in Warmed:Pending:Wait and
+      // is listed only by DescribeWarmPool; deleting the hook would abandon it as well.
+      const instances: Instance[] = [...(group.Instances ?? [])];
+      if (group.WarmPoolConfiguration) {
+        let NextToken: string | undefined;
+        do {
+          const page = await autoScaling.send(
+            new DescribeWarmPoolCommand({ AutoScalingGroupName: groupName, NextToken }),
+          );
+          instances.push(...(page.Instances ?? []));
+          NextToken = page.NextToken;
+        } while (NextToken);
+      }
+      const waiting = instances
         .filter((instance) => WAITING.has(instance.LifecycleState ?? ""))
         .map((instance) => instance.InstanceId ?? "")
         .filter(Boolean);
+      return [...new Set(waiting)];
     },
     async complete(groupName, hookName, instanceId) {
       await autoScaling.send(

@@ -37,10 +37,11 @@ export function hookDrains(
       "Completes the launches waiting on one of our hooks with CONTINUE before the hook is deleted",
     timeoutSeconds: 120,
     statements: [
+      // The group's instances, and its warm pool's: a launch into the pool waits on the hook too.
       new PolicyStatement({
         sid: "ReadAutoScaling",
         effect: Effect.ALLOW,
-        actions: ["autoscaling:DescribeAutoScalingGroups"],
+        actions: ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeWarmPool"],
         resources: ["*"],
       }),
       new PolicyStatement({

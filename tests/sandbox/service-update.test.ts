@@ -67,4 +67,58 @@ describe("a stage update that removes a group", () => {
     // The group still named keeps its hook and its waiting launch.
     expect(waitingOn("web")).toHaveLength(1);
   });
+
+  it("drains the launches waiting on the hook into the group's warm pool too: none is abandoned", async () => {
+    sandbox = await testSandbox({ seed: "drain-warm-pool", clockScale: 0.01 });
+    const { world } = sandbox;
+    for (const name of ["web", "api"]) {
+      world.autoScaling.createGroup({
+        name,
+        maxSize: 4,
+        image: { imageId: "ami-1", bakedAgent: null, neverRegistersProbability: 1 },
+      });
+    }
+    const service = await sandbox.deployService(
+      { groups: ["web", "api"], launch: { failureResult: "ABANDON" } },
+      { stage: "dev", sweep: false },
+    );
+    const hook = service.config.hook.name;
+    // Two instances launched into the warm pool (Warmed:Pending:Wait, listed only by DescribeWarmPool)
+    // and one into the group (Pending:Wait), all held by our hook.
+    world.autoScaling.putWarmPool("api", { minSize: 2, maxGroupPreparedCapacity: 2 });
+    world.autoScaling.setDesiredCapacity("api", 1);
+    const waiting = () =>
+      world.autoScaling.actions.filter(
+        (action) => action.groupName === "api" && action.hookName === hook && !action.completed,
+      );
+    await sandbox.waitFor(() => waiting().length === 3, { timeoutSeconds: 120, pollSeconds: 1 });
+    const held = waiting().map((action) => action.instanceId);
+    const states = held.map((id) => world.instance(id).lifecycleState).sort();
+    expect(states).toEqual(["Pending:Wait", "Warmed:Pending:Wait", "Warmed:Pending:Wait"]);
+
+    const update = await sandbox.updateService(service, {
+      groups: ["web"],
+      launch: { failureResult: "ABANDON" },
+    });
+
+    expect(update.drained).toHaveLength(1);
+    expect(update.drained[0]).toMatchObject({ groupName: "api", hookName: hook, failed: [] });
+    expect([...update.drained[0]!.continued].sort()).toEqual([...held].sort());
+    for (const instanceId of held) {
+      expect(world.autoScaling.actionsOf(instanceId)[0]?.completed).toMatchObject({
+        result: "CONTINUE",
+        by: "api",
+      });
+      expect(world.instance(instanceId).milestones.abandoned).toBeUndefined();
+    }
+    await sandbox.waitFor(
+      () => held.every((id) => ["InService", "Warmed:Stopped"].includes(world.instance(id).lifecycleState)),
+      { timeoutSeconds: 60, pollSeconds: 1 },
+    );
+    expect(held.map((id) => world.instance(id).lifecycleState).sort()).toEqual([
+      "InService",
+      "Warmed:Stopped",
+      "Warmed:Stopped",
+    ]);
+  });
 });

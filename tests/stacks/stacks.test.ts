@@ -362,6 +362,9 @@ describe("3. lifecycle hooks", () => {
         ),
       }),
     ]);
+    // The group's instances and its warm pool's, where launches also wait on the hook.
+    for (const read of ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeWarmPool"])
+      expect(allowing(statements, read), read).toEqual([expect.objectContaining({ Resource: ["*"] })]);
     expect(allowing(statements, "autoscaling:DeleteLifecycleHook")).toEqual([]);
     expect(allowing(statements, "ssm:SendCommand")).toEqual([]);
     // No hook, no drain.
