@@ -171,11 +171,13 @@ const launchSchema = z.strictObject({
    */
   completion: z.enum(LAUNCH_COMPLETIONS).default("events"),
   /**
-   * Default 40 s with event completion (an invocation takes a step and returns, so a cut-off one
-   * comes back within a minute), 300 s with polling (long enough for a slow registration, an
+   * Default 20 s with event completion (an invocation takes a step and returns, in a second or two,
+   * or after up to half its time retrying throttled completions: a cut-off one's messages come back
+   * 30 s after it started, and the steps it stored are its own only that long), 300 s with polling
+   * (long enough for a slow registration, an
    * install and a verification in one invocation).
    */
-  timeoutSeconds: int(30, 900).optional(),
+  timeoutSeconds: int(15, 900).optional(),
   memoryMb: int(128, 10_240).default(512),
   /** Event completion: seconds between looks at an instance that has not registered with SSM yet. */
   registrationPollSeconds: int(2, 300).default(5),
@@ -420,7 +422,7 @@ export function parseStageConfig(
   // The stack can only put a hook on groups it knows by name.
   const managedBy = config.hook.managedBy ?? (paths.launch && !allGroups ? "stack" : "group");
   const events = config.launch.completion === "events";
-  const launchTimeoutSeconds = config.launch.timeoutSeconds ?? (events ? 40 : 300);
+  const launchTimeoutSeconds = config.launch.timeoutSeconds ?? (events ? 20 : 300);
   const maxBatchingWindowSeconds = config.launch.maxBatchingWindowSeconds ?? (events ? 2 : 5);
   // Event completion: a cut-off invocation's messages come back 10 s after its timeout.
   const visibilityTimeoutSeconds =

@@ -32,6 +32,10 @@ export function launchEnvironment(
   const { launch, hook } = config;
   return {
     ...agentEnvironment(config, resources.leaseTable),
+    // A short event-completion timeout (20 s) keeps half of it for the step: the reserve (what is left
+    // after the step's last throttled completion to store, report and hand messages back) is at most
+    // half the function's timeout.
+    TIME_RESERVE_SECONDS: String(Math.min(config.timeReserveSeconds, Math.floor(launch.timeoutSeconds / 2))),
     // Names, or "*" for every group (said by the stage); never empty: no groups, no launch function.
     TARGET_GROUPS: config.groups.join(","),
     LIFECYCLE_HOOK_NAME: hook.name,

@@ -63,8 +63,8 @@ describe("stage configuration", () => {
     expect(config.launch).toMatchObject({
       failureResult: "CONTINUE",
       completion: "events",
-      timeoutSeconds: 40,
-      visibilityTimeoutSeconds: 50,
+      timeoutSeconds: 20,
+      visibilityTimeoutSeconds: 30,
       resumeAfterSeconds: 10,
       registrationPollSeconds: 5,
       commandOverdueSeconds: 60,

@@ -222,8 +222,8 @@ describe("2. launch path", () => {
     const queue = resource(t, "AWS::SQS::Queue", "LaunchQueue");
     const dlq = resource(t, "AWS::SQS::Queue", "LaunchDeadLetterQueue");
     const timeout = fn("prod", "LaunchPath", "LaunchFunction").Properties.Timeout as number;
-    // Event completion: an invocation takes a step and returns, so a cut-off one is back in a minute.
-    expect(timeout).toBe(40);
+    // Event completion: an invocation takes a step and returns, so a cut-off one is back in 30 s.
+    expect(timeout).toBe(20);
     expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
     expect(queue.Properties.VisibilityTimeout).toBe(timeout + 10);
