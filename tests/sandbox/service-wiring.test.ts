@@ -163,8 +163,8 @@ describe("the sandbox deploys the stacks' wiring", () => {
     await expectDeployedAsDescribed(after);
     // The settings moved from the defaults to the changed values, in the sandbox itself.
     expect(was).toMatchObject({
-      // Event completion: 40 s invocations, a message back every few seconds while its launch runs.
-      visibility: 50,
+      // Event completion: 20 s invocations, a message back every few seconds while its launch runs.
+      visibility: 30,
       maxReceiveCount: 100,
       // 20 batches of 50 at once: 1,000 instances, within a share of the account's concurrency.
       mapping: { batchSize: 50, maximumBatchingWindowSeconds: 2, maximumConcurrency: 20 },
