@@ -49,6 +49,17 @@ export function newLaunch(
   return record;
 }
 
+/**
+ * A launch event this young, whose heartbeat window is open, is our open action: only we complete it.
+ * Older ones (a late or repeated event, a long registration) are checked with Auto Scaling before an
+ * install goes out: in a morning burst that look competes with the completions for the same rate.
+ */
+const FRESH_LAUNCH_MS = 120_000;
+
+export function openForSure(record: LaunchRecord, now: number): boolean {
+  return record.token !== undefined && now - record.startedAt < FRESH_LAUNCH_MS;
+}
+
 /** The lifecycle action ended without us (terminated, completed elsewhere, timed out): done. */
 export function close(record: LaunchRecord, reason: string): void {
   record.phase = "done";
@@ -124,6 +135,27 @@ export function onCompleted(record: LaunchRecord, completed: boolean | "throttle
   record.phase = "done";
   record.outcome = completed ? record.result : "ALREADY_COMPLETED";
   if (!completed) record.reason = `${record.reason}; the lifecycle action had already ended`;
+}
+
+/**
+ * Auto Scaling admits completions at a fixed rate (a token bucket) and a throttled try costs nothing
+ * but the call: under a burst, what decides who waits is who tries when a token comes. A throttled
+ * completion tries again after about COMPLETION_RETRY_MS, sooner the longer it has waited against the
+ * time its work took (at a fifth of it, twice as often): launches left waiting catch up with the
+ * others instead of backing off further, and young ones do not crowd the bucket with tries.
+ */
+const COMPLETION_RETRY_MS = 3_000;
+const COMPLETION_CATCH_UP = 0.2;
+
+/** How long a launch has waited for its completion, against how long its work took before. */
+export function completionWait(record: LaunchRecord, now: number): number {
+  const since = record.finishingSince ?? now;
+  return (now - since) / Math.max(1_000, since - record.startedAt);
+}
+
+export function completionRetryMs(record: LaunchRecord, now: number): number {
+  const jitter = 0.5 + Math.random();
+  return (jitter * COMPLETION_RETRY_MS) / (1 + completionWait(record, now) / COMPLETION_CATCH_UP);
 }
 
 export function actionOf(launch: {

@@ -222,22 +222,28 @@ export function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
  * The lifecycle calls of one invocation, a few at a time: a scale-out completes hundreds of actions
  * at once, and Auto Scaling throttles completions and heartbeats when "too many instances launch too
  * quickly" (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
- * Throttling beyond the SDK's own retries is retried here (unless `retry` is false) until the time
- * budget runs out, then reported as "throttled" for the next step rather than failing the batch.
+ * Throttling beyond the SDK's own retries is retried here (unless `retry` is false; spaced by
+ * `retryDelayMs`, by default a capped exponential backoff) until the time budget runs out, then
+ * reported as "throttled" for the next step rather than failing the batch; a call whose turn comes
+ * after the budget ran out is not tried at all.
  */
 export function lifecycleCalls(inFlight: number, deadline: number) {
   const slots = limiter(inFlight);
-  return <T>(call: () => Promise<T>, retry = true): Promise<T | "throttled"> =>
+  return <T>(
+    call: (attempt: number) => Promise<T>,
+    options: { retry?: boolean; retryDelayMs?: () => number } = {},
+  ): Promise<T | "throttled"> =>
     slots(async () => {
-      for (let attempt = 0; ; attempt += 1) {
+      for (let attempt = 0; clock.now() < deadline; attempt += 1) {
         try {
-          return await call();
+          return await call(attempt);
         } catch (error) {
           if (!isTransient(error)) throw error;
-          const wait = backoffDelay(attempt, 1_000, 15_000);
-          if (!retry || clock.now() + wait >= deadline) return "throttled";
+          const wait = options.retryDelayMs?.() ?? backoffDelay(attempt, 1_000, 15_000);
+          if (options.retry === false || clock.now() + wait >= deadline) break;
           await clock.sleep(wait);
         }
       }
+      return "throttled";
     });
 }

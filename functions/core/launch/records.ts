@@ -24,6 +24,8 @@ export interface LaunchRecord extends AgentJob {
   lastBeatAt?: number;
   /** When Auto Scaling last said the instance still waits. */
   stateCheckedAt?: number;
+  /** `finishing`: AWS-time ms since when the launch's completion has been due. */
+  finishingSince?: number;
   /** `finishing`: the result the lifecycle action is completed with. */
   result?: "CONTINUE" | "ABANDON";
   /** `done`: how the launch ended. */

@@ -5,7 +5,7 @@ import { isAcceptable } from "../agent/verified.js";
 import { logger, metrics } from "../common/powertools.js";
 import { METRIC, type MetricName } from "../contract.js";
 import { describeLifecycleStates } from "./lifecycle.js";
-import type { LaunchRecord } from "./records.js";
+import type { LaunchRecord, RecordStore } from "./records.js";
 import type { LaunchOutcome, LaunchOutcomeKind } from "./types.js";
 
 export function outcomeOf(
@@ -90,8 +90,34 @@ export function recordOutcome(outcome: LaunchOutcome): void {
   });
 }
 
+/** With FAILURE_RESULT ABANDON: whether each group's breaker is open, for the launches to complete. */
+export async function readBreakers(
+  store: RecordStore,
+  finishing: readonly LaunchRecord[],
+): Promise<Map<string, boolean>> {
+  const breakers = new Map<string, boolean>();
+  for (const group of new Set(finishing.map((record) => record.group)))
+    breakers.set(group, (await store.breaker(group)).open);
+  return breakers;
+}
+
+/** Each group's breaker is told how its launches ended (verified, or the instance's own failure). */
+export async function tellBreakers(
+  store: RecordStore,
+  finishing: readonly LaunchRecord[],
+  before: ReadonlyMap<string, boolean>,
+): Promise<void> {
+  for (const [group, wasOpen] of before) {
+    const ended = finishing.filter((record) => record.group === group && record.phase === "done");
+    const verified = ended.filter((record) => record.ended?.ok).length;
+    const ownFailures = ended.filter((record) => record.ended?.fault === "instance").length;
+    if (verified + ownFailures > 0)
+      noteBreaker(group, wasOpen, await store.noteEnded(group, { verified, ownFailures }));
+  }
+}
+
 /** A group's breaker changed: said once, when it opens or closes. */
-export function noteBreaker(group: string, wasOpen: boolean, now: { open: boolean; failures: number }): void {
+function noteBreaker(group: string, wasOpen: boolean, now: { open: boolean; failures: number }): void {
   if (now.open === wasOpen) return;
   if (now.open) metrics.addMetric(METRIC.breakerOpened, MetricUnit.Count, 1);
   const log = now.open ? logger.warn.bind(logger) : logger.info.bind(logger);

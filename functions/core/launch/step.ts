@@ -22,19 +22,22 @@ import {
   actionOf,
   beatDueAt,
   close,
+  completionRetryMs,
+  completionWait,
   decideResult,
   earlierLaunch,
   newLaunch,
   onBeat,
   onCompleted,
   onStateSeen,
+  openForSure,
   sameLaunch,
   windowLapsed,
 } from "./action.js";
 import { deploymentsInFlight } from "./deployments.js";
 import { completeAction, describeLifecycleStates, lifecycleCalls, recordHeartbeat } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
-import { nameBakedAgents, noteBreaker, outcomeOf, recordOutcome } from "./report.js";
+import { nameBakedAgents, outcomeOf, readBreakers, recordOutcome, tellBreakers } from "./report.js";
 import { fillLaunchStarts, inScope } from "./scope.js";
 import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
@@ -43,17 +46,6 @@ const CALLS_IN_FLIGHT = 10;
 const CHANGED_ELSEWHERE_MS = 5_000;
 /** How often Auto Scaling is asked whether an instance slow to register still waits. */
 const STATE_CHECK_MS = 60_000;
-/**
- * A launch event this young, whose heartbeat window is open, is our open action: only we complete it.
- * Older ones (a late or repeated event, a long registration) are checked with Auto Scaling before an
- * install goes out: in a morning burst that look competes with the completions for the same rate.
- */
-const FRESH_LAUNCH_MS = 120_000;
-
-function openForSure(record: LaunchRecord, now: number): boolean {
-  return record.token !== undefined && now - record.startedAt < FRESH_LAUNCH_MS;
-}
-
 export interface StepContext {
   store: RecordStore;
   now: () => number;
@@ -262,7 +254,7 @@ class LaunchStep {
     if (this.config.DRY_RUN) return;
     const due = this.active().filter((record) => now >= beatDueAt(record));
     const alive = await mapLimit(due, CALLS_IN_FLIGHT, (record) =>
-      this.lifecycle(() => recordHeartbeat(actionOf(record)), false),
+      this.lifecycle(() => recordHeartbeat(actionOf(record)), { retry: false }),
     );
     for (const [index, record] of due.entries()) onBeat(record, alive[index] ?? "throttled", now);
   }
@@ -299,40 +291,42 @@ class LaunchStep {
   }
 
   /**
-   * Each launch whose work ended is completed, its `finishing` step stored first so that no stale
-   * invocation completes it too. With FAILURE_RESULT ABANDON, each group's breaker is read first and
-   * told how its launches ended.
+   * Each launch whose work ended is completed, the longest waiting first, its `finishing` step stored
+   * first so that no stale invocation completes it too. With FAILURE_RESULT ABANDON, each group's
+   * breaker is read first and told how its launches ended.
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
     await nameBakedAgents(finishing);
-    const groups = [...new Set(finishing.map((record) => record.group))];
-    const breakers = new Map<string, boolean>();
-    if (this.config.FAILURE_RESULT === "ABANDON")
-      for (const group of groups) breakers.set(group, (await this.context.store.breaker(group)).open);
+    const abandon = this.config.FAILURE_RESULT === "ABANDON";
+    const breakers = abandon ? await readBreakers(this.context.store, finishing) : new Map<string, boolean>();
+    const now = this.context.now();
+    for (const record of finishing) record.finishingSince ??= now;
+    finishing.sort((a, b) => completionWait(b, now) - completionWait(a, now));
     await mapLimit(finishing, CALLS_IN_FLIGHT, async (record) => {
-      if ((record.heldUntil ?? 0) > this.context.now()) return;
+      // Held by an invocation that may still complete it (one cut off, say): back when that hold ends.
+      if ((record.heldUntil ?? 0) > this.context.now())
+        return void this.resume.set(record.instanceId, record.heldUntil ?? 0);
       decideResult(record, this.config.FAILURE_RESULT, breakers.get(record.group) ?? false);
-      record.heldUntil = this.context.heldUntil;
-      if (!(await this.take(record))) return this.changedElsewhere(record);
       const result = record.result ?? "CONTINUE";
-      const completion = await this.lifecycle(() => completeAction(actionOf(record), result));
-      onCompleted(record, completion, this.context.now());
-      if (completion === "throttled")
-        this.resume.set(record.instanceId, this.context.now() + CHANGED_ELSEWHERE_MS);
-    });
-    if (this.config.FAILURE_RESULT !== "ABANDON") return;
-    for (const group of groups) {
-      const ended = finishing.filter((record) => record.group === group && record.phase === "done");
-      const verified = ended.filter((record) => record.ended?.ok).length;
-      const ownFailures = ended.filter((record) => record.ended?.fault === "instance").length;
-      if (verified + ownFailures === 0) continue;
-      noteBreaker(
-        group,
-        breakers.get(group) ?? false,
-        await this.context.store.noteEnded(group, { verified, ownFailures }),
+      const retryDelayMs = () => completionRetryMs(record, this.context.now());
+      // The `finishing` step is stored (and held) when the call's turn comes, not before: a launch
+      // still in line when the budget runs out is not held by this invocation.
+      const completion = await this.lifecycle(
+        async (attempt) => {
+          if (attempt === 0) {
+            record.heldUntil = this.context.heldUntil;
+            if (!(await this.take(record))) return "changed" as const;
+          }
+          return completeAction(actionOf(record), result);
+        },
+        { retryDelayMs },
       );
-    }
+      if (completion === "changed") return this.changedElsewhere(record);
+      onCompleted(record, completion, this.context.now());
+      if (completion === "throttled") this.resume.set(record.instanceId, this.context.now() + retryDelayMs());
+    });
+    if (abandon) await tellBreakers(this.context.store, finishing, breakers);
   }
 
   private report(record: LaunchRecord): void {
