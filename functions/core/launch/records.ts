@@ -3,12 +3,13 @@
 // saying when it was last read. Every write is conditional on the version that was read, so an
 // invocation holding stale state learns so from the write and acts on nothing: this, not timing, is
 // what keeps two invocations from sending two installs or completing one action twice.
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { AgentJob } from "../agent/job.js";
 import type { CommandMark } from "../agent/work.js";
 import { dynamodb } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
+import { putIf } from "../common/lease.js";
 import type { BakedAgentReport, LaunchOutcomeKind } from "./types.js";
 
 /** A launch: the instance's agent work plus its lifecycle action. */
@@ -115,30 +116,22 @@ function dynamoItems(tableName: string): Items {
       );
       return { data: Item?.record?.S, version: Number(Item?.version?.N ?? "0") };
     },
-    async put(key, data, read, ttlSeconds) {
-      try {
-        await dynamodb.send(
-          new PutItemCommand({
-            TableName: tableName,
-            Item: {
-              pk: { S: key },
-              record: { S: data },
-              version: { N: String(read + 1) },
-              ttl: { N: String(Math.ceil(clock.now() / 1000) + ttlSeconds) },
-            },
-            ...(read === 0
-              ? { ConditionExpression: "attribute_not_exists(version)" }
-              : {
-                  ConditionExpression: "version = :read",
-                  ExpressionAttributeValues: { ":read": { N: String(read) } },
-                }),
-          }),
-        );
-        return true;
-      } catch (error) {
-        if (error instanceof ConditionalCheckFailedException) return false;
-        throw error;
-      }
+    put(key, data, read, ttlSeconds) {
+      return putIf({
+        TableName: tableName,
+        Item: {
+          pk: { S: key },
+          record: { S: data },
+          version: { N: String(read + 1) },
+          ttl: { N: String(Math.ceil(clock.now() / 1000) + ttlSeconds) },
+        },
+        ...(read === 0
+          ? { ConditionExpression: "attribute_not_exists(version)" }
+          : {
+              ConditionExpression: "version = :read",
+              ExpressionAttributeValues: { ":read": { N: String(read) } },
+            }),
+      });
     },
   };
 }
