@@ -291,6 +291,38 @@ describe("concurrency by construction", () => {
     expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
   });
 
+  it("sends no completion until its finishing step is stored, when the store is throttled once", async () => {
+    const store = memoryStore();
+    const requests = toRequests(world.launch(["i-0000000000000000a"], { registerAfterMs: 0 }));
+    const config = launchConfig();
+    // The first write of the `finishing` step fails as DynamoDB throttling would (a transient error).
+    const write = store.write.bind(store);
+    const stored: string[] = [];
+    let throttled = false;
+    store.write = async (record) => {
+      if (record.phase === "finishing" && !throttled) {
+        throttled = true;
+        throw Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" });
+      }
+      const won = await write(record);
+      if (won) stored.push(record.phase);
+      return won;
+    };
+    const completions = () => autoScaling.commandCalls(CompleteLifecycleActionCommand).length;
+    let completedBeforeStored = false;
+    autoScaling.on(CompleteLifecycleActionCommand).callsFake(() => {
+      if (!stored.includes("finishing")) completedBeforeStored = true;
+      return {};
+    });
+    for (let step = 0; step < 6 && completions() === 0; step += 1) {
+      await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
+      world.now += 40_000;
+    }
+    expect(throttled).toBe(true);
+    expect(completions()).toBe(1);
+    expect(completedBeforeStored).toBe(false);
+  });
+
   it("a late command event for a launch already done costs no SSM call", async () => {
     const store = memoryStore();
     const run = await driveQueue(world, world.launch(["i-0000000000000000a"]), { store });

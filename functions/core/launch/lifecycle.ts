@@ -230,13 +230,13 @@ export function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
 export function lifecycleCalls(inFlight: number, deadline: number) {
   const slots = limiter(inFlight);
   return <T>(
-    call: (attempt: number) => Promise<T>,
+    call: () => Promise<T>,
     options: { retry?: boolean; retryDelayMs?: () => number } = {},
   ): Promise<T | "throttled"> =>
     slots(async () => {
       for (let attempt = 0; clock.now() < deadline; attempt += 1) {
         try {
-          return await call(attempt);
+          return await call();
         } catch (error) {
           if (!isTransient(error)) throw error;
           const wait = options.retryDelayMs?.() ?? backoffDelay(attempt, 1_000, 15_000);

@@ -311,12 +311,15 @@ class LaunchStep {
       const result = record.result ?? "CONTINUE";
       const retryDelayMs = () => completionRetryMs(record, this.context.now());
       // The `finishing` step is stored (and held) when the call's turn comes, not before: a launch
-      // still in line when the budget runs out is not held by this invocation.
+      // still in line when the budget runs out is not held by this invocation. No call goes out
+      // until it is stored, however the store's answer is retried.
+      let taken = false;
       const completion = await this.lifecycle(
-        async (attempt) => {
-          if (attempt === 0) {
+        async () => {
+          if (!taken) {
             record.heldUntil = this.context.heldUntil;
             if (!(await this.take(record))) return "changed" as const;
+            taken = true;
           }
           return completeAction(actionOf(record), result);
         },
