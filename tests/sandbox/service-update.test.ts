@@ -8,6 +8,26 @@ import { testSandbox } from "./helpers.js";
  * hook first (functions/drain-hook.ts, as the stacks' Custom::LifecycleHookDrain does): those launches
  * are completed with CONTINUE and go into service.
  */
+/**
+ * Groups `web` and `api` whose instances never register with SSM, so they wait on our hook until the
+ * registration timeout; a stage `dev` that names both, with ABANDON as its failure result.
+ */
+async function twoGroupsOnOurHook(sandbox: Sandbox) {
+  const { world } = sandbox;
+  for (const name of ["web", "api"]) {
+    world.autoScaling.createGroup({
+      name,
+      maxSize: 4,
+      image: { imageId: "ami-1", bakedAgent: null, neverRegistersProbability: 1 },
+    });
+  }
+  const service = await sandbox.deployService(
+    { groups: ["web", "api"], launch: { failureResult: "ABANDON" } },
+    { stage: "dev", sweep: false },
+  );
+  return { world, service, hook: service.config.hook.name };
+}
+
 describe("a stage update that removes a group", () => {
   let sandbox: Sandbox | undefined;
   afterEach(async () => {
@@ -17,20 +37,7 @@ describe("a stage update that removes a group", () => {
 
   it("drains the group's hook before deleting it: its waiting launches continue, none is abandoned", async () => {
     sandbox = await testSandbox({ seed: "drain", clockScale: 0.01 });
-    const { world } = sandbox;
-    // Instances that never register with SSM wait on our hook until the registration timeout.
-    for (const name of ["web", "api"]) {
-      world.autoScaling.createGroup({
-        name,
-        maxSize: 4,
-        image: { imageId: "ami-1", bakedAgent: null, neverRegistersProbability: 1 },
-      });
-    }
-    const service = await sandbox.deployService(
-      { groups: ["web", "api"], launch: { failureResult: "ABANDON" } },
-      { stage: "dev", sweep: false },
-    );
-    const hook = service.config.hook.name;
+    const { world, service, hook } = await twoGroupsOnOurHook(sandbox);
     world.autoScaling.setDesiredCapacity("api", 2);
     world.autoScaling.setDesiredCapacity("web", 1);
     const waitingOn = (group: string) =>
@@ -70,19 +77,7 @@ describe("a stage update that removes a group", () => {
 
   it("drains the launches waiting on the hook into the group's warm pool too: none is abandoned", async () => {
     sandbox = await testSandbox({ seed: "drain-warm-pool", clockScale: 0.01 });
-    const { world } = sandbox;
-    for (const name of ["web", "api"]) {
-      world.autoScaling.createGroup({
-        name,
-        maxSize: 4,
-        image: { imageId: "ami-1", bakedAgent: null, neverRegistersProbability: 1 },
-      });
-    }
-    const service = await sandbox.deployService(
-      { groups: ["web", "api"], launch: { failureResult: "ABANDON" } },
-      { stage: "dev", sweep: false },
-    );
-    const hook = service.config.hook.name;
+    const { world, service, hook } = await twoGroupsOnOurHook(sandbox);
     // Two instances launched into the warm pool (Warmed:Pending:Wait, listed only by DescribeWarmPool)
     // and one into the group (Pending:Wait), all held by our hook.
     world.autoScaling.putWarmPool("api", { minSize: 2, maxGroupPreparedCapacity: 2 });
