@@ -243,13 +243,7 @@ export async function deployService(
 
   for (const hook of wiring.lifecycleHooks) {
     for (const group of hook.groups) {
-      world.autoScaling.putLifecycleHook({
-        groupName: group,
-        hookName: hook.name,
-        transition: hook.transition,
-        heartbeatTimeout: hook.heartbeatTimeoutSeconds,
-        defaultResult: hook.defaultResult,
-      });
+      putHook(world, group, hook);
     }
   }
 
@@ -325,13 +319,7 @@ export async function updateStageHooks(
   }
   for (const { hook, group, key } of after) {
     if (before.some((candidate) => candidate.key === key)) continue;
-    world.autoScaling.putLifecycleHook({
-      groupName: group,
-      hookName: hook.name,
-      transition: hook.transition,
-      heartbeatTimeout: hook.heartbeatTimeoutSeconds,
-      defaultResult: hook.defaultResult,
-    });
+    putHook(world, group, hook);
     update.added.push(group);
   }
   deployment.config = config;
@@ -373,5 +361,16 @@ function deployFunction(
           },
         }
       : {}),
+  });
+}
+
+/** Puts one of the stage's lifecycle hooks on a group, as the stack would. */
+function putHook(world: World, group: string, hook: ServiceWiring["lifecycleHooks"][number]): void {
+  world.autoScaling.putLifecycleHook({
+    groupName: group,
+    hookName: hook.name,
+    transition: hook.transition,
+    heartbeatTimeout: hook.heartbeatTimeoutSeconds,
+    defaultResult: hook.defaultResult,
   });
 }

@@ -15,6 +15,20 @@ const INSTALL = {
   version: [""],
 };
 
+/** Installs the agent on the instance with AWS-ConfigureAWSPackage and waits for the invocation's end. */
+async function installAndWait(sandbox: Sandbox, instanceId: string) {
+  const command = sandbox.world.ssm.sendCommand({
+    DocumentName: "AWS-ConfigureAWSPackage",
+    InstanceIds: [instanceId],
+    Parameters: INSTALL,
+  });
+  await sandbox.waitFor(() => sandbox.world.ssm.isTerminal(command.invocations[0]!.status), {
+    timeoutSeconds: 300,
+    pollSeconds: 1,
+  });
+  return command.invocations[0]!;
+}
+
 describe("the fleet model", () => {
   let sandbox: Sandbox;
   afterEach(() => sandbox.close());
@@ -38,15 +52,7 @@ describe("the fleet model", () => {
     expect(world.ssm.describeDocument("AWSCodeDeployAgent", { versionName: "1.8.1" }).versionName).toBe(
       "1.8.1",
     );
-    const install = world.ssm.sendCommand({
-      DocumentName: "AWS-ConfigureAWSPackage",
-      InstanceIds: [instance.id],
-      Parameters: INSTALL,
-    });
-    await sandbox.waitFor(() => world.ssm.isTerminal(install.invocations[0]!.status), {
-      timeoutSeconds: 300,
-      pollSeconds: 1,
-    });
+    await installAndWait(sandbox, instance.id);
     expect(instance.agent).toMatchObject({ version: "1.8.2", running: true });
   });
 
@@ -58,19 +64,7 @@ describe("the fleet model", () => {
       agent: { package: "AWSCodeDeployAgent", version: "1.7.1", running: true },
     });
     world.ssm.distributorOutage({ forSeconds: 600 });
-    const send = () => {
-      const command = world.ssm.sendCommand({
-        DocumentName: "AWS-ConfigureAWSPackage",
-        InstanceIds: [instance.id],
-        Parameters: INSTALL,
-      });
-      return sandbox
-        .waitFor(() => world.ssm.isTerminal(command.invocations[0]!.status), {
-          timeoutSeconds: 300,
-          pollSeconds: 1,
-        })
-        .then(() => command.invocations[0]!);
-    };
+    const send = () => installAndWait(sandbox, instance.id);
     const during = await send();
     expect(during.status).toBe("Failed");
     expect(`${during.output}${during.errorOutput ?? ""}`).toMatch(/^Failed to retrieve manifest: /);
@@ -90,19 +84,9 @@ describe("the fleet model", () => {
     });
     world.ssm.withdrawPackage("AWSCodeDeployAgent", { forSeconds: 300 });
     expect(() => world.ssm.describeDocument("AWSCodeDeployAgent")).toThrow(/does not exist/);
-    const install = world.ssm.sendCommand({
-      DocumentName: "AWS-ConfigureAWSPackage",
-      InstanceIds: [instance.id],
-      Parameters: INSTALL,
-    });
-    await sandbox.waitFor(() => world.ssm.isTerminal(install.invocations[0]!.status), {
-      timeoutSeconds: 300,
-      pollSeconds: 1,
-    });
-    expect(install.invocations[0]!.status).toBe("Failed");
-    expect(`${install.invocations[0]!.output}${install.invocations[0]!.errorOutput ?? ""}`).toMatch(
-      /not found/,
-    );
+    const install = await installAndWait(sandbox, instance.id);
+    expect(install.status).toBe("Failed");
+    expect(`${install.output}${install.errorOutput ?? ""}`).toMatch(/not found/);
     await pass(310);
     expect(world.ssm.describeDocument("AWSCodeDeployAgent").versionName).toBe("1.8.1");
   });
