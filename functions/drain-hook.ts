@@ -16,6 +16,7 @@ import {
   type Instance,
 } from "@aws-sdk/client-auto-scaling";
 import { customResourceEvent, respond } from "./core/common/custom-resource.js";
+import { errorMessage, isNoActiveAction } from "./core/common/errors.js";
 
 /** States in which a launch can wait on a launch hook (into the group, or into its warm pool). */
 const WAITING = new Set(["Pending:Wait", "Warmed:Pending:Wait"]);
@@ -41,11 +42,6 @@ export interface DrainReport {
   groupMissing?: boolean;
 }
 
-/** "No active Lifecycle Action found ...": our action on the instance is already over. */
-function actionOver(error: unknown): boolean {
-  return /No active Lifecycle Action found/i.test(String((error as Error)?.message ?? error));
-}
-
 /** Completes with CONTINUE every launch that waits on the hook; never throws for one instance. */
 export async function drainLifecycleHook(
   api: DrainApi,
@@ -56,7 +52,7 @@ export async function drainLifecycleHook(
   try {
     waiting = await api.waitingInstances(target.groupName);
   } catch (error) {
-    if (/not found|does not exist|No group found/i.test(String((error as Error)?.message ?? error))) {
+    if (/not found|does not exist|No group found/i.test(errorMessage(error))) {
       return { ...report, groupMissing: true };
     }
     throw error;
@@ -66,8 +62,8 @@ export async function drainLifecycleHook(
       await api.complete(target.groupName, target.hookName, instanceId);
       report.continued.push(instanceId);
     } catch (error) {
-      if (actionOver(error)) report.notOurs.push(instanceId);
-      else report.failed.push({ instanceId, error: String((error as Error)?.message ?? error) });
+      if (isNoActiveAction(error)) report.notOurs.push(instanceId);
+      else report.failed.push({ instanceId, error: errorMessage(error) });
     }
   }
   return report;
@@ -115,8 +111,6 @@ export function sdkDrainApi(autoScaling: AutoScalingClient): DrainApi {
     },
   };
 }
-
-/** The custom resource's request, as CloudFormation sends it. */
 
 /**
  * Drains on Delete; Create and Update have nothing to do. Always answers SUCCESS: a drain that could

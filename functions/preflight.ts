@@ -51,8 +51,6 @@ export async function agentPackageProblem(
   return undefined;
 }
 
-/** The custom resource's request, as CloudFormation sends it. */
-
 let client: SSMClient | undefined;
 
 const ssmDescribe: DescribeDocument = async (name, versionName) => {

@@ -4,11 +4,11 @@ import { z } from "zod";
 import {
   AGENT_PACKAGES,
   AGENT_VERSION_HINT,
+  ALL,
   GROUP_TAG,
   REDEPLOY_POLICIES,
 } from "../functions/core/contract.js";
 import {
-  ALL,
   allGroupsConflicts,
   defaultHookName,
   dryRunProblems,

@@ -1,4 +1,5 @@
 import {
+  ALL,
   AUTOSCALING_SOURCE,
   CODEDEPLOY_SOURCE,
   COMMAND_END_STATUSES,
@@ -7,7 +8,6 @@ import {
   LAUNCH_DETAIL_TYPE,
   SSM_SOURCE,
 } from "../functions/core/contract.js";
-import { ALL } from "./stage-policy.js";
 
 /**
  * EventBridge event patterns of the service, in one place: the stacks deploy them and the sandbox

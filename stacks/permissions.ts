@@ -3,8 +3,7 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
-import { AGENT_PACKAGES, agentDocumentNames, GROUP_TAG } from "../functions/core/contract.js";
-import { ALL } from "./stage-policy.js";
+import { AGENT_PACKAGES, ALL, agentDocumentNames, GROUP_TAG } from "../functions/core/contract.js";
 
 /**
  * IAM statements of the service's functions, one builder per concern, so each function's role

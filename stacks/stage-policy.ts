@@ -2,7 +2,7 @@
 // hook is the stage's own, what a dry run may create, whom the association reaches, and how the
 // launch function keeps its queue safe. parseStageConfig (config.ts) applies them; each broken rule
 // is one problem naming its field, each unsafe-but-allowed choice one warning printed at synth.
-import type { AgentPackage } from "../functions/core/contract.js";
+import { type AgentPackage, ALL } from "../functions/core/contract.js";
 
 /** Stages that run production workloads: they pin the agent version. */
 export const PINNED_STAGES: readonly string[] = ["prod", "production", "uat"];
@@ -50,9 +50,6 @@ export function defaultHookName(stage: string): string {
 export function previousDefaultHookName(stage: string): string {
   return `agentfix-${stage}-install-codedeploy-agent`;
 }
-
-/** The explicit "every group" of `groups` and `deploymentGroups`. */
-export const ALL = "*";
 
 /** A stage's scope as another stage of the same file sees it. */
 export interface StageScope {

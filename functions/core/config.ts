@@ -2,7 +2,13 @@
 // value fails the cold start with one error that names every bad variable, rather than the first
 // event that happens to need it.
 import * as z from "zod";
-import { AGENT_PACKAGES, AGENT_VERSION_HINT, AGENT_VERSION_PATTERN, REDEPLOY_POLICIES } from "./contract.js";
+import {
+  AGENT_PACKAGES,
+  AGENT_VERSION_HINT,
+  AGENT_VERSION_PATTERN,
+  ALL,
+  REDEPLOY_POLICIES,
+} from "./contract.js";
 
 /** The configuration of a function is missing or invalid; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -27,7 +33,6 @@ const csv = z
  * - empty or unset: nothing is in scope. An empty list never means "everything".
  * `*` stands alone: `*,web` is refused.
  */
-export const ALL = "*";
 
 const scopeList = (item: z.ZodString) =>
   csv

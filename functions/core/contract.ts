@@ -9,6 +9,9 @@ export const METRICS_NAMESPACE = "Agentfix";
 // --- Systems Manager ------------------------------------------------------------------------
 
 /** Distributor packages of the CodeDeploy agent: 1.x, and 2.x (a separate package, no upgrade path). */
+/** The explicit "every group" (or every deployment group) of a stage's scope: never an empty list. */
+export const ALL = "*";
+
 export const AGENT_PACKAGES = ["AWSCodeDeployAgent", "AWSCodeDeployAgentV2"] as const;
 export type AgentPackage = (typeof AGENT_PACKAGES)[number];
 

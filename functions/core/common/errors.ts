@@ -27,6 +27,18 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Completing an action that is already completed, timed out or whose instance is gone answers
+ * `ValidationError: No active Lifecycle Action found with token|instance ID ...`, with no distinct
+ * code; it means the work is already over, not that it failed
+ * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/completing-lifecycle-hooks.html).
+ */
+export function isNoActiveAction(error: unknown): boolean {
+  return (
+    awsErrorName(error) === "ValidationError" && /No active Lifecycle Action found/i.test(errorMessage(error))
+  );
+}
+
 const THROTTLING = new Set([
   "ThrottlingException",
   "Throttling",

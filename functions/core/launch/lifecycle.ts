@@ -10,7 +10,7 @@ import {
 import { autoScaling, autoScalingLifecycle, backoffDelay } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, limiter, paginate } from "../common/concurrency.js";
-import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
+import { isNoActiveAction, isTransient } from "../common/errors.js";
 import {
   CODEDEPLOY_HOOK_PREFIX,
   DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
@@ -169,18 +169,6 @@ export interface LifecycleAction {
   instanceId: string;
   /** The token of the event; absent on replay, where the instance id identifies the action. */
   token?: string;
-}
-
-/**
- * Completing an action that is already completed, timed out or whose instance is gone answers
- * `ValidationError: No active Lifecycle Action found with token|instance ID ...`, with no distinct
- * code; it means the work is already over, not that it failed
- * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/completing-lifecycle-hooks.html).
- */
-export function isNoActiveAction(error: unknown): boolean {
-  return (
-    awsErrorName(error) === "ValidationError" && /No active Lifecycle Action found/i.test(errorMessage(error))
-  );
 }
 
 /** The one lifecycle action a call is about: by its token when an event brought one, else by instance. */
