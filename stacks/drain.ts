@@ -3,9 +3,10 @@ import type { CfnLifecycleHook } from "aws-cdk-lib/aws-autoscaling";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { ALL } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { deployTimeFunction } from "./deploy-time-function.js";
-import { groupArns, WILDCARD_EVIDENCE } from "./permissions.js";
+import { autoScalingReadStatement, groupArns, WILDCARD_EVIDENCE } from "./permissions.js";
 import type { FunctionCode } from "./service-resources.js";
 
 /** The custom resource type of a hook's drain, as it shows in CloudFormation's events. */
@@ -38,22 +39,21 @@ export function hookDrains(
     timeoutSeconds: 120,
     statements: [
       // The group's instances, and its warm pool's: a launch into the pool waits on the hook too.
+      autoScalingReadStatement(["DescribeAutoScalingGroups", "DescribeWarmPool"]),
+      // Not only the groups the stage names now: a group leaves `groups` in the same update that
+      // deletes its hook, and CloudFormation updates this policy before it deletes the drain. Pinned
+      // to the stage's groups, the drain of a removed group would be refused and the hook's deletion
+      // would abandon the launches it holds.
       new PolicyStatement({
-        sid: "ReadAutoScaling",
-        effect: Effect.ALLOW,
-        actions: ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeWarmPool"],
-        resources: ["*"],
-      }),
-      new PolicyStatement({
-        sid: "CompleteLifecycleActionsInScope",
+        sid: "CompleteLifecycleActionsOfOurHooks",
         effect: Effect.ALLOW,
         actions: ["autoscaling:CompleteLifecycleAction"],
-        resources: groupArns(stack, config.groups),
+        resources: groupArns(stack, [ALL]),
       }),
     ],
   });
   // A group's ARN has a generated id (`autoScalingGroup:*:`) that no policy can pin.
-  const wildcards = ["readOnly", "allGroups"] as const;
+  const wildcards = ["readOnly", "drainedGroups"] as const;
   NagSuppressions.addResourceSuppressions(
     fn.role ?? fn,
     wildcards.map((kind) => ({

@@ -263,6 +263,14 @@ export const WILDCARD_EVIDENCE = {
     reason:
       "A group ARN embeds a generated id, so lifecycle calls are pinned by group name with '*' for the id; only a stage that says groups: [\"*\"] covers every group of the account and Region.",
   },
+  drainedGroups: {
+    appliesTo: {
+      regex:
+        "/^Resource::arn:<AWS::Partition>:autoscaling:[a-z0-9-]+:<AWS::AccountId>:autoScalingGroup:\\*:autoScalingGroupName\\/\\*$/",
+    },
+    reason:
+      "The hook drain completes (CONTINUE) the launches waiting on a hook of ours that CloudFormation is about to delete, also on a group the stage no longer names: CloudFormation narrows the policy before it deletes the drain, so a policy pinned to today's groups would leave those launches to be abandoned. Only CloudFormation invokes it, with our hook's name.",
+  },
   allDeploymentGroups: {
     appliesTo: {
       regex:
