@@ -93,8 +93,10 @@ export function releaseStack(stage: string): { app: App; stack: Stack } {
   const schedule = parameter("Schedule", {
     type: "String",
     default: "cron(0 3 ? * * *)",
-    allowedPattern: "^(rate\\(\\d+ (minute|minutes|hour|hours|day|days)\\)|cron\\(\\S+( \\S+){4,5}\\))$",
-    constraintDescription: "cron(<fields>) or rate(<n> minutes|hours|days)",
+    // Only cron(): the association applies only at the cron interval, which State Manager refuses
+    // with a rate() schedule at CreateAssociation (the stage configuration refuses it too).
+    allowedPattern: "^cron\\(\\S+( \\S+){4,5}\\)$",
+    constraintDescription: "cron(<fields>), such as cron(0 3 ? * * *)",
     description: "When the State Manager association brings long-lived instances' agents up to date",
   });
   const alarmEmail = parameter("AlarmEmail", {

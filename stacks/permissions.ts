@@ -64,7 +64,7 @@ export function groupArns(scope: Construct, groups: readonly string[]): string[]
 }
 
 /**
- * SendCommand of the stage's two documents only, whose scripts are fixed: AWS notes that whoever may
+ * SendCommand of the stage's install document only, whose scripts are fixed: AWS notes that whoever may
  * run AWS-RunShellScript administers the instance, so the service is never given it
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-setting-up.html). On the
  * instances of the groups in scope; with no group listed ("all groups") the instances are only
@@ -115,7 +115,7 @@ export function ssmReadStatement(): PolicyStatement {
   return new PolicyStatement({
     sid: "ReadCommandsAndRegistration",
     effect: Effect.ALLOW,
-    actions: ["ssm:DescribeInstanceInformation", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation"],
+    actions: ["ssm:DescribeInstanceInformation", "ssm:ListCommandInvocations"],
     resources: ["*"],
   });
 }
@@ -230,12 +230,19 @@ export function codeDeployStatements(scope: Construct, pairs: readonly string[])
   ];
 }
 
-/** The lease calls of functions/core/common/lease.ts (acquire, inspect, release), on the lease table only. */
-export function leaseStatement(tableArn: string): PolicyStatement {
+/**
+ * The stage's table, with only the item calls a function makes on it: the launch records, marks and
+ * breakers of functions/core/launch/records.ts (GetItem, PutItem), or the leases of
+ * functions/core/common/lease.ts (PutItem, DeleteItem).
+ */
+export function leaseStatement(
+  tableArn: string,
+  actions: readonly ("GetItem" | "PutItem" | "DeleteItem")[],
+): PolicyStatement {
   return new PolicyStatement({
     sid: "UseLeaseTable",
     effect: Effect.ALLOW,
-    actions: ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+    actions: actions.map((action) => `dynamodb:${action}`),
     resources: [tableArn],
   });
 }
@@ -248,12 +255,12 @@ export const WILDCARD_EVIDENCE = {
   readOnly: {
     appliesTo: "Resource::*",
     reason:
-      "Only calls without resource-level permissions use '*': SSM DescribeInstanceInformation, ListCommandInvocations, GetCommandInvocation and Auto Scaling Describe* (read-only; Service Authorization Reference), and X-Ray PutTraceSegments/PutTelemetryRecords added by active tracing (X-Ray has no resource-level permissions).",
+      "Only calls without resource-level permissions use '*': SSM DescribeInstanceInformation and ListCommandInvocations, Auto Scaling Describe* (read-only; Service Authorization Reference), and X-Ray PutTraceSegments/PutTelemetryRecords added by active tracing (X-Ray has no resource-level permissions).",
   },
   instances: {
     appliesTo: { regex: "/^Resource::arn:<AWS::Partition>:ec2:[a-z0-9-]+:<AWS::AccountId>:instance\\/\\*$/" },
     reason:
-      'Instances are launched at any time, so SendCommand names no instance ids; the ssm:resourceTag/aws:autoscaling:groupName condition limits it to the groups in scope (to every instance of the account and Region only when the stage says groups: ["*"]), and a separate statement limits it to the stage\'s two agent documents.',
+      'Instances are launched at any time, so SendCommand names no instance ids; the ssm:resourceTag/aws:autoscaling:groupName condition limits it to the groups in scope (to every instance of the account and Region only when the stage says groups: ["*"]), and a separate statement limits it to the stage\'s install document.',
   },
   allGroups: {
     appliesTo: {
@@ -323,7 +330,7 @@ export function launchAccess(
       ]),
       ...deploymentReadStatements(scope),
       lifecycleActionStatement(scope, config),
-      leaseStatement(leaseTable.tableArn),
+      leaseStatement(leaseTable.tableArn, ["GetItem", "PutItem"]),
       // A launch replayed by hand that is not done when the invocation ends goes on to the queue.
       sendMessageStatement("HandOverReplays", launchQueue),
     ],
@@ -357,7 +364,7 @@ export function failureAccess(
       ...sendCommandStatements(scope, config),
       ssmReadStatement(),
       ...codeDeployStatements(scope, config.deploymentGroups),
-      leaseStatement(leaseTable.tableArn),
+      leaseStatement(leaseTable.tableArn, ["PutItem", "DeleteItem"]),
       sendMessageStatement("DeferFailures", retryQueue),
     ],
     wildcards: ["readOnly", "instances", "allDeploymentGroups", "deploymentConfigs"],
