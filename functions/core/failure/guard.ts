@@ -17,8 +17,6 @@ export interface LeftAlone {
 export class DeploymentGuard {
   private readonly known: ReadonlySet<string>;
   private started: string | undefined;
-  /** The look at the group in flight, shared by the engines that tick meanwhile. */
-  private looking: Promise<void> | undefined;
 
   private constructor(
     private readonly applicationName: string,
@@ -59,22 +57,11 @@ export class DeploymentGuard {
   }
 
   /**
-   * The engine's per-round callback: the instances to stop working on, that is all of them once a
-   * deployment the guard did not know of is active in the group. The engine sends installs at the
-   * start of a round, after the check results of the round before, so every install follows a look
-   * at the group; engines that tick at the same time share one look.
+   * Whether a deployment the guard did not know of is active in the group now: asked before each
+   * round and right before installs go out, so every install follows a look at the group.
    */
-  readonly onTick = async (_now: number, pending: string[]): Promise<readonly string[] | undefined> => {
-    if (!this.started) {
-      this.looking ??= this.look().finally(() => {
-        this.looking = undefined;
-      });
-      await this.looking;
-    }
-    return this.started ? pending : undefined;
-  };
-
-  private async look(): Promise<void> {
+  async startedMeanwhile(): Promise<boolean> {
+    if (this.started) return true;
     try {
       const active = await listActiveDeployments(this.applicationName, this.deploymentGroupName);
       this.started ??= active.find((deploymentId) => !this.known.has(deploymentId));
@@ -83,6 +70,7 @@ export class DeploymentGuard {
       // restart an agent that runs a lifecycle event.
       logger.warn("Could not look for deployments started in the group", { error: errorMessage(error) });
     }
+    return this.started !== undefined;
   }
 
   /** Why an instance the engine stopped was left alone. */

@@ -90,22 +90,16 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
     sendingSince: since,
     heldUntil: 0,
   }));
-  const stopped = new Set<AgentJob>();
-  /** A deployment that started in the group meanwhile stops the work on every instance not finished. */
+  /**
+   * A deployment that started in the group meanwhile stops the work on every instance not finished:
+   * a job is `done` only so (the agent work itself ends in `finishing`).
+   */
   const stop = async (pending: AgentJob[]): Promise<AgentJob[]> => {
-    const named = new Set(
-      await guard.onTick(
-        clock.now(),
-        pending.map((candidate) => candidate.instanceId),
-      ),
-    );
-    const toStop = pending.filter((candidate) => named.has(candidate.instanceId));
-    for (const candidate of toStop) {
-      stopped.add(candidate);
-      candidate.phase = "done";
-    }
-    return toStop;
+    if (!(await guard.startedMeanwhile())) return [];
+    for (const candidate of pending) candidate.phase = "done";
+    return pending;
   };
+  const stopped = (agent: AgentJob) => agent.phase === "done";
   // Long-lived instances: one that is not Online with SSM by now is stopped, terminated or cut off,
   // and must not hold up the others for long.
   const registrationDeadline = Math.min(
@@ -128,8 +122,8 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
       registration: () => ({ since: now, deadline: registrationDeadline }),
       // The group is looked at again right before installs go out, as before each round.
       stillWanted: async (ready) => {
-        const stopping = new Set(await stop(ready));
-        return ready.filter((candidate) => !stopping.has(candidate));
+        await stop(ready);
+        return ready.filter((candidate) => !stopped(candidate));
       },
     },
     {
@@ -137,14 +131,14 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
       beforeRound: stop,
     },
   );
-  const unfinished = jobs.filter((agent) => agent.phase !== "finishing" && !stopped.has(agent));
+  const unfinished = jobs.filter((agent) => agent.phase !== "finishing" && !stopped(agent));
   if (unfinished.length > 0) {
     throw new UpgradeUnfinishedError(
       `The time budget ran out while upgrading the agent on ${unfinished.map((agent) => `${agent.instanceId} (${agent.reason})`).join(", ")}; the retry resumes it`,
     );
   }
   for (const agent of jobs) {
-    if (stopped.has(agent)) {
+    if (stopped(agent)) {
       result.notUpgraded.push({
         instanceId: agent.instanceId,
         reason: guard.stoppedReason(),
