@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   AutoScalingClient,
   type AutoScalingGroup,
@@ -9,7 +11,7 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { drainLifecycleHook, sdkDrainApi } from "../../functions/drain-hook.js";
+import { drainLifecycleHook, handler, sdkDrainApi } from "../../functions/drain-hook.js";
 
 const autoScaling = mockClient(AutoScalingClient);
 const TARGET = { groupName: "web", hookName: "agentfix-prod-codedeploy-agent-hook" };
@@ -86,5 +88,43 @@ describe("the hook drain", () => {
 
     expect(report.continued).toEqual(["i-0group"]);
     expect(autoScaling.commandCalls(DescribeWarmPoolCommand)).toHaveLength(0);
+  });
+});
+
+describe("the answer to CloudFormation", () => {
+  /** A pre-signed URL stand-in that answers every PUT with `status` and keeps what it was sent. */
+  async function responseUrl(status: number) {
+    const received: string[] = [];
+    const server = createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk) => {
+        body += chunk;
+      });
+      request.on("end", () => {
+        received.push(body);
+        response.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}/answer`, received, close: () => server.close() };
+  }
+  const request = (url: string) => ({
+    RequestType: "Create",
+    ResponseURL: url,
+    StackId: "stack",
+    RequestId: "request",
+    LogicalResourceId: "LaunchHookwebDrain",
+    ResourceProperties: TARGET,
+  });
+
+  it("answers SUCCESS, and fails the invocation when CloudFormation refuses the answer, so Lambda answers again", async () => {
+    const accepted = await responseUrl(200);
+    await handler(request(accepted.url));
+    expect(JSON.parse(accepted.received[0] ?? "{}")).toMatchObject({ Status: "SUCCESS" });
+    accepted.close();
+    const refused = await responseUrl(403);
+    await expect(handler(request(refused.url))).rejects.toThrow(/HTTP 403/);
+    refused.close();
   });
 });

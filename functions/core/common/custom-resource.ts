@@ -43,9 +43,12 @@ export async function respond<P>(
     LogicalResourceId: event.LogicalResourceId,
     Data: {},
   });
-  await fetch(event.ResponseURL, {
+  const answered = await fetch(event.ResponseURL, {
     method: "PUT",
     headers: { "content-type": "", "content-length": String(Buffer.byteLength(body)) },
     body,
   });
+  // Unanswered, CloudFormation waits for the resource up to an hour: fail the invocation so that
+  // Lambda's asynchronous retries answer again.
+  if (!answered.ok) throw new Error(`CloudFormation refused the answer: HTTP ${answered.status}`);
 }
