@@ -46,7 +46,8 @@ const PLACEHOLDERS: Record<string, (input: StageConfigInput) => unknown> = {
   "agent.version": (input) =>
     (typeof input.agent?.package === "string" && !Token.isUnresolved(input.agent.package)
       ? DEFAULT_PINS[input.agent.package]
-      : undefined) ?? (input.agent?.package === "AWSCodeDeployAgentV2" ? "2.0.0" : "1.8.1"),
+      : undefined) ??
+    (input.agent?.package === "AWSCodeDeployAgentV2" ? "2.0.0" : DEFAULT_PINS.AWSCodeDeployAgent),
   "association.schedule": () => "cron(0 3 ? * * *)",
   "sweep.schedule": () => "rate(1 minute)",
   "launch.failureResult": () => "CONTINUE",

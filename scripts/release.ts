@@ -17,6 +17,8 @@ import { Code } from "aws-cdk-lib/aws-lambda";
 import { Bucket } from "aws-cdk-lib/aws-s3";
 import { AGENT_PACKAGES, GROUP_TAG } from "../functions/core/contract.js";
 import { AgentFix } from "../lib/agentfix.js";
+import { FULL_VERSION } from "../stacks/config.js";
+import { DEFAULT_PINS } from "../stacks/stage-policy.js";
 import { bundleFunctions, PROJECT_ROOT } from "./bundle-functions.js";
 
 /**
@@ -85,9 +87,9 @@ export function releaseStack(stage: string): { app: App; stack: Stack } {
   });
   const agentVersion = parameter("AgentVersion", {
     type: "String",
-    default: "1.8.1",
-    allowedPattern: "^(\\d+\\.\\d+\\.\\d+(\\.\\d+)?)?$",
-    constraintDescription: "a full version X.Y.Z such as 1.8.1, or empty for the latest",
+    default: DEFAULT_PINS.AWSCodeDeployAgent,
+    allowedPattern: FULL_VERSION.source,
+    constraintDescription: `a full version X.Y.Z such as ${DEFAULT_PINS.AWSCodeDeployAgent}, or empty for the latest`,
     description: "Pinned agent version (X.Y.Z of the package's major version), or empty for the latest",
   });
   const schedule = parameter("Schedule", {

@@ -82,7 +82,7 @@ const scopeList = (item: z.ZodType<string, string>) =>
  * A pin names a full version, X.Y.Z (Distributor's version names): "1.8" or "1" is refused, since
  * Distributor would not find it and the launch path would verify against the wrong version.
  */
-const FULL_VERSION = /^(\d+\.\d+\.\d+(\.\d+)?)?$/;
+export const FULL_VERSION = /^(\d+\.\d+\.\d+(\.\d+)?)?$/;
 const agentVersion = z
   .string()
   .trim()
