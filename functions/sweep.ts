@@ -6,6 +6,7 @@ import middy from "@middy/core";
 import { logger, metrics, observability } from "./core/common/powertools.js";
 import { loadSweepConfig } from "./core/config.js";
 import { METRIC } from "./core/contract.js";
+import { ourHookNames } from "./core/launch/scope.js";
 import { type SweepReport, sweepStaleLaunches } from "./core/launch/sweep.js";
 import { parseOrThrow } from "./schemas/parse.js";
 import { sweepEventSchema } from "./schemas/sweep-event.js";
@@ -16,8 +17,7 @@ export async function handleSweep(event: unknown): Promise<SweepReport> {
   const input = parseOrThrow(sweepEventSchema, event ?? {}, "sweep event");
   const report = await sweepStaleLaunches({
     groups: config.TARGET_GROUPS,
-    hookName: config.LIFECYCLE_HOOK_NAME,
-    previousHookName: config.PREVIOUS_LIFECYCLE_HOOK_NAME,
+    hookNames: ourHookNames(config),
     queueUrl: config.LAUNCH_QUEUE_URL,
     staleAfterSeconds: config.STALE_AFTER_SECONDS,
     dryRun: config.DRY_RUN || input.dryRun === true,

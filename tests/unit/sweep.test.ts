@@ -24,7 +24,7 @@ const HOOK = "agentfix-launch";
 const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/launch";
 const SETTINGS: SweepSettings = {
   groups: ["web"],
-  hookName: HOOK,
+  hookNames: [HOOK],
   queueUrl: QUEUE_URL,
   staleAfterSeconds: 300,
   dryRun: false,

@@ -34,9 +34,8 @@ export interface SweepSettings {
    * of the account and Region. Empty means none: nothing is swept.
    */
   groups: readonly string[];
-  hookName: string;
-  /** The previous release's hook name of the stage, still ours on groups that manage their own hook. */
-  previousHookName?: string;
+  /** The stage's hook names (scope.ts, ourHookNames): its hook, and its previous release's. */
+  hookNames: readonly string[];
   queueUrl: string;
   staleAfterSeconds: number;
   dryRun: boolean;
@@ -54,7 +53,7 @@ export interface StaleInstance {
   /** "WarmPool" when the instance is leaving the warm pool. */
   origin?: "WarmPool";
   /** Our hook on its group (the stage's, or its previous release's name). */
-  hook?: string;
+  hook: string;
 }
 
 export interface SweepReport {
@@ -94,8 +93,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     const name = group.AutoScalingGroupName ?? "";
     const waiting = await waitingInstances(group);
     if (waiting.length === 0) continue;
-    const names = [settings.hookName, settings.previousHookName ?? ""].filter(Boolean);
-    const hook = (await findLaunchHooks(name, names))[0]?.name;
+    const hook = (await findLaunchHooks(name, settings.hookNames))[0]?.name;
     if (!hook) {
       logger.debug("Group has waiting instances but not our hook", { group: name, waiting: waiting.length });
       continue;
@@ -122,7 +120,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
   }
 
   const adrift = await leaveInHand(stale, settings.leaseTable ?? "");
-  const enqueued = settings.dryRun ? 0 : await enqueueStale(settings.queueUrl, settings.hookName, adrift);
+  const enqueued = settings.dryRun ? 0 : await enqueueStale(settings.queueUrl, adrift);
   return {
     groups: examinedGroups,
     examined,
@@ -224,10 +222,10 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
 }
 
 /** One replay payload per stale instance on the launch queue; fails on any entry SQS did not take. */
-async function enqueueStale(queueUrl: string, hookName: string, stale: StaleInstance[]): Promise<number> {
+async function enqueueStale(queueUrl: string, stale: StaleInstance[]): Promise<number> {
   const { enqueued, failed } = await enqueueReplays(
     queueUrl,
-    stale.map((instance) => ({ payload: replayPayload({ hook: hookName, ...instance }, "sweep") })),
+    stale.map((instance) => ({ payload: replayPayload(instance, "sweep") })),
   );
   if (failed.length > 0) {
     const summary = failed.map((entry) => `${entry.instanceId} (${entry.code}: ${entry.message})`).join(", ");
