@@ -37,7 +37,7 @@ export interface RetryMessage {
 
 /** Why the failure waits, and when to look again (default: after half the time waited so far). */
 export interface Deferral {
-  kind: "busy-group" | "rollback";
+  kind: "busy-group" | "rollback" | "lease-held";
   reason: string;
   afterSeconds?: number;
   /** The AWS error that told (DeploymentLimitExceededException), kept as the thrown error's cause. */
@@ -72,6 +72,12 @@ export async function sendRetry(
 /**
  * The failure comes back later through the retry queue (or, with none configured, Lambda's retries);
  * a group busy for longer than BUSY_GROUP_RETRY_HOURS is given up, as a decision, not an error.
+ * `lease-held`: another invocation works on this failure right now (a duplicate event, Lambda's
+ * async retry of an invocation still running, a retry message while a long upgrade goes on); this
+ * one looks again once that invocation is done or its lease has lapsed (it ends at the holder's
+ * deadline, so a holder that was cut off never blocks the failure for long). It is never reported as
+ * given up while another invocation may still act on it: past the cap, or with no retry queue, it is
+ * thrown, so Lambda's retries bring it back.
  */
 export async function deferFailure(
   deferral: Deferral,
@@ -79,7 +85,12 @@ export async function deferFailure(
   config: FailureConfig,
 ): Promise<Verdict> {
   const waitedMs = clock.now() - message.firstSeenAt;
-  if (deferral.kind === "busy-group" && waitedMs >= config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
+  const waitedTooLong = waitedMs >= config.BUSY_GROUP_RETRY_HOURS * 3_600_000;
+  const queueUrl = config.FAILURE_RETRY_QUEUE_URL;
+  if (deferral.kind === "lease-held" && (waitedTooLong || !queueUrl)) {
+    throw new DeploymentLeaseHeldError(`${deferral.reason}; this one is retried after it finishes`);
+  }
+  if (deferral.kind === "busy-group" && waitedTooLong) {
     return {
       decision: "GAVE_UP",
       reason: busyGaveUpReason(deferral.reason, message.firstSeenAt, config.BUSY_GROUP_RETRY_HOURS),
@@ -89,7 +100,6 @@ export async function deferFailure(
   if (config.DRY_RUN) {
     return { decision: "DRY_RUN", reason: `Dry run: would wait and look again: ${deferral.reason}.` };
   }
-  const queueUrl = config.FAILURE_RETRY_QUEUE_URL;
   if (!queueUrl) {
     throw new RedeployDeferredError(`${deferral.reason}; left to Lambda's retries`, {
       cause: deferral.cause,
@@ -98,35 +108,6 @@ export async function deferFailure(
   const delay = Math.min(MAX_DELAY_SECONDS, deferral.afterSeconds ?? retryDelaySeconds(waitedMs));
   await sendRetry(queueUrl, message, delay);
   return { decision: "DEFERRED", reason: `${deferral.reason}; looking again in ${delay} s.` };
-}
-
-/**
- * Another invocation works on this failure right now (a duplicate event, Lambda's async retry of
- * an invocation still running, a retry message while a long upgrade goes on). This one comes back
- * through the retry queue and looks again once that invocation is done or its lease has lapsed (it
- * ends at the holder's deadline, so a holder that was cut off never blocks the failure for long);
- * by then it finds the redeployment, or takes the work over. Thrown instead, as before, when no
- * retry queue is configured (Lambda's retries bring it back) or once the failure has waited longer
- * than BUSY_GROUP_RETRY_HOURS: never dropped silently, never reported as given up while another
- * invocation may still be acting on it.
- */
-export async function deferWhileLeased(
-  key: string,
-  message: RetryMessage,
-  config: FailureConfig,
-): Promise<Verdict> {
-  const reason = `Another invocation holds the lease ${key} and is working on this failure`;
-  const queueUrl = config.FAILURE_RETRY_QUEUE_URL;
-  const waitedMs = clock.now() - message.firstSeenAt;
-  if (!queueUrl || waitedMs >= config.BUSY_GROUP_RETRY_HOURS * 3_600_000) {
-    throw new DeploymentLeaseHeldError(`${reason}; this one is retried after it finishes`);
-  }
-  const delay = retryDelaySeconds(waitedMs);
-  await sendRetry(queueUrl, message, delay);
-  return {
-    decision: "DEFERRED",
-    reason: `${reason}: no agent touched, nothing redeployed; looking again in ${delay} s, once it is done or its lease has lapsed.`,
-  };
 }
 
 export interface RetryBatchReport<R> {

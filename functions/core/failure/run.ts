@@ -37,7 +37,7 @@ import {
   redeploymentInput,
 } from "./redeploy.js";
 import { type FailureReport, recordDecision } from "./report.js";
-import { type Deferral, deferFailure, deferWhileLeased, type RetryMessage } from "./retry-queue.js";
+import { type Deferral, deferFailure, type RetryMessage } from "./retry-queue.js";
 import { listActiveDeployments, listDeploymentInstanceIds, listFailedTargets } from "./targets.js";
 import {
   changedAgents,
@@ -161,8 +161,10 @@ class DeploymentRepair {
     if (this.config.DRY_RUN) return this.decide(failed);
     const key = `deployment#${id}`;
     if (!(await this.deps.lease.acquire(key, this.job.requestId, this.job.deadline))) {
-      const verdict = await deferWhileLeased(key, this.retryMessage, this.config);
-      return this.outcome(verdict.decision, verdict.reason);
+      return this.defer({
+        kind: "lease-held",
+        reason: `Another invocation holds the lease ${key} and is working on this failure: no agent touched, nothing redeployed`,
+      });
     }
     try {
       return await this.decide(failed);
