@@ -3,7 +3,7 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
-import { AGENT_PACKAGES, ALL, agentDocumentNames, GROUP_TAG } from "../functions/core/contract.js";
+import { AGENT_PACKAGES, ALL, GROUP_TAG, installDocumentName } from "../functions/core/contract.js";
 
 /**
  * IAM statements of the service's functions, one builder per concern, so each function's role
@@ -41,12 +41,10 @@ function env(scope: Construct) {
   return { partition: stack.partition, region: stack.region, account: stack.account };
 }
 
-/** The stage's own documents (an account's documents carry its account id in their ARN). */
+/** The stage's own install document (an account's documents carry its account id in their ARN). */
 export function documentArns(scope: Construct, stage: string): string[] {
   const { partition, region, account } = env(scope);
-  return Object.values(agentDocumentNames(stage)).map(
-    (name) => `arn:${partition}:ssm:${region}:${account}:document/${name}`,
-  );
+  return [`arn:${partition}:ssm:${region}:${account}:document/${installDocumentName(stage)}`];
 }
 
 /** The agent's Distributor packages (AWS-owned documents have no account in their ARN). */

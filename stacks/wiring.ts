@@ -1,5 +1,5 @@
 import { installDocumentContent } from "../functions/core/agent/documents.js";
-import { agentDocumentNames, LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
+import { installDocumentName, LAUNCH_TRANSITION, SERVICE_NAME } from "../functions/core/contract.js";
 import type { StageConfig } from "./config.js";
 import { failureEnvironment, launchEnvironment, sweepEnvironment } from "./environment.js";
 import {
@@ -233,13 +233,13 @@ type FullWiring = Omit<ServiceWiring, "functions" | "queues" | "rules"> & {
 
 function describeEverything(config: StageConfig): FullWiring {
   const { stage, launch, failure, sweep, hook } = config;
-  const documentNames = agentDocumentNames(stage);
+  const installDocument = installDocumentName(stage);
   return {
     stage,
     documents: {
       install: {
         id: "InstallAgentDocument",
-        name: documentNames.install,
+        name: installDocument,
         content: installDocumentContent(stage),
       },
     },
@@ -375,8 +375,8 @@ function describeEverything(config: StageConfig): FullWiring {
       // overdue and the launch path looks it up.
       commandEnded: {
         id: "InstallEndedRule",
-        description: `Ended invocations of the ${documentNames.install} document`,
-        pattern: commandEndedEventPattern(documentNames.install),
+        description: `Ended invocations of the ${installDocument} document`,
+        pattern: commandEndedEventPattern(installDocument),
         enabled: launch.completion === "events",
         target: {
           queue: "launch",

@@ -40,10 +40,8 @@ export const DEPLOYMENT_GUARD_MARKER = "# agentfix deployment-guard";
  * could fail a deployment, then verifies it. Its scripts are fixed, so whoever may send it cannot run
  * anything else on an instance.
  */
-export function agentDocumentNames(stage: string): { install: string } {
-  return {
-    install: `agentfix-${stage}-install-codedeploy-agent`,
-  };
+export function installDocumentName(stage: string): string {
+  return `agentfix-${stage}-install-codedeploy-agent`;
 }
 /** Step names of the install document, as CommandPlugins[].Name reports them. */
 export const INSTALL_STEPS = {

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { installDocumentContent } from "../../functions/core/agent/documents.js";
-import { agentDocumentNames, INSTALL_STEPS } from "../../functions/core/contract.js";
+import { INSTALL_STEPS, installDocumentName } from "../../functions/core/contract.js";
 import type { Sandbox } from "../../sandbox/sandbox.js";
 import { AGENT_RESTART_MESSAGE } from "../../sandbox/world/codedeploy/diagnostics.js";
 import type { Deployment } from "../../sandbox/world/codedeploy/records.js";
 import type { Instance } from "../../sandbox/world/instances.js";
 import { REVISION, testSandbox } from "./helpers.js";
 
-const DISTRIBUTOR_DOCUMENT = agentDocumentNames("test").install;
+const DISTRIBUTOR_DOCUMENT = installDocumentName("test");
 const GUARDED_INSTALL = { packageName: ["AWSCodeDeployAgent"], version: ["1.8.1"], expectedVersion: ["1.8"] };
 
 describe("the CodeDeploy agent's ongoing-deployment file", () => {

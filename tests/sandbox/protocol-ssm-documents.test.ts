@@ -10,12 +10,12 @@ import {
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installDocumentContent } from "../../functions/core/agent/documents.js";
-import { agentDocumentNames, INSTALL_STEPS } from "../../functions/core/contract.js";
+import { INSTALL_STEPS, installDocumentName } from "../../functions/core/contract.js";
 import type { Sandbox } from "../../sandbox/sandbox.js";
 import type { Instance } from "../../sandbox/world/instances.js";
 import { expectAwsError, REVISION, sdkClients, testSandbox } from "./helpers.js";
 
-const NAMES = agentDocumentNames("test");
+const NAME = installDocumentName("test");
 const STEP_ORDER = [
   INSTALL_STEPS.skipIfCurrentLinux,
   INSTALL_STEPS.skipIfCurrentWindows,
@@ -52,7 +52,7 @@ describe("SSM documents of the account over the wire", () => {
   async function install(instances: Instance[], parameters: Record<string, string[]>) {
     const sent = await ssm.send(
       new SendCommandCommand({
-        DocumentName: NAMES.install,
+        DocumentName: NAME,
         InstanceIds: instances.map((instance) => instance.id),
         Parameters: parameters,
       }),
@@ -78,14 +78,14 @@ describe("SSM documents of the account over the wire", () => {
     const content = JSON.stringify(installDocumentContent("test"));
     const created = await ssm.send(
       new CreateDocumentCommand({
-        Name: NAMES.install,
+        Name: NAME,
         Content: content,
         DocumentType: "Command",
         DocumentFormat: "JSON",
       }),
     );
     expect(created.DocumentDescription).toMatchObject({
-      Name: NAMES.install,
+      Name: NAME,
       DocumentType: "Command",
       SchemaVersion: "2.2",
       Status: "Active",
@@ -100,18 +100,18 @@ describe("SSM documents of the account over the wire", () => {
       "allowRestart",
     ]);
 
-    const described = await ssm.send(new DescribeDocumentCommand({ Name: NAMES.install }));
+    const described = await ssm.send(new DescribeDocumentCommand({ Name: NAME }));
     expect(described.Document).toMatchObject({
-      Name: NAMES.install,
+      Name: NAME,
       DocumentType: "Command",
       SchemaVersion: "2.2",
     });
-    const fetched = await ssm.send(new GetDocumentCommand({ Name: NAMES.install }));
-    expect(fetched).toMatchObject({ Name: NAMES.install, DocumentType: "Command", DocumentFormat: "JSON" });
+    const fetched = await ssm.send(new GetDocumentCommand({ Name: NAME }));
+    expect(fetched).toMatchObject({ Name: NAME, DocumentType: "Command", DocumentFormat: "JSON" });
     expect(fetched.Content).toBe(content);
 
     await expectAwsError(
-      ssm.send(new CreateDocumentCommand({ Name: NAMES.install, Content: content, DocumentType: "Command" })),
+      ssm.send(new CreateDocumentCommand({ Name: NAME, Content: content, DocumentType: "Command" })),
       "DocumentAlreadyExists",
       400,
     );
@@ -224,7 +224,7 @@ describe("SSM documents of the account over the wire", () => {
     const invocations = await finished(command.CommandId!);
     for (const instance of [linux, windows]) {
       const invocation = invocations.get(instance.id);
-      expect(invocation, instance.platform).toMatchObject({ Status: "Success", DocumentName: NAMES.install });
+      expect(invocation, instance.platform).toMatchObject({ Status: "Success", DocumentName: NAME });
       expect(invocation!.CommandPlugins!.map((step) => step.Name)).toEqual(STEP_ORDER);
       expect(plugin(invocation, INSTALL_STEPS.install)).toMatchObject({ Status: "Success", ResponseCode: 0 });
       expect(plugin(invocation, INSTALL_STEPS.install)?.Output).toContain(
@@ -266,7 +266,7 @@ describe("SSM documents of the account over the wire", () => {
 
     const requestedAfter = new Date(command.RequestedDateTime!.getTime() - 1000).toISOString();
     const filterSets: CommandFilter[][] = [
-      [{ key: "DocumentName", value: NAMES.install }],
+      [{ key: "DocumentName", value: NAME }],
       [{ key: "Status", value: "Success" }],
       [{ key: "InvokedAfter", value: requestedAfter }],
     ];
@@ -289,7 +289,7 @@ describe("SSM documents of the account over the wire", () => {
     const instance = running({ agent: agent1_8_1 });
     const sent = await ssm.send(
       new SendCommandCommand({
-        DocumentName: NAMES.install,
+        DocumentName: NAME,
         InstanceIds: [instance.id],
         // A newer version is expected and the running agent may not be restarted: the guard ends it.
         Parameters: {

@@ -6,7 +6,7 @@ import { App, Stack } from "aws-cdk-lib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { installDocumentContent } from "../../functions/core/agent/documents.js";
 import { loadFailureConfig, loadLaunchConfig, loadSweepConfig } from "../../functions/core/config.js";
-import { agentDocumentNames } from "../../functions/core/contract.js";
+import { installDocumentName } from "../../functions/core/contract.js";
 import { type SynthesizedStage, synthesizeStage } from "../../scripts/synthesize.js";
 import { DRAIN_RESOURCE_TYPE } from "../../stacks/drain.js";
 import { deploymentFailureEventPattern, launchEventPattern } from "../../stacks/patterns.js";
@@ -243,7 +243,7 @@ describe("2. launch path", () => {
       source: ["aws.ssm"],
       "detail-type": ["EC2 Command Invocation Status-change Notification"],
       detail: {
-        "document-name": [agentDocumentNames("prod").install],
+        "document-name": [installDocumentName("prod")],
         status: expect.arrayContaining(["Success", "Failed", "TimedOut", "Cancelled"]),
       },
     });

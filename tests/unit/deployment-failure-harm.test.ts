@@ -8,7 +8,7 @@ import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { DescribeDocumentCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { NO_LEASE } from "../../functions/core/common/lease.js";
-import { agentDocumentNames } from "../../functions/core/contract.js";
+import { installDocumentName } from "../../functions/core/contract.js";
 import {
   MAX_DELAY_SECONDS,
   RedeployDeferredError,
@@ -41,7 +41,7 @@ import {
 useFailureHarness();
 
 const QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/agentfix-failure-retry";
-const INSTALL_DOCUMENT = agentDocumentNames("test").install;
+const INSTALL_DOCUMENT = installDocumentName("test");
 const ROLLBACK_ON_FAILURE = { enabled: true, events: ["DEPLOYMENT_FAILURE" as const] };
 const PREVIOUS_REVISION = {
   revisionType: "S3" as const,

@@ -8,7 +8,7 @@ import { clock } from "../common/clock.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import type { AgentConfig } from "../config.js";
-import { type AgentPackage, agentDocumentNames } from "../contract.js";
+import { type AgentPackage, installDocumentName } from "../contract.js";
 import { installDocumentContent } from "./documents.js";
 import { normaliseVersion } from "./verified.js";
 
@@ -27,7 +27,7 @@ export interface AgentSettings {
 export function agentSettings(config: AgentConfig): AgentSettings {
   return {
     stage: config.STAGE,
-    installDocument: agentDocumentNames(config.STAGE).install,
+    installDocument: installDocumentName(config.STAGE),
     agentPackage: config.AGENT_PACKAGE,
     agentVersion: config.AGENT_VERSION,
     installAttempts: config.INSTALL_ATTEMPTS,

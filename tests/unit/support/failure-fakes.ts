@@ -38,7 +38,7 @@ import { isAcceptable } from "../../../functions/core/agent/verified.js";
 import { type Lease, NO_LEASE } from "../../../functions/core/common/lease.js";
 import { metrics } from "../../../functions/core/common/powertools.js";
 import { defaultFailureConfig, type FailureConfig } from "../../../functions/core/config.js";
-import { agentDocumentNames, INSTALL_STEPS } from "../../../functions/core/contract.js";
+import { INSTALL_STEPS, installDocumentName } from "../../../functions/core/contract.js";
 import { repairFailedDeployment } from "../../../functions/core/failure/run.js";
 
 export const codeDeploy = mockClient(CodeDeployClient);
@@ -49,7 +49,7 @@ export const sqs = mockClient(SQSClient);
 export const APP = "web-app";
 export const GROUP = "web-dg";
 export const LATEST_AGENT = "1.8.1";
-export const OUR_INSTALL_DOCUMENT = agentDocumentNames("test").install;
+export const OUR_INSTALL_DOCUMENT = installDocumentName("test");
 export const MINUTE = 60_000;
 
 export const REVISION = {

@@ -29,7 +29,7 @@ import { installDocumentContent } from "../../../functions/core/agent/documents.
 import { clearVersionCache } from "../../../functions/core/agent/settings.js";
 import { clock } from "../../../functions/core/common/clock.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../../functions/core/config.js";
-import { agentDocumentNames, COMMAND_INVOCATION_DETAIL_TYPE } from "../../../functions/core/contract.js";
+import { COMMAND_INVOCATION_DETAIL_TYPE, installDocumentName } from "../../../functions/core/contract.js";
 import { runUntilDone, stepOnce } from "../../../functions/core/launch/drivers.js";
 import { clearHookCache } from "../../../functions/core/launch/lifecycle.js";
 import { type LaunchReport, reconcileQueueBatch } from "../../../functions/core/launch/queue.js";
@@ -52,7 +52,7 @@ import { launchEvent, sqsRecord } from "./launch-events.js";
 
 export const GROUP = "web-asg";
 export const HOOK = "agentfix-launch";
-export const INSTALL = agentDocumentNames("test").install;
+export const INSTALL = installDocumentName("test");
 /** The launch queue's event source batch size (launch.batchSize, stacks/config.ts). */
 const QUEUE_BATCH_SIZE = 50;
 export const ssm = mockClient(SSMClient);
