@@ -237,8 +237,8 @@ const sweepSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Default: rate(1 minute) with event completion, rate(5 minutes) with polling. */
   schedule: scheduleExpression.optional(),
-  /** Default: 30 s with event completion (a launch in hand has a record), 300 s with polling. */
-  staleAfterSeconds: int(30, 172_800).optional(),
+  /** Default: 20 s with event completion (a launch in hand has a record), 300 s with polling. */
+  staleAfterSeconds: int(15, 172_800).optional(),
   ...functionSize({ minTimeout: 10, timeout: 60, memory: 256 }),
 });
 
@@ -430,7 +430,7 @@ export function parseStageConfig(
   const sweep = {
     ...config.sweep,
     schedule: config.sweep.schedule ?? (events ? "rate(1 minute)" : "rate(5 minutes)"),
-    staleAfterSeconds: config.sweep.staleAfterSeconds ?? (events ? 30 : 300),
+    staleAfterSeconds: config.sweep.staleAfterSeconds ?? (events ? 20 : 300),
   };
   const reservedConcurrency = config.launch.reservedConcurrency ?? config.launch.maxConcurrency;
   const target = config.association.target ?? defaultAssociationTarget(config.groups);

@@ -137,7 +137,7 @@ const sweepSchema = z.object({
   LIFECYCLE_HOOK_NAME: z.string().min(1, "the name of the launch lifecycle hook the service owns"),
   PREVIOUS_LIFECYCLE_HOOK_NAME: z.string().default(""),
   LAUNCH_QUEUE_URL: z.string().url(),
-  STALE_AFTER_SECONDS: int(300, 30, 172_800),
+  STALE_AFTER_SECONDS: int(300, 15, 172_800),
   DRY_RUN: bool(false),
   // The launch records of event completion; the sweep leaves the launches they show in hand alone.
   LEASE_TABLE: z.string().default(""),

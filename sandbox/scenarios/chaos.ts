@@ -17,7 +17,7 @@ export const CHAOS_NEIGHBOURS = {
   warmPool: { group: "warm", poolSize: 1, instances: 1 },
   bakedAgent: { group: "baked", imageId: "ami-0baked171", agentVersion: "1.7.1", instances: 1 },
   otherTeamPackage: "AmazonCloudWatchAgent",
-  sweep: { schedule: "rate(1 minute)", staleAfterSeconds: 30 },
+  sweep: { schedule: "rate(1 minute)", staleAfterSeconds: 20 },
   validateServiceSeconds: { min: 60, max: 120 },
 };
 

@@ -13,7 +13,7 @@ const DEV_BAKED_AMI = "ami-0dev-agent181";
 const PROD_BAKED_AMI = "ami-0prod-agent171";
 const FIXED_AMI = "ami-0prod-agent-stopped";
 /** Sweeps as often as a schedule can run, so they catch instances that only CodeDeploy's hook still holds. */
-const SWEEP = { schedule: "rate(1 minute)", staleAfterSeconds: 30 };
+const SWEEP = { schedule: "rate(1 minute)", staleAfterSeconds: 20 };
 
 /**
  * One account, everything else in it, and the rules of "first, do no harm" (docs/design.md):

@@ -83,7 +83,7 @@ describe("stage configuration", () => {
     expect(config.sweep).toMatchObject({
       enabled: true,
       schedule: "rate(1 minute)",
-      staleAfterSeconds: 30,
+      staleAfterSeconds: 20,
     });
     expect(config.association).toMatchObject({
       enabled: true,

@@ -125,7 +125,7 @@ describe("1. configuration per stage", () => {
     expect(sweep).toMatchObject({
       TARGET_GROUPS: PROD_GROUPS,
       LIFECYCLE_HOOK_NAME: HOOK,
-      STALE_AFTER_SECONDS: 30,
+      STALE_AFTER_SECONDS: 20,
     });
     expect(sweep.LEASE_TABLE).toMatch(/^<Import:prod-agentfix-Foundation:.*LeaseTable/);
     expect(environmentOf("prod", "Sweep", "SweepFunction").LAUNCH_QUEUE_URL).toMatch(
@@ -473,7 +473,7 @@ describe("5. sweep", () => {
     expect(environmentOf("prod", "Sweep", "SweepFunction")).toMatchObject({
       TARGET_GROUPS: PROD_GROUPS.join(","),
       LIFECYCLE_HOOK_NAME: HOOK,
-      STALE_AFTER_SECONDS: "30",
+      STALE_AFTER_SECONDS: "20",
       DRY_RUN: "false",
     });
   });

@@ -264,22 +264,24 @@ const REGISTRATION_BEAT_MS = 180_000;
 
 /**
  * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for
- * the first three minutes, then every sixth of the time it has waited (up to two minutes), so an
- * instance that never registers costs a few dozen looks, not one every few seconds for the whole
- * registration timeout. Aligned on the beat, so the messages of many invocations come back together
- * and share one DescribeInstanceInformation.
+ * the first three minutes, then every sixth of the time it has waited beyond them (up to two
+ * minutes), so an instance that never registers costs a few dozen looks, not one every few seconds
+ * for the whole registration timeout, and one that registers late is still found within seconds.
+ * Aligned on the beat, so the messages of many invocations come back together and share one
+ * DescribeInstanceInformation.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
   const beat = cadence.registrationPollMs;
-  const waited = now - startedAt;
-  const interval = waited < REGISTRATION_BEAT_MS ? beat : Math.min(120_000, Math.max(beat, waited / 6));
+  const beyond = now - startedAt - REGISTRATION_BEAT_MS;
+  const interval = Math.min(120_000, Math.max(beat, beyond / 6));
   return (Math.floor((now + interval) / beat) + (cadence.followMs ? 0 : 1)) * beat;
 }
 
 /**
  * When the install in flight is next looked up without an event: once it is overdue, then with
- * doubling gaps (overdue, 2x, 4x ... up to 15 minutes), so a healthy install that takes an hour costs
- * about eight looks and as many receives of its message. Following by hand, every followMs.
+ * doubling gaps (overdue, overdue, 2x, 4x ... up to 15 minutes), so a healthy install that takes an
+ * hour costs about eight looks and as many receives of its message, and one that ends soon after it
+ * was overdue is found within one more overdue interval. Following by hand, every followMs.
  */
 export function nextInstallLook(
   sentAt: number,
@@ -289,5 +291,5 @@ export function nextInstallLook(
 ): number {
   if (cadence.followMs) return (lastLookAt ?? sentAt) + cadence.followMs;
   if (lookups === 0 || lastLookAt === undefined) return sentAt + cadence.overdueMs;
-  return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** lookups);
+  return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** (lookups - 1));
 }
