@@ -1,18 +1,12 @@
-// The two drivers of the one launch step (step.ts). Step-and-return serves the launch queue: each
-// delivery takes every launch one step further and the queue brings each back when it is next due.
-// Run-until-done serves a replay by hand (the console, `npm run replay`) and `launch.completion:
+// Run-until-done, the launch step's second driver (step-and-return, step.ts's stepOnce, serves the
+// launch queue). It serves a replay by hand (the console, `npm run replay`) and `launch.completion:
 // "polling"`: it takes steps, following installs every poll interval, until every launch is done or
 // the time budget runs out; what is left then goes on through the launch queue, and the report says so.
 import { clock } from "../common/clock.js";
 import type { LaunchConfig } from "../config.js";
 import { enqueueReplays, replayPayload } from "./queue.js";
-import { type StepContext, type Stepped, stepLaunches } from "./step.js";
+import { type StepContext, stepOnce } from "./step.js";
 import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
-
-/** Step-and-return: one step over the batch. */
-export function stepOnce(input: LaunchWork, config: LaunchConfig, context: StepContext): Promise<Stepped> {
-  return stepLaunches(input, config, context);
-}
 
 /** Run-until-done: steps until every launch is done or the budget runs out; the rest goes to the queue. */
 export async function runUntilDone(
@@ -21,7 +15,7 @@ export async function runUntilDone(
   context: StepContext,
 ): Promise<LaunchOutcome[]> {
   const latest = new Map<string, LaunchOutcome>();
-  let step = await stepLaunches(input, config, { ...context, follow: true });
+  let step = await stepOnce(input, config, { ...context, follow: true });
   for (;;) {
     for (const outcome of step.instances) latest.set(outcome.instanceId, outcome);
     const pending = step.instances.filter((outcome) => outcome.outcome === "PENDING");
@@ -47,7 +41,7 @@ export async function runUntilDone(
     }
     await clock.sleep(wakeAt);
     const ids = new Set(pending.map((outcome) => outcome.instanceId));
-    step = await stepLaunches(
+    step = await stepOnce(
       { requests: input.requests.filter((request) => ids.has(request.instanceId)), signals: [] },
       config,
       { ...context, follow: true, continuing: true },

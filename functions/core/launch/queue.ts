@@ -3,6 +3,7 @@
 // with unfinished instances go back to the queue, each to come back when its instance is next due.
 import { ChangeMessageVisibilityCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { type CommandSignal, parseCommandSignal } from "../../schemas/command-event.js";
+import type { LaunchReplay } from "../../schemas/launch-event.js";
 import { parseLaunchInput } from "../../schemas/launch-input.js";
 import { parseOrThrow } from "../../schemas/parse.js";
 import { SqsBatchSchema } from "../../schemas/sqs.js";
@@ -10,6 +11,7 @@ import { sqs } from "../common/clients.js";
 import { chunk } from "../common/concurrency.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
+import type { Stepped } from "./step.js";
 import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
 export interface LaunchReport {
@@ -22,26 +24,19 @@ export interface LaunchReport {
   batchItemFailures?: { itemIdentifier: string }[];
 }
 
-export interface QueueSettings {
-  /** The queue the function reads; empty leaves redelivery to the visibility timeout. */
-  queueUrl: string;
-  /** Visibility timeout given to records with unfinished instances that name no time of their own. */
-  resumeAfterSeconds: number;
-}
-
-export interface Reconciled {
-  instances: LaunchOutcome[];
-  /** When each unfinished instance is next due (default: the settings' resumeAfterSeconds). */
-  resumeAfterSeconds?: ReadonlyMap<string, number>;
-  /** Instances whose signalled install end was not read yet: their command events come back then. */
-  unread?: ReadonlySet<string>;
-}
+/** What a step reports (step.ts); unfinished instances without a time of their own are due after the default. */
+export type Reconciled = Pick<Stepped, "instances"> & Partial<Stepped>;
 
 /** Reconciles the instances of every valid record of an SQS batch and reports per record. */
 export async function reconcileQueueBatch(
   event: unknown,
   reconcile: (work: LaunchWork) => Promise<Reconciled>,
-  settings: QueueSettings,
+  settings: {
+    /** The queue the function reads; empty leaves redelivery to the visibility timeout. */
+    queueUrl: string;
+    /** Visibility timeout of records with unfinished instances that name no time of their own. */
+    resumeAfterSeconds: number;
+  },
 ): Promise<LaunchReport> {
   const batch = parseOrThrow(SqsBatchSchema, event, "SQS batch");
   const failed: { messageId: string; error: string }[] = [];
@@ -82,33 +77,22 @@ export async function reconcileQueueBatch(
   // A launch message stays until its launch is done and comes back when it is next due; a command
   // event stays only while its read is still to come (its install's end must not wait for the
   // overdue look).
-  const unfinishedRecords = [...requestsByRecord].filter(([, requests]) =>
-    requests.some((request) => unfinished.has(request.instanceId)),
-  );
-  const unreadSignals = [...signalsByRecord].filter(([, signal]) =>
-    reconciled.unread?.has(signal.instanceId),
-  );
   const visibility = new Map<string, number>();
-  for (const [messageId, requests] of unfinishedRecords)
-    visibility.set(
-      messageId,
-      Math.min(
-        ...requests
-          .filter((request) => unfinished.has(request.instanceId))
-          .map((request) => due(request.instanceId)),
-      ),
-    );
-  for (const [messageId, signal] of unreadSignals) visibility.set(messageId, due(signal.instanceId));
+  for (const [messageId, requests] of requestsByRecord) {
+    const left = requests.filter((request) => unfinished.has(request.instanceId));
+    if (left.length > 0)
+      visibility.set(messageId, Math.min(...left.map((request) => due(request.instanceId))));
+  }
+  for (const [messageId, signal] of signalsByRecord)
+    if (reconciled.unread?.has(signal.instanceId)) visibility.set(messageId, due(signal.instanceId));
   await handBack(
     batch.Records.filter((record) => visibility.has(record.messageId)),
     visibility,
     settings.queueUrl,
   );
-  const batchItemFailures = [
-    ...failed.map((item) => item.messageId),
-    ...unfinishedRecords.map(([messageId]) => messageId),
-    ...unreadSignals.map(([messageId]) => messageId),
-  ].map((itemIdentifier) => ({ itemIdentifier }));
+  const batchItemFailures = [...failed.map((item) => item.messageId), ...visibility.keys()].map(
+    (itemIdentifier) => ({ itemIdentifier }),
+  );
   return {
     instances,
     ...(skipped.length > 0 ? { skippedRecords: skipped } : {}),
@@ -128,20 +112,13 @@ async function reconcileApart(
   reconcile: (work: LaunchWork) => Promise<Reconciled>,
   failed: { messageId: string; error: string }[],
 ): Promise<Reconciled> {
-  const works = new Map<string, LaunchWork>([
-    ...[...requestsByRecord].map(([id, requests]): [string, LaunchWork] => [id, { requests, signals: [] }]),
-    ...[...signalsByRecord].map(([id, signal]): [string, LaunchWork] => [
-      id,
-      { requests: [], signals: [signal] },
-    ]),
-  ]);
   try {
     return await reconcile({
       requests: [...requestsByRecord.values()].flat(),
       signals: [...signalsByRecord.values()],
     });
   } catch (error) {
-    if (works.size <= 1) throw error;
+    if (requestsByRecord.size + signalsByRecord.size <= 1) throw error;
     logger.warn("the batch failed as a whole; its records are taken one by one", {
       error: errorMessage(error),
     });
@@ -151,9 +128,13 @@ async function reconcileApart(
     resumeAfterSeconds: new Map<string, number>(),
     unread: new Set<string>(),
   };
-  for (const [messageId, work] of works) {
+  for (const messageId of [...requestsByRecord.keys(), ...signalsByRecord.keys()]) {
+    const signal = signalsByRecord.get(messageId);
     try {
-      const one = await reconcile(work);
+      const one = await reconcile({
+        requests: requestsByRecord.get(messageId) ?? [],
+        signals: signal ? [signal] : [],
+      });
       merged.instances.push(...one.instances);
       for (const [id, seconds] of one.resumeAfterSeconds ?? []) merged.resumeAfterSeconds.set(id, seconds);
       for (const id of one.unread ?? []) merged.unread.add(id);
@@ -207,20 +188,10 @@ function parseBody(body: string): unknown {
 }
 
 /** A launch to look at again, as the launch function takes it from the queue or by hand. */
-export interface ReplayPayload {
-  instanceIds: string[];
-  autoScalingGroupName: string;
-  lifecycleHookName?: string;
-  /** When the lifecycle action began (ISO 8601), so deadlines count from the launch, not the replay. */
-  lifecycleActionStartedAt?: string;
-  origin?: "WarmPool";
-  source: "sweep" | "operator";
-}
-
 export function replayPayload(
   launch: { instanceId: string; group: string; hook?: string; startedAt?: number; origin?: string },
-  source: ReplayPayload["source"],
-): ReplayPayload {
+  source: "sweep" | "operator",
+): LaunchReplay {
   return {
     instanceIds: [launch.instanceId],
     autoScalingGroupName: launch.group,
@@ -249,7 +220,7 @@ export interface NotEnqueued {
  */
 export async function enqueueReplays(
   queueUrl: string,
-  replays: readonly { payload: ReplayPayload; delaySeconds?: number }[],
+  replays: readonly { payload: LaunchReplay; delaySeconds?: number }[],
 ): Promise<{ enqueued: number; failed: NotEnqueued[] }> {
   const failed: NotEnqueued[] = [];
   let enqueued = 0;

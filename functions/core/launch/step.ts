@@ -68,11 +68,8 @@ export interface Stepped {
   unread: Set<string>;
 }
 
-export function stepLaunches(
-  input: LaunchWork,
-  config: LaunchConfig,
-  context: StepContext,
-): Promise<Stepped> {
+/** Step-and-return: one step over the batch (the launch queue's driver; drivers.ts has the other). */
+export function stepOnce(input: LaunchWork, config: LaunchConfig, context: StepContext): Promise<Stepped> {
   return new LaunchStep(config, context).run(input);
 }
 

@@ -30,11 +30,11 @@ import { clearVersionCache } from "../../../functions/core/agent/settings.js";
 import { clock } from "../../../functions/core/common/clock.js";
 import { defaultLaunchConfig, type LaunchConfig } from "../../../functions/core/config.js";
 import { COMMAND_INVOCATION_DETAIL_TYPE, installDocumentName } from "../../../functions/core/contract.js";
-import { runUntilDone, stepOnce } from "../../../functions/core/launch/drivers.js";
+import { runUntilDone } from "../../../functions/core/launch/drivers.js";
 import { clearHookCache } from "../../../functions/core/launch/lifecycle.js";
 import { type LaunchReport, reconcileQueueBatch } from "../../../functions/core/launch/queue.js";
 import { memoryStore, type RecordStore } from "../../../functions/core/launch/records.js";
-import type { StepContext } from "../../../functions/core/launch/step.js";
+import { type StepContext, stepOnce } from "../../../functions/core/launch/step.js";
 import type { LaunchOutcome } from "../../../functions/core/launch/types.js";
 import {
   alreadyCurrent,
