@@ -52,7 +52,14 @@ export async function deploymentsInFlight(records: readonly LaunchRecord[]): Pro
             createdSince: since,
             statuses: ACTIVE_DEPLOYMENT_STATUSES,
           });
-          for (const deploymentId of active) await markBusy(deploymentId, launches, busy);
+          for (const deploymentId of active) {
+            const instances = targetsOf.get(deploymentId) ?? (await listDeploymentInstanceIds(deploymentId));
+            if (targetsOf.size > 10_000) targetsOf.clear();
+            if (instances) targetsOf.set(deploymentId, instances);
+            for (const record of launches)
+              if (!instances || instances.includes(record.instanceId))
+                busy.set(record.instanceId, deploymentId);
+          }
         }
       }
     } catch (error) {
@@ -67,24 +74,6 @@ export async function deploymentsInFlight(records: readonly LaunchRecord[]): Pro
     }
   }
   return busy;
-}
-
-async function markBusy(
-  deploymentId: string,
-  launches: LaunchRecord[],
-  busy: Map<string, string>,
-): Promise<void> {
-  let instances = targetsOf.get(deploymentId);
-  if (!instances) {
-    instances = await listDeploymentInstanceIds(deploymentId);
-    if (instances) {
-      if (targetsOf.size > 10_000) targetsOf.clear();
-      targetsOf.set(deploymentId, instances);
-    }
-  }
-  for (const record of launches) {
-    if (!instances || instances.includes(record.instanceId)) busy.set(record.instanceId, deploymentId);
-  }
 }
 
 /** The applications that have a deployment group of this name. */

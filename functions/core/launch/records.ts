@@ -47,14 +47,7 @@ export interface Breaker {
   failures: number;
   open: boolean;
 }
-export const BREAKER_THRESHOLD = 3;
-
-/** The next state of a breaker after some launches of its group ended. */
-export function nextBreaker(breaker: Breaker, ended: { verified: number; ownFailures: number }): Breaker {
-  if (ended.verified > 0) return { failures: 0, open: false };
-  const failures = breaker.failures + ended.ownFailures;
-  return { failures, open: breaker.open || failures >= BREAKER_THRESHOLD };
-}
+const BREAKER_THRESHOLD = 3;
 
 export interface RecordStore {
   read(instanceIds: readonly string[]): Promise<Map<string, LaunchRecord>>;
@@ -74,7 +67,7 @@ const MARK_TTL_SECONDS = 6 * 3600;
 const BREAKER_TTL_SECONDS = 30 * 24 * 3600;
 const CALLS_IN_FLIGHT = 10;
 
-export const recordKey = (instanceId: string) => `launch#${instanceId}`;
+const recordKey = (instanceId: string) => `launch#${instanceId}`;
 const markKey = (commandId: string) => `command#${commandId}`;
 const breakerKey = (group: string) => `breaker#${group}`;
 
@@ -141,20 +134,22 @@ function parsed<T>(item: Versioned): T | undefined {
 }
 
 function storeOf(items: Items): RecordStore {
+  /** Every item of these ids, each with the version it was read at. */
+  const readAll = async <T>(ids: readonly string[], key: (id: string) => string) => {
+    const found = new Map<string, T & { version: number }>();
+    await mapLimit([...new Set(ids)], CALLS_IN_FLIGHT, async (id) => {
+      const item = await items.get(key(id));
+      const value = parsed<T>(item);
+      if (value) found.set(id, { ...value, version: item.version });
+    });
+    return found;
+  };
   const breakerOf = async (group: string) => {
     const item = await items.get(breakerKey(group));
     return { breaker: parsed<Breaker>(item) ?? { failures: 0, open: false }, version: item.version };
   };
   return {
-    async read(instanceIds) {
-      const found = new Map<string, LaunchRecord>();
-      await mapLimit([...new Set(instanceIds)], CALLS_IN_FLIGHT, async (instanceId) => {
-        const item = await items.get(recordKey(instanceId));
-        const record = parsed<LaunchRecord>(item);
-        if (record) found.set(instanceId, { ...record, version: item.version });
-      });
-      return found;
-    },
+    read: (instanceIds) => readAll<LaunchRecord>(instanceIds, recordKey),
     async write(record) {
       const next = { ...record, version: record.version + 1, updatedAt: clock.now() };
       const won = await items.put(
@@ -166,15 +161,7 @@ function storeOf(items: Items): RecordStore {
       if (won) Object.assign(record, { version: next.version, updatedAt: next.updatedAt });
       return won;
     },
-    async marks(commandIds) {
-      const found = new Map<string, CommandMark>();
-      await mapLimit([...new Set(commandIds)], CALLS_IN_FLIGHT, async (commandId) => {
-        const item = await items.get(markKey(commandId));
-        const mark = parsed<CommandMark>(item);
-        if (mark) found.set(commandId, { ...mark, version: item.version });
-      });
-      return found;
-    },
+    marks: (commandIds) => readAll<CommandMark>(commandIds, markKey),
     async claimRead(commandId, seen, next) {
       const mark = { readAt: Math.round(next.readAt), lookups: next.lookups };
       return items.put(markKey(commandId), JSON.stringify(mark), seen?.version ?? 0, MARK_TTL_SECONDS);
@@ -185,7 +172,11 @@ function storeOf(items: Items): RecordStore {
     async noteEnded(group, ended) {
       for (let attempt = 0; ; attempt += 1) {
         const { breaker, version } = await breakerOf(group);
-        const next = nextBreaker(breaker, ended);
+        const failures = breaker.failures + ended.ownFailures;
+        const next =
+          ended.verified > 0
+            ? { failures: 0, open: false }
+            : { failures, open: breaker.open || failures >= BREAKER_THRESHOLD };
         const written = await items.put(
           breakerKey(group),
           JSON.stringify(next),

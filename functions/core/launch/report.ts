@@ -101,7 +101,7 @@ export async function readBreakers(
   return breakers;
 }
 
-/** Each group's breaker is told how its launches ended (verified, or the instance's own failure). */
+/** Each group's breaker is told how its launches ended (verified, or the instance's own failure); a change is said once. */
 export async function tellBreakers(
   store: RecordStore,
   finishing: readonly LaunchRecord[],
@@ -111,20 +111,16 @@ export async function tellBreakers(
     const ended = finishing.filter((record) => record.group === group && record.phase === "done");
     const verified = ended.filter((record) => record.ended?.ok).length;
     const ownFailures = ended.filter((record) => record.ended?.fault === "instance").length;
-    if (verified + ownFailures > 0)
-      noteBreaker(group, wasOpen, await store.noteEnded(group, { verified, ownFailures }));
+    if (verified + ownFailures === 0) continue;
+    const now = await store.noteEnded(group, { verified, ownFailures });
+    if (now.open === wasOpen) continue;
+    if (now.open) metrics.addMetric(METRIC.breakerOpened, MetricUnit.Count, 1);
+    const log = now.open ? logger.warn.bind(logger) : logger.info.bind(logger);
+    log(
+      now.open
+        ? `breaker of ${group} opened after ${now.failures} launches in a row failed: they are let in (CONTINUE) until one verifies again`
+        : `breaker of ${group} closed: a launch verified again`,
+      { autoScalingGroupName: group, breakerOpen: now.open, failures: now.failures },
+    );
   }
-}
-
-/** A group's breaker changed: said once, when it opens or closes. */
-function noteBreaker(group: string, wasOpen: boolean, now: { open: boolean; failures: number }): void {
-  if (now.open === wasOpen) return;
-  if (now.open) metrics.addMetric(METRIC.breakerOpened, MetricUnit.Count, 1);
-  const log = now.open ? logger.warn.bind(logger) : logger.info.bind(logger);
-  log(
-    now.open
-      ? `breaker of ${group} opened after ${now.failures} launches in a row failed: they are let in (CONTINUE) until one verifies again`
-      : `breaker of ${group} closed: a launch verified again`,
-    { autoScalingGroupName: group, breakerOpen: now.open, failures: now.failures },
-  );
 }

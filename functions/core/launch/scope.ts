@@ -8,23 +8,15 @@ import type { LaunchRequest } from "./types.js";
 
 /** Why a request is not ours to act on, or undefined when it is. */
 export function outOfScope(request: LaunchRequest, config: LaunchConfig): string | undefined {
-  if (request.transition && request.transition !== LAUNCH_TRANSITION) {
+  if (request.transition && request.transition !== LAUNCH_TRANSITION)
     return `transition ${request.transition} is not a launch`;
-  }
   // A stage acts only on the groups it names (`*`: every group, said explicitly); empty: none.
-  if (!named(config.TARGET_GROUPS, request.group)) {
+  if (!named(config.TARGET_GROUPS, request.group))
     return `group ${request.group} is not in scope (TARGET_GROUPS)`;
-  }
-  if (request.hook && config.LIFECYCLE_HOOK_NAME && !ourHookNames(config).includes(request.hook)) {
+  if (request.hook && config.LIFECYCLE_HOOK_NAME && !ourHookNames(config).includes(request.hook))
     return `hook ${request.hook} is not this service's hook (${config.LIFECYCLE_HOOK_NAME})`;
-  }
-  if (
-    request.destination &&
-    request.destination !== "AutoScalingGroup" &&
-    request.destination !== "WarmPool"
-  ) {
+  if (request.destination && request.destination !== "AutoScalingGroup" && request.destination !== "WarmPool")
     return `destination ${request.destination} is not a launch into the group or its warm pool`;
-  }
   return undefined;
 }
 
@@ -35,62 +27,46 @@ export function ourHookNames(
   return [config.LIFECYCLE_HOOK_NAME, config.PREVIOUS_LIFECYCLE_HOOK_NAME].filter(Boolean);
 }
 
-/** A duplicate of an instance in the same batch is handled once; the newest event wins. */
-export function newestPerInstance(requests: readonly LaunchRequest[]): Map<string, LaunchRequest> {
-  const work = new Map<string, LaunchRequest>();
-  for (const request of requests) {
-    const known = work.get(request.instanceId);
-    if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0)) work.set(request.instanceId, request);
-  }
-  return work;
-}
-
-/** The requests ours to act on, one per instance, each with its hook resolved; and why the others are not. */
+/**
+ * The requests ours to act on, one per instance, each with its hook and the hook's heartbeat timeout;
+ * and why the others are not. Replays may leave the hook out: it is the group's one hook of ours.
+ * Unknown hooks (not described yet, or cached before they were created) get the documented default
+ * heartbeat timeout.
+ */
 export async function inScope(
   requests: readonly LaunchRequest[],
   config: LaunchConfig,
 ): Promise<{ requests: Map<string, LaunchRequest>; skipped: [LaunchRequest, string][] }> {
   const skipped: [LaunchRequest, string][] = [];
-  const kept = requests.filter((request) => {
+  const work = new Map<string, LaunchRequest>();
+  for (const request of requests) {
     const skip = outOfScope(request, config);
+    const known = work.get(request.instanceId);
     if (skip) skipped.push([request, skip]);
-    return !skip;
-  });
-  const work = newestPerInstance(kept);
+    // A duplicate of an instance in the same batch is handled once; the newest event wins.
+    else if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0))
+      work.set(request.instanceId, request);
+  }
   for (const [instanceId, request] of work) {
-    const resolution = await resolveHook(request, config);
-    if ("skip" in resolution) {
-      skipped.push([request, resolution.skip]);
+    const names = config.LIFECYCLE_HOOK_NAME ? ourHookNames(config) : request.hook ? [request.hook] : [];
+    const hooks = await findLaunchHooks(request.group, names);
+    const hook = request.hook ? hooks.find((candidate) => candidate.name === request.hook) : hooks[0];
+    const skip = request.hook
+      ? undefined
+      : hooks.length > 1
+        ? `group ${request.group} has ${hooks.length} launch hooks of ours (${hooks.map((h) => h.name).join(", ")}); name one with lifecycleHookName`
+        : !hook
+          ? `group ${request.group} has no launch lifecycle hook of ours`
+          : undefined;
+    if (skip) {
+      skipped.push([request, skip]);
       work.delete(instanceId);
       continue;
     }
-    request.hook = resolution.hook;
-    request.heartbeatTimeoutSeconds = resolution.heartbeatTimeoutSeconds;
+    request.hook ??= hook?.name;
+    request.heartbeatTimeoutSeconds = hook?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
   }
   return { requests: work, skipped };
-}
-
-export type HookResolution = { hook: string; heartbeatTimeoutSeconds: number } | { skip: string };
-
-/**
- * The hook a request is about, and its heartbeat timeout. Replays may leave the hook out: it is the
- * group's one hook of ours. Unknown hooks (not described yet, or cached before they were created)
- * get the documented default heartbeat timeout.
- */
-export async function resolveHook(request: LaunchRequest, config: LaunchConfig): Promise<HookResolution> {
-  const names = config.LIFECYCLE_HOOK_NAME ? ourHookNames(config) : request.hook ? [request.hook] : [];
-  const hooks = await findLaunchHooks(request.group, names);
-  const hook = request.hook ? hooks.find((candidate) => candidate.name === request.hook) : hooks[0];
-  if (!request.hook && hooks.length > 1) {
-    return {
-      skip: `group ${request.group} has ${hooks.length} launch hooks of ours (${hooks.map((h) => h.name).join(", ")}); name one with lifecycleHookName`,
-    };
-  }
-  if (!hook && !request.hook) return { skip: `group ${request.group} has no launch lifecycle hook of ours` };
-  return {
-    hook: request.hook ?? hook?.name ?? "",
-    heartbeatTimeoutSeconds: hook?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
-  };
 }
 
 /**
