@@ -8,17 +8,6 @@
 import { AGENT_PACKAGES, AGENT_VERSION_PATTERN, INSTALL_STEPS } from "../contract.js";
 import { DEPLOYMENT_GUARD, SKIP_IF_CURRENT, VERIFY_AGENT } from "./scripts.js";
 
-/** Parameters of the install document, as SendCommand takes them. */
-export interface InstallParameters {
-  packageName: string;
-  /** "" installs the latest published version. */
-  version: string;
-  /** The version the agent must run at, or newer; "" accepts any running agent. */
-  expectedVersion: string;
-  /** "yes" once CodeDeploy said no deployment is in flight on the instance. */
-  allowRestart: "yes" | "no";
-}
-
 /** Our scripts run in seconds; the verification waits up to a minute for the service to start. */
 const SCRIPT_TIMEOUT_SECONDS = "120";
 const LINUX = { StringEquals: ["platformType", "Linux"] };

@@ -11,8 +11,7 @@ import { ssm } from "../common/clients.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
 import { MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
-import type { InstallParameters } from "./documents.js";
-import type { AgentSettings } from "./settings.js";
+import { type AgentSettings, pinnedDocumentVersion } from "./settings.js";
 
 /** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
 export const COMMAND_DELIVERY_TIMEOUT_SECONDS = 600;
@@ -61,20 +60,19 @@ export async function describeOnline(instanceIds: readonly string[]): Promise<Ma
 export async function sendInstall(
   settings: AgentSettings,
   instanceIds: readonly string[],
-  install: Omit<InstallParameters, "packageName" | "version"> & { comment: string; documentVersion: string },
+  install: { comment: string; expectedVersion: string; allowRestart: boolean },
 ): Promise<string> {
-  const parameters: InstallParameters = {
-    packageName: settings.agentPackage,
-    version: settings.agentVersion,
-    expectedVersion: install.expectedVersion,
-    allowRestart: install.allowRestart,
-  };
   const response = await ssm.send(
     new SendCommandCommand({
       DocumentName: settings.installDocument,
-      DocumentVersion: install.documentVersion,
+      DocumentVersion: await pinnedDocumentVersion(settings),
       InstanceIds: [...instanceIds],
-      Parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
+      Parameters: {
+        packageName: [settings.agentPackage],
+        version: [settings.agentVersion],
+        expectedVersion: [install.expectedVersion],
+        allowRestart: [install.allowRestart ? "yes" : "no"],
+      },
       Comment: install.comment,
       TimeoutSeconds: COMMAND_DELIVERY_TIMEOUT_SECONDS,
     }),
@@ -98,10 +96,7 @@ export function instancesRefused(error: unknown, instanceIds: readonly string[])
  * One command's invocations by instance (all its instances at once). Right after SendCommand the
  * command may not be visible yet (aws/aws-sdk#86): that reads as no invocation.
  */
-export async function listInvocations(
-  commandId: string,
-  details: boolean,
-): Promise<Map<string, CommandInvocation>> {
+export async function listInvocations(commandId: string): Promise<Map<string, CommandInvocation>> {
   const found = new Map<string, CommandInvocation>();
   try {
     const invocations = await collect(
@@ -109,7 +104,7 @@ export async function listInvocations(
         ssm.send(
           new ListCommandInvocationsCommand({
             CommandId: commandId,
-            Details: details,
+            Details: true,
             MaxResults: 50,
             NextToken,
           }),
@@ -148,16 +143,6 @@ export async function findInstallSince(
     }),
   );
   return (answer.CommandInvocations ?? []).sort((a, b) => requestedAt(b) - requestedAt(a))[0];
-}
-
-/**
- * Outcomes that say the instance itself is gone or unreachable, so retrying the command cannot help
- * (StatusDetails values: https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html).
- */
-const UNREACHABLE = new Set(["Terminated", "Undeliverable", "Delivery Timed Out"]);
-
-export function isUnreachable(invocation: CommandInvocation): boolean {
-  return UNREACHABLE.has(invocation.StatusDetails ?? "");
 }
 
 /** "command c-1 ended Failed (Execution Timed Out): <last line of output>" */

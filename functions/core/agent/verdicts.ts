@@ -6,7 +6,7 @@ import type { CommandInvocation, CommandPlugin } from "@aws-sdk/client-ssm";
 import { INSTALL_STEPS, METRIC, type MetricName } from "../contract.js";
 import { type Evidence, readEvidence } from "./scripts.js";
 import type { AgentSettings } from "./settings.js";
-import { commandOutput, describeInvocation, isUnreachable } from "./ssm-commands.js";
+import { commandOutput, describeInvocation } from "./ssm-commands.js";
 import { isVerified } from "./verified.js";
 
 /** How long an install waits for a deployment, or another install, that runs on the instance. */
@@ -37,6 +37,12 @@ export interface Judgement {
 /** Distributor's own troubles (manifest, download, throttling, permissions), not the instance's. */
 const DISTRIBUTOR_FAULT =
   /manifest|could not find|not found|ResourceNotFound|Throttl|Rate exceeded|AccessDenied|failed to download|unable to download|timed out connecting/i;
+
+/**
+ * Outcomes that say the instance itself is gone or unreachable, so retrying the command cannot help
+ * (StatusDetails values: https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html).
+ */
+const UNREACHABLE = new Set(["Terminated", "Undeliverable", "Delivery Timed Out"]);
 
 /** An install-and-verify invocation ended; `expected` is the version the agent must run at, or newer. */
 export function judgeInstall(
@@ -75,7 +81,7 @@ export function judgeInstall(
   const failed = install?.Status === "Failed" || install?.Status === "TimedOut";
   const metrics: MetricName[] = failed ? [METRIC.installsFailed] : [];
   const why = describeInvocation(invocation);
-  if (isUnreachable(invocation)) {
+  if (UNREACHABLE.has(invocation.StatusDetails ?? "")) {
     // Terminated, or SSM could not deliver the command: no agent can be put there from here.
     const fault = invocation.StatusDetails === "Terminated" ? "instance" : "service";
     return {

@@ -26,7 +26,7 @@ import {
   onSent,
   onWaitOver,
 } from "./job.js";
-import { type AgentSettings, DocumentChangedError, pinnedDocumentVersion } from "./settings.js";
+import { type AgentSettings, DocumentChangedError } from "./settings.js";
 import {
   COMMAND_DELIVERY_TIMEOUT_SECONDS,
   describeOnline,
@@ -101,7 +101,10 @@ export async function advanceWork<J extends AgentJob>(
   const dropped = new Set<J>();
   const inPhase = (phase: AgentJob["phase"]) => live().filter((job) => job.phase === phase);
 
-  await lookAtRegistration(inPhase("registering"), context);
+  const registering = inPhase("registering");
+  const online = await describeOnline(registering.map((job) => job.instanceId));
+  for (const job of registering)
+    onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
   await readInstalls(inPhase("installing"), context, due, unread);
   await mapLimit(
     inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now()),
@@ -123,13 +126,10 @@ export async function advanceWork<J extends AgentJob>(
   );
   for (const job of inPhase("waiting")) onWaitOver(job, context.now());
   const toAsk = inPhase("waiting").filter((job) => job.restartCheck && (job.retryAt ?? 0) <= context.now());
-  if (toAsk.length > 0 && context.deploymentsInFlight) {
-    const inFlight = await context.deploymentsInFlight(toAsk);
-    for (const job of toAsk) onDeploymentChecked(job, inFlight.get(job.instanceId), context.now());
-  } else {
-    // No one to ask (the failure path guards the whole group itself): restart as before.
-    for (const job of toAsk) onDeploymentChecked(job, undefined, context.now());
-  }
+  // No one to ask (the failure path guards the whole group itself): restart as before.
+  const inFlight =
+    (toAsk.length > 0 && (await context.deploymentsInFlight?.(toAsk))) || new Map<string, string>();
+  for (const job of toAsk) onDeploymentChecked(job, inFlight.get(job.instanceId), context.now());
   const wanted = context.stillWanted ? await context.stillWanted(inPhase("ready")) : inPhase("ready");
   await sendInstalls(wanted, context, dropped);
 
@@ -148,13 +148,6 @@ export async function advanceWork<J extends AgentJob>(
       due.set(job.instanceId, nextInstallLook(job.sentAt ?? context.now(), 0, undefined, context.cadence));
   }
   return { due, dropped, unread };
-}
-
-async function lookAtRegistration<J extends AgentJob>(jobs: J[], context: WorkContext<J>) {
-  if (jobs.length === 0) return;
-  const online = await describeOnline(jobs.map((job) => job.instanceId));
-  for (const job of jobs)
-    onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
 }
 
 /**
@@ -198,7 +191,7 @@ async function readInstalls<J extends AgentJob>(
     }
     let invocations: Map<string, CommandInvocation>;
     try {
-      invocations = await listInvocations(commandId, true);
+      invocations = await listInvocations(commandId);
     } catch (error) {
       if (!isTransient(error)) throw error;
       logger.warn("ListCommandInvocations failed transiently; read again shortly", {
@@ -265,9 +258,8 @@ async function send<J extends AgentJob>(
   try {
     const commandId = await sendInstall(context.settings, ids, {
       comment,
-      documentVersion: await pinnedDocumentVersion(context.settings),
       expectedVersion: context.expected,
-      allowRestart: allowRestart ? "yes" : "no",
+      allowRestart,
     });
     metrics.addMetric(METRIC.installsSent, MetricUnit.Count, jobs.length);
     for (const job of jobs) {
