@@ -176,28 +176,19 @@ export function readEvidence(output: string | undefined): Evidence {
     const found = new RegExp(`AGENTFIX_${name}=(\\S+)`).exec(text)?.[1];
     return found && found !== "none" ? found : undefined;
   };
-  const before = probeOf(
-    /AGENTFIX_BEFORE_STATUS=(running|stopped|missing)\s+AGENTFIX_BEFORE_VERSION=(\S*)/,
-    text,
-  );
-  const after = probeOf(
-    /AGENTFIX_AGENT_STATUS=(running|stopped|missing)\s+AGENTFIX_AGENT_VERSION=(\S*)/,
-    text,
-  );
-  const evidence: Evidence = {};
-  if (before) evidence.before = before;
-  if (after) evidence.after = after;
-  const current = value("ALREADY_CURRENT");
-  if (current) evidence.alreadyCurrent = current;
-  const deployment = value("DEPLOYMENT_IN_PROGRESS");
-  if (deployment) evidence.deploymentInProgress = deployment;
-  const restart = value("RESTART_NEEDED");
-  if (restart) evidence.restartNeeded = restart;
-  return evidence;
-}
-
-function probeOf(pattern: RegExp, text: string): AgentProbe | undefined {
-  const match = pattern.exec(text);
-  if (!match) return undefined;
-  return { state: match[1] as AgentRunState, version: normaliseVersion(match[2] ?? "") };
+  const probe = (prefix: string): AgentProbe | undefined => {
+    const match = new RegExp(
+      `AGENTFIX_${prefix}_STATUS=(running|stopped|missing)\\s+AGENTFIX_${prefix}_VERSION=(\\S*)`,
+    ).exec(text);
+    return match
+      ? { state: match[1] as AgentRunState, version: normaliseVersion(match[2] ?? "") }
+      : undefined;
+  };
+  return {
+    before: probe("BEFORE"),
+    after: probe("AGENT"),
+    alreadyCurrent: value("ALREADY_CURRENT"),
+    deploymentInProgress: value("DEPLOYMENT_IN_PROGRESS"),
+    restartNeeded: value("RESTART_NEEDED"),
+  };
 }

@@ -21,7 +21,6 @@ export interface AgentSettings {
   agentVersion: string;
   installAttempts: number;
   pollIntervalMs: number;
-  dryRun: boolean;
 }
 
 export function agentSettings(config: AgentConfig): AgentSettings {
@@ -32,7 +31,6 @@ export function agentSettings(config: AgentConfig): AgentSettings {
     agentVersion: config.AGENT_VERSION,
     installAttempts: config.INSTALL_ATTEMPTS,
     pollIntervalMs: config.POLL_INTERVAL_MS,
-    dryRun: config.DRY_RUN,
   };
 }
 

@@ -81,34 +81,25 @@ export function judgeInstall(
   const failed = install?.Status === "Failed" || install?.Status === "TimedOut";
   const metrics: MetricName[] = failed ? [METRIC.installsFailed] : [];
   const why = describeInvocation(invocation);
+  const failure = (reason: string, fault: Fault, retryable: boolean): Judgement => ({
+    evidence,
+    metrics,
+    verdict: { kind: "failed", reason, fault, retryable },
+  });
   if (UNREACHABLE.has(invocation.StatusDetails ?? "")) {
     // Terminated, or SSM could not deliver the command: no agent can be put there from here.
     const fault = invocation.StatusDetails === "Terminated" ? "instance" : "service";
-    return {
-      evidence,
-      metrics,
-      verdict: {
-        kind: "failed",
-        reason: `${why}; the instance cannot run commands`,
-        fault,
-        retryable: false,
-      },
-    };
+    return failure(`${why}; the instance cannot run commands`, fault, false);
   }
-  if (failed && DISTRIBUTOR_FAULT.test(install?.Output ?? "")) {
-    return {
-      evidence,
-      metrics,
-      verdict: { kind: "failed", reason: `install ${why}`, fault: "service", retryable: true },
-    };
-  }
+  if (failed && DISTRIBUTOR_FAULT.test(install?.Output ?? ""))
+    return failure(`install ${why}`, "service", true);
   const reason = !evidence.after
     ? `${why}; it printed no evidence of a running agent`
     : evidence.after.state !== "running"
       ? `${why}; the agent is ${evidence.after.state} (version ${evidence.after.version || "unknown"})`
       : `${why}; agent ${version} runs, older than ${accept}`;
   if (evidence.after) metrics.push(METRIC.verificationsFailed);
-  return { evidence, metrics, verdict: { kind: "failed", reason, fault: "instance", retryable: true } };
+  return failure(reason, "instance", true);
 }
 
 function plugin(invocation: CommandInvocation, name: string): CommandPlugin | undefined {

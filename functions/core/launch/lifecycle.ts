@@ -22,19 +22,12 @@ import {
 const MAX_INSTANCE_IDS = 50;
 const HOOK_CACHE_MS = 5 * 60_000;
 
-export interface InstanceState {
-  lifecycleState: string;
-  group: string;
-  /** What the instance was launched from, to name the AMI that bakes an agent in. */
-  imageId?: string;
-  launchTemplate?: string;
-}
-
-/** Lifecycle state of each instance; instances Auto Scaling no longer knows are absent. */
-export async function describeLifecycleStates(
-  instanceIds: readonly string[],
-): Promise<Map<string, InstanceState>> {
-  const states = new Map<string, InstanceState>();
+/**
+ * Lifecycle state of each instance, and what it was launched from (to name the AMI that bakes an agent
+ * in); instances Auto Scaling no longer knows are absent.
+ */
+export async function describeLifecycleStates(instanceIds: readonly string[]) {
+  const states = new Map<string, { lifecycleState: string; imageId?: string; launchTemplate?: string }>();
   for (const ids of chunk([...new Set(instanceIds)], MAX_INSTANCE_IDS)) {
     const instances = await collect(
       paginate((NextToken) =>
@@ -49,21 +42,16 @@ export async function describeLifecycleStates(
       (page) => page.AutoScalingInstances,
     );
     for (const instance of instances) {
-      if (instance.InstanceId) {
-        const template = instance.LaunchTemplate;
-        states.set(instance.InstanceId, {
-          lifecycleState: instance.LifecycleState ?? "",
-          group: instance.AutoScalingGroupName ?? "",
-          ...(instance.ImageId ? { imageId: instance.ImageId } : {}),
-          ...(template?.LaunchTemplateName || template?.LaunchTemplateId
-            ? {
-                launchTemplate: `${template.LaunchTemplateName ?? template.LaunchTemplateId} version ${template.Version ?? "$Default"}`,
-              }
-            : instance.LaunchConfigurationName
-              ? { launchTemplate: `launch configuration ${instance.LaunchConfigurationName}` }
-              : {}),
-        });
-      }
+      if (!instance.InstanceId) continue;
+      const template = instance.LaunchTemplate;
+      states.set(instance.InstanceId, {
+        lifecycleState: instance.LifecycleState ?? "",
+        imageId: instance.ImageId,
+        launchTemplate:
+          template?.LaunchTemplateName || template?.LaunchTemplateId
+            ? `${template.LaunchTemplateName ?? template.LaunchTemplateId} version ${template.Version ?? "$Default"}`
+            : instance.LaunchConfigurationName && `launch configuration ${instance.LaunchConfigurationName}`,
+      });
     }
   }
   return states;

@@ -10,7 +10,7 @@ import { dynamodb } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
 import { putIf } from "../common/lease.js";
-import type { BakedAgentReport, LaunchOutcomeKind } from "./types.js";
+import type { LaunchOutcome, LaunchOutcomeKind } from "./types.js";
 
 /** A launch: the instance's agent work plus its lifecycle action. */
 export interface LaunchRecord extends AgentJob {
@@ -31,7 +31,7 @@ export interface LaunchRecord extends AgentJob {
   result?: "CONTINUE" | "ABANDON";
   /** `done`: how the launch ended. */
   outcome?: LaunchOutcomeKind;
-  bakedAgent?: BakedAgentReport;
+  bakedAgent?: LaunchOutcome["bakedAgent"];
   /** The version read; a write succeeds only while the stored record is still at it (0: not stored). */
   version: number;
   updatedAt?: number;

@@ -40,14 +40,12 @@ export interface LaunchOutcome {
   /** An agent that could not be verified: the instance's own fault, or the service's (SSM, Distributor, us). */
   fault?: "instance" | "service";
   /** The instance started an outdated agent at boot: its AMI bakes one in (and what to do about it). */
-  bakedAgent?: BakedAgentReport;
-}
-
-export interface BakedAgentReport {
-  imageId?: string;
-  launchTemplate?: string;
-  /** The agent the AMI starts at boot, and the version it should be at. */
-  agentVersion: string;
-  expectedVersion: string;
-  fix: string;
+  bakedAgent?: {
+    imageId?: string;
+    launchTemplate?: string;
+    /** The agent the AMI starts at boot, and the version it should be at. */
+    agentVersion: string;
+    expectedVersion: string;
+    fix: string;
+  };
 }
