@@ -6,7 +6,7 @@ import { clock } from "../common/clock.js";
 import type { LaunchConfig } from "../config.js";
 import { enqueueReplays, replayPayload } from "./queue.js";
 import { type StepContext, stepOnce } from "./step.js";
-import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
+import type { LaunchOutcome, LaunchWork } from "./types.js";
 
 /** Run-until-done: steps until every launch is done or the budget runs out; the rest goes to the queue. */
 export async function runUntilDone(
@@ -23,17 +23,31 @@ export async function runUntilDone(
     const wakeAt =
       Math.min(...pending.map((outcome) => step.resumeAfterSeconds.get(outcome.instanceId) ?? 5)) * 1000;
     if (clock.now() + wakeAt >= context.deadline) {
-      const failed = await handOver(
-        pending,
-        input.requests,
-        step.resumeAfterSeconds,
-        config.LAUNCH_QUEUE_URL,
-      );
+      // The unfinished launches, as replay payloads on the launch queue, each due when its launch is.
+      const { failed } = config.LAUNCH_QUEUE_URL
+        ? await enqueueReplays(
+            config.LAUNCH_QUEUE_URL,
+            pending.map((outcome) => {
+              const request = input.requests.find((candidate) => candidate.instanceId === outcome.instanceId);
+              const launch = {
+                ...request,
+                instanceId: outcome.instanceId,
+                group: outcome.autoScalingGroupName,
+                hook: outcome.lifecycleHookName,
+              };
+              return {
+                payload: replayPayload(launch, "operator"),
+                delaySeconds: step.resumeAfterSeconds.get(outcome.instanceId),
+              };
+            }),
+          )
+        : { failed: [] };
       for (const outcome of pending) {
+        const failure = failed.find((entry) => entry.instanceId === outcome.instanceId);
         const how = !config.LAUNCH_QUEUE_URL
           ? "replay again to continue"
-          : failed.has(outcome.instanceId)
-            ? `could not be handed to the launch queue (${failed.get(outcome.instanceId)}); replay again to continue`
+          : failure
+            ? `could not be handed to the launch queue (${`${failure.code || "error"}: ${failure.message}`.trim()}); replay again to continue`
             : "continued through the launch queue";
         latest.set(outcome.instanceId, { ...outcome, reason: `${outcome.reason}; ${how}` });
       }
@@ -47,28 +61,4 @@ export async function runUntilDone(
       { ...context, follow: true, continuing: true },
     );
   }
-}
-
-/** The unfinished launches, as replay payloads on the launch queue, each due when its launch is. */
-async function handOver(
-  pending: readonly LaunchOutcome[],
-  requests: readonly LaunchRequest[],
-  resumeAfter: ReadonlyMap<string, number>,
-  queueUrl: string,
-): Promise<Map<string, string>> {
-  if (!queueUrl) return new Map();
-  const { failed } = await enqueueReplays(
-    queueUrl,
-    pending.map((outcome) => {
-      const request = requests.find((candidate) => candidate.instanceId === outcome.instanceId);
-      const launch = { ...request, instanceId: outcome.instanceId, group: outcome.autoScalingGroupName };
-      return {
-        payload: replayPayload({ ...launch, hook: outcome.lifecycleHookName }, "operator"),
-        delaySeconds: resumeAfter.get(outcome.instanceId),
-      };
-    }),
-  );
-  return new Map(
-    failed.map((entry) => [entry.instanceId, `${entry.code || "error"}: ${entry.message}`.trim()]),
-  );
 }

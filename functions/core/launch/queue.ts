@@ -85,11 +85,28 @@ export async function reconcileQueueBatch(
   }
   for (const [messageId, signal] of signalsByRecord)
     if (reconciled.unread?.has(signal.instanceId)) visibility.set(messageId, due(signal.instanceId));
-  await handBack(
-    batch.Records.filter((record) => visibility.has(record.messageId)),
-    visibility,
-    settings.queueUrl,
-  );
+  // Unfinished records come back after the queue's visibility timeout, which must outlast a whole
+  // invocation: shortening it for them lets the next invocation resume them within seconds
+  // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html).
+  // If that fails the visibility timeout still brings them back: nothing is lost, only time.
+  for (const { messageId, receiptHandle } of batch.Records) {
+    const seconds = visibility.get(messageId);
+    if (!settings.queueUrl || !receiptHandle || seconds === undefined) continue;
+    try {
+      await sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: settings.queueUrl,
+          ReceiptHandle: receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
+      );
+    } catch (error) {
+      logger.warn("could not hand the record back early; it returns after the visibility timeout", {
+        messageId,
+        error: errorMessage(error),
+      });
+    }
+  }
   const batchItemFailures = [...failed.map((item) => item.messageId), ...visibility.keys()].map(
     (itemIdentifier) => ({ itemIdentifier }),
   );
@@ -146,37 +163,6 @@ async function reconcileApart(
     }
   }
   return merged;
-}
-
-/**
- * Unfinished records come back after the queue's visibility timeout, which must outlast a whole
- * invocation. Shortening it for these records lets the next invocation resume them within seconds
- * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html).
- * If that fails the visibility timeout still brings them back: nothing is lost, only time.
- */
-async function handBack(
-  records: { messageId: string; receiptHandle?: string }[],
-  visibility: ReadonlyMap<string, number>,
-  queueUrl: string,
-): Promise<void> {
-  if (!queueUrl) return;
-  for (const record of records) {
-    if (!record.receiptHandle) continue;
-    try {
-      await sqs.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: queueUrl,
-          ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: visibility.get(record.messageId),
-        }),
-      );
-    } catch (error) {
-      logger.warn("could not hand the record back early; it returns after the visibility timeout", {
-        messageId: record.messageId,
-        error: errorMessage(error),
-      });
-    }
-  }
 }
 
 function parseBody(body: string): unknown {
