@@ -10,8 +10,6 @@ import { DEPLOYMENT_GUARD, SKIP_IF_CURRENT, VERIFY_AGENT } from "./scripts.js";
 
 /** Our scripts run in seconds; the verification waits up to a minute for the service to start. */
 const SCRIPT_TIMEOUT_SECONDS = "120";
-const LINUX = { StringEquals: ["platformType", "Linux"] };
-const WINDOWS = { StringEquals: ["platformType", "Windows"] };
 
 const versionParameter = (description: string) => ({
   type: "String",
@@ -24,7 +22,7 @@ function shell(name: string, platform: "linux" | "windows", lines: string[], onF
   return {
     action: platform === "linux" ? "aws:runShellScript" : "aws:runPowerShellScript",
     name,
-    precondition: platform === "linux" ? LINUX : WINDOWS,
+    precondition: { StringEquals: ["platformType", platform === "linux" ? "Linux" : "Windows"] },
     inputs: {
       runCommand: lines,
       timeoutSeconds: SCRIPT_TIMEOUT_SECONDS,

@@ -161,16 +161,9 @@ export const VERIFY_AGENT = {
 };
 
 /** Everything the install document printed about the agent on one instance. */
-export interface Evidence {
-  before?: AgentProbe;
-  after?: AgentProbe;
-  alreadyCurrent?: string;
-  deploymentInProgress?: string;
-  /** The older agent that runs, when the document stopped before restarting it. */
-  restartNeeded?: string;
-}
+export type Evidence = Partial<ReturnType<typeof readEvidence>>;
 
-export function readEvidence(output: string | undefined): Evidence {
+export function readEvidence(output: string | undefined) {
   const text = output ?? "";
   const value = (name: string) => {
     const found = new RegExp(`AGENTFIX_${name}=(\\S+)`).exec(text)?.[1];
@@ -189,6 +182,7 @@ export function readEvidence(output: string | undefined): Evidence {
     after: probe("AGENT"),
     alreadyCurrent: value("ALREADY_CURRENT"),
     deploymentInProgress: value("DEPLOYMENT_IN_PROGRESS"),
+    // The older agent that runs, when the document stopped before restarting it.
     restartNeeded: value("RESTART_NEEDED"),
   };
 }

@@ -131,7 +131,8 @@ export async function findInstallSince(
   installDocument: string,
   instanceId: string,
   since: number,
-): Promise<CommandInvocation | undefined> {
+  now: () => number,
+): Promise<{ commandId: string; at: number } | undefined> {
   const answer = await ssm.send(
     new ListCommandInvocationsCommand({
       InstanceId: instanceId,
@@ -142,7 +143,8 @@ export async function findInstallSince(
       MaxResults: 50,
     }),
   );
-  return (answer.CommandInvocations ?? []).sort((a, b) => requestedAt(b) - requestedAt(a))[0];
+  const newest = (answer.CommandInvocations ?? []).sort((a, b) => requestedAt(b) - requestedAt(a))[0];
+  return newest?.CommandId ? { commandId: newest.CommandId, at: requestedAt(newest) || now() } : undefined;
 }
 
 /** "command c-1 ended Failed (Execution Timed Out): <last line of output>" */

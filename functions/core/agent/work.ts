@@ -34,7 +34,6 @@ import {
   IN_FLIGHT_STATUSES,
   instancesRefused,
   listInvocations,
-  requestedAt,
   sendInstall,
 } from "./ssm-commands.js";
 import { judgeInstall } from "./verdicts.js";
@@ -110,18 +109,14 @@ export async function advanceWork<J extends AgentJob>(
     inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now()),
     CALLS_IN_FLIGHT,
     async (job) => {
+      const since = (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS;
       const found = await findInstallSince(
         context.settings.installDocument,
         job.instanceId,
-        (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS,
+        since,
+        context.now,
       );
-      onSendLookedUp(
-        job,
-        found?.CommandId
-          ? { commandId: found.CommandId, at: requestedAt(found) || context.now() }
-          : undefined,
-        context.now(),
-      );
+      onSendLookedUp(job, found, context.now());
     },
   );
   for (const job of inPhase("waiting")) onWaitOver(job, context.now());

@@ -75,9 +75,8 @@ export function recordOutcome(outcome: LaunchOutcome): void {
   metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
   if (outcome.outcome === "CONTINUE" && outcome.fault)
     metrics.addMetric(METRIC.launchFailedOpen, MetricUnit.Count, 1);
-  if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON") {
+  if (outcome.outcome === "CONTINUE" || outcome.outcome === "ABANDON")
     metrics.addMetric(METRIC.timeToComplete, MetricUnit.Seconds, outcome.elapsedSeconds);
-  }
   const log = outcome.outcome === "ABANDON" ? logger.warn.bind(logger) : logger.info.bind(logger);
   log(`launch ${outcome.outcome}: ${outcome.reason}`, {
     instanceId: outcome.instanceId,
@@ -88,17 +87,6 @@ export function recordOutcome(outcome: LaunchOutcome): void {
     elapsedSeconds: outcome.elapsedSeconds,
     ...(outcome.fault ? { fault: outcome.fault } : {}),
   });
-}
-
-/** With FAILURE_RESULT ABANDON: whether each group's breaker is open, for the launches to complete. */
-export async function readBreakers(
-  store: RecordStore,
-  finishing: readonly LaunchRecord[],
-): Promise<Map<string, boolean>> {
-  const breakers = new Map<string, boolean>();
-  for (const group of new Set(finishing.map((record) => record.group)))
-    breakers.set(group, (await store.breaker(group)).open);
-  return breakers;
 }
 
 /** Each group's breaker is told how its launches ended (verified, or the instance's own failure); a change is said once. */

@@ -37,7 +37,7 @@ import {
 import { deploymentsInFlight } from "./deployments.js";
 import { completeAction, describeLifecycleStates, lifecycleCalls, recordHeartbeat } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
-import { nameBakedAgents, outcomeOf, readBreakers, recordOutcome, tellBreakers } from "./report.js";
+import { nameBakedAgents, outcomeOf, recordOutcome, tellBreakers } from "./report.js";
 import { fillLaunchStarts, inScope } from "./scope.js";
 import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
@@ -296,7 +296,10 @@ class LaunchStep {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
     await nameBakedAgents(finishing);
     const abandon = this.config.FAILURE_RESULT === "ABANDON";
-    const breakers = abandon ? await readBreakers(this.context.store, finishing) : new Map<string, boolean>();
+    const breakers = new Map<string, boolean>();
+    if (abandon)
+      for (const group of new Set(finishing.map((record) => record.group)))
+        breakers.set(group, (await this.context.store.breaker(group)).open);
     const now = this.context.now();
     for (const record of finishing) record.finishingSince ??= now;
     finishing.sort((a, b) => completionWait(b, now) - completionWait(a, now));
