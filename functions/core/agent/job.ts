@@ -3,18 +3,13 @@
 // path's upgrade) is turned into observations that these functions apply; nothing here calls AWS.
 // The phases are drawn in docs/launch-state-machine.md, from the names below.
 import type { Fault, Judgement } from "./verdicts.js";
-import { describeVersion } from "./verified.js";
 
 /**
- * - `registering`: waiting for the instance to come Online with SSM.
- * - `ready`: an install is to be sent (after a look that the work is still wanted).
- * - `sending`: an install is being sent; until `heldUntil` the invocation that said so may still send
- *   it, after that the install is looked up on the instance and followed, or sent again.
- * - `installing`: the install document runs (`commandId`).
- * - `waiting`: until `retryAt` (a deployment or another install runs there, or CodeDeploy is to be
- *   asked whether the agent may be restarted: `restartCheck`).
- * - `finishing`: the work has ended (`ended`); a launch still has its lifecycle action to complete.
- * - `done`.
+ * `registering` (until Online with SSM); `ready` (an install is to be sent, once it is still wanted);
+ * `sending` (until `heldUntil` its invocation may still send it, then it is looked up on the instance
+ * and followed, or sent again); `installing` (`commandId` runs); `waiting` (until `retryAt`: a
+ * deployment or another install runs there, or CodeDeploy is to be asked about a restart,
+ * `restartCheck`); `finishing` (`ended`; a launch still completes its lifecycle action); `done`.
  */
 export type Phase = "registering" | "ready" | "sending" | "installing" | "waiting" | "finishing" | "done";
 
@@ -110,8 +105,8 @@ export function onSent(job: AgentJob, commandId: string, at: number, what: strin
 }
 
 /**
- * SendCommand failed. `unknown`: throttled or a server error, the command may have gone out, so it is
- * looked up before anything is sent again. `refused`: SSM does not take commands for the instance yet.
+ * SendCommand failed. `unknown` (throttled, a server error): it may have gone out, so it is looked up
+ * before anything is sent again. `refused`: SSM does not take commands for the instance yet.
  */
 export function onSendFailed(
   job: AgentJob,
@@ -162,7 +157,9 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
   if (job.phase !== "installing") return;
   const { verdict, evidence } = judgement;
   if (evidence.before) {
-    job.versionBefore ??= describeVersion(evidence.before);
+    // As a report reads it: "none" for no agent, "unknown" when no version was printed.
+    job.versionBefore ??=
+      evidence.before.version || (evidence.before.state === "missing" ? "none" : "unknown");
     if (evidence.before.state === "running") job.runningBefore ??= evidence.before.version || "unknown";
   }
   if (evidence.after?.version) job.agentVersion = evidence.after.version;
@@ -204,7 +201,7 @@ export function onNeverListed(job: AgentJob, now: number, maxAttempts: number): 
 }
 
 /** How long the agent waits for a deployment in flight before CodeDeploy is asked again. */
-export const DEPLOYMENT_RETRY_MS = 30_000;
+const DEPLOYMENT_RETRY_MS = 30_000;
 /** How long an older agent's restart waits for CodeDeploy at most: the launch is never held for hours. */
 const RESTART_WAIT_MAX_MS = 30 * 60_000;
 
@@ -257,17 +254,16 @@ export interface Cadence {
 }
 
 /** The longest wait between two looks at one thing (also SQS's longest message delay). */
-export const MAX_LOOK_INTERVAL_MS = 900_000;
+const MAX_LOOK_INTERVAL_MS = 900_000;
 
 /** Registration usually takes seconds to a couple of minutes: until then, the shared beat. */
 const REGISTRATION_BEAT_MS = 180_000;
 
 /**
  * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for
- * the first three minutes, then every sixth of the time it has waited beyond them (up to two
- * minutes), so an instance that never registers costs a few dozen looks, not one every few seconds
- * for the whole registration timeout, and one that registers late is still found within seconds.
- * Aligned on the beat, so the messages of many invocations come back together and share one
+ * three minutes, then every sixth of the time waited beyond them (at most two minutes), so one that
+ * never registers costs a few dozen looks and a late one is still found within seconds. Aligned on
+ * the beat, so the messages of many invocations come back together and share one
  * DescribeInstanceInformation.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
@@ -278,10 +274,9 @@ export function nextRegistrationLook(startedAt: number, now: number, cadence: Ca
 }
 
 /**
- * When the install in flight is next looked up without an event: once it is overdue, then with
- * doubling gaps (overdue, overdue, 2x, 4x ... up to 15 minutes), so a healthy install that takes an
- * hour costs about eight looks and as many receives of its message, and one that ends soon after it
- * was overdue is found within one more overdue interval. Following by hand, every followMs.
+ * When the install in flight is next looked up without an event: once overdue, then with gaps of
+ * overdue, overdue, 2x, 4x ... up to 15 minutes, so an hour-long install costs about eight looks and
+ * one that ends soon after it was overdue is read one overdue interval later; by hand, every followMs.
  */
 export function nextInstallLook(
   sentAt: number,

@@ -1,6 +1,5 @@
-// The engine's Systems Manager calls, each batched over the instances it concerns: who is Online,
-// send a command to up to 50 instances, read a command's invocations, and find installs already
-// sent. Also how an invocation reads in a report.
+// The agent work's Systems Manager calls, each batched over the instances it concerns, and how an
+// invocation reads in a report.
 import {
   type CommandInvocation,
   DescribeInstanceInformationCommand,
@@ -43,19 +42,16 @@ export async function describeOnline(instanceIds: readonly string[]): Promise<Ma
       ),
       (page) => page.InstanceInformationList,
     );
-    for (const info of rows) {
+    for (const info of rows)
       if (info.InstanceId && info.PingStatus === "Online")
         online.set(info.InstanceId, info.PlatformType ?? "Linux");
-    }
   }
   return online;
 }
 
 /**
  * Sends the stage's install document (documents.ts) to up to 50 instances, at the document version
- * whose content is this release's: Distributor's install of the agent package at the configured
- * version ("" is the latest), skipped when the agent already runs at `expectedVersion` or newer, held
- * back when it would restart a busy agent, then verified. Returns the command id.
+ * whose content is this release's. Returns the command id.
  */
 export async function sendInstall(
   settings: AgentSettings,
@@ -112,9 +108,8 @@ export async function listInvocations(commandId: string): Promise<Map<string, Co
       ),
       (page) => page.CommandInvocations,
     );
-    for (const invocation of invocations) {
+    for (const invocation of invocations)
       if (invocation.InstanceId) found.set(invocation.InstanceId, invocation);
-    }
   } catch (error) {
     if (awsErrorName(error) !== "InvocationDoesNotExist" && awsErrorName(error) !== "InvalidCommandId")
       throw error;

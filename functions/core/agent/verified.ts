@@ -39,8 +39,3 @@ export function isAcceptable(version: string, expected: string): boolean {
 export function isVerified(probe: AgentProbe | undefined, expected: string): boolean {
   return probe?.state === "running" && isAcceptable(probe.version, expected);
 }
-
-/** How an agent reads in a report: "none" for no agent, "unknown" when no version was printed. */
-export function describeVersion(probe: AgentProbe): string {
-  return probe.version || (probe.state === "missing" ? "none" : "unknown");
-}

@@ -195,13 +195,12 @@ export function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
 }
 
 /**
- * The lifecycle calls of one invocation, a few at a time: a scale-out completes hundreds of actions
- * at once, and Auto Scaling throttles completions and heartbeats when "too many instances launch too
- * quickly" (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
- * Throttling beyond the SDK's own retries is retried here (unless `retry` is false; spaced by
- * `retryDelayMs`, by default a capped exponential backoff) until the time budget runs out, then
- * reported as "throttled" for the next step rather than failing the batch; a call whose turn comes
- * after the budget ran out is not tried at all.
+ * The lifecycle calls of one invocation, a few at a time: Auto Scaling throttles completions and
+ * heartbeats when "too many instances launch too quickly"
+ * (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
+ * Throttling beyond the SDK's own retries is retried (unless `retry` is false; spaced by `retryDelayMs`,
+ * by default a capped backoff) until the budget runs out, then answered "throttled" for the next step
+ * rather than failing the batch; a call whose turn comes after the budget is not tried at all.
  */
 export function lifecycleCalls(inFlight: number, deadline: number) {
   const slots = limiter(inFlight);

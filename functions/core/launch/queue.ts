@@ -24,7 +24,7 @@ export interface LaunchReport {
   batchItemFailures?: { itemIdentifier: string }[];
 }
 
-/** What a step reports (step.ts); unfinished instances without a time of their own are due after the default. */
+/** What a step reports (step.ts); an unfinished instance that names no time is due after the default. */
 export type Reconciled = Pick<Stepped, "instances"> & Partial<Stepped>;
 
 /** Reconciles the instances of every valid record of an SQS batch and reports per record. */
@@ -47,17 +47,12 @@ export async function reconcileQueueBatch(
     try {
       const body = parseBody(record.body);
       const signal = parseCommandSignal(body);
-      if (signal && !signal.instanceId.startsWith("i-")) {
-        // A managed node (mi-...) is no instance of an Auto Scaling group: never a launch of ours.
+      const requests = signal ? [] : parseLaunchInput(body);
+      if (signal?.instanceId.startsWith("i-")) signalsByRecord.set(record.messageId, signal);
+      // A managed node (mi-...) is no instance of an Auto Scaling group: never a launch of ours.
+      else if (signal)
         skipped.push({ messageId: record.messageId, reason: `${signal.instanceId} is not an EC2 instance` });
-        continue;
-      }
-      if (signal) {
-        signalsByRecord.set(record.messageId, signal);
-        continue;
-      }
-      const requests = parseLaunchInput(body);
-      if (requests === "test-notification")
+      else if (requests === "test-notification")
         skipped.push({ messageId: record.messageId, reason: "autoscaling:TEST_NOTIFICATION" });
       else requestsByRecord.set(record.messageId, requests);
     } catch (error) {
