@@ -235,24 +235,17 @@ async function sendInstalls<J extends AgentJob>(jobs: J[], context: WorkContext<
     if (await context.take(job)) taken.push(job);
     else dropped.add(job);
   });
-  const comment = `agentfix install ${context.correlationId}`.slice(0, 100);
   for (const allow of [false, true]) {
     const group = taken.filter((job) => Boolean(job.restartAllowed) === allow);
-    for (const batch of chunk(group, MAX_INSTANCE_IDS_PER_COMMAND))
-      await send(batch, allow, comment, context);
+    for (const batch of chunk(group, MAX_INSTANCE_IDS_PER_COMMAND)) await send(batch, allow, context);
   }
 }
 
-async function send<J extends AgentJob>(
-  jobs: J[],
-  allowRestart: boolean,
-  comment: string,
-  context: WorkContext<J>,
-) {
+async function send<J extends AgentJob>(jobs: J[], allowRestart: boolean, context: WorkContext<J>) {
   const ids = jobs.map((job) => job.instanceId);
   try {
     const commandId = await sendInstall(context.settings, ids, {
-      comment,
+      comment: `agentfix install ${context.correlationId}`.slice(0, 100),
       expectedVersion: context.expected,
       allowRestart,
     });
@@ -285,7 +278,7 @@ async function send<J extends AgentJob>(
     for (const job of jobs.filter((candidate) => failed.includes(candidate.instanceId)))
       onSendFailed(job, refused ? "refused" : { error: reason }, context.now());
     const rest = jobs.filter((job) => job.phase === "sending");
-    if (rest.length > 0 && rest.length < jobs.length) await send(rest, allowRestart, comment, context);
+    if (rest.length > 0 && rest.length < jobs.length) await send(rest, allowRestart, context);
   }
 }
 

@@ -68,23 +68,14 @@ const MAX_ACTIVITY_PAGES = 20;
  */
 const LAUNCH_ACTIVITY = new RegExp(`^${LAUNCH_ACTIVITY_PREFIX}(?: (into|from) warm pool)?: (i-[0-9a-zA-Z]+)`);
 
-export interface LaunchActivity {
-  /** AWS-time ms when the activity, and with it the launch lifecycle action, began. */
-  startedAt: number;
-  /** "WarmPool" when the instance is leaving the warm pool. */
-  origin?: "WarmPool";
-}
-
 /**
- * The latest launch activity of each instance (newest activities first). Auto Scaling keeps activities
- * for six weeks; an instance whose activity is not among the pages read is absent.
+ * The latest launch activity of each instance: when it, and with it the launch lifecycle action,
+ * began (AWS-time ms), and "WarmPool" when the instance leaves the warm pool. Auto Scaling keeps
+ * activities for six weeks; an instance whose activity is not among the pages read is absent.
  */
-export async function findLaunchActivities(
-  group: string,
-  instanceIds: readonly string[],
-): Promise<Map<string, LaunchActivity>> {
+export async function findLaunchActivities(group: string, instanceIds: readonly string[]) {
   const wanted = new Set(instanceIds);
-  const found = new Map<string, LaunchActivity>();
+  const found = new Map<string, { startedAt: number; origin?: "WarmPool" }>();
   const pages = paginate(
     (NextToken) =>
       autoScaling.send(
@@ -103,7 +94,7 @@ export async function findLaunchActivities(
       if (!instanceId || !wanted.has(instanceId) || found.has(instanceId) || !activity.StartTime) continue;
       found.set(instanceId, {
         startedAt: activity.StartTime.getTime(),
-        ...(match?.[1] === "from" ? { origin: "WarmPool" as const } : {}),
+        origin: match?.[1] === "from" ? "WarmPool" : undefined,
       });
     }
     if (found.size >= wanted.size) break;
@@ -121,8 +112,7 @@ const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
 
 /**
  * The launch hooks of a group that this service may complete: those of the configured names (the
- * stage's hook, and its previous release's name), or, when no name is configured, every launch hook
- * that is not CodeDeploy's own.
+ * stage's, and its previous release's), or, when none is configured, every one not CodeDeploy's own.
  */
 export async function findLaunchHooks(group: string, names: readonly string[]): Promise<LaunchHook[]> {
   const hooks = await describeLaunchHooks(group);

@@ -38,10 +38,9 @@ export interface LaunchRecord extends AgentJob {
 }
 
 /**
- * A group's breaker (only with FAILURE_RESULT ABANDON): it opens after BREAKER_THRESHOLD launches of
- * the group in a row ended in the instance's own failure, and closes when one verifies again. While it
- * is open, such failures complete CONTINUE: a fault common to the group (a bad AMI, a broken package
- * release) must not turn into a capacity outage.
+ * A group's breaker (only with FAILURE_RESULT ABANDON): it opens after BREAKER_THRESHOLD launches in a
+ * row ended in the instance's own failure, and closes when one verifies. While open, such failures
+ * complete CONTINUE: a fault common to the group (a bad AMI, a broken package) must not cost capacity.
  */
 export interface Breaker {
   failures: number;
@@ -77,10 +76,7 @@ interface Versioned {
   version: number;
 }
 
-/**
- * Where items are kept: `put` stores `data` at `read + 1` only while the stored item is still at
- * `read`, and answers false when it is not.
- */
+/** Where items are kept: `put` stores `data` at `read + 1` only while the stored item is still at `read`. */
 interface Items {
   get(key: string): Promise<Versioned>;
   put(key: string, data: string, read: number, ttlSeconds: number): Promise<boolean>;

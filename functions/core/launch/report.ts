@@ -89,7 +89,7 @@ export function recordOutcome(outcome: LaunchOutcome): void {
   });
 }
 
-/** Each group's breaker is told how its launches ended (verified, or the instance's own failure); a change is said once. */
+/** Each group's breaker is told how its launches ended; its opening or closing is said once. */
 export async function tellBreakers(
   store: RecordStore,
   finishing: readonly LaunchRecord[],

@@ -1,6 +1,5 @@
 // Which requests the launch path acts on: launches (into the group or its warm pool) of the groups in
-// scope on our own hook; one request per instance; and, for replays that leave the hook out, the
-// group's one hook of ours.
+// scope on our own hook, one request per instance, each with its hook resolved.
 import { type LaunchConfig, inScope as named } from "../config.js";
 import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
@@ -28,10 +27,9 @@ export function ourHookNames(
 }
 
 /**
- * The requests ours to act on, one per instance, each with its hook and the hook's heartbeat timeout;
- * and why the others are not. Replays may leave the hook out: it is the group's one hook of ours.
- * Unknown hooks (not described yet, or cached before they were created) get the documented default
- * heartbeat timeout.
+ * The requests ours to act on, each with its hook and heartbeat timeout, and why the others are not.
+ * Replays may leave the hook out: it is the group's one hook of ours. Unknown hooks (not described
+ * yet, or cached before they were created) get the documented default heartbeat timeout.
  */
 export async function inScope(
   requests: readonly LaunchRequest[],
@@ -70,9 +68,8 @@ export async function inScope(
 }
 
 /**
- * Sweeps and replays carry no lifecycle action token, and may carry no start time: the start time
- * (and whether the instance leaves a warm pool) comes from the group's scaling activities, so every
- * deadline counts from the launch itself, whatever brought the instance here.
+ * Sweeps and replays may carry no start time: it (and whether the instance leaves a warm pool) comes
+ * from the group's scaling activities, so every deadline counts from the launch itself.
  */
 export async function fillLaunchStarts(requests: readonly LaunchRequest[]): Promise<void> {
   const byGroup = new Map<string, LaunchRequest[]>();

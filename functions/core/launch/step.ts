@@ -1,8 +1,7 @@
 // One step of the launch path over a batch: every input (a launch event, SSM's command event, an
 // overdue launch message, a sweep or a replay payload) becomes the launch's record or an observation
 // of it; each launch is taken one step further with the agent work's step (agent/work.ts) and the
-// lifecycle transitions (action.ts), and its action is completed once the work has ended. The same
-// step serves both drivers (drivers.ts): step-and-return for the queue, run-until-done by hand.
+// lifecycle transitions (action.ts), and its action is completed once the work has ended.
 //
 // Invariants, held by conditional writes (records.ts), not by timing:
 // - at most one install in flight per instance: an install goes out only after its `sending` step was
@@ -289,8 +288,7 @@ class LaunchStep {
 
   /**
    * Each launch whose work ended is completed, the longest waiting first, its `finishing` step stored
-   * first so that no stale invocation completes it too. With FAILURE_RESULT ABANDON, each group's
-   * breaker is read first and told how its launches ended.
+   * first so that no stale invocation completes it too; with ABANDON, group breakers are consulted.
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
