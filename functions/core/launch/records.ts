@@ -70,27 +70,25 @@ const recordKey = (instanceId: string) => `launch#${instanceId}`;
 const markKey = (commandId: string) => `command#${commandId}`;
 const breakerKey = (group: string) => `breaker#${group}`;
 
-/** One stored item: its JSON and the version it was read at (0: none stored). */
-interface Versioned {
-  data?: string;
-  version: number;
-}
-
-/** Where items are kept: `put` stores `data` at `read + 1` only while the stored item is still at `read`. */
+/**
+ * Where items are kept, as JSON: `get` answers an item and the version it was read at (0: none
+ * stored); `put` stores `value` at `read + 1` only while the stored item is still at `read`.
+ */
 interface Items {
-  get(key: string): Promise<Versioned>;
-  put(key: string, data: string, read: number, ttlSeconds: number): Promise<boolean>;
+  get<T>(key: string): Promise<{ value?: T; version: number }>;
+  put(key: string, value: unknown, read: number, ttlSeconds: number): Promise<boolean>;
 }
 
 function memoryItems(): Items {
-  const items = new Map<string, Required<Versioned>>();
+  const items = new Map<string, { data: string; version: number }>();
   return {
     async get(key) {
-      return { ...(items.get(key) ?? { version: 0 }) };
+      const item = items.get(key);
+      return { value: item && JSON.parse(item.data), version: item?.version ?? 0 };
     },
-    async put(key, data, read) {
+    async put(key, value, read) {
       if ((items.get(key)?.version ?? 0) !== read) return false;
-      items.set(key, { data, version: read + 1 });
+      items.set(key, { data: JSON.stringify(value), version: read + 1 });
       return true;
     },
   };
@@ -103,14 +101,15 @@ function dynamoItems(tableName: string): Items {
       const { Item } = await dynamodb.send(
         new GetItemCommand({ TableName: tableName, Key: { pk: { S: key } }, ConsistentRead: true }),
       );
-      return { data: Item?.record?.S, version: Number(Item?.version?.N ?? "0") };
+      const data = Item?.record?.S;
+      return { value: data ? JSON.parse(data) : undefined, version: Number(Item?.version?.N ?? "0") };
     },
-    put(key, data, read, ttlSeconds) {
+    put(key, value, read, ttlSeconds) {
       return putIf({
         TableName: tableName,
         Item: {
           pk: { S: key },
-          record: { S: data },
+          record: { S: JSON.stringify(value) },
           version: { N: String(read + 1) },
           ttl: { N: String(Math.ceil(clock.now() / 1000) + ttlSeconds) },
         },
@@ -125,42 +124,32 @@ function dynamoItems(tableName: string): Items {
   };
 }
 
-function parsed<T>(item: Versioned): T | undefined {
-  return item.data ? (JSON.parse(item.data) as T) : undefined;
-}
-
 function storeOf(items: Items): RecordStore {
   /** Every item of these ids, each with the version it was read at. */
   const readAll = async <T>(ids: readonly string[], key: (id: string) => string) => {
     const found = new Map<string, T & { version: number }>();
     await mapLimit([...new Set(ids)], CALLS_IN_FLIGHT, async (id) => {
-      const item = await items.get(key(id));
-      const value = parsed<T>(item);
-      if (value) found.set(id, { ...value, version: item.version });
+      const { value, version } = await items.get<T>(key(id));
+      if (value) found.set(id, { ...value, version });
     });
     return found;
   };
   const breakerOf = async (group: string) => {
-    const item = await items.get(breakerKey(group));
-    return { breaker: parsed<Breaker>(item) ?? { failures: 0, open: false }, version: item.version };
+    const { value, version } = await items.get<Breaker>(breakerKey(group));
+    return { breaker: value ?? { failures: 0, open: false }, version };
   };
   return {
     read: (instanceIds) => readAll<LaunchRecord>(instanceIds, recordKey),
     async write(record) {
       const next = { ...record, version: record.version + 1, updatedAt: clock.now() };
-      const won = await items.put(
-        recordKey(record.instanceId),
-        JSON.stringify(next),
-        record.version,
-        RECORD_TTL_SECONDS,
-      );
+      const won = await items.put(recordKey(record.instanceId), next, record.version, RECORD_TTL_SECONDS);
       if (won) Object.assign(record, { version: next.version, updatedAt: next.updatedAt });
       return won;
     },
     marks: (commandIds) => readAll<CommandMark>(commandIds, markKey),
     async claimRead(commandId, seen, next) {
       const mark = { readAt: Math.round(next.readAt), lookups: next.lookups };
-      return items.put(markKey(commandId), JSON.stringify(mark), seen?.version ?? 0, MARK_TTL_SECONDS);
+      return items.put(markKey(commandId), mark, seen?.version ?? 0, MARK_TTL_SECONDS);
     },
     async breaker(group) {
       return (await breakerOf(group)).breaker;
@@ -173,12 +162,7 @@ function storeOf(items: Items): RecordStore {
           ended.verified > 0
             ? { failures: 0, open: false }
             : { failures, open: breaker.open || failures >= BREAKER_THRESHOLD };
-        const written = await items.put(
-          breakerKey(group),
-          JSON.stringify(next),
-          version,
-          BREAKER_TTL_SECONDS,
-        );
+        const written = await items.put(breakerKey(group), next, version, BREAKER_TTL_SECONDS);
         if (written || attempt >= 4) return next;
       }
     },
