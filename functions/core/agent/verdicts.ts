@@ -2,7 +2,7 @@
 // invocation, the settings and the version expected; the launch state machine applies it. Only
 // evidence counts: `Success` with no line showing a running agent at an acceptable version is not
 // verified, and a `Failed` install followed by a running, acceptable agent is.
-import type { CommandInvocation, CommandPlugin } from "@aws-sdk/client-ssm";
+import type { CommandInvocation } from "@aws-sdk/client-ssm";
 import { INSTALL_STEPS, METRIC, type MetricName } from "../contract.js";
 import { type Evidence, readEvidence } from "./scripts.js";
 import type { AgentSettings } from "./settings.js";
@@ -10,7 +10,7 @@ import { commandOutput, describeInvocation } from "./ssm-commands.js";
 import { isVerified } from "./verified.js";
 
 /** How long an install waits for a deployment, or another install, that runs on the instance. */
-export const BUSY_RETRY_MS = 30_000;
+const BUSY_RETRY_MS = 30_000;
 
 /**
  * Whose fault a failure is: `instance` only when the instance itself could not take a working agent;
@@ -51,7 +51,7 @@ export function judgeInstall(
   expected: string,
 ): Judgement {
   const evidence = readEvidence(commandOutput(invocation));
-  const install = plugin(invocation, INSTALL_STEPS.install);
+  const install = invocation.CommandPlugins?.find((candidate) => candidate.Name === INSTALL_STEPS.install);
   // A step that did not run reports Success with StatusDetails Skipped (ended early, other platform).
   const installed = install?.Status === "Success" && install.StatusDetails !== "Skipped";
   // On a stage that takes the latest, what Distributor just installed is the latest.
@@ -100,8 +100,4 @@ export function judgeInstall(
       : `${why}; agent ${version} runs, older than ${accept}`;
   if (evidence.after) metrics.push(METRIC.verificationsFailed);
   return failure(reason, "instance", true);
-}
-
-function plugin(invocation: CommandInvocation, name: string): CommandPlugin | undefined {
-  return invocation.CommandPlugins?.find((candidate) => candidate.Name === name);
 }

@@ -39,7 +39,7 @@ import {
 import { judgeInstall } from "./verdicts.js";
 
 /** A command read in the last few seconds is not read again for an event: the next read serves it. */
-export const READ_GAP_MS = 5_000;
+const READ_GAP_MS = 5_000;
 const CALLS_IN_FLIGHT = 5;
 /** A send whose outcome is unknown is looked up on the instance this often, until it shows or its grace ends. */
 const SEND_LOOKUP_GAP_MS = 10_000;

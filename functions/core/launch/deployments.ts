@@ -65,10 +65,7 @@ export async function deploymentsInFlight(records: readonly LaunchRecord[]): Pro
     } catch (error) {
       logger.warn(
         "Could not ask CodeDeploy about deployments in flight; the agents are left as they are for now",
-        {
-          autoScalingGroupName: group,
-          error: errorMessage(error),
-        },
+        { autoScalingGroupName: group, error: errorMessage(error) },
       );
       for (const record of launches) busy.set(record.instanceId, "(unknown: CodeDeploy did not answer)");
     }

@@ -170,18 +170,14 @@ async function whileActive(call: () => Promise<unknown>): Promise<boolean> {
 }
 
 export function completeAction(action: LifecycleAction, result: "CONTINUE" | "ABANDON"): Promise<boolean> {
-  return whileActive(() =>
-    autoScalingLifecycle.send(
-      new CompleteLifecycleActionCommand({ ...target(action), LifecycleActionResult: result }),
-    ),
-  );
+  const command = new CompleteLifecycleActionCommand({ ...target(action), LifecycleActionResult: result });
+  return whileActive(() => autoScalingLifecycle.send(command));
 }
 
 /** Restarts the hook's heartbeat window. */
 export function recordHeartbeat(action: LifecycleAction): Promise<boolean> {
-  return whileActive(() =>
-    autoScalingLifecycle.send(new RecordLifecycleActionHeartbeatCommand(target(action))),
-  );
+  const command = new RecordLifecycleActionHeartbeatCommand(target(action));
+  return whileActive(() => autoScalingLifecycle.send(command));
 }
 
 /**

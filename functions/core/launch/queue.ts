@@ -135,11 +135,7 @@ async function reconcileApart(
       error: errorMessage(error),
     });
   }
-  const merged = {
-    instances: [] as LaunchOutcome[],
-    resumeAfterSeconds: new Map<string, number>(),
-    unread: new Set<string>(),
-  };
+  const merged: Stepped = { instances: [], resumeAfterSeconds: new Map(), unread: new Set() };
   for (const messageId of [...requestsByRecord.keys(), ...signalsByRecord.keys()]) {
     const signal = signalsByRecord.get(messageId);
     try {

@@ -10,7 +10,7 @@ import { dynamodb } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { mapLimit } from "../common/concurrency.js";
 import { putIf } from "../common/lease.js";
-import type { LaunchOutcome, LaunchOutcomeKind } from "./types.js";
+import type { LaunchOutcome } from "./types.js";
 
 /** A launch: the instance's agent work plus its lifecycle action. */
 export interface LaunchRecord extends AgentJob {
@@ -30,7 +30,7 @@ export interface LaunchRecord extends AgentJob {
   /** `finishing`: the result the lifecycle action is completed with. */
   result?: "CONTINUE" | "ABANDON";
   /** `done`: how the launch ended. */
-  outcome?: LaunchOutcomeKind;
+  outcome?: LaunchOutcome["outcome"];
   bakedAgent?: LaunchOutcome["bakedAgent"];
   /** The version read; a write succeeds only while the stored record is still at it (0: not stored). */
   version: number;

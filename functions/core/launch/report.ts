@@ -6,11 +6,11 @@ import { logger, metrics } from "../common/powertools.js";
 import { METRIC, type MetricName } from "../contract.js";
 import { describeLifecycleStates } from "./lifecycle.js";
 import type { LaunchRecord, RecordStore } from "./records.js";
-import type { LaunchOutcome, LaunchOutcomeKind } from "./types.js";
+import type { LaunchOutcome } from "./types.js";
 
 export function outcomeOf(
   launch: { instanceId: string; group: string; hook?: string; startedAt?: number },
-  outcome: LaunchOutcomeKind,
+  outcome: LaunchOutcome["outcome"],
   reason: string,
   now: number,
 ): LaunchOutcome {
@@ -63,7 +63,7 @@ export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise
   }
 }
 
-const OUTCOME_METRIC: Record<LaunchOutcomeKind, MetricName> = {
+const OUTCOME_METRIC: Record<LaunchOutcome["outcome"], MetricName> = {
   CONTINUE: METRIC.launchContinued,
   ABANDON: METRIC.launchAbandoned,
   ALREADY_COMPLETED: METRIC.launchAlreadyCompleted,

@@ -9,8 +9,6 @@ export interface LaunchWork {
   signals: readonly CommandSignal[];
 }
 
-export type LaunchOutcomeKind = "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
-
 /** One instance to reconcile, from an event, a replay or the sweep. */
 export interface LaunchRequest {
   instanceId: string;
@@ -32,7 +30,7 @@ export interface LaunchOutcome {
   instanceId: string;
   autoScalingGroupName: string;
   lifecycleHookName?: string;
-  outcome: LaunchOutcomeKind;
+  outcome: "CONTINUE" | "ABANDON" | "ALREADY_COMPLETED" | "SKIPPED" | "PENDING";
   reason: string;
   agentVersion?: string;
   elapsedSeconds: number;
