@@ -15,8 +15,10 @@ export async function runUntilDone(
   context: StepContext,
 ): Promise<LaunchOutcome[]> {
   const latest = new Map<string, LaunchOutcome>();
-  let step = await stepOnce(input, config, { ...context, follow: true });
-  for (;;) {
+  let work = input;
+  for (let round = 0; ; round += 1) {
+    const continuing = round > 0 || context.continuing;
+    const step = await stepOnce(work, config, { ...context, follow: true, continuing });
     for (const outcome of step.instances) latest.set(outcome.instanceId, outcome);
     const pending = step.instances.filter((outcome) => outcome.outcome === "PENDING");
     if (pending.length === 0) return [...latest.values()];
@@ -55,10 +57,6 @@ export async function runUntilDone(
     }
     await clock.sleep(wakeAt);
     const ids = new Set(pending.map((outcome) => outcome.instanceId));
-    step = await stepOnce(
-      { requests: input.requests.filter((request) => ids.has(request.instanceId)), signals: [] },
-      config,
-      { ...context, follow: true, continuing: true },
-    );
+    work = { requests: input.requests.filter((request) => ids.has(request.instanceId)), signals: [] };
   }
 }

@@ -115,8 +115,7 @@ const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
  * stage's, and its previous release's), or, when none is configured, every one not CodeDeploy's own.
  */
 export async function findLaunchHooks(group: string, names: readonly string[]): Promise<LaunchHook[]> {
-  const hooks = await describeLaunchHooks(group);
-  return hooks.filter((hook) =>
+  return (await describeLaunchHooks(group)).filter((hook) =>
     names.length > 0 ? names.includes(hook.name) : !hook.name.startsWith(CODEDEPLOY_HOOK_PREFIX),
   );
 }

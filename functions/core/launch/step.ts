@@ -181,6 +181,9 @@ class LaunchStep {
   private async takeRequests(requests: Map<string, LaunchRequest>, known: Map<string, LaunchRecord>) {
     const toConfirm: LaunchRequest[] = [];
     const now = this.context.now();
+    const dryRun = this.config.DRY_RUN
+      ? `dry run: would install ${this.settings.agentPackage} now`
+      : undefined;
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
       if (
@@ -197,9 +200,9 @@ class LaunchStep {
           const reason = "an earlier launch of this instance; a newer one is in hand";
           this.outcomes.set(instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, now));
         }
-      } else if (request.source === "event") {
-        this.hand.set(instanceId, newLaunch(request, record, now, this.dryRun()));
-      } else toConfirm.push(request);
+      } else if (request.source === "event")
+        this.hand.set(instanceId, newLaunch(request, record, now, dryRun));
+      else toConfirm.push(request);
     }
     if (toConfirm.length === 0) return;
     await fillLaunchStarts(toConfirm);
@@ -213,14 +216,10 @@ class LaunchStep {
         this.outcomes.set(request.instanceId, outcomeOf(request, "ALREADY_COMPLETED", reason, now));
         continue;
       }
-      const record = newLaunch(request, known.get(request.instanceId), now, this.dryRun());
+      const record = newLaunch(request, known.get(request.instanceId), now, dryRun);
       if (open[index] === true) record.lastBeatAt = now;
       this.hand.set(request.instanceId, record);
     }
-  }
-
-  private dryRun(): string | undefined {
-    return this.config.DRY_RUN ? `dry run: would install ${this.settings.agentPackage} now` : undefined;
   }
 
   /** Stores the record if it is still at the version read; false when it changed elsewhere. */
