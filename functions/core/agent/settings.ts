@@ -1,7 +1,6 @@
-// What the agent work of a stage needs to know (its document, package, pin, attempts), and the version
-// the agent must run at: the pin, else the newest version Distributor publishes. An agent at that
-// version or newer is verified (verified.ts): on the day AWS publishes a new agent, instances that get
-// it are never failed for being ahead of what this container last read.
+// What the agent work of a stage needs to know, and the version the agent must run at: the pin, else
+// the newest Distributor publishes. Newer is verified too (verified.ts): on the day AWS publishes a new
+// agent, instances that get it are never failed for being ahead of what this container last read.
 import { DescribeDocumentCommand, GetDocumentCommand } from "@aws-sdk/client-ssm";
 import { ssm } from "../common/clients.js";
 import { clock } from "../common/clock.js";

@@ -174,16 +174,10 @@ async function readInstalls<J extends AgentJob>(
         if (context.signalled.has(job.instanceId)) unread.add(job.instanceId);
       }
     };
-    if (now < dueAt) {
-      later(dueAt);
-      return;
-    }
+    if (now < dueAt) return later(dueAt);
     const next = { readAt: now, lookups: signalled ? (mark?.lookups ?? 0) : (mark?.lookups ?? 0) + 1 };
-    if (!(await context.claimRead(commandId, mark, next))) {
-      // Another invocation reads it right now: its settlement (or the next look) serves these too.
-      later(now + READ_GAP_MS);
-      return;
-    }
+    // Another invocation reads it right now: its settlement (or the next look) serves these too.
+    if (!(await context.claimRead(commandId, mark, next))) return later(now + READ_GAP_MS);
     let invocations: Map<string, CommandInvocation>;
     try {
       invocations = await listInvocations(commandId);
@@ -193,8 +187,7 @@ async function readInstalls<J extends AgentJob>(
         commandId,
         error: errorMessage(error),
       });
-      later(now + READ_GAP_MS);
-      return;
+      return later(now + READ_GAP_MS);
     }
     const inHand = new Set(ofCommand.map((job) => job.instanceId));
     for (const job of ofCommand) {

@@ -46,7 +46,7 @@ export async function describeLifecycleStates(instanceIds: readonly string[]) {
       const template = instance.LaunchTemplate;
       states.set(instance.InstanceId, {
         lifecycleState: instance.LifecycleState ?? "",
-        imageId: instance.ImageId,
+        imageId: instance.ImageId || undefined,
         launchTemplate:
           template?.LaunchTemplateName || template?.LaunchTemplateId
             ? `${template.LaunchTemplateName ?? template.LaunchTemplateId} version ${template.Version ?? "$Default"}`
