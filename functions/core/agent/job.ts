@@ -1,7 +1,6 @@
-// One model of an instance's agent work: a job with one set of phases and pure transitions. Every
-// input (a launch event, SSM's command event, an overdue message, a sweep, a replay, the failure
-// path's upgrade) is turned into observations that these functions apply; nothing here calls AWS.
-// The phases are drawn in docs/launch-state-machine.md, from the names below.
+// One model of an instance's agent work: one set of phases and pure transitions (drawn in
+// docs/launch-state-machine.md). Every input (a launch event, SSM's command event, an overdue message,
+// a sweep, a replay, the failure path's upgrade) becomes observations these apply; none calls AWS.
 import type { Fault, Judgement } from "./verdicts.js";
 
 /**

@@ -74,9 +74,8 @@ const pinned = new Map<string, string>();
 
 /**
  * The version of the stage's install document whose content is exactly this release's: every
- * SendCommand names it, so whoever may update the document (a new default version) cannot change
- * what runs as root through this function. The default version is looked at first, then the latest
- * (a stack update in progress); a stored document that is neither is refused.
+ * SendCommand names it, so whoever may update the document cannot change what runs as root through
+ * this function. The default version is looked at first, then the latest (a stack update in progress).
  * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html (DocumentVersion)
  */
 export async function pinnedDocumentVersion(settings: AgentSettings): Promise<string> {

@@ -1,7 +1,6 @@
-// What an ended install-and-verify invocation means for its instance. A pure function of the
-// invocation, the settings and the version expected; the launch state machine applies it. Only
-// evidence counts: `Success` with no line showing a running agent at an acceptable version is not
-// verified, and a `Failed` install followed by a running, acceptable agent is.
+// What an ended install-and-verify invocation means for its instance (a pure function; job.ts applies
+// it). Only evidence counts: `Success` with no line showing a running agent at an acceptable version
+// is not verified, and a `Failed` install followed by a running, acceptable agent is.
 import type { CommandInvocation } from "@aws-sdk/client-ssm";
 import { INSTALL_STEPS, METRIC, type MetricName } from "../contract.js";
 import { type Evidence, readEvidence } from "./scripts.js";
@@ -14,8 +13,8 @@ const BUSY_RETRY_MS = 30_000;
 
 /**
  * Whose fault a failure is: `instance` only when the instance itself could not take a working agent;
- * `service` for everything around it (SSM, Distributor, throttling, our own errors), which must never
- * cost the fleet an instance (the stage's failure result applies to the first kind alone).
+ * `service` for everything around it (SSM, Distributor, throttling, us), which must never cost the
+ * fleet an instance: the stage's failure result applies to the first kind alone.
  */
 export type Fault = "instance" | "service";
 

@@ -1,8 +1,7 @@
-// One step of agent work over a batch of jobs: the SSM calls each phase needs, batched (one
-// DescribeInstanceInformation for every instance still registering, one SendCommand per 50 instances
-// ready, one ListCommandInvocations per command due), their answers applied with job.ts's
-// transitions. The launch path and the failure path both take this step; what differs (lifecycle
-// actions, where jobs are kept) comes in through the context.
+// One step of agent work over a batch of jobs, for the launch and the failure path alike: the SSM calls
+// each phase needs, batched (one DescribeInstanceInformation for every instance registering, one
+// SendCommand per 50 ready, one ListCommandInvocations per command due), answers applied with job.ts's
+// transitions; what differs (lifecycle actions, where jobs are kept) comes in through the context.
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { CommandInvocation } from "@aws-sdk/client-ssm";
 import { clock } from "../common/clock.js";

@@ -1,7 +1,6 @@
-// Run-until-done, the launch step's second driver (step-and-return, step.ts's stepOnce, serves the
-// launch queue). It serves a replay by hand (the console, `npm run replay`) and `launch.completion:
-// "polling"`: it takes steps, following installs every poll interval, until every launch is done or
-// the time budget runs out; what is left then goes on through the launch queue, and the report says so.
+// Run-until-done, the launch step's driver for a replay by hand (the console, `npm run replay`) and
+// `launch.completion: "polling"` (step.ts's stepOnce serves the queue): steps, following installs every
+// poll interval, until every launch is done or the budget runs out; the rest goes on through the queue.
 import { clock } from "../common/clock.js";
 import type { LaunchConfig } from "../config.js";
 import { enqueueReplays, replayPayload } from "./queue.js";

@@ -114,9 +114,8 @@ export async function reconcileQueueBatch(
 }
 
 /**
- * The whole batch in one step; when that step fails with an error it could not leave to its records
- * (an AWS refusal, say), each record is taken again alone, so that the error fails only the records
- * it concerns and the others go on.
+ * The whole batch in one step; when that fails with an error it could not leave to its records (an
+ * AWS refusal, say), each record is taken alone, so the error fails only the records it concerns.
  */
 async function reconcileApart(
   requestsByRecord: Map<string, LaunchRequest[]>,
@@ -191,10 +190,7 @@ export interface NotEnqueued {
   message: string;
 }
 
-/**
- * Puts replay payloads on the launch queue, ten per SendMessageBatch, each delayed as asked. Returns
- * how many SQS took and every entry it did not (a failed entry is never reported as enqueued).
- */
+/** Puts replay payloads on the launch queue, each delayed as asked: how many SQS took, and the rest. */
 export async function enqueueReplays(
   queueUrl: string,
   replays: readonly { payload: LaunchReplay; delaySeconds?: number }[],

@@ -27,8 +27,7 @@ export function outcomeOf(
 /**
  * Instances that started an outdated agent at boot: their AMI bakes one in, and CodeDeploy's launch
  * deployment can pick it up before anyone can replace it. Each is named with its AMI and launch
- * template (one Auto Scaling call for the few such instances), counted, and the fix said; CodeDeploy's
- * guide recommends an AMI whose agent is stopped
+ * template, counted, and the fix said: CodeDeploy's guide recommends an AMI whose agent is stopped
  * (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
  */
 export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise<void> {

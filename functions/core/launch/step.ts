@@ -307,9 +307,8 @@ class LaunchStep {
       decideResult(record, this.config.FAILURE_RESULT, breakers.get(record.group) ?? false);
       const result = record.result ?? "CONTINUE";
       const retryDelayMs = () => completionRetryMs(record, this.context.now());
-      // The `finishing` step is stored (and held) when the call's turn comes, not before: a launch
-      // still in line when the budget runs out is not held by this invocation. No call goes out
-      // until it is stored, however the store's answer is retried.
+      // The `finishing` step is stored (and held) when the call's turn comes, not before, so a launch
+      // still in line when the budget runs out is not held; no call goes out until it is stored.
       let taken = false;
       const completion = await this.lifecycle(
         async () => {
