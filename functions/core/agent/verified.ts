@@ -1,7 +1,7 @@
 // What "a verified agent" means, decided in one place. The agent is verified when it runs at the
 // version we expect or newer: an agent newer than expected is never wrong (AWS may publish a release
 // after the function last looked). The install document's shell and PowerShell checks implement the
-// same rule (scripts.ts), and tests/unit/agent-rule.test.ts runs the shell one against this table.
+// same rule (scripts.ts), and tests/unit/agent-verified.test.ts runs the shell one against this table.
 
 export type AgentRunState = "running" | "stopped" | "missing";
 

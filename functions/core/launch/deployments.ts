@@ -29,9 +29,9 @@ const targetsOf = new Map<string, readonly string[]>();
 let applications: { at: number; byGroup: Map<string, string[]> } | undefined;
 
 /**
- * The deployment in flight on each of these instances, if any. A deployment that has not started yet
- * (its instances unknown) counts for every instance launched before it was created. When CodeDeploy
- * cannot be asked, every instance counts as busy: the agent is left running and asked about again.
+ * The deployment in flight on each of these instances, if any. One not started yet (its instances
+ * unknown) counts for every instance launched before it was created. When CodeDeploy cannot be asked,
+ * every instance counts as busy: the agent is left running and asked about again.
  */
 export async function deploymentsInFlight(records: readonly LaunchRecord[]): Promise<Map<string, string>> {
   const busy = new Map<string, string>();

@@ -1,8 +1,7 @@
-// What the launch path knows of each launch, kept between invocations: one record per instance in the
-// stage's table (`launch#<instance id>`), and one mark per install command (`command#<command id>`)
-// saying when it was last read. Every write is conditional on the version that was read, so an
-// invocation holding stale state learns so from the write and acts on nothing: this, not timing, is
-// what keeps two invocations from sending two installs or completing one action twice.
+// What the launch path keeps between invocations in the stage's table: one record per instance
+// (`launch#<instance id>`) and one mark per install command (`command#<command id>`: when it was last
+// read). Every write is conditional on the version read, so an invocation holding stale state acts on
+// nothing: this, not timing, keeps two invocations from sending two installs or completing one twice.
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { AgentJob } from "../agent/job.js";
 import type { CommandMark } from "../agent/work.js";
@@ -151,9 +150,7 @@ function storeOf(items: Items): RecordStore {
       const mark = { readAt: Math.round(next.readAt), lookups: next.lookups };
       return items.put(markKey(commandId), mark, seen?.version ?? 0, MARK_TTL_SECONDS);
     },
-    async breaker(group) {
-      return (await breakerOf(group)).breaker;
-    },
+    breaker: async (group) => (await breakerOf(group)).breaker,
     async noteEnded(group, ended) {
       for (let attempt = 0; ; attempt += 1) {
         const { breaker, version } = await breakerOf(group);

@@ -73,10 +73,8 @@ export async function inScope(
  */
 export async function fillLaunchStarts(requests: readonly LaunchRequest[]): Promise<void> {
   const byGroup = new Map<string, LaunchRequest[]>();
-  for (const request of requests) {
-    if (request.startedAt !== undefined) continue;
+  for (const request of requests.filter((candidate) => candidate.startedAt === undefined))
     byGroup.set(request.group, [...(byGroup.get(request.group) ?? []), request]);
-  }
   for (const [group, missing] of byGroup) {
     const launches = await findLaunchActivities(
       group,

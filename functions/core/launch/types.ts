@@ -1,6 +1,5 @@
 // What the launch path takes in (one request per instance, from an event, a replay or the sweep) and
 // what it reports per instance.
-
 import type { CommandSignal } from "../../schemas/command-event.js";
 
 /** What the launch path is given at once: launches to work on, and installs whose end SSM signalled. */
