@@ -104,20 +104,13 @@ export async function advanceWork<J extends AgentJob>(
   for (const job of registering)
     onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
   await readInstalls(inPhase("installing"), context, due, unread);
-  await mapLimit(
-    inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now()),
-    CALLS_IN_FLIGHT,
-    async (job) => {
-      const since = (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS;
-      const found = await findInstallSince(
-        context.settings.installDocument,
-        job.instanceId,
-        since,
-        context.now,
-      );
-      onSendLookedUp(job, found, context.now());
-    },
-  );
+  const stale = inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now());
+  const { installDocument } = context.settings;
+  await mapLimit(stale, CALLS_IN_FLIGHT, async (job) => {
+    const since = (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS;
+    const found = await findInstallSince(installDocument, job.instanceId, since, context.now);
+    onSendLookedUp(job, found, context.now());
+  });
   for (const job of inPhase("waiting")) onWaitOver(job, context.now());
   const toAsk = inPhase("waiting").filter((job) => job.restartCheck && (job.retryAt ?? 0) <= context.now());
   // No one to ask (the failure path guards the whole group itself): restart as before.

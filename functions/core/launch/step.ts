@@ -106,12 +106,10 @@ class LaunchStep {
     }
     await this.heartbeat();
     const now = this.context.now();
+    const stateCheckDue = (record: LaunchRecord) =>
+      now - (record.stateCheckedAt ?? record.startedAt) >= STATE_CHECK_MS;
     await this.stillWaiting(
-      this.active().filter(
-        (record) =>
-          record.phase === "registering" &&
-          now - (record.stateCheckedAt ?? record.startedAt) >= STATE_CHECK_MS,
-      ),
+      this.active().filter((record) => record.phase === "registering" && stateCheckDue(record)),
     );
     const expected = this.active().length > 0 ? await expectedVersion(this.settings) : "";
     const { due, dropped, unread } = await advanceWork(this.active(), {
