@@ -34,7 +34,9 @@ export interface FaultRecovery {
   max: number | null;
   /**
    * AWS seconds from the fault to the moment the service worked on the instance again: the start of
-   * the next launch-function invocation that reported it. The stall the fault caused, without the
+   * the next launch-function invocation that reported it, or the service's CONTINUE of it if that
+   * came first (an invocation already running when the fault struck may complete the instance; the
+   * next one to report it may come much later, or never). The stall the fault caused, without the
    * install that follows. Null when none resumed.
    */
   resumed: { p50: number | null; max: number | null };
@@ -157,7 +159,10 @@ function faultRecovery(
     if (released !== undefined && faultAt > released) continue;
     hit++;
     if (released !== undefined && inputs.endedVerified(instance)) seconds.push((released - faultAt) / 1000);
-    const next = (inputs.handledAt?.(instanceId) ?? []).filter((at) => at > faultAt);
+    const next = [
+      ...(inputs.handledAt?.(instanceId) ?? []),
+      ...(released === undefined ? [] : [released]),
+    ].filter((at) => at > faultAt);
     if (next.length > 0) resumed.push((Math.min(...next) - faultAt) / 1000);
   }
   const [p50] = nearestRanks(seconds, [0.5]);

@@ -185,6 +185,17 @@ describe("the recovery figures", () => {
       cutOffInvocation: { hit: 2, recovered: 1, p50: 100, max: 100, resumed: { p50: 40, max: 40 } },
       failedInstall: { hit: 1, recovered: 1, p50: 120, max: 120, resumed: { p50: 35, max: 35 } },
     });
+    // Completed by an invocation that was already running at the fault, reported by none after it:
+    // the service worked on it again at its CONTINUE, not at some later report.
+    const completedInFlight = recoveryFigures(
+      inputs({
+        instances: [a],
+        actions: [action("i-a", CONTINUE_AT(40))],
+        trace: trace.slice(0, 1),
+        handled: { "i-a": [5, 300] },
+      }),
+    );
+    expect(completedInFlight.recoverySeconds.droppedEvent.resumed).toEqual({ p50: 30, max: 30 });
     expect(recoveryFigures(inputs({ instances: [a] })).recoverySeconds.failedInstall).toEqual({
       hit: 0,
       recovered: 0,
