@@ -7,6 +7,8 @@ import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
 import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { metrics } from "../../functions/core/common/powertools.js";
+import { METRIC } from "../../functions/core/contract.js";
 import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
 import { memoryStore } from "../../functions/core/launch/records.js";
 import { stepOnce } from "../../functions/core/launch/step.js";
@@ -269,6 +271,60 @@ describe("concurrency by construction", () => {
     await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
     expect(autoScaling.commandCalls(CompleteLifecycleActionCommand)).toHaveLength(1);
     expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
+  });
+
+  it("counts every install of a command once when one read settles instances another invocation holds", async () => {
+    const addMetric = vi.spyOn(metrics, "addMetric");
+    const store = memoryStore();
+    const [first, second] = ids(2);
+    const requests = toRequests(world.launch([first ?? "", second ?? ""], { registerAfterMs: 0 }));
+    const config = launchConfig();
+    await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
+    const [command] = world.commands;
+    expect(command?.instanceIds).toEqual([first, second]);
+    world.now += 40_000;
+    const signal = (instanceId = "") => ({
+      commandId: command?.commandId ?? "",
+      instanceId,
+      documentName: "",
+      status: "Success",
+    });
+    // The first event's read settles both instances; the second event finds its launch done.
+    await stepOnce({ requests: [], signals: [signal(first)] }, config, stepContext(world, store));
+    world.now += 1_000;
+    await stepOnce({ requests: [], signals: [signal(second)] }, config, stepContext(world, store));
+    expect(reads()).toBe(1);
+    expect(world.completionsOf(second ?? "")).toEqual(["CONTINUE"]);
+    const counted = (name: string) => addMetric.mock.calls.filter(([metric]) => metric === name).length;
+    expect(counted(METRIC.installsSucceeded)).toBe(2);
+    expect(counted(METRIC.verified)).toBe(2);
+  });
+
+  it("counts an install once when the invocation that read it first loses its write", async () => {
+    const addMetric = vi.spyOn(metrics, "addMetric");
+    const store = memoryStore();
+    const [first, second] = ids(2);
+    const requests = toRequests(world.launch([first ?? "", second ?? ""], { registerAfterMs: 0 }));
+    const config = launchConfig();
+    await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
+    const [command] = world.commands;
+    world.now += 40_000;
+    const signal = (instanceId = "") => ({
+      commandId: command?.commandId ?? "",
+      instanceId,
+      documentName: "",
+      status: "Success",
+    });
+    // The second launch's record changes elsewhere while the first event's read settles it.
+    const write = store.write.bind(store);
+    store.write = async (record) => (record.instanceId === second ? false : write(record));
+    await stepOnce({ requests: [], signals: [signal(first)] }, config, stepContext(world, store));
+    store.write = write;
+    world.now += 10_000;
+    await stepOnce({ requests: [], signals: [signal(second)] }, config, stepContext(world, store));
+    expect(world.completionsOf(second ?? "")).toEqual(["CONTINUE"]);
+    const counted = (name: string) => addMetric.mock.calls.filter(([metric]) => metric === name).length;
+    expect(counted(METRIC.installsSucceeded)).toBe(2);
   });
 
   it("a cut-off invocation's install is found on the instance and followed, never sent twice", async () => {

@@ -244,7 +244,7 @@ export function end(job: AgentJob, ended: JobEnd): void {
 
 /** How often the work looks at SSM. */
 export interface Cadence {
-  /** Seconds between looks at an instance not yet registered, at first (they grow with the wait). */
+  /** Milliseconds between looks at an instance not yet registered, at first (they grow with the wait). */
   registrationPollMs: number;
   /** An install whose end was not signalled is looked up this long after it was sent. */
   overdueMs: number;

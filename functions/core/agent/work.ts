@@ -8,7 +8,7 @@ import { clock } from "../common/clock.js";
 import { chunk, mapLimit } from "../common/concurrency.js";
 import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
 import { logger, metrics } from "../common/powertools.js";
-import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC } from "../contract.js";
+import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC, type MetricName } from "../contract.js";
 import {
   type AgentJob,
   type Cadence,
@@ -75,8 +75,13 @@ export interface WorkContext<J extends AgentJob> {
   stillWanted?: (jobs: J[]) => Promise<J[]>;
   /** CodeDeploy: the deployment in flight on each of these instances, if any. */
   deploymentsInFlight?: (jobs: J[]) => Promise<Map<string, string>>;
-  /** A read showed these ended invocations of instances not in hand: settle them too. */
-  settleOthers?: (ended: Map<string, CommandInvocation>) => Promise<void>;
+  /**
+   * One read shows every instance of a command: of these instances not in hand, the jobs still
+   * installing `commandId`, settled by this read too, so their events, still on the way, find them done.
+   */
+  othersWaiting?: (commandId: string, instanceIds: string[]) => Promise<J[]>;
+  /** Counts a settled install's metrics (at once when absent: the jobs are kept in memory). */
+  count?: (job: J, metrics: readonly MetricName[]) => void;
 }
 
 export interface Advanced<J> {
@@ -181,16 +186,17 @@ async function readInstalls<J extends AgentJob>(
       });
       return later(now + READ_GAP_MS);
     }
+    const ended = new Map(
+      [...invocations].filter(([, invocation]) => !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending")),
+    );
     const inHand = new Set(ofCommand.map((job) => job.instanceId));
-    for (const job of ofCommand) {
-      const invocation = invocations.get(job.instanceId);
-      if (invocation && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending")) {
-        const judgement = judgeInstall(invocation, context.settings, context.expected);
-        for (const metric of judgement.metrics) metrics.addMetric(metric, MetricUnit.Count, 1);
-        onInstallEnded(job, judgement, context.now(), context.settings.installAttempts);
-        if (!job.expectedVersion) job.expectedVersion = context.expected;
-      } else if (
-        !invocation &&
+    const others = [...ended.keys()].filter((id) => !inHand.has(id));
+    const waiting = others.length > 0 ? ((await context.othersWaiting?.(commandId, others)) ?? []) : [];
+    for (const job of [...ofCommand, ...waiting]) {
+      const invocation = ended.get(job.instanceId);
+      if (invocation) settle(job, invocation, context);
+      else if (
+        !invocations.has(job.instanceId) &&
         now - (job.sentAt ?? now) > INVOCATION_VISIBILITY_GRACE_MS + COMMAND_DELIVERY_TIMEOUT_SECONDS * 1000
       ) {
         onNeverListed(job, context.now(), context.settings.installAttempts);
@@ -198,13 +204,20 @@ async function readInstalls<J extends AgentJob>(
         due.set(job.instanceId, nextInstallLook(sentAt, next.lookups, now, context.cadence));
       }
     }
-    const others = new Map(
-      [...invocations].filter(
-        ([id, invocation]) => !inHand.has(id) && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending"),
-      ),
-    );
-    if (others.size > 0 && context.settleOthers) await context.settleOthers(others);
   });
+}
+
+/**
+ * The one rule of an ended install, whoever holds its job: judged against the version expected now,
+ * which a job sent without one ("": the published version could not be read then) takes on, so the
+ * report and the baked-agent check compare with the version the verdict used.
+ */
+function settle<J extends AgentJob>(job: J, invocation: CommandInvocation, context: WorkContext<J>) {
+  const judgement = judgeInstall(invocation, context.settings, context.expected);
+  onInstallEnded(job, judgement, context.now(), context.settings.installAttempts);
+  job.expectedVersion ||= context.expected;
+  if (context.count) context.count(job, judgement.metrics);
+  else for (const metric of judgement.metrics) metrics.addMetric(metric, MetricUnit.Count, 1);
 }
 
 /**

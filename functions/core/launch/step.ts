@@ -9,14 +9,13 @@
 // - never a completion from a stale record: the `finishing` step is stored before the call;
 // - never an install after the lifecycle action ended: Auto Scaling is asked right before a send,
 //   a heartbeat window that lapsed ends the launch, and an event of an earlier launch replaces nothing.
-import type { CommandInvocation } from "@aws-sdk/client-ssm";
-import { onInstallEnded } from "../agent/job.js";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AgentSettings, agentSettings, expectedVersion } from "../agent/settings.js";
-import { judgeInstall } from "../agent/verdicts.js";
 import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
+import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import { WAITING_STATES } from "../contract.js";
+import { type MetricName, WAITING_STATES } from "../contract.js";
 import {
   actionOf,
   beatDueAt,
@@ -79,6 +78,11 @@ class LaunchStep {
   private readonly signalled = new Set<string>();
   /** Each record as it was read, to store only what changed. */
   private readonly stored = new Map<string, string>();
+  /**
+   * The metrics of installs settled in this step, counted once their records are stored: an install
+   * that two invocations settle (one's write fails) is counted once, by the one whose write stands.
+   */
+  private readonly uncounted = new Map<string, readonly MetricName[]>();
   /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
   private readonly lifecycle: ReturnType<typeof lifecycleCalls>;
   private readonly settings: AgentSettings;
@@ -136,7 +140,16 @@ class LaunchStep {
         return records.filter((record) => record.phase === "ready");
       },
       deploymentsInFlight,
-      settleOthers: (ended) => this.settleOthers(ended, expected),
+      othersWaiting: async (commandId, instanceIds) => {
+        const notInHand = instanceIds.filter((id) => !this.hand.has(id));
+        if (notInHand.length === 0) return [];
+        const waiting = [...(await this.context.store.read(notInHand)).values()].filter(
+          (record) => record.phase === "installing" && record.commandId === commandId,
+        );
+        for (const record of waiting) this.hold(record);
+        return waiting;
+      },
+      count: (record, counted) => this.uncounted.set(record.instanceId, counted),
     });
     for (const record of dropped) this.changedElsewhere(record);
     for (const [id, at] of due) this.resume.set(id, at);
@@ -224,6 +237,9 @@ class LaunchStep {
   private async take(record: LaunchRecord): Promise<boolean> {
     if (!(await this.context.store.write(record))) return false;
     this.stored.set(record.instanceId, JSON.stringify(record));
+    for (const metric of this.uncounted.get(record.instanceId) ?? [])
+      metrics.addMetric(metric, MetricUnit.Count, 1);
+    this.uncounted.delete(record.instanceId);
     return true;
   }
 
@@ -259,27 +275,6 @@ class LaunchStep {
     for (const record of records) {
       const state = states.get(record.instanceId)?.lifecycleState;
       onStateSeen(record, state, WAITING_STATES.has(state ?? ""), this.context.now());
-    }
-  }
-
-  /**
-   * One read of a command shows every instance of it that has ended: those whose records still wait
-   * on that command are settled now, so their events, still on the way, find them done.
-   */
-  private async settleOthers(ended: Map<string, CommandInvocation>, expected: string): Promise<void> {
-    const records = await this.context.store.read([...ended.keys()]);
-    for (const [instanceId, invocation] of ended) {
-      const record = records.get(instanceId);
-      if (
-        this.hand.has(instanceId) ||
-        record?.phase !== "installing" ||
-        record.commandId !== invocation.CommandId
-      )
-        continue;
-      const judgement = judgeInstall(invocation, this.settings, expected);
-      onInstallEnded(record, judgement, this.context.now(), this.settings.installAttempts);
-      record.expectedVersion ??= expected;
-      this.hold(record);
     }
   }
 
