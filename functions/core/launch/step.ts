@@ -10,7 +10,7 @@
 // - never an install after the lifecycle action ended: Auto Scaling is asked right before a send,
 //   a heartbeat window that lapsed ends the launch, and an event of an earlier launch replaces nothing.
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { type AgentSettings, agentSettings, expectedVersion } from "../agent/settings.js";
+import { expectedVersion } from "../agent/settings.js";
 import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
 import { metrics } from "../common/powertools.js";
@@ -85,14 +85,12 @@ class LaunchStep {
   private readonly uncounted = new Map<string, readonly MetricName[]>();
   /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
   private readonly lifecycle: ReturnType<typeof lifecycleCalls>;
-  private readonly settings: AgentSettings;
 
   constructor(
     private readonly config: LaunchConfig,
     private readonly context: StepContext,
   ) {
     this.lifecycle = lifecycleCalls(1, context.deadline);
-    this.settings = agentSettings(config);
   }
 
   async run(input: LaunchWork): Promise<Stepped> {
@@ -115,9 +113,9 @@ class LaunchStep {
     await this.stillWaiting(
       this.active().filter((record) => record.phase === "registering" && stateCheckDue(record)),
     );
-    const expected = this.active().length > 0 ? await expectedVersion(this.settings) : "";
+    const expected = this.active().length > 0 ? await expectedVersion(this.config) : "";
     const { due, dropped, unread } = await advanceWork(this.active(), {
-      settings: this.settings,
+      config: this.config,
       expected,
       cadence: {
         registrationPollMs: this.config.REGISTRATION_POLL_SECONDS * 1000,
@@ -193,7 +191,7 @@ class LaunchStep {
     const toConfirm: LaunchRequest[] = [];
     const now = this.context.now();
     const dryRun = this.config.DRY_RUN
-      ? `dry run: would install ${this.settings.agentPackage} now`
+      ? `dry run: would install ${this.config.AGENT_PACKAGE} now`
       : undefined;
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
