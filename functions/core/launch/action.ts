@@ -14,7 +14,10 @@ export const SAME_START_MS = 60_000;
  * The one rule for "the same launch": the same token when both carry one, else starts within a minute
  * of each other (or no start known). A warm-pool instance launches twice, each with its own token.
  */
-export function sameLaunch(record: LaunchRecord, request: LaunchRequest): boolean {
+export function sameLaunch(
+  record: LaunchRecord,
+  request: Pick<LaunchRequest, "token" | "startedAt">,
+): boolean {
   if (request.token && record.token) return request.token === record.token;
   if (request.startedAt === undefined) return true;
   return Math.abs(request.startedAt - record.startedAt) <= SAME_START_MS;
@@ -158,11 +161,8 @@ export function completionRetryMs(record: LaunchRecord, now: number): number {
   return (jitter * COMPLETION_RETRY_MS) / (1 + completionWait(record, now) / COMPLETION_CATCH_UP);
 }
 
-export function actionOf(launch: {
-  group: string;
-  hook?: string;
-  instanceId: string;
-  token?: string;
-}): LifecycleAction {
+export function actionOf(
+  launch: Pick<LaunchRequest, "group" | "hook" | "instanceId" | "token">,
+): LifecycleAction {
   return { group: launch.group, hook: launch.hook ?? "", instanceId: launch.instanceId, token: launch.token };
 }

@@ -77,11 +77,6 @@ export class EnqueueError extends Error {
   }
 }
 
-interface WaitingInstance {
-  instanceId: string;
-  group: string;
-}
-
 /** Finds the instances stuck on our launch hook and enqueues them for the launch function. */
 export async function sweepStaleLaunches(settings: SweepSettings): Promise<SweepReport> {
   const groups = await describeGroups(settings.groups);
@@ -145,16 +140,8 @@ async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<
 }
 
 function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
-  if (!record) return false;
   // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
-  const request = { instanceId: instance.instanceId, group: instance.group, source: "sweep" as const };
-  if (
-    !sameLaunch(
-      record,
-      instance.startedAt === undefined ? request : { ...request, startedAt: instance.startedAt },
-    )
-  )
-    return false;
+  if (!record || !sameLaunch(record, instance)) return false;
   if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
   return now < inHandUntil(record);
 }
@@ -201,7 +188,9 @@ async function describeGroups(names: readonly string[]): Promise<AutoScalingGrou
  * Instances of the group held in a launch wait. Instances in a warm pool are not listed with the
  * group; they are read with DescribeWarmPool, and only for groups that have one.
  */
-async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstance[]> {
+async function waitingInstances(
+  group: AutoScalingGroup,
+): Promise<Pick<StaleInstance, "instanceId" | "group">[]> {
   const name = group.AutoScalingGroupName ?? "";
   const instances = [...(group.Instances ?? [])];
   if (group.WarmPoolConfiguration) {
@@ -210,15 +199,12 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
     );
     instances.push(...(await collect(pages, (page) => page.Instances)));
   }
-  const seen = new Set<string>();
-  const waiting: WaitingInstance[] = [];
-  for (const instance of instances) {
-    const id = instance.InstanceId;
-    if (!id || seen.has(id) || !WAITING_STATES.has(instance.LifecycleState ?? "")) continue;
-    seen.add(id);
-    waiting.push({ instanceId: id, group: name });
-  }
-  return waiting;
+  const waiting = new Set(
+    instances.flatMap((instance) =>
+      instance.InstanceId && WAITING_STATES.has(instance.LifecycleState ?? "") ? [instance.InstanceId] : [],
+    ),
+  );
+  return [...waiting].map((instanceId) => ({ instanceId, group: name }));
 }
 
 /** One replay payload per stale instance on the launch queue; fails on any entry SQS did not take. */
