@@ -3,7 +3,6 @@
 // action is over, and is completed with a result that fails open. docs/launch-state-machine.md draws
 // both halves from these names.
 import { end, newJob } from "../agent/job.js";
-import type { LifecycleAction } from "./lifecycle.js";
 import type { LaunchRecord } from "./records.js";
 import type { LaunchRequest } from "./types.js";
 
@@ -159,10 +158,4 @@ export function completionWait(record: LaunchRecord, now: number): number {
 export function completionRetryMs(record: LaunchRecord, now: number): number {
   const jitter = 0.5 + Math.random();
   return (jitter * COMPLETION_RETRY_MS) / (1 + completionWait(record, now) / COMPLETION_CATCH_UP);
-}
-
-export function actionOf(
-  launch: Pick<LaunchRequest, "group" | "hook" | "instanceId" | "token">,
-): LifecycleAction {
-  return { group: launch.group, hook: launch.hook ?? "", instanceId: launch.instanceId, token: launch.token };
 }

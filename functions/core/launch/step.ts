@@ -17,7 +17,6 @@ import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
 import { type MetricName, WAITING_STATES } from "../contract.js";
 import {
-  actionOf,
   beatDueAt,
   close,
   completionRetryMs,
@@ -216,7 +215,7 @@ class LaunchStep {
     if (toConfirm.length === 0) return;
     await fillLaunchStarts(toConfirm);
     const open = await mapLimit(toConfirm, CALLS_IN_FLIGHT, (request) =>
-      this.lifecycle(() => recordHeartbeat(actionOf(request))),
+      this.lifecycle(() => recordHeartbeat(request)),
     );
     for (const [index, request] of toConfirm.entries()) {
       if (open[index] === false) {
@@ -261,7 +260,7 @@ class LaunchStep {
     if (this.config.DRY_RUN) return;
     const due = this.active().filter((record) => now >= beatDueAt(record));
     const alive = await mapLimit(due, CALLS_IN_FLIGHT, (record) =>
-      this.lifecycle(() => recordHeartbeat(actionOf(record)), { retry: false }),
+      this.lifecycle(() => recordHeartbeat(record), { retry: false }),
     );
     for (const [index, record] of due.entries()) onBeat(record, alive[index] ?? "throttled", now);
   }
@@ -308,7 +307,7 @@ class LaunchStep {
             if (!(await this.take(record))) return "changed" as const;
             taken = true;
           }
-          return completeAction(actionOf(record), result);
+          return completeAction(record, result);
         },
         { retryDelayMs },
       );
