@@ -124,7 +124,7 @@ export async function listInvocations(commandId: string): Promise<Map<string, Co
  * document counts: another team's Distributor installs (AWS-ConfigureAWSPackage) are never followed.
  */
 export async function findInstallSince(
-  installDocument: string,
+  config: AgentConfig,
   instanceId: string,
   since: number,
   now: () => number,
@@ -133,7 +133,7 @@ export async function findInstallSince(
     new ListCommandInvocationsCommand({
       InstanceId: instanceId,
       Filters: [
-        { key: "DocumentName", value: installDocument },
+        { key: "DocumentName", value: installDocumentName(config.STAGE) },
         { key: "InvokedAfter", value: new Date(since).toISOString() },
       ],
       MaxResults: 50,

@@ -9,7 +9,7 @@ import { chunk, mapLimit } from "../common/concurrency.js";
 import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
 import { logger, metrics } from "../common/powertools.js";
 import type { AgentConfig } from "../config.js";
-import { installDocumentName, MAX_INSTANCE_IDS_PER_COMMAND, METRIC, type MetricName } from "../contract.js";
+import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC, type MetricName } from "../contract.js";
 import {
   type AgentJob,
   type Cadence,
@@ -111,10 +111,9 @@ export async function advanceWork<J extends AgentJob>(
     onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
   await readInstalls(inPhase("installing"), context, due, unread);
   const stale = inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now());
-  const installDocument = installDocumentName(context.config.STAGE);
   await mapLimit(stale, CALLS_IN_FLIGHT, async (job) => {
     const since = (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS;
-    const found = await findInstallSince(installDocument, job.instanceId, since, context.now);
+    const found = await findInstallSince(context.config, job.instanceId, since, context.now);
     onSendLookedUp(job, found, context.now());
   });
   for (const job of inPhase("waiting")) onWaitOver(job, context.now());

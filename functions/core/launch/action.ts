@@ -3,6 +3,7 @@
 // action is over, and is completed with a result that fails open. docs/launch-state-machine.md draws
 // both halves from these names.
 import { end, newJob } from "../agent/job.js";
+import { WAITING_STATES } from "../contract.js";
 import type { LaunchRecord } from "./records.js";
 import type { LaunchRequest } from "./types.js";
 
@@ -85,14 +86,9 @@ export function onBeat(record: LaunchRecord, alive: boolean | "throttled", now: 
 }
 
 /** Auto Scaling said where the instance stands; a launch wait that is over ends the launch. */
-export function onStateSeen(
-  record: LaunchRecord,
-  lifecycleState: string | undefined,
-  waiting: boolean,
-  now: number,
-): void {
+export function onStateSeen(record: LaunchRecord, lifecycleState: string | undefined, now: number): void {
   record.stateCheckedAt = now;
-  if (waiting) return;
+  if (WAITING_STATES.has(lifecycleState ?? "")) return;
   close(
     record,
     lifecycleState

@@ -15,7 +15,7 @@ import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
 import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import { type MetricName, WAITING_STATES } from "../contract.js";
+import type { MetricName } from "../contract.js";
 import {
   beatDueAt,
   close,
@@ -139,7 +139,6 @@ class LaunchStep {
       deploymentsInFlight,
       othersWaiting: async (commandId, instanceIds) => {
         const notInHand = instanceIds.filter((id) => !this.hand.has(id));
-        if (notInHand.length === 0) return [];
         const waiting = [...(await this.context.store.read(notInHand)).values()].filter(
           (record) => record.phase === "installing" && record.commandId === commandId,
         );
@@ -271,7 +270,7 @@ class LaunchStep {
     const states = await describeLifecycleStates(records.map((record) => record.instanceId));
     for (const record of records) {
       const state = states.get(record.instanceId)?.lifecycleState;
-      onStateSeen(record, state, WAITING_STATES.has(state ?? ""), this.context.now());
+      onStateSeen(record, state, this.context.now());
     }
   }
 
