@@ -259,11 +259,10 @@ const MAX_LOOK_INTERVAL_MS = 900_000;
 const REGISTRATION_BEAT_MS = 180_000;
 
 /**
- * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for
- * three minutes, then every sixth of the time waited beyond them (at most two minutes), so one that
- * never registers costs a few dozen looks and a late one is still found within seconds. Aligned on
- * the beat, so the messages of many invocations come back together and share one
- * DescribeInstanceInformation.
+ * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for three
+ * minutes, then every sixth of the time waited beyond them (at most two minutes), so one that never
+ * registers costs a few dozen looks and a late one is found within seconds. Aligned on the beat, the
+ * messages of many invocations come back together and share one DescribeInstanceInformation.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
   const beat = cadence.registrationPollMs;

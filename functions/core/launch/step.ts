@@ -1,7 +1,7 @@
-// One step of the launch path over a batch: every input (a launch event, SSM's command event, an
-// overdue launch message, a sweep or a replay payload) becomes the launch's record or an observation
-// of it; each launch is taken one step further with the agent work's step (agent/work.ts) and the
-// lifecycle transitions (action.ts), and its action is completed once the work has ended.
+// One step of the launch path over a batch: every input (a launch event, SSM's command event, an overdue
+// launch message, a sweep or a replay payload) becomes the launch's record or an observation of it; each
+// launch goes one step further with the agent work (agent/work.ts) and the lifecycle transitions
+// (action.ts), and its action is completed once the work has ended.
 //
 // Invariants, held by conditional writes (records.ts), not by timing:
 // - at most one install in flight per instance: an install goes out only after its `sending` step was

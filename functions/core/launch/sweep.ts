@@ -1,9 +1,8 @@
-// The sweep: Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
-// (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html),
-// so an instance can sit in Pending:Wait on our hook with nobody working on it until the hook's
-// heartbeat timeout applies its default result. The sweep finds such instances and puts replay
-// payloads on the launch queue; the launch function is level-triggered, so a replay of an
-// instance that is in fact being worked on resumes that work rather than repeating it.
+// The sweep. Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
+// (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html): an instance can
+// sit in Pending:Wait on our hook, unattended, until the hook's heartbeat timeout applies its default
+// result. The sweep puts such instances on the launch queue as replay payloads; the launch step is
+// level-triggered, so a replay of an instance already in hand resumes its work instead of repeating it.
 import {
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
@@ -71,9 +70,8 @@ export class EnqueueError extends Error {
   constructor(
     message: string,
     readonly failed: NotEnqueued[],
-    options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message);
   }
 }
 
@@ -147,13 +145,11 @@ function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now
 }
 
 /**
- * Until when a launch that is not done counts as in hand. An install is looked up with doubling gaps
- * of up to 15 minutes (agent/job.ts, nextInstallLook) and its record is not rewritten at a look that
- * finds it still running, so `updatedAt` alone would call a healthy hour-long install lost and
- * replay it every minute. Its launch message is always back by the heartbeat's due time (step.ts), and
- * that step beats and rewrites the record: an install is in hand until then, plus a grace for the
- * message's way back, at most a quarter of the window: a lost one is replayed three quarters into the
- * window (plus a sweep interval), before the window lapses.
+ * Until when a launch not done counts as in hand. An install is looked up with gaps of up to 15 minutes
+ * (agent/job.ts, nextInstallLook) and a look that finds it running rewrites nothing, so `updatedAt` alone
+ * would replay a healthy hour-long install every minute. Its launch message is back by the heartbeat's
+ * due time (step.ts), whose step rewrites the record: in hand until then, plus a grace for the message's
+ * way back of at most a quarter of the window, so a lost one is replayed before the window lapses.
  */
 function inHandUntil(record: LaunchRecord): number {
   const written = (record.updatedAt ?? 0) + IN_HAND_MS;
