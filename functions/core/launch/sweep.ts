@@ -12,12 +12,13 @@ import { autoScaling } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
-import { coversAll } from "../config.js";
+import { coversAll, type SweepConfig } from "../config.js";
 import { WAITING_STATES } from "../contract.js";
 import { beatDueAt, sameLaunch } from "./action.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import { enqueueReplays, type NotEnqueued, replayPayload } from "./queue.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
+import { ourHookNames } from "./scope.js";
 
 /**
  * A launch record written this recently is in hand: while it registers, sends or waits, its launch
@@ -27,21 +28,6 @@ const IN_HAND_MS = 150_000;
 
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
-export interface SweepSettings {
-  /**
-   * Auto Scaling group names in scope (TARGET_GROUPS): names, or the one entry `*` for every group
-   * of the account and Region. Empty means none: nothing is swept.
-   */
-  groups: readonly string[];
-  /** The stage's hook names (scope.ts, ourHookNames): its hook, and its previous release's. */
-  hookNames: readonly string[];
-  queueUrl: string;
-  staleAfterSeconds: number;
-  dryRun: boolean;
-  /** The lease table that holds the launch records of event completion; empty: none is read. */
-  leaseTable?: string;
-}
-
 export interface StaleInstance {
   instanceId: string;
   group: string;
@@ -76,8 +62,8 @@ export class EnqueueError extends Error {
 }
 
 /** Finds the instances stuck on our launch hook and enqueues them for the launch function. */
-export async function sweepStaleLaunches(settings: SweepSettings): Promise<SweepReport> {
-  const groups = await describeGroups(settings.groups);
+export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepReport> {
+  const groups = await describeGroups(config.TARGET_GROUPS);
   const examinedGroups: string[] = [];
   const stale: StaleInstance[] = [];
   let examined = 0;
@@ -86,7 +72,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     const name = group.AutoScalingGroupName ?? "";
     const waiting = await waitingInstances(group);
     if (waiting.length === 0) continue;
-    const hook = (await findLaunchHooks(name, settings.hookNames))[0]?.name;
+    const hook = (await findLaunchHooks(name, ourHookNames(config)))[0]?.name;
     if (!hook) {
       logger.debug("Group has waiting instances but not our hook", { group: name, waiting: waiting.length });
       continue;
@@ -107,20 +93,20 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
         continue;
       }
       const waitingSeconds = Math.floor((now - launch.startedAt) / 1000);
-      if (waitingSeconds >= settings.staleAfterSeconds)
+      if (waitingSeconds >= config.STALE_AFTER_SECONDS)
         stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin, hook });
     }
   }
 
-  const adrift = await leaveInHand(stale, settings.leaseTable ?? "");
-  const enqueued = settings.dryRun ? 0 : await enqueueStale(settings.queueUrl, adrift);
+  const adrift = await leaveInHand(stale, config.LEASE_TABLE);
+  const enqueued = config.DRY_RUN ? 0 : await enqueueStale(config.LAUNCH_QUEUE_URL, adrift);
   return {
     groups: examinedGroups,
     examined,
     stale: adrift,
     inHand: stale.filter((instance) => !adrift.includes(instance)).map((instance) => instance.instanceId),
     enqueued,
-    dryRun: settings.dryRun,
+    dryRun: config.DRY_RUN,
   };
 }
 
