@@ -429,10 +429,7 @@ describe("the launch queue", () => {
     const report = await reconcileQueueBatch(
       batch(event),
       (work) => stepOnce(work, launchConfig(), stepContext(world, memoryStore())),
-      {
-        queueUrl: "",
-        resumeAfterSeconds: 10,
-      },
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
     );
     expect(report.skippedRecords).toEqual([
       { messageId: "m0", reason: "mi-0123456789abcdef0 is not an EC2 instance" },
@@ -458,10 +455,7 @@ describe("the launch queue", () => {
     const report = await reconcileQueueBatch(
       batch(good as object, locked),
       (work) => stepOnce(work, config, stepContext(world, memoryStore())),
-      {
-        queueUrl: "",
-        resumeAfterSeconds: 10,
-      },
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
     );
     expect(report.failedRecords?.map((record) => record.messageId)).toEqual(["m1"]);
     expect(report.instances.map((outcome) => outcome.instanceId)).toEqual(["i-0000000000000000a"]);
