@@ -215,17 +215,15 @@ export function onDeploymentChecked(job: AgentJob, deploymentId: string | undefi
       fault: "service",
       reason: `the older agent was left running: deployment ${deploymentId} stayed in flight on the instance (or CodeDeploy did not answer) for ${RESTART_WAIT_MAX_MS / 60_000} minutes`,
     });
-    return;
-  }
-  if (deploymentId) {
+  } else if (deploymentId) {
     job.retryAt = now + DEPLOYMENT_RETRY_MS;
     job.reason = `deployment ${deploymentId} is in flight on the instance; its agent is not restarted until that ends`;
-    return;
+  } else {
+    job.restartCheck = false;
+    job.restartAllowed = true;
+    job.phase = "ready";
+    job.reason = "no deployment in flight on the instance; the older agent may be replaced";
   }
-  job.restartCheck = false;
-  job.restartAllowed = true;
-  job.phase = "ready";
-  job.reason = "no deployment in flight on the instance; the older agent may be replaced";
 }
 
 /** A wait is over: the install is sent again. */

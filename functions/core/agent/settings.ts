@@ -1,6 +1,6 @@
-// The version the agent must run at (the pin, else the newest Distributor publishes) and the version of
-// the stage's install document that is this release's. Newer is verified too (verified.ts): on the day AWS publishes a new
-// agent, instances that get it are never failed for being ahead of what this container last read.
+// The version the agent must run at (the pin, else the newest Distributor publishes; newer is verified
+// too, verified.ts, so on the day AWS publishes an agent no instance that gets it fails for being ahead
+// of what this container last read), and the version of the stage's install document of this release.
 import { DescribeDocumentCommand, GetDocumentCommand } from "@aws-sdk/client-ssm";
 import { ssm } from "../common/clients.js";
 import { clock } from "../common/clock.js";

@@ -268,10 +268,8 @@ class LaunchStep {
   private async stillWaiting(records: LaunchRecord[]): Promise<void> {
     if (records.length === 0) return;
     const states = await describeLifecycleStates(records.map((record) => record.instanceId));
-    for (const record of records) {
-      const state = states.get(record.instanceId)?.lifecycleState;
-      onStateSeen(record, state, this.context.now());
-    }
+    for (const record of records)
+      onStateSeen(record, states.get(record.instanceId)?.lifecycleState, this.context.now());
   }
 
   /**
