@@ -273,57 +273,47 @@ describe("concurrency by construction", () => {
     expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
   });
 
-  it("counts every install of a command once when one read settles instances another invocation holds", async () => {
+  /** Two launches that one install command serves, ended: `settle(id)` steps on the instance's command event. */
+  async function oneCommandForTwo() {
     const addMetric = vi.spyOn(metrics, "addMetric");
     const store = memoryStore();
-    const [first, second] = ids(2);
-    const requests = toRequests(world.launch([first ?? "", second ?? ""], { registerAfterMs: 0 }));
     const config = launchConfig();
+    const [first = "", second = ""] = ids(2);
+    const requests = toRequests(world.launch([first, second], { registerAfterMs: 0 }));
     await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
     const [command] = world.commands;
     expect(command?.instanceIds).toEqual([first, second]);
     world.now += 40_000;
-    const signal = (instanceId = "") => ({
-      commandId: command?.commandId ?? "",
-      instanceId,
-      documentName: "",
-      status: "Success",
-    });
-    // The first event's read settles both instances; the second event finds its launch done.
-    await stepOnce({ requests: [], signals: [signal(first)] }, config, stepContext(world, store));
-    world.now += 1_000;
-    await stepOnce({ requests: [], signals: [signal(second)] }, config, stepContext(world, store));
-    expect(reads()).toBe(1);
-    expect(world.completionsOf(second ?? "")).toEqual(["CONTINUE"]);
+    const settle = (instanceId: string) => {
+      const signal = { commandId: command?.commandId ?? "", instanceId, documentName: "", status: "Success" };
+      return stepOnce({ requests: [], signals: [signal] }, config, stepContext(world, store));
+    };
     const counted = (name: string) => addMetric.mock.calls.filter(([metric]) => metric === name).length;
+    return { store, first, second, settle, counted };
+  }
+
+  it("counts every install of a command once when one read settles instances another invocation holds", async () => {
+    const { first, second, settle, counted } = await oneCommandForTwo();
+    // The first event's read settles both instances; the second event finds its launch done.
+    await settle(first);
+    world.now += 1_000;
+    await settle(second);
+    expect(reads()).toBe(1);
+    expect(world.completionsOf(second)).toEqual(["CONTINUE"]);
     expect(counted(METRIC.installsSucceeded)).toBe(2);
     expect(counted(METRIC.verified)).toBe(2);
   });
 
   it("counts an install once when the invocation that read it first loses its write", async () => {
-    const addMetric = vi.spyOn(metrics, "addMetric");
-    const store = memoryStore();
-    const [first, second] = ids(2);
-    const requests = toRequests(world.launch([first ?? "", second ?? ""], { registerAfterMs: 0 }));
-    const config = launchConfig();
-    await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
-    const [command] = world.commands;
-    world.now += 40_000;
-    const signal = (instanceId = "") => ({
-      commandId: command?.commandId ?? "",
-      instanceId,
-      documentName: "",
-      status: "Success",
-    });
+    const { store, first, second, settle, counted } = await oneCommandForTwo();
     // The second launch's record changes elsewhere while the first event's read settles it.
     const write = store.write.bind(store);
     store.write = async (record) => (record.instanceId === second ? false : write(record));
-    await stepOnce({ requests: [], signals: [signal(first)] }, config, stepContext(world, store));
+    await settle(first);
     store.write = write;
     world.now += 10_000;
-    await stepOnce({ requests: [], signals: [signal(second)] }, config, stepContext(world, store));
-    expect(world.completionsOf(second ?? "")).toEqual(["CONTINUE"]);
-    const counted = (name: string) => addMetric.mock.calls.filter(([metric]) => metric === name).length;
+    await settle(second);
+    expect(world.completionsOf(second)).toEqual(["CONTINUE"]);
     expect(counted(METRIC.installsSucceeded)).toBe(2);
   });
 
