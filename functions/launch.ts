@@ -35,10 +35,7 @@ export async function handleLaunch(event: unknown, context: Context): Promise<La
       config.LAUNCH_COMPLETION === "polling"
         ? { instances: await runUntilDone(work, config, stepContext) }
         : stepOnce(work, config, stepContext);
-    return reconcileQueueBatch(event, reconcile, {
-      queueUrl: config.LAUNCH_QUEUE_URL,
-      resumeAfterSeconds: config.RESUME_AFTER_SECONDS,
-    });
+    return reconcileQueueBatch(event, reconcile, config);
   }
   // By hand (the console, a replay): followed to its end within this invocation where it can be.
   const signal = parseCommandSignal(event);

@@ -6,7 +6,6 @@ import middy from "@middy/core";
 import { logger, metrics, observability } from "./core/common/powertools.js";
 import { loadSweepConfig } from "./core/config.js";
 import { METRIC } from "./core/contract.js";
-import { ourHookNames } from "./core/launch/scope.js";
 import { type SweepReport, sweepStaleLaunches } from "./core/launch/sweep.js";
 import { parseOrThrow } from "./schemas/parse.js";
 import { sweepEventSchema } from "./schemas/sweep-event.js";
@@ -15,14 +14,7 @@ const config = loadSweepConfig();
 
 export async function handleSweep(event: unknown): Promise<SweepReport> {
   const input = parseOrThrow(sweepEventSchema, event ?? {}, "sweep event");
-  const report = await sweepStaleLaunches({
-    groups: config.TARGET_GROUPS,
-    hookNames: ourHookNames(config),
-    queueUrl: config.LAUNCH_QUEUE_URL,
-    staleAfterSeconds: config.STALE_AFTER_SECONDS,
-    dryRun: config.DRY_RUN || input.dryRun === true,
-    leaseTable: config.LEASE_TABLE,
-  });
+  const report = await sweepStaleLaunches({ ...config, DRY_RUN: config.DRY_RUN || input.dryRun === true });
   metrics.addMetric(METRIC.sweepExamined, MetricUnit.Count, report.examined);
   metrics.addMetric(METRIC.sweepStale, MetricUnit.Count, report.stale.length);
   metrics.addMetric(METRIC.sweepEnqueued, MetricUnit.Count, report.enqueued);

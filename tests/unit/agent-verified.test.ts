@@ -2,7 +2,6 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SKIP_IF_CURRENT } from "../../functions/core/agent/scripts.js";
-import { agentSettings } from "../../functions/core/agent/settings.js";
 import { judgeInstall } from "../../functions/core/agent/verdicts.js";
 import { isAcceptable, isVerified } from "../../functions/core/agent/verified.js";
 import { defaultLaunchConfig } from "../../functions/core/config.js";
@@ -64,8 +63,8 @@ describe("a verified agent, decided once", () => {
 });
 
 describe("what an ended install means", () => {
-  const settings = agentSettings(defaultLaunchConfig());
-  const pinned = agentSettings(defaultLaunchConfig({ AGENT_VERSION: "1.8.1" }));
+  const settings = defaultLaunchConfig();
+  const pinned = defaultLaunchConfig({ AGENT_VERSION: "1.8.1" });
 
   it("verifies an install only on evidence of a running agent: Success alone is not enough", () => {
     const bare = invocation("c-1", "i-0000000000000000a", "Success", {

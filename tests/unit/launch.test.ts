@@ -7,6 +7,8 @@ import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
 import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { metrics } from "../../functions/core/common/powertools.js";
+import { METRIC } from "../../functions/core/contract.js";
 import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
 import { memoryStore } from "../../functions/core/launch/records.js";
 import { stepOnce } from "../../functions/core/launch/step.js";
@@ -271,6 +273,50 @@ describe("concurrency by construction", () => {
     expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
   });
 
+  /** Two launches that one install command serves, ended: `settle(id)` steps on the instance's command event. */
+  async function oneCommandForTwo() {
+    const addMetric = vi.spyOn(metrics, "addMetric");
+    const store = memoryStore();
+    const config = launchConfig();
+    const [first = "", second = ""] = ids(2);
+    const requests = toRequests(world.launch([first, second], { registerAfterMs: 0 }));
+    await stepOnce({ requests, signals: [] }, config, stepContext(world, store));
+    const [command] = world.commands;
+    expect(command?.instanceIds).toEqual([first, second]);
+    world.now += 40_000;
+    const settle = (instanceId: string) => {
+      const signal = { commandId: command?.commandId ?? "", instanceId, documentName: "", status: "Success" };
+      return stepOnce({ requests: [], signals: [signal] }, config, stepContext(world, store));
+    };
+    const counted = (name: string) => addMetric.mock.calls.filter(([metric]) => metric === name).length;
+    return { store, first, second, settle, counted };
+  }
+
+  it("counts every install of a command once when one read settles instances another invocation holds", async () => {
+    const { first, second, settle, counted } = await oneCommandForTwo();
+    // The first event's read settles both instances; the second event finds its launch done.
+    await settle(first);
+    world.now += 1_000;
+    await settle(second);
+    expect(reads()).toBe(1);
+    expect(world.completionsOf(second)).toEqual(["CONTINUE"]);
+    expect(counted(METRIC.installsSucceeded)).toBe(2);
+    expect(counted(METRIC.verified)).toBe(2);
+  });
+
+  it("counts an install once when the invocation that read it first loses its write", async () => {
+    const { store, first, second, settle, counted } = await oneCommandForTwo();
+    // The second launch's record changes elsewhere while the first event's read settles it.
+    const write = store.write.bind(store);
+    store.write = async (record) => (record.instanceId === second ? false : write(record));
+    await settle(first);
+    store.write = write;
+    world.now += 10_000;
+    await settle(second);
+    expect(world.completionsOf(second)).toEqual(["CONTINUE"]);
+    expect(counted(METRIC.installsSucceeded)).toBe(2);
+  });
+
   it("a cut-off invocation's install is found on the instance and followed, never sent twice", async () => {
     const store = memoryStore();
     const requests = toRequests(world.launch(["i-0000000000000000a"], { registerAfterMs: 0 }));
@@ -373,10 +419,7 @@ describe("the launch queue", () => {
     const report = await reconcileQueueBatch(
       batch(event),
       (work) => stepOnce(work, launchConfig(), stepContext(world, memoryStore())),
-      {
-        queueUrl: "",
-        resumeAfterSeconds: 10,
-      },
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
     );
     expect(report.skippedRecords).toEqual([
       { messageId: "m0", reason: "mi-0123456789abcdef0 is not an EC2 instance" },
@@ -402,10 +445,7 @@ describe("the launch queue", () => {
     const report = await reconcileQueueBatch(
       batch(good as object, locked),
       (work) => stepOnce(work, config, stepContext(world, memoryStore())),
-      {
-        queueUrl: "",
-        resumeAfterSeconds: 10,
-      },
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
     );
     expect(report.failedRecords?.map((record) => record.messageId)).toEqual(["m1"]);
     expect(report.instances.map((outcome) => outcome.instanceId)).toEqual(["i-0000000000000000a"]);

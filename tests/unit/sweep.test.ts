@@ -11,9 +11,10 @@ import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
+import { loadSweepConfig } from "../../functions/core/config.js";
 import { clearHookCache } from "../../functions/core/launch/lifecycle.js";
 import { replayPayload } from "../../functions/core/launch/queue.js";
-import { EnqueueError, type SweepSettings, sweepStaleLaunches } from "../../functions/core/launch/sweep.js";
+import { EnqueueError, sweepStaleLaunches } from "../../functions/core/launch/sweep.js";
 import { LaunchReplaySchema } from "../../functions/schemas/launch-event.js";
 
 const autoScaling = mockClient(AutoScalingClient);
@@ -22,13 +23,12 @@ const dynamodb = mockClient(DynamoDBClient);
 
 const HOOK = "agentfix-launch";
 const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/launch";
-const SETTINGS: SweepSettings = {
-  groups: ["web"],
-  hookNames: [HOOK],
-  queueUrl: QUEUE_URL,
-  staleAfterSeconds: 300,
-  dryRun: false,
-};
+const SETTINGS = loadSweepConfig({
+  TARGET_GROUPS: "web",
+  LIFECYCLE_HOOK_NAME: HOOK,
+  LAUNCH_QUEUE_URL: QUEUE_URL,
+  STALE_AFTER_SECONDS: "300",
+});
 
 function group(name: string, instances: [string, string][], extra: Partial<AutoScalingGroup> = {}) {
   return {
@@ -154,7 +154,7 @@ describe("sweepStaleLaunches", () => {
       .on(GetItemCommand, { Key: { pk: { S: "launch#i-0quiet" } } })
       .resolves(record("i-0quiet", { phase: "registering", updatedAt: NOW - 400_000 }));
 
-    const report = await sweepStaleLaunches({ ...SETTINGS, staleAfterSeconds: 60, leaseTable: "leases" });
+    const report = await sweepStaleLaunches({ ...SETTINGS, STALE_AFTER_SECONDS: 60, LEASE_TABLE: "leases" });
 
     expect(report.inHand).toEqual(["i-0busy", "i-0done"]);
     expect(report.stale.map((instance) => instance.instanceId)).toEqual(["i-0quiet", "i-0lost"]);
@@ -205,7 +205,7 @@ describe("sweepStaleLaunches", () => {
       .on(GetItemCommand, { Key: { pk: { S: "launch#i-0fresh" } } })
       .resolves(installing("i-0fresh", { lastBeatAt: NOW - 10_000, updatedAt: NOW - 10_000 }));
 
-    const report = await sweepStaleLaunches({ ...SETTINGS, staleAfterSeconds: 30, leaseTable: "leases" });
+    const report = await sweepStaleLaunches({ ...SETTINGS, STALE_AFTER_SECONDS: 30, LEASE_TABLE: "leases" });
 
     expect(report.inHand).toEqual(["i-0slow", "i-0fresh"]);
     expect(sentBodies().map((body) => body.instanceIds[0])).toEqual(["i-0lost"]);
@@ -367,9 +367,9 @@ describe("sweepStaleLaunches", () => {
   it("describes only the groups in scope, every group only for an explicit *, and none for an empty list", async () => {
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
 
-    await sweepStaleLaunches({ ...SETTINGS, groups: ["web", "api"] });
-    await sweepStaleLaunches({ ...SETTINGS, groups: ["*"] });
-    const none = await sweepStaleLaunches({ ...SETTINGS, groups: [] });
+    await sweepStaleLaunches({ ...SETTINGS, TARGET_GROUPS: ["web", "api"] });
+    await sweepStaleLaunches({ ...SETTINGS, TARGET_GROUPS: ["*"] });
+    const none = await sweepStaleLaunches({ ...SETTINGS, TARGET_GROUPS: [] });
 
     const inputs = autoScaling
       .commandCalls(DescribeAutoScalingGroupsCommand)
@@ -389,7 +389,7 @@ describe("sweepStaleLaunches", () => {
     autoScaling.on(DescribeLifecycleHooksCommand).resolves(ourHook("api"));
     autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0api", 1000)] });
 
-    const report = await sweepStaleLaunches({ ...SETTINGS, groups: ["*"] });
+    const report = await sweepStaleLaunches({ ...SETTINGS, TARGET_GROUPS: ["*"] });
 
     expect(autoScaling.commandCalls(DescribeAutoScalingGroupsCommand)).toHaveLength(2);
     expect(report.groups).toEqual(["api"]);
@@ -454,7 +454,7 @@ describe("sweepStaleLaunches", () => {
       .resolves({ AutoScalingGroups: [group("web", [["i-0aaa", "Pending:Wait"]])] });
     autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [launched("i-0aaa", 600)] });
 
-    const report = await sweepStaleLaunches({ ...SETTINGS, dryRun: true });
+    const report = await sweepStaleLaunches({ ...SETTINGS, DRY_RUN: true });
 
     expect(report.dryRun).toBe(true);
     expect(report.stale).toHaveLength(1);

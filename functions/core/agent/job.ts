@@ -215,17 +215,15 @@ export function onDeploymentChecked(job: AgentJob, deploymentId: string | undefi
       fault: "service",
       reason: `the older agent was left running: deployment ${deploymentId} stayed in flight on the instance (or CodeDeploy did not answer) for ${RESTART_WAIT_MAX_MS / 60_000} minutes`,
     });
-    return;
-  }
-  if (deploymentId) {
+  } else if (deploymentId) {
     job.retryAt = now + DEPLOYMENT_RETRY_MS;
     job.reason = `deployment ${deploymentId} is in flight on the instance; its agent is not restarted until that ends`;
-    return;
+  } else {
+    job.restartCheck = false;
+    job.restartAllowed = true;
+    job.phase = "ready";
+    job.reason = "no deployment in flight on the instance; the older agent may be replaced";
   }
-  job.restartCheck = false;
-  job.restartAllowed = true;
-  job.phase = "ready";
-  job.reason = "no deployment in flight on the instance; the older agent may be replaced";
 }
 
 /** A wait is over: the install is sent again. */
@@ -244,7 +242,7 @@ export function end(job: AgentJob, ended: JobEnd): void {
 
 /** How often the work looks at SSM. */
 export interface Cadence {
-  /** Seconds between looks at an instance not yet registered, at first (they grow with the wait). */
+  /** Milliseconds between looks at an instance not yet registered, at first (they grow with the wait). */
   registrationPollMs: number;
   /** An install whose end was not signalled is looked up this long after it was sent. */
   overdueMs: number;
@@ -259,11 +257,10 @@ const MAX_LOOK_INTERVAL_MS = 900_000;
 const REGISTRATION_BEAT_MS = 180_000;
 
 /**
- * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for
- * three minutes, then every sixth of the time waited beyond them (at most two minutes), so one that
- * never registers costs a few dozen looks and a late one is still found within seconds. Aligned on
- * the beat, so the messages of many invocations come back together and share one
- * DescribeInstanceInformation.
+ * When a registering instance is next looked at: on the shared beat (every registrationPollMs) for three
+ * minutes, then every sixth of the time waited beyond them (at most two minutes), so one that never
+ * registers costs a few dozen looks and a late one is found within seconds. Aligned on the beat, the
+ * messages of many invocations come back together and share one DescribeInstanceInformation.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
   const beat = cadence.registrationPollMs;

@@ -1,37 +1,15 @@
-// What the agent work of a stage needs to know, and the version the agent must run at: the pin, else
-// the newest Distributor publishes. Newer is verified too (verified.ts): on the day AWS publishes a new
-// agent, instances that get it are never failed for being ahead of what this container last read.
+// The version the agent must run at (the pin, else the newest Distributor publishes; newer is verified
+// too, verified.ts, so on the day AWS publishes an agent no instance that gets it fails for being ahead
+// of what this container last read), and the version of the stage's install document of this release.
 import { DescribeDocumentCommand, GetDocumentCommand } from "@aws-sdk/client-ssm";
 import { ssm } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import type { AgentConfig } from "../config.js";
-import { type AgentPackage, installDocumentName } from "../contract.js";
+import { installDocumentName } from "../contract.js";
 import { installDocumentContent } from "./documents.js";
 import { normaliseVersion } from "./verified.js";
-
-export interface AgentSettings {
-  stage: string;
-  /** The stage's own install-and-verify document. */
-  installDocument: string;
-  agentPackage: AgentPackage;
-  /** "" installs the latest published version. */
-  agentVersion: string;
-  installAttempts: number;
-  pollIntervalMs: number;
-}
-
-export function agentSettings(config: AgentConfig): AgentSettings {
-  return {
-    stage: config.STAGE,
-    installDocument: installDocumentName(config.STAGE),
-    agentPackage: config.AGENT_PACKAGE,
-    agentVersion: config.AGENT_VERSION,
-    installAttempts: config.INSTALL_ATTEMPTS,
-    pollIntervalMs: config.POLL_INTERVAL_MS,
-  };
-}
 
 /** Packages gain versions a few times a year; ten minutes of caching per container is plenty. */
 const PUBLISHED_CACHE_MS = 600_000;
@@ -45,23 +23,23 @@ const published = new Map<string, { at: number; version: string | undefined }>()
  * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeDocument.html), else ""
  * (any running agent; the install of "latest" then always runs).
  */
-export async function expectedVersion(settings: AgentSettings): Promise<string> {
-  if (settings.agentVersion) return settings.agentVersion;
-  const cached = published.get(settings.agentPackage);
+export async function expectedVersion(config: AgentConfig): Promise<string> {
+  if (config.AGENT_VERSION) return config.AGENT_VERSION;
+  const cached = published.get(config.AGENT_PACKAGE);
   const maxAge = cached?.version ? PUBLISHED_CACHE_MS : FAILED_LOOKUP_CACHE_MS;
   if (cached && clock.now() - cached.at < maxAge) return cached.version ?? "";
   let version: string | undefined;
   try {
-    const answer = await ssm.send(new DescribeDocumentCommand({ Name: settings.agentPackage }));
+    const answer = await ssm.send(new DescribeDocumentCommand({ Name: config.AGENT_PACKAGE }));
     version = normaliseVersion(answer.Document?.VersionName ?? "") || undefined;
   } catch (error) {
     logger.warn("Could not read the package's published version; any running agent is accepted", {
-      agentPackage: settings.agentPackage,
+      agentPackage: config.AGENT_PACKAGE,
       errorName: awsErrorName(error),
       error: errorMessage(error),
     });
   }
-  published.set(settings.agentPackage, { at: clock.now(), version });
+  published.set(config.AGENT_PACKAGE, { at: clock.now(), version });
   return version ?? "";
 }
 
@@ -78,25 +56,24 @@ const pinned = new Map<string, string>();
  * this function. The default version is looked at first, then the latest (a stack update in progress).
  * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html (DocumentVersion)
  */
-export async function pinnedDocumentVersion(settings: AgentSettings): Promise<string> {
-  const known = pinned.get(settings.installDocument);
+export async function pinnedDocumentVersion(config: AgentConfig): Promise<string> {
+  const document = installDocumentName(config.STAGE);
+  const known = pinned.get(document);
   if (known) return known;
-  const ours = installDocumentContent(settings.stage);
+  const ours = installDocumentContent(config.STAGE);
   const seen: string[] = [];
   for (const version of ["$DEFAULT", "$LATEST"]) {
-    const answer = await ssm.send(
-      new GetDocumentCommand({ Name: settings.installDocument, DocumentVersion: version }),
-    );
+    const answer = await ssm.send(new GetDocumentCommand({ Name: document, DocumentVersion: version }));
     const number = answer.DocumentVersion ?? "";
     if (seen.includes(number)) continue;
     seen.push(number);
     if (sameContent(answer.Content, ours)) {
-      pinned.set(settings.installDocument, number);
+      pinned.set(document, number);
       return number;
     }
   }
   throw new DocumentChangedError(
-    `${settings.installDocument} (versions ${seen.join(", ")}) does not hold this release's install document: nothing is sent until the stack is deployed again`,
+    `${document} (versions ${seen.join(", ")}) does not hold this release's install document: nothing is sent until the stack is deployed again`,
   );
 }
 

@@ -9,8 +9,9 @@ import {
 import { ssm } from "../common/clients.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { awsErrorName, errorMessage } from "../common/errors.js";
-import { MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
-import { type AgentSettings, pinnedDocumentVersion } from "./settings.js";
+import type { AgentConfig } from "../config.js";
+import { installDocumentName, MAX_INSTANCE_IDS_PER_COMMAND } from "../contract.js";
+import { pinnedDocumentVersion } from "./settings.js";
 
 /** Delivery timeout of our commands: an instance that cannot receive one in this time fails it. */
 export const COMMAND_DELIVERY_TIMEOUT_SECONDS = 600;
@@ -54,18 +55,18 @@ export async function describeOnline(instanceIds: readonly string[]): Promise<Ma
  * whose content is this release's. Returns the command id.
  */
 export async function sendInstall(
-  settings: AgentSettings,
+  config: AgentConfig,
   instanceIds: readonly string[],
   install: { comment: string; expectedVersion: string; allowRestart: boolean },
 ): Promise<string> {
   const response = await ssm.send(
     new SendCommandCommand({
-      DocumentName: settings.installDocument,
-      DocumentVersion: await pinnedDocumentVersion(settings),
+      DocumentName: installDocumentName(config.STAGE),
+      DocumentVersion: await pinnedDocumentVersion(config),
       InstanceIds: [...instanceIds],
       Parameters: {
-        packageName: [settings.agentPackage],
-        version: [settings.agentVersion],
+        packageName: [config.AGENT_PACKAGE],
+        version: [config.AGENT_VERSION],
         expectedVersion: [install.expectedVersion],
         allowRestart: [install.allowRestart ? "yes" : "no"],
       },
@@ -123,7 +124,7 @@ export async function listInvocations(commandId: string): Promise<Map<string, Co
  * document counts: another team's Distributor installs (AWS-ConfigureAWSPackage) are never followed.
  */
 export async function findInstallSince(
-  installDocument: string,
+  config: AgentConfig,
   instanceId: string,
   since: number,
   now: () => number,
@@ -132,7 +133,7 @@ export async function findInstallSince(
     new ListCommandInvocationsCommand({
       InstanceId: instanceId,
       Filters: [
-        { key: "DocumentName", value: installDocument },
+        { key: "DocumentName", value: installDocumentName(config.STAGE) },
         { key: "InvokedAfter", value: new Date(since).toISOString() },
       ],
       MaxResults: 50,

@@ -2,9 +2,9 @@
 // it). Only evidence counts: `Success` with no line showing a running agent at an acceptable version
 // is not verified, and a `Failed` install followed by a running, acceptable agent is.
 import type { CommandInvocation } from "@aws-sdk/client-ssm";
+import type { AgentConfig } from "../config.js";
 import { INSTALL_STEPS, METRIC, type MetricName } from "../contract.js";
 import { type Evidence, readEvidence } from "./scripts.js";
-import type { AgentSettings } from "./settings.js";
 import { commandOutput, describeInvocation } from "./ssm-commands.js";
 import { isVerified } from "./verified.js";
 
@@ -46,7 +46,7 @@ const UNREACHABLE = new Set(["Terminated", "Undeliverable", "Delivery Timed Out"
 /** An install-and-verify invocation ended; `expected` is the version the agent must run at, or newer. */
 export function judgeInstall(
   invocation: CommandInvocation,
-  settings: AgentSettings,
+  config: AgentConfig,
   expected: string,
 ): Judgement {
   const evidence = readEvidence(commandOutput(invocation));
@@ -54,7 +54,7 @@ export function judgeInstall(
   // A step that did not run reports Success with StatusDetails Skipped (ended early, other platform).
   const installed = install?.Status === "Success" && install.StatusDetails !== "Skipped";
   // On a stage that takes the latest, what Distributor just installed is the latest.
-  const accept = installed && !settings.agentVersion ? "" : expected;
+  const accept = installed && !config.AGENT_VERSION ? "" : expected;
   const version = evidence.after?.version || "of unknown version";
   if (isVerified(evidence.after, accept)) {
     const reason = evidence.alreadyCurrent
@@ -74,7 +74,7 @@ export function judgeInstall(
     return { evidence, metrics: [], verdict: { kind: "restart-check", reason } };
   }
   if (install && /already in the process of action/i.test(install.Output ?? "")) {
-    const reason = `another install of ${settings.agentPackage} runs on the instance; waiting for it to end`;
+    const reason = `another install of ${config.AGENT_PACKAGE} runs on the instance; waiting for it to end`;
     return { evidence, metrics: [], verdict: { kind: "busy", reason, retryAfterMs: BUSY_RETRY_MS } };
   }
   const failed = install?.Status === "Failed" || install?.Status === "TimedOut";

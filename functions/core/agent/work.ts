@@ -8,7 +8,8 @@ import { clock } from "../common/clock.js";
 import { chunk, mapLimit } from "../common/concurrency.js";
 import { awsErrorName, errorMessage, isTransient } from "../common/errors.js";
 import { logger, metrics } from "../common/powertools.js";
-import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC } from "../contract.js";
+import type { AgentConfig } from "../config.js";
+import { MAX_INSTANCE_IDS_PER_COMMAND, METRIC, type MetricName } from "../contract.js";
 import {
   type AgentJob,
   type Cadence,
@@ -25,7 +26,7 @@ import {
   onSent,
   onWaitOver,
 } from "./job.js";
-import { type AgentSettings, DocumentChangedError } from "./settings.js";
+import { DocumentChangedError } from "./settings.js";
 import {
   COMMAND_DELIVERY_TIMEOUT_SECONDS,
   describeOnline,
@@ -54,7 +55,7 @@ export interface CommandMark {
 }
 
 export interface WorkContext<J extends AgentJob> {
-  settings: AgentSettings;
+  config: AgentConfig;
   /** The version the agent must run at, or newer ("" accepts any). */
   expected: string;
   cadence: Cadence;
@@ -75,8 +76,13 @@ export interface WorkContext<J extends AgentJob> {
   stillWanted?: (jobs: J[]) => Promise<J[]>;
   /** CodeDeploy: the deployment in flight on each of these instances, if any. */
   deploymentsInFlight?: (jobs: J[]) => Promise<Map<string, string>>;
-  /** A read showed these ended invocations of instances not in hand: settle them too. */
-  settleOthers?: (ended: Map<string, CommandInvocation>) => Promise<void>;
+  /**
+   * One read shows every instance of a command: of these instances not in hand, the jobs still
+   * installing `commandId`, settled by this read too, so their events, still on the way, find them done.
+   */
+  othersWaiting?: (commandId: string, instanceIds: string[]) => Promise<J[]>;
+  /** Counts a settled install's metrics (at once when absent: the jobs are kept in memory). */
+  count?: (job: J, metrics: readonly MetricName[]) => void;
 }
 
 export interface Advanced<J> {
@@ -105,10 +111,9 @@ export async function advanceWork<J extends AgentJob>(
     onRegistration(job, online.get(job.instanceId), context.now(), context.registration(job).deadline);
   await readInstalls(inPhase("installing"), context, due, unread);
   const stale = inPhase("sending").filter((job) => (job.heldUntil ?? 0) <= context.now());
-  const { installDocument } = context.settings;
   await mapLimit(stale, CALLS_IN_FLIGHT, async (job) => {
     const since = (job.sendingSince ?? context.now()) - SEND_LOOKBACK_MS;
-    const found = await findInstallSince(installDocument, job.instanceId, since, context.now);
+    const found = await findInstallSince(context.config, job.instanceId, since, context.now);
     onSendLookedUp(job, found, context.now());
   });
   for (const job of inPhase("waiting")) onWaitOver(job, context.now());
@@ -181,30 +186,38 @@ async function readInstalls<J extends AgentJob>(
       });
       return later(now + READ_GAP_MS);
     }
+    const ended = new Map(
+      [...invocations].filter(([, invocation]) => !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending")),
+    );
     const inHand = new Set(ofCommand.map((job) => job.instanceId));
-    for (const job of ofCommand) {
-      const invocation = invocations.get(job.instanceId);
-      if (invocation && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending")) {
-        const judgement = judgeInstall(invocation, context.settings, context.expected);
-        for (const metric of judgement.metrics) metrics.addMetric(metric, MetricUnit.Count, 1);
-        onInstallEnded(job, judgement, context.now(), context.settings.installAttempts);
-        if (!job.expectedVersion) job.expectedVersion = context.expected;
-      } else if (
-        !invocation &&
+    const others = [...ended.keys()].filter((id) => !inHand.has(id));
+    const waiting = others.length > 0 ? ((await context.othersWaiting?.(commandId, others)) ?? []) : [];
+    for (const job of [...ofCommand, ...waiting]) {
+      const invocation = ended.get(job.instanceId);
+      if (invocation) settle(job, invocation, context);
+      else if (
+        !invocations.has(job.instanceId) &&
         now - (job.sentAt ?? now) > INVOCATION_VISIBILITY_GRACE_MS + COMMAND_DELIVERY_TIMEOUT_SECONDS * 1000
       ) {
-        onNeverListed(job, context.now(), context.settings.installAttempts);
+        onNeverListed(job, context.now(), context.config.INSTALL_ATTEMPTS);
       } else {
         due.set(job.instanceId, nextInstallLook(sentAt, next.lookups, now, context.cadence));
       }
     }
-    const others = new Map(
-      [...invocations].filter(
-        ([id, invocation]) => !inHand.has(id) && !IN_FLIGHT_STATUSES.has(invocation.Status ?? "Pending"),
-      ),
-    );
-    if (others.size > 0 && context.settleOthers) await context.settleOthers(others);
   });
+}
+
+/**
+ * The one rule of an ended install, whoever holds its job: judged against the version expected now,
+ * which a job sent without one ("": the published version could not be read then) takes on, so the
+ * report and the baked-agent check compare with the version the verdict used.
+ */
+function settle<J extends AgentJob>(job: J, invocation: CommandInvocation, context: WorkContext<J>) {
+  const judgement = judgeInstall(invocation, context.config, context.expected);
+  onInstallEnded(job, judgement, context.now(), context.config.INSTALL_ATTEMPTS);
+  job.expectedVersion ||= context.expected;
+  if (context.count) context.count(job, judgement.metrics);
+  else for (const metric of judgement.metrics) metrics.addMetric(metric, MetricUnit.Count, 1);
 }
 
 /**
@@ -229,7 +242,7 @@ async function sendInstalls<J extends AgentJob>(jobs: J[], context: WorkContext<
 async function send<J extends AgentJob>(jobs: J[], allowRestart: boolean, context: WorkContext<J>) {
   const ids = jobs.map((job) => job.instanceId);
   try {
-    const commandId = await sendInstall(context.settings, ids, {
+    const commandId = await sendInstall(context.config, ids, {
       comment: `agentfix install ${context.correlationId}`.slice(0, 100),
       expectedVersion: context.expected,
       allowRestart,
@@ -237,7 +250,7 @@ async function send<J extends AgentJob>(jobs: J[], allowRestart: boolean, contex
     metrics.addMetric(METRIC.installsSent, MetricUnit.Count, jobs.length);
     for (const job of jobs) {
       job.expectedVersion = context.expected;
-      onSent(job, commandId, context.now(), `installing ${context.settings.agentPackage}`);
+      onSent(job, commandId, context.now(), `installing ${context.config.AGENT_PACKAGE}`);
     }
   } catch (error) {
     if (isTransient(error)) {
@@ -277,7 +290,7 @@ export async function runWork<J extends AgentJob>(
   until: { deadline: number; beforeRound?: (pending: J[]) => Promise<readonly J[]> },
 ): Promise<void> {
   const marks = new Map<string, CommandMark>();
-  const base = context.cadence.followMs ?? context.settings.pollIntervalMs;
+  const base = context.cadence.followMs ?? context.config.POLL_INTERVAL_MS;
   const active = () => jobs.filter((job) => job.phase !== "finishing" && job.phase !== "done");
   while (active().length > 0 && context.now() < until.deadline) {
     for (const job of (await until.beforeRound?.(active())) ?? []) job.phase = "done";

@@ -7,7 +7,7 @@
 // keep "the upgrade changed the agent" true across retries.
 import type { DeploymentInfo } from "@aws-sdk/client-codedeploy";
 import { type AgentJob, newJob } from "../agent/job.js";
-import { agentSettings, expectedVersion } from "../agent/settings.js";
+import { expectedVersion } from "../agent/settings.js";
 import { runWork } from "../agent/work.js";
 import { clock } from "../common/clock.js";
 import type { FailureConfig } from "../config.js";
@@ -80,7 +80,6 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
   result.notUpgraded.push(...leftAlone.map((item) => ({ ...item, reachable: true, busy: true })));
   if (free.length === 0) return result;
 
-  const settings = agentSettings(config);
   const now = clock.now();
   const since = job.failed.completeTime?.getTime() ?? now;
   // Each job starts as an install that may have gone out already (an earlier run of this job): it is
@@ -109,8 +108,8 @@ export async function upgradeAgents(job: UpgradeJob, config: FailureConfig): Pro
   await runWork(
     jobs,
     {
-      settings,
-      expected: await expectedVersion(settings),
+      config,
+      expected: await expectedVersion(config),
       cadence: {
         registrationPollMs: config.POLL_INTERVAL_MS,
         overdueMs: config.POLL_INTERVAL_MS,

@@ -3,7 +3,7 @@
 // action is over, and is completed with a result that fails open. docs/launch-state-machine.md draws
 // both halves from these names.
 import { end, newJob } from "../agent/job.js";
-import type { LifecycleAction } from "./lifecycle.js";
+import { WAITING_STATES } from "../contract.js";
 import type { LaunchRecord } from "./records.js";
 import type { LaunchRequest } from "./types.js";
 
@@ -14,7 +14,10 @@ export const SAME_START_MS = 60_000;
  * The one rule for "the same launch": the same token when both carry one, else starts within a minute
  * of each other (or no start known). A warm-pool instance launches twice, each with its own token.
  */
-export function sameLaunch(record: LaunchRecord, request: LaunchRequest): boolean {
+export function sameLaunch(
+  record: LaunchRecord,
+  request: Pick<LaunchRequest, "token" | "startedAt">,
+): boolean {
   if (request.token && record.token) return request.token === record.token;
   if (request.startedAt === undefined) return true;
   return Math.abs(request.startedAt - record.startedAt) <= SAME_START_MS;
@@ -83,14 +86,9 @@ export function onBeat(record: LaunchRecord, alive: boolean | "throttled", now: 
 }
 
 /** Auto Scaling said where the instance stands; a launch wait that is over ends the launch. */
-export function onStateSeen(
-  record: LaunchRecord,
-  lifecycleState: string | undefined,
-  waiting: boolean,
-  now: number,
-): void {
+export function onStateSeen(record: LaunchRecord, lifecycleState: string | undefined, now: number): void {
   record.stateCheckedAt = now;
-  if (waiting) return;
+  if (WAITING_STATES.has(lifecycleState ?? "")) return;
   close(
     record,
     lifecycleState
@@ -156,13 +154,4 @@ export function completionWait(record: LaunchRecord, now: number): number {
 export function completionRetryMs(record: LaunchRecord, now: number): number {
   const jitter = 0.5 + Math.random();
   return (jitter * COMPLETION_RETRY_MS) / (1 + completionWait(record, now) / COMPLETION_CATCH_UP);
-}
-
-export function actionOf(launch: {
-  group: string;
-  hook?: string;
-  instanceId: string;
-  token?: string;
-}): LifecycleAction {
-  return { group: launch.group, hook: launch.hook ?? "", instanceId: launch.instanceId, token: launch.token };
 }

@@ -17,6 +17,7 @@ import {
   LAUNCH_ACTIVITY_PREFIX,
   LAUNCH_TRANSITION,
 } from "../contract.js";
+import type { LaunchRequest } from "./types.js";
 
 /** DescribeAutoScalingInstances takes at most 50 instance ids. */
 const MAX_INSTANCE_IDS = 50;
@@ -105,7 +106,6 @@ export async function findLaunchActivities(group: string, instanceIds: readonly 
 export interface LaunchHook {
   name: string;
   heartbeatTimeoutSeconds: number;
-  defaultResult: string;
 }
 
 const hookCache = new Map<string, { at: number; hooks: LaunchHook[] }>();
@@ -130,7 +130,6 @@ export async function describeLaunchHooks(group: string): Promise<LaunchHook[]> 
     .map((hook) => ({
       name: hook.LifecycleHookName ?? "",
       heartbeatTimeoutSeconds: hook.HeartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
-      defaultResult: hook.DefaultResult ?? "ABANDON",
     }));
   hookCache.set(group, { at: clock.now(), hooks });
   return hooks;
@@ -140,19 +139,14 @@ export function clearHookCache(): void {
   hookCache.clear();
 }
 
-export interface LifecycleAction {
-  group: string;
-  hook: string;
-  instanceId: string;
-  /** The token of the event; absent on replay, where the instance id identifies the action. */
-  token?: string;
-}
+/** A launch's lifecycle action (a launch request or record): the token is absent on replay. */
+type LifecycleAction = Pick<LaunchRequest, "group" | "hook" | "instanceId" | "token">;
 
 /** The one lifecycle action a call is about: by its token when an event brought one, else by instance. */
 function target(action: LifecycleAction) {
   return {
     AutoScalingGroupName: action.group,
-    LifecycleHookName: action.hook,
+    LifecycleHookName: action.hook ?? "",
     ...(action.token ? { LifecycleActionToken: action.token } : { InstanceId: action.instanceId }),
   };
 }

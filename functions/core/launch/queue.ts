@@ -11,6 +11,7 @@ import { sqs } from "../common/clients.js";
 import { chunk } from "../common/concurrency.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
+import type { LaunchConfig } from "../config.js";
 import type { Stepped } from "./step.js";
 import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
 
@@ -31,12 +32,7 @@ export type Reconciled = Pick<Stepped, "instances"> & Partial<Stepped>;
 export async function reconcileQueueBatch(
   event: unknown,
   reconcile: (work: LaunchWork) => Promise<Reconciled>,
-  settings: {
-    /** The queue the function reads; empty leaves redelivery to the visibility timeout. */
-    queueUrl: string;
-    /** Visibility timeout of records with unfinished instances that name no time of their own. */
-    resumeAfterSeconds: number;
-  },
+  config: Pick<LaunchConfig, "LAUNCH_QUEUE_URL" | "RESUME_AFTER_SECONDS">,
 ): Promise<LaunchReport> {
   const batch = parseOrThrow(SqsBatchSchema, event, "SQS batch");
   const failed: { messageId: string; error: string }[] = [];
@@ -65,13 +61,12 @@ export async function reconcileQueueBatch(
   const reconciled = await reconcileApart(requestsByRecord, signalsByRecord, reconcile, failed);
   const { instances } = reconciled;
   const due = (instanceId: string) =>
-    reconciled.resumeAfterSeconds?.get(instanceId) ?? settings.resumeAfterSeconds;
+    reconciled.resumeAfterSeconds?.get(instanceId) ?? config.RESUME_AFTER_SECONDS;
   const unfinished = new Set(
     instances.filter((item) => item.outcome === "PENDING").map((item) => item.instanceId),
   );
-  // A launch message stays until its launch is done and comes back when it is next due; a command
-  // event stays only while its read is still to come (its install's end must not wait for the
-  // overdue look).
+  // A launch message stays until its launch is done and comes back when it is next due; a command event
+  // stays only while its read is still to come (its install's end must not wait for the overdue look).
   const visibility = new Map<string, number>();
   for (const [messageId, requests] of requestsByRecord) {
     const left = requests.filter((request) => unfinished.has(request.instanceId));
@@ -86,11 +81,11 @@ export async function reconcileQueueBatch(
   // If that fails the visibility timeout still brings them back: nothing is lost, only time.
   for (const { messageId, receiptHandle } of batch.Records) {
     const seconds = visibility.get(messageId);
-    if (!settings.queueUrl || !receiptHandle || seconds === undefined) continue;
+    if (!config.LAUNCH_QUEUE_URL || !receiptHandle || seconds === undefined) continue;
     try {
       await sqs.send(
         new ChangeMessageVisibilityCommand({
-          QueueUrl: settings.queueUrl,
+          QueueUrl: config.LAUNCH_QUEUE_URL,
           ReceiptHandle: receiptHandle,
           VisibilityTimeout: seconds,
         }),

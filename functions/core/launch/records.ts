@@ -78,21 +78,6 @@ interface Items {
   put(key: string, value: unknown, read: number, ttlSeconds: number): Promise<boolean>;
 }
 
-function memoryItems(): Items {
-  const items = new Map<string, { data: string; version: number }>();
-  return {
-    async get(key) {
-      const item = items.get(key);
-      return { value: item && JSON.parse(item.data), version: item?.version ?? 0 };
-    },
-    async put(key, value, read) {
-      if ((items.get(key)?.version ?? 0) !== read) return false;
-      items.set(key, { data: JSON.stringify(value), version: read + 1 });
-      return true;
-    },
-  };
-}
-
 /** Items in DynamoDB: one per key, `version` the condition of every write. */
 function dynamoItems(tableName: string): Items {
   return {
@@ -168,7 +153,18 @@ function storeOf(items: Items): RecordStore {
 
 /** Records in memory, with the same conditional semantics (tests, a stage without a table). */
 export function memoryStore(): RecordStore {
-  return storeOf(memoryItems());
+  const items = new Map<string, { data: string; version: number }>();
+  return storeOf({
+    async get(key) {
+      const item = items.get(key);
+      return { value: item && JSON.parse(item.data), version: item?.version ?? 0 };
+    },
+    async put(key, value, read) {
+      if ((items.get(key)?.version ?? 0) !== read) return false;
+      items.set(key, { data: JSON.stringify(value), version: read + 1 });
+      return true;
+    },
+  });
 }
 
 export function dynamoStore(tableName: string): RecordStore {

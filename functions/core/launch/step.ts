@@ -1,7 +1,7 @@
-// One step of the launch path over a batch: every input (a launch event, SSM's command event, an
-// overdue launch message, a sweep or a replay payload) becomes the launch's record or an observation
-// of it; each launch is taken one step further with the agent work's step (agent/work.ts) and the
-// lifecycle transitions (action.ts), and its action is completed once the work has ended.
+// One step of the launch path over a batch: every input (a launch event, SSM's command event, an overdue
+// launch message, a sweep or a replay payload) becomes the launch's record or an observation of it; each
+// launch goes one step further with the agent work (agent/work.ts) and the lifecycle transitions
+// (action.ts), and its action is completed once the work has ended.
 //
 // Invariants, held by conditional writes (records.ts), not by timing:
 // - at most one install in flight per instance: an install goes out only after its `sending` step was
@@ -9,16 +9,14 @@
 // - never a completion from a stale record: the `finishing` step is stored before the call;
 // - never an install after the lifecycle action ended: Auto Scaling is asked right before a send,
 //   a heartbeat window that lapsed ends the launch, and an event of an earlier launch replaces nothing.
-import type { CommandInvocation } from "@aws-sdk/client-ssm";
-import { onInstallEnded } from "../agent/job.js";
-import { type AgentSettings, agentSettings, expectedVersion } from "../agent/settings.js";
-import { judgeInstall } from "../agent/verdicts.js";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { expectedVersion } from "../agent/settings.js";
 import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
+import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import { WAITING_STATES } from "../contract.js";
+import type { MetricName } from "../contract.js";
 import {
-  actionOf,
   beatDueAt,
   close,
   completionRetryMs,
@@ -79,16 +77,19 @@ class LaunchStep {
   private readonly signalled = new Set<string>();
   /** Each record as it was read, to store only what changed. */
   private readonly stored = new Map<string, string>();
+  /**
+   * The metrics of installs settled in this step, counted once their records are stored: an install
+   * that two invocations settle (one's write fails) is counted once, by the one whose write stands.
+   */
+  private readonly uncounted = new Map<string, readonly MetricName[]>();
   /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
   private readonly lifecycle: ReturnType<typeof lifecycleCalls>;
-  private readonly settings: AgentSettings;
 
   constructor(
     private readonly config: LaunchConfig,
     private readonly context: StepContext,
   ) {
     this.lifecycle = lifecycleCalls(1, context.deadline);
-    this.settings = agentSettings(config);
   }
 
   async run(input: LaunchWork): Promise<Stepped> {
@@ -111,9 +112,9 @@ class LaunchStep {
     await this.stillWaiting(
       this.active().filter((record) => record.phase === "registering" && stateCheckDue(record)),
     );
-    const expected = this.active().length > 0 ? await expectedVersion(this.settings) : "";
+    const expected = this.active().length > 0 ? await expectedVersion(this.config) : "";
     const { due, dropped, unread } = await advanceWork(this.active(), {
-      settings: this.settings,
+      config: this.config,
       expected,
       cadence: {
         registrationPollMs: this.config.REGISTRATION_POLL_SECONDS * 1000,
@@ -136,7 +137,15 @@ class LaunchStep {
         return records.filter((record) => record.phase === "ready");
       },
       deploymentsInFlight,
-      settleOthers: (ended) => this.settleOthers(ended, expected),
+      othersWaiting: async (commandId, instanceIds) => {
+        const notInHand = instanceIds.filter((id) => !this.hand.has(id));
+        const waiting = [...(await this.context.store.read(notInHand)).values()].filter(
+          (record) => record.phase === "installing" && record.commandId === commandId,
+        );
+        for (const record of waiting) this.hold(record);
+        return waiting;
+      },
+      count: (record, counted) => this.uncounted.set(record.instanceId, counted),
     });
     for (const record of dropped) this.changedElsewhere(record);
     for (const [id, at] of due) this.resume.set(id, at);
@@ -180,7 +189,7 @@ class LaunchStep {
     const toConfirm: LaunchRequest[] = [];
     const now = this.context.now();
     const dryRun = this.config.DRY_RUN
-      ? `dry run: would install ${this.settings.agentPackage} now`
+      ? `dry run: would install ${this.config.AGENT_PACKAGE} now`
       : undefined;
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
@@ -205,7 +214,7 @@ class LaunchStep {
     if (toConfirm.length === 0) return;
     await fillLaunchStarts(toConfirm);
     const open = await mapLimit(toConfirm, CALLS_IN_FLIGHT, (request) =>
-      this.lifecycle(() => recordHeartbeat(actionOf(request))),
+      this.lifecycle(() => recordHeartbeat(request)),
     );
     for (const [index, request] of toConfirm.entries()) {
       if (open[index] === false) {
@@ -224,6 +233,9 @@ class LaunchStep {
   private async take(record: LaunchRecord): Promise<boolean> {
     if (!(await this.context.store.write(record))) return false;
     this.stored.set(record.instanceId, JSON.stringify(record));
+    for (const metric of this.uncounted.get(record.instanceId) ?? [])
+      metrics.addMetric(metric, MetricUnit.Count, 1);
+    this.uncounted.delete(record.instanceId);
     return true;
   }
 
@@ -247,7 +259,7 @@ class LaunchStep {
     if (this.config.DRY_RUN) return;
     const due = this.active().filter((record) => now >= beatDueAt(record));
     const alive = await mapLimit(due, CALLS_IN_FLIGHT, (record) =>
-      this.lifecycle(() => recordHeartbeat(actionOf(record)), { retry: false }),
+      this.lifecycle(() => recordHeartbeat(record), { retry: false }),
     );
     for (const [index, record] of due.entries()) onBeat(record, alive[index] ?? "throttled", now);
   }
@@ -256,31 +268,8 @@ class LaunchStep {
   private async stillWaiting(records: LaunchRecord[]): Promise<void> {
     if (records.length === 0) return;
     const states = await describeLifecycleStates(records.map((record) => record.instanceId));
-    for (const record of records) {
-      const state = states.get(record.instanceId)?.lifecycleState;
-      onStateSeen(record, state, WAITING_STATES.has(state ?? ""), this.context.now());
-    }
-  }
-
-  /**
-   * One read of a command shows every instance of it that has ended: those whose records still wait
-   * on that command are settled now, so their events, still on the way, find them done.
-   */
-  private async settleOthers(ended: Map<string, CommandInvocation>, expected: string): Promise<void> {
-    const records = await this.context.store.read([...ended.keys()]);
-    for (const [instanceId, invocation] of ended) {
-      const record = records.get(instanceId);
-      if (
-        this.hand.has(instanceId) ||
-        record?.phase !== "installing" ||
-        record.commandId !== invocation.CommandId
-      )
-        continue;
-      const judgement = judgeInstall(invocation, this.settings, expected);
-      onInstallEnded(record, judgement, this.context.now(), this.settings.installAttempts);
-      record.expectedVersion ??= expected;
-      this.hold(record);
-    }
+    for (const record of records)
+      onStateSeen(record, states.get(record.instanceId)?.lifecycleState, this.context.now());
   }
 
   /**
@@ -315,7 +304,7 @@ class LaunchStep {
             if (!(await this.take(record))) return "changed" as const;
             taken = true;
           }
-          return completeAction(actionOf(record), result);
+          return completeAction(record, result);
         },
         { retryDelayMs },
       );

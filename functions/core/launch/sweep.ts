@@ -1,9 +1,8 @@
-// The sweep: Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
-// (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html),
-// so an instance can sit in Pending:Wait on our hook with nobody working on it until the hook's
-// heartbeat timeout applies its default result. The sweep finds such instances and puts replay
-// payloads on the launch queue; the launch function is level-triggered, so a replay of an
-// instance that is in fact being worked on resumes that work rather than repeating it.
+// The sweep. Auto Scaling emits lifecycle events to EventBridge on a best-effort basis
+// (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-autoscaling.html): an instance can
+// sit in Pending:Wait on our hook, unattended, until the hook's heartbeat timeout applies its default
+// result. The sweep puts such instances on the launch queue as replay payloads; the launch step is
+// level-triggered, so a replay of an instance already in hand resumes its work instead of repeating it.
 import {
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
@@ -13,12 +12,13 @@ import { autoScaling } from "../common/clients.js";
 import { clock } from "../common/clock.js";
 import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
-import { coversAll } from "../config.js";
+import { coversAll, type SweepConfig } from "../config.js";
 import { WAITING_STATES } from "../contract.js";
 import { beatDueAt, sameLaunch } from "./action.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import { enqueueReplays, type NotEnqueued, replayPayload } from "./queue.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
+import { ourHookNames } from "./scope.js";
 
 /**
  * A launch record written this recently is in hand: while it registers, sends or waits, its launch
@@ -28,21 +28,6 @@ const IN_HAND_MS = 150_000;
 
 /** DescribeAutoScalingGroups is asked for at most this many names per call. */
 const GROUP_NAMES_PER_CALL = 50;
-export interface SweepSettings {
-  /**
-   * Auto Scaling group names in scope (TARGET_GROUPS): names, or the one entry `*` for every group
-   * of the account and Region. Empty means none: nothing is swept.
-   */
-  groups: readonly string[];
-  /** The stage's hook names (scope.ts, ourHookNames): its hook, and its previous release's. */
-  hookNames: readonly string[];
-  queueUrl: string;
-  staleAfterSeconds: number;
-  dryRun: boolean;
-  /** The lease table that holds the launch records of event completion; empty: none is read. */
-  leaseTable?: string;
-}
-
 export interface StaleInstance {
   instanceId: string;
   group: string;
@@ -71,20 +56,14 @@ export class EnqueueError extends Error {
   constructor(
     message: string,
     readonly failed: NotEnqueued[],
-    options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message);
   }
 }
 
-interface WaitingInstance {
-  instanceId: string;
-  group: string;
-}
-
 /** Finds the instances stuck on our launch hook and enqueues them for the launch function. */
-export async function sweepStaleLaunches(settings: SweepSettings): Promise<SweepReport> {
-  const groups = await describeGroups(settings.groups);
+export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepReport> {
+  const groups = await describeGroups(config.TARGET_GROUPS);
   const examinedGroups: string[] = [];
   const stale: StaleInstance[] = [];
   let examined = 0;
@@ -93,7 +72,7 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
     const name = group.AutoScalingGroupName ?? "";
     const waiting = await waitingInstances(group);
     if (waiting.length === 0) continue;
-    const hook = (await findLaunchHooks(name, settings.hookNames))[0]?.name;
+    const hook = (await findLaunchHooks(name, ourHookNames(config)))[0]?.name;
     if (!hook) {
       logger.debug("Group has waiting instances but not our hook", { group: name, waiting: waiting.length });
       continue;
@@ -114,20 +93,20 @@ export async function sweepStaleLaunches(settings: SweepSettings): Promise<Sweep
         continue;
       }
       const waitingSeconds = Math.floor((now - launch.startedAt) / 1000);
-      if (waitingSeconds >= settings.staleAfterSeconds)
+      if (waitingSeconds >= config.STALE_AFTER_SECONDS)
         stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin, hook });
     }
   }
 
-  const adrift = await leaveInHand(stale, settings.leaseTable ?? "");
-  const enqueued = settings.dryRun ? 0 : await enqueueStale(settings.queueUrl, adrift);
+  const adrift = await leaveInHand(stale, config.LEASE_TABLE);
+  const enqueued = config.DRY_RUN ? 0 : await enqueueStale(config.LAUNCH_QUEUE_URL, adrift);
   return {
     groups: examinedGroups,
     examined,
     stale: adrift,
     inHand: stale.filter((instance) => !adrift.includes(instance)).map((instance) => instance.instanceId),
     enqueued,
-    dryRun: settings.dryRun,
+    dryRun: config.DRY_RUN,
   };
 }
 
@@ -145,28 +124,18 @@ async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<
 }
 
 function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
-  if (!record) return false;
   // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
-  const request = { instanceId: instance.instanceId, group: instance.group, source: "sweep" as const };
-  if (
-    !sameLaunch(
-      record,
-      instance.startedAt === undefined ? request : { ...request, startedAt: instance.startedAt },
-    )
-  )
-    return false;
+  if (!record || !sameLaunch(record, instance)) return false;
   if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
   return now < inHandUntil(record);
 }
 
 /**
- * Until when a launch that is not done counts as in hand. An install is looked up with doubling gaps
- * of up to 15 minutes (agent/job.ts, nextInstallLook) and its record is not rewritten at a look that
- * finds it still running, so `updatedAt` alone would call a healthy hour-long install lost and
- * replay it every minute. Its launch message is always back by the heartbeat's due time (step.ts), and
- * that step beats and rewrites the record: an install is in hand until then, plus a grace for the
- * message's way back, at most a quarter of the window: a lost one is replayed three quarters into the
- * window (plus a sweep interval), before the window lapses.
+ * Until when a launch not done counts as in hand. An install is looked up with gaps of up to 15 minutes
+ * (agent/job.ts, nextInstallLook) and a look that finds it running rewrites nothing, so `updatedAt` alone
+ * would replay a healthy hour-long install every minute. Its launch message is back by the heartbeat's
+ * due time (step.ts), whose step rewrites the record: in hand until then, plus a grace for the message's
+ * way back of at most a quarter of the window, so a lost one is replayed before the window lapses.
  */
 function inHandUntil(record: LaunchRecord): number {
   const written = (record.updatedAt ?? 0) + IN_HAND_MS;
@@ -201,7 +170,9 @@ async function describeGroups(names: readonly string[]): Promise<AutoScalingGrou
  * Instances of the group held in a launch wait. Instances in a warm pool are not listed with the
  * group; they are read with DescribeWarmPool, and only for groups that have one.
  */
-async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstance[]> {
+async function waitingInstances(
+  group: AutoScalingGroup,
+): Promise<Pick<StaleInstance, "instanceId" | "group">[]> {
   const name = group.AutoScalingGroupName ?? "";
   const instances = [...(group.Instances ?? [])];
   if (group.WarmPoolConfiguration) {
@@ -210,15 +181,12 @@ async function waitingInstances(group: AutoScalingGroup): Promise<WaitingInstanc
     );
     instances.push(...(await collect(pages, (page) => page.Instances)));
   }
-  const seen = new Set<string>();
-  const waiting: WaitingInstance[] = [];
-  for (const instance of instances) {
-    const id = instance.InstanceId;
-    if (!id || seen.has(id) || !WAITING_STATES.has(instance.LifecycleState ?? "")) continue;
-    seen.add(id);
-    waiting.push({ instanceId: id, group: name });
-  }
-  return waiting;
+  const waiting = new Set(
+    instances.flatMap((instance) =>
+      instance.InstanceId && WAITING_STATES.has(instance.LifecycleState ?? "") ? [instance.InstanceId] : [],
+    ),
+  );
+  return [...waiting].map((instanceId) => ({ instanceId, group: name }));
 }
 
 /** One replay payload per stale instance on the launch queue; fails on any entry SQS did not take. */

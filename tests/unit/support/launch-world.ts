@@ -376,7 +376,7 @@ export async function driveQueue(
     const report = await reconcileQueueBatch(
       { Records: batch.map((message) => sqsRecord(message.id, message.body)) },
       (work) => stepOnce(work, config, stepContext(world, store)),
-      { queueUrl: config.LAUNCH_QUEUE_URL, resumeAfterSeconds: config.RESUME_AFTER_SECONDS },
+      config,
     );
     run.invocations += 1;
     run.receives += batch.length;
