@@ -304,6 +304,39 @@ describe("concurrency by construction", () => {
     expect(counted(METRIC.verified)).toBe(2);
   });
 
+  it("completes a launch whose end was read but whose completion is still to come when its command event arrives", async () => {
+    const { store, first, second } = await oneCommandForTwo();
+    const [command] = world.commands;
+    const signal = (instanceId: string) => ({
+      commandId: command?.commandId ?? "",
+      instanceId,
+      documentName: "",
+      status: "Success",
+    });
+    // The first event's read settles both launches, but its invocation's budget is spent before a
+    // completion goes out (as under a throttled burst): the first event must come back for it.
+    const spent = await stepOnce(
+      { requests: [], signals: [signal(first)] },
+      launchConfig(),
+      stepContext(world, store, 5),
+    );
+    expect(world.completionsOf(first)).toEqual([]);
+    expect(world.completionsOf(second)).toEqual([]);
+    expect([...spent.unread]).toEqual([first]);
+    expect((await store.read([second])).get(second)?.phase).toBe("finishing");
+    // The second launch's own event completes it; the first event, back, completes the first.
+    world.now += 2_000;
+    await stepOnce({ requests: [], signals: [signal(second)] }, launchConfig(), stepContext(world, store));
+    expect(world.completionsOf(second)).toEqual(["CONTINUE"]);
+    const back = await stepOnce(
+      { requests: [], signals: [signal(first)] },
+      launchConfig(),
+      stepContext(world, store),
+    );
+    expect(world.completionsOf(first)).toEqual(["CONTINUE"]);
+    expect(back.unread.size).toBe(0);
+  });
+
   it("counts an install once when the invocation that read it first loses its write", async () => {
     const { store, first, second, settle, counted } = await oneCommandForTwo();
     // The second launch's record changes elsewhere while the first event's read settles it.

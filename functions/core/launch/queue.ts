@@ -66,7 +66,8 @@ export async function reconcileQueueBatch(
     instances.filter((item) => item.outcome === "PENDING").map((item) => item.instanceId),
   );
   // A launch message stays until its launch is done and comes back when it is next due; a command event
-  // stays only while its read is still to come (its install's end must not wait for the overdue look).
+  // stays only while its read, or the completion it led to, is still to come (neither must wait for the
+  // launch message, which comes back at the install's overdue look).
   const visibility = new Map<string, number>();
   for (const [messageId, requests] of requestsByRecord) {
     const left = requests.filter((request) => unfinished.has(request.instanceId));

@@ -61,7 +61,10 @@ export interface Stepped {
   instances: LaunchOutcome[];
   /** When each unfinished launch is next due, in seconds from now. */
   resumeAfterSeconds: Map<string, number>;
-  /** Launches whose signalled end was not read yet: their command events come back when it is due. */
+  /**
+   * Launches whose command events come back when they are next due: their signalled end was not read
+   * yet, or was read and their completion is still to come.
+   */
   unread: Set<string>;
 }
 
@@ -101,7 +104,10 @@ class LaunchStep {
     await this.takeRequests(requests, known);
     for (const signal of input.signals) {
       const record = this.hand.get(signal.instanceId) ?? known.get(signal.instanceId);
-      if (record?.phase !== "installing" || record.commandId !== signal.commandId) continue;
+      const installing = record?.phase === "installing" && record.commandId === signal.commandId;
+      // An end already read whose completion is still to come (throttled, say) is completed now.
+      const finishing = record?.phase === "finishing" && record.commandIds.includes(signal.commandId);
+      if (!record || !(installing || finishing)) continue;
       this.hold(record);
       this.signalled.add(record.instanceId);
     }
@@ -158,6 +164,12 @@ class LaunchStep {
       if (!(await this.take(record))) this.changedElsewhere(record);
     });
     for (const record of this.hand.values()) this.report(record);
+    // A command event that brought its launch to a completion still to come (throttled, held by
+    // another invocation, or moved on elsewhere meanwhile) comes back for it: the launch's own
+    // message may not be due for minutes (it waits for the install's overdue look).
+    for (const instanceId of this.signalled)
+      if (this.hand.get(instanceId)?.phase === "finishing" || !this.hand.has(instanceId))
+        unread.add(instanceId);
     // A launch comes back in time for its next heartbeat, however long its work waits.
     for (const record of this.active())
       this.resume.set(
