@@ -200,13 +200,15 @@ describe("the launch step", () => {
   });
 
   it("asks CodeDeploy before it replaces an older agent that runs, then replaces it", async () => {
+    const addMetric = vi.spyOn(metrics, "addMetric");
     const run = await driveQueue(world, world.launch(["i-0000000000000000a"], { runningAgent: "1.6.0" }));
     expect(run.outcomes.get("i-0000000000000000a")?.outcome).toBe("CONTINUE");
     const [first, second] = world.commands;
     expect(first?.allowRestart).toBe(false);
     expect(second?.allowRestart).toBe(true);
-    // The instance's AMI bakes an outdated agent: it is named.
+    // The instance's AMI bakes an outdated agent: it is named, and counted once.
     expect(run.outcomes.get("i-0000000000000000a")?.bakedAgent?.agentVersion).toBe("1.6.0");
+    expect(addMetric.mock.calls.filter(([name]) => name === METRIC.outdatedAgentInAmi)).toHaveLength(1);
   });
 
   it("looks a slow install up with growing gaps: an hour-long install costs a few reads and receives", async () => {

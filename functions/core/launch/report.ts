@@ -27,10 +27,11 @@ export function outcomeOf(
 /**
  * Instances that started an outdated agent at boot: their AMI bakes one in, and CodeDeploy's launch
  * deployment can pick it up before anyone can replace it. Each is named with its AMI and launch
- * template, counted, and the fix said: CodeDeploy's guide recommends an AMI whose agent is stopped
+ * template, and the fix said: CodeDeploy's guide recommends an AMI whose agent is stopped
  * (https://docs.aws.amazon.com/codedeploy/latest/userguide/troubleshooting-auto-scaling.html).
+ * Returns the records it named; the step counts each once its record is stored.
  */
-export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise<void> {
+export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise<LaunchRecord[]> {
   const baked = records.filter(
     (record) =>
       record.origin !== "WarmPool" &&
@@ -39,14 +40,13 @@ export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise
       record.expectedVersion &&
       !isAcceptable(record.runningBefore, record.expectedVersion),
   );
-  if (baked.length === 0) return;
+  if (baked.length === 0) return [];
   const states = await describeLifecycleStates(baked.map((record) => record.instanceId));
   for (const record of baked) {
     const state = states.get(record.instanceId);
     const running = record.runningBefore ?? "";
     const expected = record.expectedVersion ?? "";
     const ami = state?.imageId ?? "the group's AMI";
-    metrics.addMetric(METRIC.outdatedAgentInAmi, MetricUnit.Count, 1);
     record.bakedAgent = {
       ...(state?.imageId ? { imageId: state.imageId } : {}),
       ...(state?.launchTemplate ? { launchTemplate: state.launchTemplate } : {}),
@@ -60,6 +60,7 @@ export async function nameBakedAgents(records: readonly LaunchRecord[]): Promise
       ...record.bakedAgent,
     });
   }
+  return baked;
 }
 
 const OUTCOME_METRIC: Record<LaunchOutcome["outcome"], MetricName> = {

@@ -15,7 +15,7 @@ import { advanceWork } from "../agent/work.js";
 import { mapLimit } from "../common/concurrency.js";
 import { metrics } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import type { MetricName } from "../contract.js";
+import { METRIC, type MetricName } from "../contract.js";
 import {
   beatDueAt,
   close,
@@ -290,7 +290,12 @@ class LaunchStep {
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
-    await nameBakedAgents(finishing);
+    // Counted once its record is stored, as an install's metrics are.
+    for (const record of await nameBakedAgents(finishing))
+      this.uncounted.set(record.instanceId, [
+        ...(this.uncounted.get(record.instanceId) ?? []),
+        METRIC.outdatedAgentInAmi,
+      ]);
     const abandon = this.config.FAILURE_RESULT === "ABANDON";
     const breakers = new Map<string, boolean>();
     if (abandon)
