@@ -81,8 +81,9 @@ class LaunchStep {
   /** Each record as it was read, to store only what changed. */
   private readonly stored = new Map<string, string>();
   /**
-   * The metrics of installs settled in this step, counted once their records are stored: an install
-   * that two invocations settle (one's write fails) is counted once, by the one whose write stands.
+   * The metrics of this step's settled installs and named baked agents, counted once their records
+   * are stored: what two invocations settle (one's write fails) is counted once, by the one whose
+   * write stands.
    */
   private readonly uncounted = new Map<string, readonly MetricName[]>();
   /** Completions and heartbeats go one at a time: parallel ones in a scale-out only add throttling. */
@@ -151,7 +152,7 @@ class LaunchStep {
         for (const record of waiting) this.hold(record);
         return waiting;
       },
-      count: (record, counted) => this.uncounted.set(record.instanceId, counted),
+      count: (record, counted) => this.countOnStore(record.instanceId, counted),
     });
     for (const record of dropped) this.changedElsewhere(record);
     for (const [id, at] of due) this.resume.set(id, at);
@@ -251,6 +252,10 @@ class LaunchStep {
     return true;
   }
 
+  private countOnStore(instanceId: string, names: readonly MetricName[]): void {
+    this.uncounted.set(instanceId, [...(this.uncounted.get(instanceId) ?? []), ...names]);
+  }
+
   private hold(record: LaunchRecord): void {
     if (!this.stored.has(record.instanceId)) this.stored.set(record.instanceId, JSON.stringify(record));
     this.hand.set(record.instanceId, record);
@@ -290,12 +295,8 @@ class LaunchStep {
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
-    // Counted once its record is stored, as an install's metrics are.
     for (const record of await nameBakedAgents(finishing))
-      this.uncounted.set(record.instanceId, [
-        ...(this.uncounted.get(record.instanceId) ?? []),
-        METRIC.outdatedAgentInAmi,
-      ]);
+      this.countOnStore(record.instanceId, [METRIC.outdatedAgentInAmi]);
     const abandon = this.config.FAILURE_RESULT === "ABANDON";
     const breakers = new Map<string, boolean>();
     if (abandon)
