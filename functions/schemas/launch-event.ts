@@ -69,6 +69,8 @@ export const LaunchReplaySchema = z
     /** "WarmPool" for an instance leaving the warm pool; looked up like the start time when absent. */
     origin: z.literal("WarmPool").optional(),
     source: z.enum(["operator", "sweep"]).optional(),
+    /** Looks only if no record of this launch exists: the sweep's look-ahead at a launch too young to call lost. */
+    ifUnrecorded: z.boolean().optional(),
   })
   .strict();
 

@@ -66,6 +66,7 @@ export function parseLaunchInput(input: unknown): LaunchRequest[] | "test-notifi
     hook: replay.lifecycleHookName,
     ...(startedAt !== undefined ? { startedAt } : {}),
     ...(replay.origin ? { origin: replay.origin } : {}),
+    ...(replay.ifUnrecorded ? { ifUnrecorded: true } : {}),
     source: replay.source === "sweep" ? "sweep" : "replay",
   }));
 }

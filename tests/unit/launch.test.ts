@@ -2,6 +2,7 @@ import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
+  RecordLifecycleActionHeartbeatCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { CodeDeployClient } from "@aws-sdk/client-codedeploy";
 import { GetDocumentCommand, ListCommandInvocationsCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
@@ -9,7 +10,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { metrics } from "../../functions/core/common/powertools.js";
 import { METRIC } from "../../functions/core/contract.js";
-import { reconcileQueueBatch } from "../../functions/core/launch/queue.js";
+import { reconcileQueueBatch, replayPayload } from "../../functions/core/launch/queue.js";
 import { memoryStore } from "../../functions/core/launch/records.js";
 import { stepOnce } from "../../functions/core/launch/step.js";
 import { parseLaunchInput } from "../../functions/schemas/launch-input.js";
@@ -42,6 +43,10 @@ afterAll(() => {
   sqs.restore();
 });
 
+const requestsOf = (event: object) => {
+  const parsed = parseLaunchInput(event);
+  return parsed === "test-notification" ? [] : parsed;
+};
 const sends = () => ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input);
 const reads = () => ssm.commandCalls(ListCommandInvocationsCommand).length;
 
@@ -441,6 +446,54 @@ describe("launches of one instance", () => {
     world.now += 30_000;
     await stepOnce({ requests: requests(first as object), signals: [] }, config, stepContext(world, store));
     expect(sends()).toHaveLength(sent);
+  });
+});
+
+describe("the sweep's look-ahead", () => {
+  const lookAhead = (instanceId: string) => ({
+    ...replayPayload({ instanceId, group: GROUP, hook: HOOK, startedAt: world.startOf(instanceId) }, "sweep"),
+    ifUnrecorded: true,
+  });
+  const heartbeats = () => autoScaling.commandCalls(RecordLifecycleActionHeartbeatCommand).length;
+
+  it("is dropped without a call when its launch's event arrived first", async () => {
+    const store = memoryStore();
+    const [event] = world.launch(["i-0000000000000000a"]);
+    await stepOnce(
+      { requests: requestsOf(event as object), signals: [] },
+      launchConfig(),
+      stepContext(world, store),
+    );
+    const before = { heartbeats: heartbeats(), sends: sends().length };
+    const report = await reconcileQueueBatch(
+      { Records: [sqsRecord("m0", lookAhead("i-0000000000000000a"))] },
+      (work) => stepOnce(work, launchConfig(), stepContext(world, store)),
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
+    );
+    expect(report.instances).toEqual([]);
+    expect(report.batchItemFailures).toEqual([]);
+    expect({ heartbeats: heartbeats(), sends: sends().length }).toEqual(before);
+  });
+
+  it("takes up a launch whose event was lost, and installs, verifies and continues it", async () => {
+    world.launch(["i-0000000000000000a"]);
+    world.now += 20_000;
+    const run = await driveQueue(world, [lookAhead("i-0000000000000000a")]);
+    expect(run.outcomes.get("i-0000000000000000a")?.outcome).toBe("CONTINUE");
+    expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
+  });
+
+  it("gives way to its launch's event in the same batch, whose token the record keeps", async () => {
+    const store = memoryStore();
+    const [event] = world.launch(["i-0000000000000000a"]);
+    await reconcileQueueBatch(
+      { Records: [sqsRecord("m0", event), sqsRecord("m1", lookAhead("i-0000000000000000a"))] },
+      (work) => stepOnce(work, launchConfig(), stepContext(world, store)),
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
+    );
+    const record = (await store.read(["i-0000000000000000a"])).get("i-0000000000000000a");
+    expect(record?.token).toBe("token-i-0000000000000000a");
+    expect(heartbeats()).toBe(0);
   });
 });
 

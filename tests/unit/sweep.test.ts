@@ -244,6 +244,69 @@ describe("sweepStaleLaunches", () => {
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 
+  it("looks again at a young launch without a record the moment it turns stale, and not at one whose event arrived", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        group("web", [
+          ["i-0aaa1111", "Pending:Wait"],
+          ["i-0bbb2222", "Pending:Wait"],
+          ["i-0ccc3333", "Pending:Wait"],
+        ]),
+      ],
+    });
+    autoScaling.on(DescribeScalingActivitiesCommand).resolves({
+      Activities: [launched("i-0aaa1111", 5), launched("i-0bbb2222", 8), launched("i-0ccc3333", 12)],
+    });
+    dynamodb.reset();
+    dynamodb.on(GetItemCommand).resolves({});
+    dynamodb.on(GetItemCommand, { Key: { pk: { S: "launch#i-0aaa1111" } } }).resolves({
+      Item: {
+        pk: { S: "launch#i-0aaa1111" },
+        record: {
+          S: JSON.stringify({ instanceId: "i-0aaa1111", phase: "registering", startedAt: startOf(5) }),
+        },
+      },
+    });
+    // A record of the instance's launch of yesterday (a warm-pool instance launches twice).
+    dynamodb.on(GetItemCommand, { Key: { pk: { S: "launch#i-0ccc3333" } } }).resolves({
+      Item: {
+        pk: { S: "launch#i-0ccc3333" },
+        record: {
+          S: JSON.stringify({ instanceId: "i-0ccc3333", phase: "done", startedAt: startOf(86_400) }),
+        },
+      },
+    });
+
+    const report = await sweepStaleLaunches({ ...SETTINGS, STALE_AFTER_SECONDS: 20, LEASE_TABLE: "leases" });
+
+    expect(report.stale).toEqual([]);
+    expect(report.lookAhead).toEqual(["i-0bbb2222", "i-0ccc3333"]);
+    const entries = sqs
+      .commandCalls(SendMessageBatchCommand)
+      .flatMap((call) => call.args[0].input.Entries ?? []);
+    expect(
+      entries.map((entry) => [JSON.parse(entry.MessageBody ?? "{}").instanceIds[0], entry.DelaySeconds]),
+    ).toEqual([
+      ["i-0bbb2222", 12],
+      ["i-0ccc3333", 8],
+    ]);
+    for (const body of sentBodies()) {
+      expect(body).toMatchObject({ source: "sweep", ifUnrecorded: true });
+      expect(LaunchReplaySchema.parse(body)).toEqual(body);
+    }
+
+    // In a dry run nothing is sent, but the report names them.
+    sqs.resetHistory();
+    const dry = await sweepStaleLaunches({
+      ...SETTINGS,
+      STALE_AFTER_SECONDS: 20,
+      LEASE_TABLE: "leases",
+      DRY_RUN: true,
+    });
+    expect(dry.lookAhead).toEqual(["i-0bbb2222", "i-0ccc3333"]);
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
   it("skips a group whose waiting instances are held by another hook, not ours", async () => {
     autoScaling
       .on(DescribeAutoScalingGroupsCommand)

@@ -2,6 +2,7 @@
 // scope on our own hook, one request per instance, each with its hook resolved.
 import { type LaunchConfig, inScope as named } from "../config.js";
 import { DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, LAUNCH_TRANSITION } from "../contract.js";
+import { SAME_START_MS } from "./action.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import type { LaunchRequest } from "./types.js";
 
@@ -41,9 +42,9 @@ export async function inScope(
     const skip = outOfScope(request, config);
     const known = work.get(request.instanceId);
     if (skip) skipped.push([request, skip]);
-    // A duplicate of an instance in the same batch is handled once; the newest event wins.
-    else if (!known || (request.startedAt ?? 0) >= (known.startedAt ?? 0))
-      work.set(request.instanceId, request);
+    // A duplicate of an instance in the same batch is handled once: the newest launch wins, and of one
+    // launch the event (it carries the token) wins over a sweep or replay.
+    else if (!known || replaces(request, known)) work.set(request.instanceId, request);
   }
   for (const [instanceId, request] of work) {
     const names = config.LIFECYCLE_HOOK_NAME ? ourHookNames(config) : request.hook ? [request.hook] : [];
@@ -65,6 +66,14 @@ export async function inScope(
     request.heartbeatTimeoutSeconds = hook?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
   }
   return { requests: work, skipped };
+}
+
+function replaces(request: LaunchRequest, known: LaunchRequest): boolean {
+  const start = request.startedAt ?? 0;
+  const knownStart = known.startedAt ?? 0;
+  if (request.source !== known.source && Math.abs(start - knownStart) <= SAME_START_MS)
+    return request.source === "event";
+  return start >= knownStart;
 }
 
 /**

@@ -206,6 +206,7 @@ class LaunchStep {
       : undefined;
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
+      if (request.ifUnrecorded && record && sameLaunch(record, request)) continue;
       if (
         record &&
         sameLaunch(record, request) &&

@@ -47,6 +47,8 @@ export interface SweepReport {
   stale: StaleInstance[];
   /** Stale by age but in hand: a launch record says the launch path works on it, or has completed our action. */
   inHand: string[];
+  /** Too young to call lost and without a launch record yet: looked at again when they turn stale. */
+  lookAhead: string[];
   enqueued: number;
   dryRun: boolean;
 }
@@ -66,6 +68,7 @@ export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepRepo
   const groups = await describeGroups(config.TARGET_GROUPS);
   const examinedGroups: string[] = [];
   const stale: StaleInstance[] = [];
+  const young: StaleInstance[] = [];
   let examined = 0;
 
   for (const group of groups) {
@@ -93,21 +96,56 @@ export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepRepo
         continue;
       }
       const waitingSeconds = Math.floor((now - launch.startedAt) / 1000);
-      if (waitingSeconds >= config.STALE_AFTER_SECONDS)
-        stale.push({ ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin, hook });
+      const found = { ...instance, waitingSeconds, startedAt: launch.startedAt, origin: launch.origin, hook };
+      (waitingSeconds >= config.STALE_AFTER_SECONDS ? stale : young).push(found);
     }
   }
 
-  const adrift = await leaveInHand(stale, config.LEASE_TABLE);
-  const enqueued = config.DRY_RUN ? 0 : await enqueueStale(config.LAUNCH_QUEUE_URL, adrift);
+  const records = await readRecords([...stale, ...young], config.LEASE_TABLE);
+  const now = clock.now();
+  const adrift = stale.filter((instance) => !isInHand(records?.get(instance.instanceId), instance, now));
+  const unrecorded = records
+    ? young.filter((instance) => {
+        const record = records.get(instance.instanceId);
+        return !record || !sameLaunch(record, instance);
+      })
+    : [];
+  const enqueued = config.DRY_RUN
+    ? 0
+    : await enqueueStale(config.LAUNCH_QUEUE_URL, [
+        ...adrift.map((instance) => ({ payload: replayPayload(instance, "sweep") })),
+        ...unrecorded.map((instance) => lookAhead(instance, config.STALE_AFTER_SECONDS)),
+      ]);
   return {
     groups: examinedGroups,
     examined,
     stale: adrift,
     inHand: stale.filter((instance) => !adrift.includes(instance)).map((instance) => instance.instanceId),
+    lookAhead: unrecorded.map((instance) => instance.instanceId),
     enqueued,
     dryRun: config.DRY_RUN,
   };
+}
+
+/**
+ * A launch too young to call lost, with no record yet, is looked at again the moment it turns stale,
+ * not a whole schedule later: its look-ahead comes back when it does, and the launch step drops it if
+ * a record of the launch exists by then (its event arrived). With sweeps a minute apart, a lost launch
+ * event waits at most a minute, not a minute plus the threshold.
+ */
+function lookAhead(instance: StaleInstance, staleAfterSeconds: number) {
+  const delaySeconds = Math.max(1, staleAfterSeconds - (instance.waitingSeconds ?? 0));
+  return { payload: { ...replayPayload(instance, "sweep"), ifUnrecorded: true }, delaySeconds };
+}
+
+/** The launch records of these instances; undefined without a table (every stale instance is replayed). */
+async function readRecords(
+  instances: StaleInstance[],
+  leaseTable: string,
+): Promise<Map<string, LaunchRecord> | undefined> {
+  if (!leaseTable) return undefined;
+  if (instances.length === 0) return new Map();
+  return dynamoStore(leaseTable).read(instances.map((instance) => instance.instanceId));
 }
 
 /**
@@ -116,13 +154,6 @@ export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepRepo
  * action was completed waits on another hook (CodeDeploy's launch deployment): not ours either.
  * What remains has no record (its launch event was lost) or a record gone quiet.
  */
-async function leaveInHand(stale: StaleInstance[], leaseTable: string): Promise<StaleInstance[]> {
-  if (!leaseTable || stale.length === 0) return stale;
-  const records = await dynamoStore(leaseTable).read(stale.map((instance) => instance.instanceId));
-  const now = clock.now();
-  return stale.filter((instance) => !isInHand(records.get(instance.instanceId), instance, now));
-}
-
 function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
   // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
   if (!record || !sameLaunch(record, instance)) return false;
@@ -189,16 +220,16 @@ async function waitingInstances(
   return [...waiting].map((instanceId) => ({ instanceId, group: name }));
 }
 
-/** One replay payload per stale instance on the launch queue; fails on any entry SQS did not take. */
-async function enqueueStale(queueUrl: string, stale: StaleInstance[]): Promise<number> {
-  const { enqueued, failed } = await enqueueReplays(
-    queueUrl,
-    stale.map((instance) => ({ payload: replayPayload(instance, "sweep") })),
-  );
+/** Replay payloads on the launch queue; fails on any entry SQS did not take. */
+async function enqueueStale(
+  queueUrl: string,
+  replays: Parameters<typeof enqueueReplays>[1],
+): Promise<number> {
+  const { enqueued, failed } = await enqueueReplays(queueUrl, replays);
   if (failed.length > 0) {
     const summary = failed.map((entry) => `${entry.instanceId} (${entry.code}: ${entry.message})`).join(", ");
     throw new EnqueueError(
-      `Could not enqueue ${failed.length} of ${stale.length} stale instances: ${summary}`,
+      `Could not enqueue ${failed.length} of ${replays.length} waiting instances: ${summary}`,
       failed,
     );
   }

@@ -21,6 +21,8 @@ export interface LaunchRequest {
   /** AWS-time ms when the lifecycle action started, when known (the event's time). */
   startedAt?: number;
   source: "event" | "replay" | "sweep";
+  /** Nothing to do if a record of this launch exists (its event arrived): the sweep's look-ahead. */
+  ifUnrecorded?: boolean;
   /** The hook's heartbeat timeout, once the hook is resolved. */
   heartbeatTimeoutSeconds?: number;
 }
