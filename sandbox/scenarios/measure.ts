@@ -156,8 +156,22 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
       trace: world.trace.entries,
       launchDeployments: launches,
       handledAt: launchHandling(sandbox),
+      installRuns: (instanceId) => agentInstallRuns(sandbox, instanceId),
     }),
   };
+}
+
+/** The CodeDeploy agent installs that ran on an instance (any document, any sender), request to end. */
+function agentInstallRuns(sandbox: Sandbox, instanceId: string): { from: number; to: number }[] {
+  const agent = (name: string | undefined) => name?.startsWith("AWSCodeDeployAgent") === true;
+  return sandbox.world.ssm.invocations
+    .filter(
+      (invocation) =>
+        invocation.instanceId === instanceId &&
+        invocation.endedAt !== undefined &&
+        (agent(invocation.packageName) || (invocation.steps ?? []).some((step) => agent(step.packageName))),
+    )
+    .map((invocation) => ({ from: invocation.requestedAt, to: invocation.endedAt! }));
 }
 
 /** Installs sent to an instance in scope while another install was in flight there. */

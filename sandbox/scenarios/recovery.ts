@@ -45,6 +45,12 @@ export interface FaultRecovery {
 export interface RecoveryFigures {
   /** Instances in service with a verified agent: from their launch (the service's lifecycle action start) to the first verification. */
   timeToVerifiedSeconds: TailPercentiles;
+  /**
+   * The same time less what the instance itself made the service wait for: its SSM registration, and
+   * the agent installs that ran on it (each from its SendCommand to its end, failed ones included).
+   * What is left is the service's own share: finding the instance, sending, reading, retrying.
+   */
+  serviceShareOfTimeToVerifiedSeconds: TailPercentiles;
   recoverySeconds: {
     /** The bus dropped the instance's launch lifecycle event or a Run Command status event of it. */
     droppedEvent: FaultRecovery;
@@ -77,6 +83,8 @@ export interface RecoveryInputs {
   launchDeployments: readonly Deployment[];
   /** When launch-function invocations that reported the instance started, in AWS ms (any order). */
   handledAt?(instanceId: string): readonly number[];
+  /** The agent installs that ran on the instance: from request to end, in AWS ms. */
+  installRuns?(instanceId: string): readonly { from: number; to: number }[];
 }
 
 /** The launch events whose loss the launch path must recover from (a sweep, a poll of the command). */
@@ -110,6 +118,7 @@ export function recoveryFigures(inputs: RecoveryInputs): RecoveryFigures {
   const recovery = (faults: Map<string, number>) => faultRecovery(inputs, inScope, faults);
   return {
     timeToVerifiedSeconds: timeToVerified(inputs),
+    serviceShareOfTimeToVerifiedSeconds: serviceShare(inputs),
     recoverySeconds: {
       droppedEvent: recovery(dropped),
       cutOffInvocation: recovery(cutOff),
@@ -142,6 +151,37 @@ function timeToVerified(inputs: RecoveryInputs): TailPercentiles {
     );
   const [p50, p95, p99] = nearestRanks(seconds, [0.5, 0.95, 0.99]);
   return { p50: p50!, p95: p95!, p99: p99! };
+}
+
+function serviceShare(inputs: RecoveryInputs): TailPercentiles {
+  const seconds = inputs.instances
+    .filter((instance) => inputs.endedVerified(instance) && instance.milestones.firstVerified !== undefined)
+    .map((instance) => {
+      const start = launchStart(inputs, instance);
+      const verifiedAt = instance.milestones.firstVerified!;
+      const registered = Math.min(verifiedAt, Math.max(start, instance.ssm.registeredAt ?? start));
+      const waits = [
+        { from: start, to: registered },
+        ...(inputs.installRuns?.(instance.id) ?? []).map((run) => ({
+          from: Math.max(start, run.from),
+          to: Math.min(verifiedAt, run.to),
+        })),
+      ];
+      return Math.max(0, verifiedAt - start - coveredMs(waits)) / 1000;
+    });
+  const [p50, p95, p99] = nearestRanks(seconds, [0.5, 0.95, 0.99]);
+  return { p50: p50!, p95: p95!, p99: p99! };
+}
+
+/** How much of the time line the spans cover together (overlaps counted once). */
+function coveredMs(spans: readonly { from: number; to: number }[]): number {
+  let covered = 0;
+  let reached = Number.NEGATIVE_INFINITY;
+  for (const span of [...spans].filter((item) => item.to > item.from).sort((a, b) => a.from - b.from)) {
+    covered += Math.max(0, span.to - Math.max(span.from, reached));
+    reached = Math.max(reached, span.to);
+  }
+  return covered;
 }
 
 function faultRecovery(

@@ -26,13 +26,14 @@ function harmLines(summary: ScenarioResult["summary"]): string[] {
 /** Launch to a verified agent, recovery from each fault kind, and the launch deployments the service could have saved. */
 function recoveryLines(summary: ScenarioResult["summary"]): string[] {
   const verified = summary.timeToVerifiedSeconds;
+  const share = summary.serviceShareOfTimeToVerifiedSeconds;
   const show = (value: number | null) => (value === null ? "-" : String(value));
   const kinds = Object.entries(summary.recoverySeconds).map(
     ([kind, figure]) =>
       `${kind} ${figure.recovered}/${figure.hit} recovered, resumed after p50 ${show(figure.resumed.p50)} · max ${show(figure.resumed.max)}, to CONTINUE p50 ${show(figure.p50)} · max ${show(figure.max)}`,
   );
   return [
-    `launch to verified agent (AWS s): p50 ${show(verified.p50)} · p95 ${show(verified.p95)} · p99 ${show(verified.p99)}`,
+    `launch to verified agent (AWS s): p50 ${show(verified.p50)} · p95 ${show(verified.p95)} · p99 ${show(verified.p99)}; the service's share (less registration and install runs): p50 ${show(share.p50)} · p95 ${show(share.p95)} · p99 ${show(share.p99)}`,
     `recovery (AWS s): ${kinds.join("; ")}`,
     `avoidable launch deployment failures ${summary.avoidableLaunchDeploymentFailures}${describeAvoidable(summary.avoidableLaunchDeploymentFailureInstances, 5)}`,
   ];

@@ -90,6 +90,7 @@ function inputs(fields: {
   trace?: TraceEntry[];
   launchDeployments?: Deployment[];
   handled?: Record<string, number[]>;
+  installs?: Record<string, [number, number][]>;
 }): RecoveryInputs {
   const actions = fields.actions ?? [];
   return {
@@ -100,6 +101,8 @@ function inputs(fields: {
     trace: fields.trace ?? [],
     launchDeployments: fields.launchDeployments ?? [],
     handledAt: (instanceId) => (fields.handled?.[instanceId] ?? []).map((seconds) => seconds * S),
+    installRuns: (instanceId) =>
+      (fields.installs?.[instanceId] ?? []).map(([from, to]) => ({ from: from * S, to: to * S })),
   };
 }
 
@@ -131,6 +134,31 @@ describe("the recovery figures", () => {
       p95: null,
       p99: null,
     });
+  });
+
+  it("takes what the instance made the service wait for out of its time to verified: the service's share", () => {
+    // Held from 10 s, registered at 40 s (30 s of waiting on the instance), an install that failed
+    // from 45 to 75 s and its retry from 80 to 110 s (another team's look at 100-105 s overlaps it),
+    // verified at 112 s: 102 s to verified, 90 s of it the instance's, 12 s the service's.
+    const slow = instance("i-slow", { milestones: { firstVerified: 112 * S, verified: 112 * S } });
+    // Registered at 40 s in this hand-made world, yet verified at 30 s: waits are cut at the verification.
+    const quick = instance("i-quick", { milestones: { firstVerified: 30 * S, verified: 30 * S } });
+    const figures = recoveryFigures(
+      inputs({
+        instances: [slow, quick],
+        actions: [action("i-slow", CONTINUE_AT(113)), action("i-quick", CONTINUE_AT(31))],
+        installs: {
+          "i-slow": [
+            [45, 75],
+            [80, 110],
+            [100, 105],
+          ],
+          "i-quick": [[12, 29]],
+        },
+      }),
+    );
+    expect(figures.timeToVerifiedSeconds).toEqual({ p50: 20, p95: 102, p99: 102 });
+    expect(figures.serviceShareOfTimeToVerifiedSeconds).toEqual({ p50: 0, p95: 12, p99: 12 });
   });
 
   it("times each fault kind from its first hit on an instance to the service's CONTINUE", () => {
