@@ -69,8 +69,8 @@ export const LaunchReplaySchema = z
     /** "WarmPool" for an instance leaving the warm pool; looked up like the start time when absent. */
     origin: z.literal("WarmPool").optional(),
     source: z.enum(["operator", "sweep"]).optional(),
-    /** Looks only if no record of this launch exists: the sweep's look-ahead at a launch too young to call lost. */
-    ifUnrecorded: z.boolean().optional(),
+    /** Nothing to do once the launch's event came (its record has the token): the sweep's look-ahead at a launch too young to call lost. */
+    ifEventLost: z.boolean().optional(),
   })
   .strict();
 

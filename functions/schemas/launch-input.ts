@@ -66,7 +66,7 @@ export function parseLaunchInput(input: unknown): LaunchRequest[] | "test-notifi
     hook: replay.lifecycleHookName,
     ...(startedAt !== undefined ? { startedAt } : {}),
     ...(replay.origin ? { origin: replay.origin } : {}),
-    ...(replay.ifUnrecorded ? { ifUnrecorded: true } : {}),
+    ...(replay.ifEventLost ? { ifEventLost: true } : {}),
     source: replay.source === "sweep" ? "sweep" : "replay",
   }));
 }

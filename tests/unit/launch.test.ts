@@ -452,7 +452,7 @@ describe("launches of one instance", () => {
 describe("the sweep's look-ahead", () => {
   const lookAhead = (instanceId: string) => ({
     ...replayPayload({ instanceId, group: GROUP, hook: HOOK, startedAt: world.startOf(instanceId) }, "sweep"),
-    ifUnrecorded: true,
+    ifEventLost: true,
   });
   const heartbeats = () => autoScaling.commandCalls(RecordLifecycleActionHeartbeatCommand).length;
 
@@ -475,12 +475,31 @@ describe("the sweep's look-ahead", () => {
     expect({ heartbeats: heartbeats(), sends: sends().length }).toEqual(before);
   });
 
-  it("takes up a launch whose event was lost, and installs, verifies and continues it", async () => {
-    world.launch(["i-0000000000000000a"]);
+  it("takes up a launch whose event was lost and stays its message: registers, installs, continues", async () => {
+    // Registered with SSM only after the look-ahead came: the look-ahead must come back for it.
+    world.launch(["i-0000000000000000a"], { registerAfterMs: 45_000 });
     world.now += 20_000;
-    const run = await driveQueue(world, [lookAhead("i-0000000000000000a")]);
+    const run = await driveQueue(world, [lookAhead("i-0000000000000000a")], { dropSignals: true });
     expect(run.outcomes.get("i-0000000000000000a")?.outcome).toBe("CONTINUE");
     expect(world.completionsOf("i-0000000000000000a")).toEqual(["CONTINUE"]);
+    expect(world.installsOn("i-0000000000000000a")).toBe(1);
+  });
+
+  it("costs no Auto Scaling call when it comes back after a command event completed its launch", async () => {
+    const store = memoryStore();
+    world.launch(["i-0000000000000000a"]);
+    world.now += 20_000;
+    const run = await driveQueue(world, [lookAhead("i-0000000000000000a")], { store });
+    expect(run.outcomes.get("i-0000000000000000a")?.outcome).toBe("CONTINUE");
+    const before = autoScaling.calls().length;
+    const report = await reconcileQueueBatch(
+      { Records: [sqsRecord("m0", lookAhead("i-0000000000000000a"))] },
+      (work) => stepOnce(work, launchConfig(), stepContext(world, store)),
+      { LAUNCH_QUEUE_URL: "", RESUME_AFTER_SECONDS: 10 },
+    );
+    expect(report.instances).toEqual([]);
+    expect(report.batchItemFailures).toEqual([]);
+    expect(autoScaling.calls().length).toBe(before);
   });
 
   it("gives way to its launch's event in the same batch, whose token the record keeps", async () => {

@@ -291,7 +291,7 @@ describe("sweepStaleLaunches", () => {
       ["i-0ccc3333", 8],
     ]);
     for (const body of sentBodies()) {
-      expect(body).toMatchObject({ source: "sweep", ifUnrecorded: true });
+      expect(body).toMatchObject({ source: "sweep", ifEventLost: true });
       expect(LaunchReplaySchema.parse(body)).toEqual(body);
     }
 

@@ -206,14 +206,20 @@ class LaunchStep {
       : undefined;
     for (const [instanceId, request] of requests) {
       const record = known.get(instanceId);
-      if (request.ifUnrecorded && record && sameLaunch(record, request)) continue;
+      // The sweep's look-ahead is dropped once its launch's event came (the record carries the event's
+      // token); a look-ahead that took the launch up is its launch message from then on.
+      if (request.ifEventLost && record?.token && sameLaunch(record, request)) continue;
       if (
         record &&
         sameLaunch(record, request) &&
-        (record.phase !== "done" || request.source === "event" || this.context.continuing)
+        (record.phase !== "done" ||
+          request.source === "event" ||
+          ownMessageBack(record, request) ||
+          this.context.continuing)
       ) {
         // A duplicate event of a launch already done needs nothing and reports nothing, but to a run
-        // by hand; a sweep or replay of a done launch asks Auto Scaling below whether ours is open.
+        // by hand; nor does the sweep's message of a launch we completed (it comes back after another
+        // invocation completed it). A replay of a done launch asks Auto Scaling below whether ours is open.
         if (record.phase !== "done") this.hold(record);
         else if (this.context.continuing) this.report(record);
       } else if (record && earlierLaunch(record, request)) {
@@ -346,4 +352,13 @@ class LaunchStep {
     if (outcome === "PENDING" && !this.resume.has(record.instanceId))
       this.resume.set(record.instanceId, this.context.now() + this.config.RESUME_AFTER_SECONDS * 1000);
   }
+}
+
+/**
+ * The sweep replays a done launch only when our action was not ours to complete (ALREADY_COMPLETED): a
+ * sweep payload for a launch we completed is its own launch message, back after another invocation
+ * (a command event's) completed it.
+ */
+function ownMessageBack(record: LaunchRecord, request: LaunchRequest): boolean {
+  return request.source === "sweep" && record.phase === "done" && record.outcome !== "ALREADY_COMPLETED";
 }

@@ -135,7 +135,7 @@ export async function sweepStaleLaunches(config: SweepConfig): Promise<SweepRepo
  */
 function lookAhead(instance: StaleInstance, staleAfterSeconds: number) {
   const delaySeconds = Math.max(1, staleAfterSeconds - (instance.waitingSeconds ?? 0));
-  return { payload: { ...replayPayload(instance, "sweep"), ifUnrecorded: true }, delaySeconds };
+  return { payload: { ...replayPayload(instance, "sweep"), ifEventLost: true }, delaySeconds };
 }
 
 /** The launch records of these instances; undefined without a table (every stale instance is replayed). */

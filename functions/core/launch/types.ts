@@ -21,8 +21,8 @@ export interface LaunchRequest {
   /** AWS-time ms when the lifecycle action started, when known (the event's time). */
   startedAt?: number;
   source: "event" | "replay" | "sweep";
-  /** Nothing to do if a record of this launch exists (its event arrived): the sweep's look-ahead. */
-  ifUnrecorded?: boolean;
+  /** Nothing to do once the launch's event came (its record has the token): the sweep's look-ahead. */
+  ifEventLost?: boolean;
   /** The hook's heartbeat timeout, once the hook is resolved. */
   heartbeatTimeoutSeconds?: number;
 }
