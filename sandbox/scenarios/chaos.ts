@@ -40,6 +40,18 @@ export const CHAOS_FAULTS = {
 };
 
 /**
+ * How long the run may take to settle. An instance let in without an agent (it never registered with
+ * SSM, or every install failed) waits for CodeDeploy's launch deployment to give up on the agent, is
+ * abandoned and replaced, and its replacement can meet the same fate: with CodeDeploy's one-hour wait a
+ * chain of three such launches outlasts four hours, and a run cut short there leaves the last one in
+ * Pending:Wait on CodeDeploy's hook, lost to the run though nothing of the service holds it.
+ */
+function settleSeconds(agentWaitSeconds = 300): number {
+  // Each link: the launch path's registration wait (600 s by default), then CodeDeploy's wait for the agent.
+  return Math.max(4 * 3600, 6 * (agentWaitSeconds + 600));
+}
+
+/**
  * Everything at once: duplicated and dropped events (the sweep must find what was dropped),
  * throttling and 5xx answers, invocations cut off mid-install, instances terminated mid-install or
  * never registering, failed installs and installs that report Success with no running agent, and a
@@ -73,7 +85,7 @@ export const chaos: Scenario = {
       },
     },
   }),
-  async play({ sandbox, instances, note, deploy }) {
+  async play({ sandbox, instances, options, note, deploy }) {
     const { world } = sandbox;
     const fleetPair = addGroupWithDeployments(world, {
       name: "fleet",
@@ -207,7 +219,7 @@ export const chaos: Scenario = {
       sandbox,
       [service, prod],
       { groups, deploymentGroups },
-      { timeoutSeconds: 4 * 3600, quietSeconds: 900 },
+      { timeoutSeconds: settleSeconds(options.agentWaitSeconds), quietSeconds: 900 },
     );
     monkey.cancel();
     drawOnPool.cancel();

@@ -111,7 +111,10 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
           why: `in service without a verified agent (${instance.agent.version ?? "none"}, ${instance.agent.running ? "running" : "not running"})`,
         });
     } else if (!instance.terminated && instance.lifecycleState.startsWith("Pending")) {
-      lost.push({ instanceId: instance.id, why: `left in ${instance.lifecycleState}` });
+      lost.push({
+        instanceId: instance.id,
+        why: `left in ${instance.lifecycleState}${heldBy(sandbox, instance)}`,
+      });
     } else if (timedOut) {
       lost.push({
         instanceId: instance.id,
@@ -159,6 +162,22 @@ export function measure(sandbox: Sandbox, scope: Scope): Figures {
       installRuns: (instanceId) => agentInstallRuns(sandbox, instanceId),
     }),
   };
+}
+
+/** What holds an instance left waiting: its open lifecycle actions, and its deployments and their states. */
+function heldBy(sandbox: Sandbox, instance: Instance): string {
+  const { world } = sandbox;
+  const now = world.now();
+  const actions = world.autoScaling.actionsOf(instance.id).map((action) => {
+    const state = action.completed
+      ? `${action.completed.result} by ${action.completed.by} at +${Math.round((action.completed.at - action.startedAt) / 1000)} s`
+      : `open ${Math.round((now - action.startedAt) / 1000)} s, ${action.heartbeats} heartbeats`;
+    return `${action.hookName} (${state})`;
+  });
+  const deployments = [...world.codeDeploy.deployments.values()]
+    .filter((deployment) => deployment.targets.some((target) => target.instanceId === instance.id))
+    .map((deployment) => `${deployment.id} by ${deployment.creator} ${deployment.status}`);
+  return `; actions: ${actions.join(", ") || "none"}; deployments: ${deployments.join(", ") || "none"}`;
 }
 
 /** The CodeDeploy agent installs that ran on an instance (any document, any sender), request to end. */
