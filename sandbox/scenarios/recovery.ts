@@ -143,34 +143,37 @@ function continuedAt(inputs: RecoveryInputs, instance: Instance): number | undef
   return continued.length > 0 ? Math.min(...continued) : undefined;
 }
 
-function timeToVerified(inputs: RecoveryInputs): TailPercentiles {
-  const seconds = inputs.instances
-    .filter((instance) => inputs.endedVerified(instance) && instance.milestones.firstVerified !== undefined)
-    .map(
-      (instance) => Math.max(0, instance.milestones.firstVerified! - launchStart(inputs, instance)) / 1000,
-    );
-  const [p50, p95, p99] = nearestRanks(seconds, [0.5, 0.95, 0.99]);
-  return { p50: p50!, p95: p95!, p99: p99! };
-}
-
-function serviceShare(inputs: RecoveryInputs): TailPercentiles {
+/** A tail over the instances that end verified in service, of AWS ms from their launch to their first verification. */
+function verifiedTail(
+  inputs: RecoveryInputs,
+  msOf: (instance: Instance, start: number, verifiedAt: number) => number,
+): TailPercentiles {
   const seconds = inputs.instances
     .filter((instance) => inputs.endedVerified(instance) && instance.milestones.firstVerified !== undefined)
     .map((instance) => {
       const start = launchStart(inputs, instance);
-      const verifiedAt = instance.milestones.firstVerified!;
-      const registered = Math.min(verifiedAt, Math.max(start, instance.ssm.registeredAt ?? start));
-      const waits = [
-        { from: start, to: registered },
-        ...(inputs.installRuns?.(instance.id) ?? []).map((run) => ({
-          from: Math.max(start, run.from),
-          to: Math.min(verifiedAt, run.to),
-        })),
-      ];
-      return Math.max(0, verifiedAt - start - coveredMs(waits)) / 1000;
+      return Math.max(0, msOf(instance, start, instance.milestones.firstVerified!)) / 1000;
     });
   const [p50, p95, p99] = nearestRanks(seconds, [0.5, 0.95, 0.99]);
   return { p50: p50!, p95: p95!, p99: p99! };
+}
+
+function timeToVerified(inputs: RecoveryInputs): TailPercentiles {
+  return verifiedTail(inputs, (_instance, start, verifiedAt) => verifiedAt - start);
+}
+
+function serviceShare(inputs: RecoveryInputs): TailPercentiles {
+  return verifiedTail(inputs, (instance, start, verifiedAt) => {
+    const registered = Math.min(verifiedAt, Math.max(start, instance.ssm.registeredAt ?? start));
+    const waits = [
+      { from: start, to: registered },
+      ...(inputs.installRuns?.(instance.id) ?? []).map((run) => ({
+        from: Math.max(start, run.from),
+        to: Math.min(verifiedAt, run.to),
+      })),
+    ];
+    return verifiedAt - start - coveredMs(waits);
+  });
 }
 
 /** How much of the time line the spans cover together (overlaps counted once). */

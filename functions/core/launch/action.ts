@@ -63,6 +63,14 @@ export function openForSure(record: LaunchRecord, now: number): boolean {
   return record.token !== undefined && now - record.startedAt < FRESH_LAUNCH_MS;
 }
 
+/**
+ * Done, and not by an action that ended without us: our action was completed (CONTINUE or ABANDON);
+ * what still holds the instance is another hook, such as CodeDeploy's launch deployment.
+ */
+export function completedByUs(record: LaunchRecord): boolean {
+  return record.phase === "done" && record.outcome !== "ALREADY_COMPLETED";
+}
+
 /** The lifecycle action ended without us (terminated, completed elsewhere, timed out): done. */
 export function close(record: LaunchRecord, reason: string): void {
   record.phase = "done";

@@ -19,6 +19,7 @@ import { METRIC, type MetricName } from "../contract.js";
 import {
   beatDueAt,
   close,
+  completedByUs,
   completionRetryMs,
   completionWait,
   decideResult,
@@ -360,5 +361,5 @@ class LaunchStep {
  * (a command event's) completed it.
  */
 function ownMessageBack(record: LaunchRecord, request: LaunchRequest): boolean {
-  return request.source === "sweep" && record.phase === "done" && record.outcome !== "ALREADY_COMPLETED";
+  return request.source === "sweep" && completedByUs(record);
 }

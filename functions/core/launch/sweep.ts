@@ -14,7 +14,7 @@ import { chunk, collect, paginate } from "../common/concurrency.js";
 import { logger } from "../common/powertools.js";
 import { coversAll, type SweepConfig } from "../config.js";
 import { WAITING_STATES } from "../contract.js";
-import { beatDueAt, sameLaunch } from "./action.js";
+import { beatDueAt, completedByUs, sameLaunch } from "./action.js";
 import { findLaunchActivities, findLaunchHooks } from "./lifecycle.js";
 import { enqueueReplays, type NotEnqueued, replayPayload } from "./queue.js";
 import { dynamoStore, type LaunchRecord } from "./records.js";
@@ -157,7 +157,7 @@ async function readRecords(
 function isInHand(record: LaunchRecord | undefined, instance: StaleInstance, now: number): boolean {
   // Our record of this launch, not of an earlier one (a warm-pool instance launches twice).
   if (!record || !sameLaunch(record, instance)) return false;
-  if (record.phase === "done") return record.outcome !== "ALREADY_COMPLETED";
+  if (record.phase === "done") return completedByUs(record);
   return now < inHandUntil(record);
 }
 
