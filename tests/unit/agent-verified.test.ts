@@ -75,6 +75,16 @@ describe("what an ended install means", () => {
     expect(judged.verdict.reason).toContain("printed no evidence of a running agent");
   });
 
+  it("takes the install's end from its last step's finish, as SSM reports it", () => {
+    const ended = installedAndVerified("c-1", "i-0000000000000000a", "1.8.1");
+    const finishes = [10_000, 41_000, 39_000].map((ms) => Date.parse("2026-12-01T08:00:00Z") + ms);
+    const steps = (ended.CommandPlugins ?? []).map((step, index) =>
+      index < finishes.length ? { ...step, ResponseFinishDateTime: new Date(finishes[index] ?? 0) } : step,
+    );
+    expect(judgeInstall({ ...ended, CommandPlugins: steps }, pinned, "1.8.1").endedAt).toBe(finishes[1]);
+    expect(judgeInstall(ended, pinned, "1.8.1").endedAt).toBeUndefined();
+  });
+
   it("accepts an agent newer than the version the function expected", () => {
     const judged = judgeInstall(alreadyCurrent("c-1", "i-0000000000000000a", "1.8.2"), pinned, "1.8.1");
     expect(judged.verdict).toMatchObject({ kind: "verified", installed: false });

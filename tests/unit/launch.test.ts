@@ -225,6 +225,17 @@ describe("the launch step", () => {
     expect(run.receives).toBeLessThanOrEqual(20);
   });
 
+  it("completes first the launch whose install ended first, however late that end was read", async () => {
+    const [slow, quick] = ids(2) as [string, string];
+    world.installMsOf.set(quick, 10_000);
+    // Their events are lost: one overdue read finds both ended, the quick one 20 s before the slow one.
+    await driveQueue(world, world.launch([slow, quick]), { dropSignals: true });
+    const completed = autoScaling
+      .commandCalls(CompleteLifecycleActionCommand)
+      .map((call) => call.args[0].input.InstanceId ?? call.args[0].input.LifecycleActionToken);
+    expect(completed).toEqual([`token-${quick}`, `token-${slow}`]);
+  });
+
   it("settles every instance of a command with one read when their events arrive together", async () => {
     const run = await driveQueue(world, world.launch(ids(10)));
     expect([...run.outcomes.values()].every((outcome) => outcome.outcome === "CONTINUE")).toBe(true);

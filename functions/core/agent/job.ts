@@ -18,6 +18,8 @@ export interface JobEnd {
   /** Failures only: the instance's own, or the service's (SSM, Distributor, us). */
   fault?: Fault;
   reason: string;
+  /** When the install that ended the work finished, as SSM reports it (AWS ms). */
+  at?: number;
 }
 
 export interface AgentJob {
@@ -166,7 +168,7 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
   switch (verdict.kind) {
     case "verified":
       if (verdict.installed) job.installed = true;
-      end(job, { ok: true, reason: verdict.reason });
+      end(job, { ok: true, reason: verdict.reason, at: judgement.endedAt });
       return;
     case "busy":
     case "restart-check":
@@ -188,6 +190,7 @@ export function onInstallEnded(job: AgentJob, judgement: Judgement, now: number,
         ok: false,
         fault: verdict.fault,
         reason: verdict.retryable ? `${verdict.reason} (after ${job.attempts} attempts)` : verdict.reason,
+        at: judgement.endedAt,
       });
   }
 }
@@ -261,18 +264,25 @@ const REGISTRATION_BEAT_MS = 180_000;
  * minutes, then every sixth of the time waited beyond them (at most two minutes), so one that never
  * registers costs a few dozen looks and a late one is found within seconds. Aligned on the beat, the
  * messages of many invocations come back together and share one DescribeInstanceInformation.
+ *
+ * A launch message is back a moment after the beat it was due on (a whole-second delay, then the
+ * batching window), so it is next due one interval after that beat, not one interval after now: that
+ * looked every other beat. Run until done, the step sleeps exactly, up to one interval from now.
  */
 export function nextRegistrationLook(startedAt: number, now: number, cadence: Cadence): number {
   const beat = cadence.registrationPollMs;
   const beyond = now - startedAt - REGISTRATION_BEAT_MS;
   const interval = Math.min(120_000, Math.max(beat, beyond / 6));
-  return (Math.floor((now + interval) / beat) + (cadence.followMs ? 0 : 1)) * beat;
+  if (cadence.followMs) return Math.floor((now + interval) / beat) * beat;
+  return Math.ceil((Math.floor(now / beat) * beat + interval) / beat) * beat;
 }
 
 /**
  * When the install in flight is next looked up without an event: once overdue, then with gaps of
  * overdue, overdue, 2x, 4x ... up to 15 minutes, so an hour-long install costs about eight looks and
  * one that ends soon after it was overdue is read one overdue interval later; by hand, every followMs.
+ * Overdue counts from the command's last read, for an event of another of its instances too: that read
+ * showed every instance of the command, so a lost event is still found within one overdue interval.
  */
 export function nextInstallLook(
   sentAt: number,
@@ -281,6 +291,6 @@ export function nextInstallLook(
   cadence: Cadence,
 ): number {
   if (cadence.followMs) return (lastLookAt ?? sentAt) + cadence.followMs;
-  if (lookups === 0 || lastLookAt === undefined) return sentAt + cadence.overdueMs;
+  if (lookups === 0 || lastLookAt === undefined) return Math.max(sentAt, lastLookAt ?? 0) + cadence.overdueMs;
   return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** (lookups - 1));
 }

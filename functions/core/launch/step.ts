@@ -311,7 +311,9 @@ class LaunchStep {
       for (const group of new Set(finishing.map((record) => record.group)))
         breakers.set(group, (await this.context.store.breaker(group)).open);
     const now = this.context.now();
-    for (const record of finishing) record.finishingSince ??= now;
+    // A launch waits for its completion from the moment its install ended, as SSM reports it, not
+    // from the moment we read that: one whose end was read late does not also wait at the back.
+    for (const record of finishing) record.finishingSince ??= Math.min(now, record.ended?.at ?? now);
     finishing.sort((a, b) => completionWait(b, now) - completionWait(a, now));
     await mapLimit(finishing, CALLS_IN_FLIGHT, async (record) => {
       // Held by an invocation that may still complete it (one cut off, say): back when that hold ends.

@@ -89,6 +89,8 @@ export class LaunchWorld {
   readonly instances = new Map<string, WorldInstance>();
   readonly commands: Sent[] = [];
   installMs = 30_000;
+  /** Install run times of particular instances, instead of installMs. */
+  readonly installMsOf = new Map<string, number>();
   private counter = 0;
 
   constructor() {
@@ -123,7 +125,16 @@ export class LaunchWorld {
         if (input.CommandId && command.commandId !== input.CommandId) continue;
         for (const [instanceId, { endsAt, answer }] of command.invocations) {
           if (input.InstanceId && instanceId !== input.InstanceId) continue;
-          found.push(this.now >= endsAt ? answer : invocation(command.commandId, instanceId, "InProgress"));
+          // An ended invocation's steps report when they finished, as SSM's do.
+          const finished = (answer.CommandPlugins ?? []).map((step) => ({
+            ...step,
+            ResponseFinishDateTime: new Date(endsAt),
+          }));
+          found.push(
+            this.now >= endsAt
+              ? { ...answer, CommandPlugins: finished }
+              : invocation(command.commandId, instanceId, "InProgress"),
+          );
         }
       }
       return {
@@ -241,7 +252,7 @@ export class LaunchWorld {
       const instance = this.instances.get(id);
       if (!instance) throw new Error(`unknown instance ${id}`);
       command.invocations.set(id, {
-        endsAt: this.now + this.installMs,
+        endsAt: this.now + (this.installMsOf.get(id) ?? this.installMs),
         answer: this.run(commandId, instance, allowRestart),
       });
     }
