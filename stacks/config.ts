@@ -180,7 +180,7 @@ const launchSchema = z.strictObject({
   timeoutSeconds: int(15, 900).optional(),
   memoryMb: int(128, 10_240).default(512),
   /** Event completion: seconds between looks at an instance that has not registered with SSM yet. */
-  registrationPollSeconds: int(2, 300).default(8),
+  registrationPollSeconds: int(2, 300).default(10),
   /** Event completion: seconds after which an install whose end event has not come is looked up. */
   commandOverdueSeconds: int(15, 900).default(60),
   /**

@@ -106,8 +106,8 @@ const launchSchema = agentSchema.extend({
   // "events": take the next step and return; SSM's command-invocation events (through the launch
   // queue) say when an install ended. "polling": work on the batch until it is done or out of time.
   LAUNCH_COMPLETION: z.enum(["events", "polling"]).default("events"),
-  // Events: seconds between looks at an instance not yet registered with SSM.
-  REGISTRATION_POLL_SECONDS: int(8, 1, 300),
+  // Events: seconds between looks at an instance not yet registered with SSM (docs/configuration.md).
+  REGISTRATION_POLL_SECONDS: int(10, 1, 300),
   // Events: seconds after which an install whose end event has not come is looked up in SSM.
   COMMAND_OVERDUE_SECONDS: int(60, 5, 900),
 });

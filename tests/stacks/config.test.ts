@@ -66,7 +66,7 @@ describe("stage configuration", () => {
       timeoutSeconds: 20,
       visibilityTimeoutSeconds: 30,
       resumeAfterSeconds: 10,
-      registrationPollSeconds: 8,
+      registrationPollSeconds: 10,
       commandOverdueSeconds: 60,
       batchSize: 50,
       maxBatchingWindowSeconds: 2,

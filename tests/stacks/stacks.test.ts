@@ -105,7 +105,7 @@ describe("1. configuration per stage", () => {
       INSTALL_ATTEMPTS: 2,
       DRY_RUN: false,
       LAUNCH_COMPLETION: "events",
-      REGISTRATION_POLL_SECONDS: 8,
+      REGISTRATION_POLL_SECONDS: 10,
       COMMAND_OVERDUE_SECONDS: 60,
     });
     expect(launch.LEASE_TABLE).toMatch(/^<Import:prod-agentfix-Foundation:.*LeaseTable/);

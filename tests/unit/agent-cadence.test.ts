@@ -50,9 +50,10 @@ describe("when an install whose end was not signalled is next looked up", () => 
     expect(gaps).toEqual([60, 120, 240, 480, 900, 900]);
   });
 
-  it("counts overdue from the command's last read, an event's read of another of its instances too", () => {
+  it("takes a read after it was overdue, for another instance's event, as its overdue look", () => {
     const sentAt = 1_000 * SECOND;
-    expect(nextInstallLook(sentAt, 0, sentAt + 55 * SECOND, CADENCE)).toBe(sentAt + 115 * SECOND);
+    expect(nextInstallLook(sentAt, 0, sentAt + 55 * SECOND, CADENCE)).toBe(sentAt + 60 * SECOND);
+    expect(nextInstallLook(sentAt, 0, sentAt + 70 * SECOND, CADENCE)).toBe(sentAt + 130 * SECOND);
   });
 
   it("is read seven times during an hour-long install", () => {

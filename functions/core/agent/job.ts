@@ -281,9 +281,8 @@ export function nextRegistrationLook(startedAt: number, now: number, cadence: Ca
  * When the install in flight is next looked up without an event: once overdue, then with gaps of
  * overdue, overdue, 2x, 4x ... up to 15 minutes, so an hour-long install costs about eight looks and
  * one that ends soon after it was overdue is read one overdue interval later; by hand, every followMs.
- * Overdue counts from the command's last read, for an event of another of its instances too: that read
- * showed every instance of the command, and any read after an instance ended settles it, so an
- * instance whose event is lost is still looked up within one overdue interval of its end.
+ * A read of the command after it was overdue (for an event of another of its instances) counts as
+ * its overdue look: it showed every instance, so the next is one overdue interval after it, not at once.
  */
 export function nextInstallLook(
   sentAt: number,
@@ -292,6 +291,10 @@ export function nextInstallLook(
   cadence: Cadence,
 ): number {
   if (cadence.followMs) return (lastLookAt ?? sentAt) + cadence.followMs;
-  if (lookups === 0 || lastLookAt === undefined) return Math.max(sentAt, lastLookAt ?? 0) + cadence.overdueMs;
+  if (lookups === 0 || lastLookAt === undefined) {
+    const overdueAt = sentAt + cadence.overdueMs;
+    // A read past that point, for an event of another of the command's instances, was its overdue look.
+    return lastLookAt !== undefined && lastLookAt >= overdueAt ? lastLookAt + cadence.overdueMs : overdueAt;
+  }
   return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** (lookups - 1));
 }
