@@ -293,7 +293,6 @@ export function nextInstallLook(
   if (cadence.followMs) return (lastLookAt ?? sentAt) + cadence.followMs;
   if (lookups === 0 || lastLookAt === undefined) {
     const overdueAt = sentAt + cadence.overdueMs;
-    // A read past that point, for an event of another of the command's instances, was its overdue look.
     return lastLookAt !== undefined && lastLookAt >= overdueAt ? lastLookAt + cadence.overdueMs : overdueAt;
   }
   return lastLookAt + Math.min(MAX_LOOK_INTERVAL_MS, cadence.overdueMs * 2 ** (lookups - 1));

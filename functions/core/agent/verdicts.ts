@@ -51,12 +51,15 @@ export function judgeInstall(
   config: AgentConfig,
   expected: string,
 ): Judgement {
-  const evidence = readEvidence(commandOutput(invocation));
   const finished = (invocation.CommandPlugins ?? []).map(
     (step) => step.ResponseFinishDateTime?.getTime() ?? 0,
   );
   const endedAt = Math.max(0, ...finished) || undefined;
-  const judged = (judgement: Omit<Judgement, "endedAt">): Judgement => ({ ...judgement, endedAt });
+  return { ...verdictOf(invocation, config, expected), endedAt };
+}
+
+function verdictOf(invocation: CommandInvocation, config: AgentConfig, expected: string): Judgement {
+  const evidence = readEvidence(commandOutput(invocation));
   const install = invocation.CommandPlugins?.find((candidate) => candidate.Name === INSTALL_STEPS.install);
   // A step that did not run reports Success with StatusDetails Skipped (ended early, other platform).
   const installed = install?.Status === "Success" && install.StatusDetails !== "Skipped";
@@ -70,25 +73,28 @@ export function judgeInstall(
         ? `installed by command ${invocation.CommandId}; agent ${version} running`
         : `agent ${version} runs at ${expected || "any version"} or newer (command ${invocation.CommandId}); not reinstalled`;
     const metrics = installed ? [METRIC.installsSucceeded, METRIC.verified] : [METRIC.verified];
-    return judged({ evidence, metrics, verdict: { kind: "verified", reason, installed } });
+    return { evidence, metrics, verdict: { kind: "verified", reason, installed } };
   }
   if (evidence.deploymentInProgress) {
     const reason = `deployment ${evidence.deploymentInProgress} runs on the instance; its agent is not restarted until that ends`;
-    return judged({ evidence, metrics: [], verdict: { kind: "busy", reason, retryAfterMs: BUSY_RETRY_MS } });
+    return { evidence, metrics: [], verdict: { kind: "busy", reason, retryAfterMs: BUSY_RETRY_MS } };
   }
   if (evidence.restartNeeded) {
     const reason = `agent ${evidence.restartNeeded} runs on the instance; asking CodeDeploy whether a deployment is in flight there before restarting it`;
-    return judged({ evidence, metrics: [], verdict: { kind: "restart-check", reason } });
+    return { evidence, metrics: [], verdict: { kind: "restart-check", reason } };
   }
   if (install && /already in the process of action/i.test(install.Output ?? "")) {
     const reason = `another install of ${config.AGENT_PACKAGE} runs on the instance; waiting for it to end`;
-    return judged({ evidence, metrics: [], verdict: { kind: "busy", reason, retryAfterMs: BUSY_RETRY_MS } });
+    return { evidence, metrics: [], verdict: { kind: "busy", reason, retryAfterMs: BUSY_RETRY_MS } };
   }
   const failed = install?.Status === "Failed" || install?.Status === "TimedOut";
   const metrics: MetricName[] = failed ? [METRIC.installsFailed] : [];
   const why = describeInvocation(invocation);
-  const failure = (reason: string, fault: Fault, retryable: boolean): Judgement =>
-    judged({ evidence, metrics, verdict: { kind: "failed", reason, fault, retryable } });
+  const failure = (reason: string, fault: Fault, retryable: boolean): Judgement => ({
+    evidence,
+    metrics,
+    verdict: { kind: "failed", reason, fault, retryable },
+  });
   if (UNREACHABLE.has(invocation.StatusDetails ?? "")) {
     // Terminated, or SSM could not deliver the command: no agent can be put there from here.
     const fault = invocation.StatusDetails === "Terminated" ? "instance" : "service";
