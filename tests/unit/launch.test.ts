@@ -49,6 +49,10 @@ const requestsOf = (event: object) => {
 };
 const sends = () => ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input);
 const reads = () => ssm.commandCalls(ListCommandInvocationsCommand).length;
+const completedTokens = () =>
+  autoScaling
+    .commandCalls(CompleteLifecycleActionCommand)
+    .map((call) => call.args[0].input.InstanceId ?? call.args[0].input.LifecycleActionToken);
 
 /** Runs the same launches through each driver, in a fresh world each. */
 async function bothDrivers(
@@ -225,15 +229,29 @@ describe("the launch step", () => {
     expect(run.receives).toBeLessThanOrEqual(20);
   });
 
-  it("completes first the launch whose install ended first, however late that end was read", async () => {
-    const [slow, quick] = ids(2) as [string, string];
+  it("completes first the launch held longest, when one read settles several", async () => {
+    const [first, second] = ids(2) as [string, string];
+    // Both register at once (one command) and their events come together; the first launched 20 s earlier.
+    const firstLaunch = world.launch([first], { registerAfterMs: 30_000 });
+    world.now += 20_000;
+    const secondLaunch = world.launch([second], { registerAfterMs: 10_000 });
+    await driveQueue(world, [...secondLaunch, ...firstLaunch]);
+    expect(world.commands).toHaveLength(1);
+    expect(completedTokens()).toEqual([`token-${first}`, `token-${second}`]);
+  });
+
+  it("completes first a launch left late, judged from its install's end however late that end was read", async () => {
+    const [held, quick] = ids(2) as [string, string];
+    world.installMsOf.set(held, 50_000);
     world.installMsOf.set(quick, 10_000);
-    // Their events are lost: one overdue read finds both ended, the quick one 20 s before the slow one.
-    await driveQueue(world, world.launch([slow, quick]), { dropSignals: true });
-    const completed = autoScaling
-      .commandCalls(CompleteLifecycleActionCommand)
-      .map((call) => call.args[0].input.InstanceId ?? call.args[0].input.LifecycleActionToken);
-    expect(completed).toEqual([`token-${quick}`, `token-${slow}`]);
+    const heldLaunch = world.launch([held], { registerAfterMs: 30_000 });
+    world.now += 20_000;
+    const quickLaunch = world.launch([quick], { registerAfterMs: 10_000 });
+    // Their events are lost: the overdue read finds the quick install ended 40 s before, longer than
+    // its own work took; the other ended 10 s before, after 90 s of work.
+    await driveQueue(world, [...heldLaunch, ...quickLaunch], { dropSignals: true });
+    expect(world.commands).toHaveLength(1);
+    expect(completedTokens()).toEqual([`token-${quick}`, `token-${held}`]);
   });
 
   it("settles every instance of a command with one read when their events arrive together", async () => {

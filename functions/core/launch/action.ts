@@ -145,23 +145,32 @@ export function onCompleted(record: LaunchRecord, completed: boolean | "throttle
 
 /**
  * Auto Scaling admits completions at a fixed rate (a token bucket) and a throttled try costs nothing
- * but the call: under a burst, what decides who waits is who tries when a token comes. A throttled
- * completion tries again after about COMPLETION_RETRY_MS, sooner the longer it has waited against the
- * time its work took (at 60% of it, twice as often): launches left waiting catch up with the others
- * instead of backing off further, and young ones do not crowd the bucket with tries. A stronger
- * catch-up (at a fifth) measured a median overhead 2-3 points higher at a 1,000-instance burst for no
- * better 95th percentile (docs/performance.md).
+ * but the call: under a burst, what decides who waits is who tries when a token comes. The launch held
+ * longest in Pending:Wait goes first and tries most often: its group has waited on it longest, and its
+ * heartbeat timeout is nearest. A launch kept waiting for its completion longer than LATE_SHARE of the
+ * time its own work took goes before all of those, so a quick launch is not left at the back.
+ * At a 1,000-instance burst this order measured the median overhead 2 points lower and the 95th
+ * percentile 13 points higher than the order by the install's end alone (docs/performance.md).
  */
 const COMPLETION_RETRY_MS = 3_000;
-const COMPLETION_CATCH_UP = 0.6;
+/** A launch held this long tries every COMPLETION_RETRY_MS; one held twice as long, twice as often. */
+const HELD_REFERENCE_MS = 90_000;
+const LATE_SHARE = 0.4;
+/** A late launch tries at least this many times as often as one held HELD_REFERENCE_MS. */
+const LATE_BOOST = 10;
 
-/** How long a launch has waited for its completion, against how long its work took before. */
-export function completionWait(record: LaunchRecord, now: number): number {
+/**
+ * How urgent a launch's completion is: how long it has been held (in HELD_REFERENCE_MS), plus
+ * LATE_BOOST once it is late. A launch held 15 minutes is still below any late one.
+ */
+export function completionUrgency(record: LaunchRecord, now: number): number {
   const since = record.finishingSince ?? now;
-  return (now - since) / Math.max(1_000, since - record.startedAt);
+  const held = Math.min(LATE_BOOST, Math.max(0, now - record.startedAt) / HELD_REFERENCE_MS);
+  const late = now - since > LATE_SHARE * Math.max(1_000, since - record.startedAt);
+  return late ? LATE_BOOST + held : held;
 }
 
 export function completionRetryMs(record: LaunchRecord, now: number): number {
   const jitter = 0.5 + Math.random();
-  return (jitter * COMPLETION_RETRY_MS) / (1 + completionWait(record, now) / COMPLETION_CATCH_UP);
+  return (jitter * COMPLETION_RETRY_MS) / Math.max(0.5, completionUrgency(record, now));
 }

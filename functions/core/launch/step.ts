@@ -21,7 +21,7 @@ import {
   close,
   completedByUs,
   completionRetryMs,
-  completionWait,
+  completionUrgency,
   decideResult,
   earlierLaunch,
   newLaunch,
@@ -298,8 +298,8 @@ class LaunchStep {
   }
 
   /**
-   * Each launch whose work ended is completed, the longest waiting first, its `finishing` step stored
-   * first so that no stale invocation completes it too; with ABANDON, group breakers are consulted.
+   * Each launch whose work ended is completed, the most urgent first (action.ts), its `finishing`
+   * step stored first so that no stale invocation completes it too; with ABANDON, group breakers are consulted.
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
@@ -314,7 +314,7 @@ class LaunchStep {
     // A launch waits for its completion from the moment its install ended, as SSM reports it, not
     // from the moment we read that: one whose end was read late does not also wait at the back.
     for (const record of finishing) record.finishingSince ??= Math.min(now, record.ended?.at ?? now);
-    finishing.sort((a, b) => completionWait(b, now) - completionWait(a, now));
+    finishing.sort((a, b) => completionUrgency(b, now) - completionUrgency(a, now));
     await mapLimit(finishing, CALLS_IN_FLIGHT, async (record) => {
       // Held by an invocation that may still complete it (one cut off, say): back when that hold ends.
       if ((record.heldUntil ?? 0) > this.context.now())
