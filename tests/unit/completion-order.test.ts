@@ -1,5 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { clock, setClockScale } from "../../functions/core/common/clock.js";
 import { completionRetryMs, completionUrgency } from "../../functions/core/launch/action.js";
+import { inTurns } from "../../functions/core/launch/lifecycle.js";
 import type { LaunchRecord } from "../../functions/core/launch/records.js";
 
 const SECOND = 1000;
@@ -31,8 +33,9 @@ describe("which throttled completion goes first", () => {
   it("a launch kept waiting past 40% of its own work goes before every launch that is not", () => {
     // 30 s of work, waiting 15 s: late. The other worked 190 s and waited 10 s.
     expect(order({ held: launch(200, 10), late: launch(45, 15) })).toEqual(["late", "held"]);
-    // Among late launches, the one held longest goes first.
-    expect(order({ late: launch(45, 15), later: launch(90, 40) })).toEqual(["later", "late"]);
+    // Among late launches, the latest against its own work goes first, however long the other is held:
+    // 30 s of waiting after 10 s of work, before 100 s of waiting after 100 s of work.
+    expect(order({ held: launch(200, 100), quick: launch(40, 30) })).toEqual(["quick", "held"]);
   });
 
   it("a launch held fifteen minutes still yields to a late one", () => {
@@ -50,5 +53,52 @@ describe("which throttled completion goes first", () => {
       expect(delay).toBeGreaterThan(100);
       expect(delay).toBeLessThanOrEqual(9 * SECOND);
     }
+  });
+});
+
+describe("completions taken in turns", () => {
+  // One AWS second passes in ten real milliseconds.
+  beforeEach(() => setClockScale(0.01));
+  afterEach(() => setClockScale(1));
+
+  it("puts a throttled launch back in line and tries next the one most urgent after its wait", async () => {
+    const start = clock.now();
+    const tries: string[] = [];
+    const answered: string[] = [];
+    // The second launch grows urgent while the first try waits out its throttling.
+    const urgency: Record<string, () => number> = {
+      steady: () => 1,
+      growing: () => (tries.length > 0 ? 5 : 0),
+    };
+    const left = await inTurns(["steady", "growing"], {
+      urgency: (item) => urgency[item]!(),
+      retryMs: () => 1_000,
+      deadline: start + 60_000,
+      attempt: async (item) => {
+        tries.push(item);
+        return tries.length === 1 ? "throttled" : true;
+      },
+      answered: (item) => answered.push(item),
+    });
+    expect(tries).toEqual(["steady", "growing", "steady"]);
+    expect(answered).toEqual(["growing", "steady"]);
+    expect(left).toEqual([]);
+  });
+
+  it("answers the launches still in line when the budget runs out, without trying past it", async () => {
+    const start = clock.now();
+    let tries = 0;
+    const left = await inTurns(["a", "b"], {
+      urgency: () => 1,
+      retryMs: () => 10_000,
+      deadline: start + 15_000,
+      attempt: async () => {
+        tries++;
+        return "throttled" as const;
+      },
+      answered: () => undefined,
+    });
+    expect(tries).toBe(2);
+    expect([...left].sort()).toEqual(["a", "b"]);
   });
 });

@@ -230,12 +230,15 @@ describe("the launch step", () => {
   });
 
   it("completes first the launch held longest, when one read settles several", async () => {
-    const [first, second] = ids(2) as [string, string];
-    // Both register at once (one command) and their events come together; the first launched 20 s earlier.
+    const [first, second, unregistered] = ids(3) as [string, string, string];
+    // Both register at once (one command) and their events come together; the first launched 20 s
+    // earlier. A third launch still waiting for registration looks every beat, so the events are read
+    // within seconds of their installs' end, before either launch is late.
     const firstLaunch = world.launch([first], { registerAfterMs: 30_000 });
     world.now += 20_000;
     const secondLaunch = world.launch([second], { registerAfterMs: 10_000 });
-    await driveQueue(world, [...secondLaunch, ...firstLaunch]);
+    const waiting = world.launch([unregistered], { registerAfterMs: 3600_000 });
+    await driveQueue(world, [...secondLaunch, ...firstLaunch, ...waiting], { untilMs: 150_000 });
     expect(world.commands).toHaveLength(1);
     expect(completedTokens()).toEqual([`token-${first}`, `token-${second}`]);
   });

@@ -4,8 +4,8 @@
 import { clock } from "../common/clock.js";
 import type { LaunchConfig } from "../config.js";
 import { enqueueReplays, replayPayload } from "./queue.js";
-import { type StepContext, stepOnce } from "./step.js";
-import type { LaunchOutcome, LaunchWork } from "./types.js";
+import { stepOnce } from "./step.js";
+import type { LaunchOutcome, LaunchWork, StepContext } from "./types.js";
 
 /** Run-until-done: steps until every launch is done or the budget runs out; the rest goes to the queue. */
 export async function runUntilDone(

@@ -201,3 +201,37 @@ export function lifecycleCalls(inFlight: number, deadline: number) {
       return "throttled";
     });
 }
+
+/** How `inTurns` takes its items: whose turn it is, what one try does, how long a throttled one waits. */
+export interface Turns<T, R> {
+  urgency: (item: T, now: number) => number;
+  retryMs: (item: T, now: number) => number;
+  /** AWS-time ms after which no try starts. */
+  deadline: number;
+  attempt: (item: T) => Promise<R | "throttled">;
+  answered: (item: T, answer: R) => void;
+}
+
+/**
+ * One try at a time, each going to the item most urgent at that moment: a throttled item waits its
+ * retry time and goes back in line, so one that grew late meanwhile is tried next. Answers the items
+ * still in line when the budget ran out.
+ */
+export async function inTurns<T, R>(items: readonly T[], turns: Turns<T, R>): Promise<T[]> {
+  const line = [...items];
+  while (line.length > 0) {
+    const now = clock.now();
+    line.sort((a, b) => turns.urgency(b, now) - turns.urgency(a, now));
+    const item = line.shift() as T;
+    const answer = await turns.attempt(item);
+    if (answer !== "throttled") {
+      turns.answered(item, answer);
+      continue;
+    }
+    line.push(item);
+    const wait = turns.retryMs(item, clock.now());
+    if (clock.now() + wait >= turns.deadline) break;
+    await clock.sleep(wait);
+  }
+  return line;
+}

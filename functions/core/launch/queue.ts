@@ -12,8 +12,7 @@ import { chunk } from "../common/concurrency.js";
 import { errorMessage } from "../common/errors.js";
 import { logger } from "../common/powertools.js";
 import type { LaunchConfig } from "../config.js";
-import type { Stepped } from "./step.js";
-import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
+import type { LaunchOutcome, LaunchRequest, LaunchWork, Stepped } from "./types.js";
 
 export interface LaunchReport {
   instances: LaunchOutcome[];

@@ -33,42 +33,23 @@ import {
   windowLapsed,
 } from "./action.js";
 import { deploymentsInFlight } from "./deployments.js";
-import { completeAction, describeLifecycleStates, lifecycleCalls, recordHeartbeat } from "./lifecycle.js";
-import type { LaunchRecord, RecordStore } from "./records.js";
+import {
+  completeAction,
+  describeLifecycleStates,
+  inTurns,
+  lifecycleCalls,
+  recordHeartbeat,
+} from "./lifecycle.js";
+import type { LaunchRecord } from "./records.js";
 import { nameBakedAgents, outcomeOf, recordOutcome, tellBreakers } from "./report.js";
 import { fillLaunchStarts, inScope } from "./scope.js";
-import type { LaunchOutcome, LaunchRequest, LaunchWork } from "./types.js";
+import type { LaunchOutcome, LaunchRequest, LaunchWork, StepContext, Stepped } from "./types.js";
 
 const CALLS_IN_FLIGHT = 10;
 /** A launch whose record another invocation changed meanwhile is looked at again this soon. */
 const CHANGED_ELSEWHERE_MS = 5_000;
 /** How often Auto Scaling is asked whether an instance slow to register still waits. */
 const STATE_CHECK_MS = 60_000;
-export interface StepContext {
-  store: RecordStore;
-  now: () => number;
-  /** AWS-time ms by which the step's work must stop (the Lambda deadline minus a reserve). */
-  deadline: number;
-  /** When the invocation ends for good (its Lambda timeout): the steps it takes are its own until then. */
-  heldUntil: number;
-  correlationId: string;
-  /** Run until done: installs are followed every poll interval instead of waiting for their events. */
-  follow?: boolean;
-  /** A later step of a run until done: launches it finished meanwhile are reported as they ended. */
-  continuing?: boolean;
-}
-
-export interface Stepped {
-  instances: LaunchOutcome[];
-  /** When each unfinished launch is next due, in seconds from now. */
-  resumeAfterSeconds: Map<string, number>;
-  /**
-   * Launches whose command events come back when they are next due: their signalled end was not read
-   * yet, or was read and their completion is still to come.
-   */
-  unread: Set<string>;
-}
-
 /** Step-and-return: one step over the batch (the launch queue's driver; drivers.ts has the other). */
 export function stepOnce(input: LaunchWork, config: LaunchConfig, context: StepContext): Promise<Stepped> {
   return new LaunchStep(config, context).run(input);
@@ -298,8 +279,10 @@ class LaunchStep {
   }
 
   /**
-   * Each launch whose work ended is completed, the most urgent first (action.ts), its `finishing`
-   * step stored first so that no stale invocation completes it too; with ABANDON, group breakers are consulted.
+   * Each launch whose work ended is completed, one call at a time, each try going to the launch most
+   * urgent at that moment (action.ts). Its `finishing` step is stored at its first try, not before, so
+   * no stale invocation completes it too and a launch still in line when the budget runs out is not
+   * held. With ABANDON, group breakers are consulted.
    */
   private async finish(): Promise<void> {
     const finishing = [...this.hand.values()].filter((record) => record.phase === "finishing");
@@ -311,35 +294,41 @@ class LaunchStep {
       for (const group of new Set(finishing.map((record) => record.group)))
         breakers.set(group, (await this.context.store.breaker(group)).open);
     const now = this.context.now();
-    // A launch waits for its completion from the moment its install ended, as SSM reports it, not
-    // from the moment we read that: one whose end was read late does not also wait at the back.
-    for (const record of finishing) record.finishingSince ??= Math.min(now, record.ended?.at ?? now);
-    finishing.sort((a, b) => completionUrgency(b, now) - completionUrgency(a, now));
-    await mapLimit(finishing, CALLS_IN_FLIGHT, async (record) => {
+    const line: LaunchRecord[] = [];
+    for (const record of finishing) {
       // Held by an invocation that may still complete it (one cut off, say): back when that hold ends.
-      if ((record.heldUntil ?? 0) > this.context.now())
-        return void this.resume.set(record.instanceId, record.heldUntil ?? 0);
+      if ((record.heldUntil ?? 0) > now) this.resume.set(record.instanceId, record.heldUntil ?? 0);
+      else line.push(record);
+      // A launch waits for its completion from its install's end as SSM reports it, not from when we read it.
+      record.finishingSince ??= Math.min(now, record.ended?.at ?? now);
       decideResult(record, this.config.FAILURE_RESULT, breakers.get(record.group) ?? false);
-      const result = record.result ?? "CONTINUE";
-      const retryDelayMs = () => completionRetryMs(record, this.context.now());
-      // The `finishing` step is stored (and held) when the call's turn comes, not before, so a launch
-      // still in line when the budget runs out is not held; no call goes out until it is stored.
-      let taken = false;
-      const completion = await this.lifecycle(
-        async () => {
-          if (!taken) {
-            record.heldUntil = this.context.heldUntil;
-            if (!(await this.take(record))) return "changed" as const;
-            taken = true;
-          }
-          return completeAction(record, result);
-        },
-        { retryDelayMs },
-      );
-      if (completion === "changed") return this.changedElsewhere(record);
-      onCompleted(record, completion, this.context.now());
-      if (completion === "throttled") this.resume.set(record.instanceId, this.context.now() + retryDelayMs());
+    }
+    const taken = new Set<string>();
+    const left = await inTurns(line, {
+      urgency: completionUrgency,
+      retryMs: completionRetryMs,
+      deadline: this.context.deadline,
+      attempt: (record) =>
+        this.lifecycle(
+          async () => {
+            if (!taken.has(record.instanceId)) {
+              record.heldUntil = this.context.heldUntil;
+              if (!(await this.take(record))) return "changed" as const;
+              taken.add(record.instanceId);
+            }
+            return completeAction(record, record.result ?? "CONTINUE");
+          },
+          { retry: false },
+        ),
+      answered: (record, answer) =>
+        answer === "changed"
+          ? this.changedElsewhere(record)
+          : onCompleted(record, answer, this.context.now()),
     });
+    for (const record of left) {
+      onCompleted(record, "throttled", this.context.now());
+      this.resume.set(record.instanceId, this.context.now() + completionRetryMs(record, this.context.now()));
+    }
     if (abandon) await tellBreakers(this.context.store, finishing, breakers);
   }
 

@@ -1,6 +1,7 @@
-// What the launch path takes in (one request per instance, from an event, a replay or the sweep) and
-// what it reports per instance.
+// What the launch path takes in (one request per instance, from an event, a replay or the sweep), what
+// one step of it is given besides (StepContext) and what it reports per instance.
 import type { CommandSignal } from "../../schemas/command-event.js";
+import type { RecordStore } from "./records.js";
 
 /** What the launch path is given at once: launches to work on, and installs whose end SSM signalled. */
 export interface LaunchWork {
@@ -47,4 +48,30 @@ export interface LaunchOutcome {
     expectedVersion: string;
     fix: string;
   };
+}
+
+/** What one step of the launch path is given besides its input (step.ts). */
+export interface StepContext {
+  store: RecordStore;
+  now: () => number;
+  /** AWS-time ms by which the step's work must stop (the Lambda deadline minus a reserve). */
+  deadline: number;
+  /** When the invocation ends for good (its Lambda timeout): the steps it takes are its own until then. */
+  heldUntil: number;
+  correlationId: string;
+  /** Run until done: installs are followed every poll interval instead of waiting for their events. */
+  follow?: boolean;
+  /** A later step of a run until done: launches it finished meanwhile are reported as they ended. */
+  continuing?: boolean;
+}
+
+export interface Stepped {
+  instances: LaunchOutcome[];
+  /** When each unfinished launch is next due, in seconds from now. */
+  resumeAfterSeconds: Map<string, number>;
+  /**
+   * Launches whose command events come back when they are next due: their signalled end was not read
+   * yet, or was read and their completion is still to come.
+   */
+  unread: Set<string>;
 }

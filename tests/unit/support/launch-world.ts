@@ -34,8 +34,8 @@ import { runUntilDone } from "../../../functions/core/launch/drivers.js";
 import { clearHookCache } from "../../../functions/core/launch/lifecycle.js";
 import { type LaunchReport, reconcileQueueBatch } from "../../../functions/core/launch/queue.js";
 import { memoryStore, type RecordStore } from "../../../functions/core/launch/records.js";
-import { type StepContext, stepOnce } from "../../../functions/core/launch/step.js";
-import type { LaunchOutcome } from "../../../functions/core/launch/types.js";
+import { stepOnce } from "../../../functions/core/launch/step.js";
+import type { LaunchOutcome, StepContext } from "../../../functions/core/launch/types.js";
 import {
   alreadyCurrent,
   deploymentInProgress,
