@@ -297,11 +297,14 @@ class LaunchStep {
     const line: LaunchRecord[] = [];
     for (const record of finishing) {
       // Held by an invocation that may still complete it (one cut off, say): back when that hold ends.
-      if ((record.heldUntil ?? 0) > now) this.resume.set(record.instanceId, record.heldUntil ?? 0);
-      else line.push(record);
+      if ((record.heldUntil ?? 0) > now) {
+        this.resume.set(record.instanceId, record.heldUntil ?? 0);
+        continue;
+      }
       // A launch waits for its completion from its install's end as SSM reports it, not from when we read it.
       record.finishingSince ??= Math.min(now, record.ended?.at ?? now);
       decideResult(record, this.config.FAILURE_RESULT, breakers.get(record.group) ?? false);
+      line.push(record);
     }
     const taken = new Set<string>();
     const left = await inTurns(line, {
